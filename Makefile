@@ -1,0 +1,42 @@
+# One-word commands. Each installs what it needs first, so a fresh clone works.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help uv install run test check fmt bench
+
+help:
+	@echo "make run    install everything and start Bastion on http://$(HOST):$(PORT)"
+	@echo "make test   install everything and run the whole test suite"
+	@echo "make check  ruff (lint + format) and mypy"
+	@echo "make bench  install the peers and run the benchmarks under bench/"
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
+
+install: uv
+	@$(UV) sync --locked --quiet
+
+run: install
+	$(UV) run bastion db upgrade
+	$(UV) run bastion demo seed
+	$(UV) run bastion serve --host $(HOST) --port $(PORT)
+
+test: install
+	@bash scripts/install-test-deps
+	$(UV) run pytest $(PYTEST_ARGS)
+
+check: install
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
+	$(UV) run mypy
+
+fmt: install
+	$(UV) run ruff format src tests bench
+	$(UV) run ruff check --fix src tests bench
+
+bench: uv
+	$(UV) sync --locked --quiet --group bench
+	@for b in bench/*.py; do echo "== $$b"; OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(UV) run --group bench python $$b || exit 1; done

@@ -1,0 +1,1 @@
+"""The ``bastion`` command: thin Typer faces over the domain services."""

@@ -1,0 +1,114 @@
+"""The one place Bastion reads its environment.
+
+Every setting is a field of :class:`Settings` (environment prefix ``BASTION_``) and is
+documented in ``docs/settings.md``; a test fails when one is not. Build the object once
+(``create_app`` and the CLI entry point do) and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Bastion's configuration, from ``BASTION_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="BASTION_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".bastion"),
+        description="Directory for the embedded database, policy, keys and artifacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the governance database; default SQLite in `home`.",
+    )
+    policy: Path | None = Field(
+        default=None,
+        description="Path of the governance policy YAML; default `home/policy.yaml`.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL for counters shared by several gateway replicas.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for keyed digests in the audit ledger; default a key file in `home`.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default an MLflow SQLite store in `home`.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Minimum level of log records."
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="`json` (one object per line) or `text` for people."
+    )
+    policy_reload_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the server checks the policy file for changes (seconds).",
+    )
+    audit_batch_max: int = Field(
+        default=1024, ge=1, description="Most ledger events committed in one group."
+    )
+    audit_checkpoint_every: int = Field(
+        default=10_000,
+        ge=1,
+        description="Write a signed checkpoint after this many events on a stream.",
+    )
+    audit_queue_max: int = Field(
+        default=50_000,
+        ge=1,
+        description="Ledger events that may wait for the writer before appends are refused.",
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest request body accepted (bytes)."
+    )
+    key_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a verified API key is trusted before it is looked up again.",
+    )
+    metrics_public: bool = Field(
+        default=True,
+        description="Serve `/metrics` without an API key (for Prometheus scrapes).",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Directory shared by worker processes for Prometheus metrics; set by "
+        "`bastion serve --workers N`.",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'bastion.db').resolve()}"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.policy if self.policy is not None else self.home / "policy.yaml"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+
+def secret_from_env(name: str) -> SecretStr | None:
+    """The value of the environment variable a policy names for a provider's key."""
+    value = os.environ.get(name)
+    return SecretStr(value) if value else None
+
+
+def export_to_children(name: str, value: str) -> None:
+    """Set a variable for worker processes that the server is about to spawn."""
+    os.environ[name] = value
