@@ -1,0 +1,82 @@
+"""Route dependencies: the runtime, and the permission every route must declare.
+
+``requires(Permission.X)`` is the only way a route gets a principal; a test walks
+every registered route and fails if one declares no permission (or more than one).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from bastion.auth.errors import MissingKey, PermissionDenied
+from bastion.auth.permissions import Permission
+from bastion.auth.principal import Principal
+from bastion.errors import Unauthenticated
+from bastion.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+class Guard:
+    """Checks that the caller holds ``permission``; returns the caller."""
+
+    def __init__(self, permission: Permission, *, public_when: str | None = None) -> None:
+        self.permission = permission
+        # Name of a boolean setting that, when true, makes the route public.
+        self.public_when = public_when
+
+    def is_public(self, runtime: Runtime) -> bool:
+        if self.permission is Permission.PUBLIC:
+            return True
+        return bool(self.public_when and getattr(runtime.settings, self.public_when))
+
+    async def __call__(self, request: Request) -> Principal | None:
+        runtime = get_runtime(request)
+        if self.is_public(runtime):
+            return None
+        secret = presented_key(request)
+        try:
+            if secret is None:
+                raise MissingKey(
+                    "no API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+                )
+            principal = await run_in_threadpool(runtime.keys.authenticate, secret)
+            if not principal.can(self.permission):
+                raise PermissionDenied(
+                    f"role {principal.role!r} lacks the permission {self.permission.value!r} "
+                    "this route needs: ask an admin for a key with a role that has it"
+                )
+        except (Unauthenticated, PermissionDenied) as exc:
+            runtime.metrics.auth_failures.labels(exc.code).inc()
+            raise
+        request.state.principal = principal
+        return principal
+
+
+def requires(permission: Permission, *, public_when: str | None = None) -> Guard:
+    return Guard(permission, public_when=public_when)
+
+
+def _caller(principal: Principal | None) -> Principal:
+    if principal is None:  # only public routes get None, and they do not ask for a caller
+        raise RuntimeError("a public route asked for a caller")
+    return principal

@@ -1,0 +1,99 @@
+"""One JSON error shape for every failure, in OpenAI's form so SDKs raise as usual:
+
+    {"error": {"message": "...", "type": "...", "code": "...", "param": null,
+               "request_id": "..."}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from bastion.errors import BastionError
+from bastion.observability import current_request_id
+
+log = logging.getLogger("bastion.api")
+
+
+def error_body(message: str, type_: str, code: str, param: str | None = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": type_,
+            "code": code,
+            "param": param,
+            "request_id": current_request_id(),
+        }
+    }
+
+
+def error_response(
+    status: int, message: str, type_: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, code, param), status_code=status, headers=headers)
+
+
+async def _bastion_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BastionError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    param = exc.details.get("param")
+    return error_response(exc.status, exc.message, exc.type, exc.code, param, headers)
+
+
+def _describe(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "value_error"}
+    if first.get("type") == "json_invalid":
+        return error_response(
+            400,
+            f"the request body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')}): "
+            "send a JSON object",
+            "invalid_request_error",
+            "invalid_json",
+        )
+    field = _describe(tuple(first.get("loc", ())))
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return error_response(
+        422 if first.get("type") != "missing" else 400,
+        f"{field}: {first.get('msg', 'invalid')}{more}",
+        "invalid_request_error",
+        "invalid_request",
+        field,
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(404, "no such route: see /docs for the API", "not_found_error", "not_found")
+    if exc.status_code == 405:
+        return error_response(405, "method not allowed on this route", "invalid_request_error", "method_not_allowed")
+    return error_response(exc.status_code, str(exc.detail), "invalid_request_error", "http_error")
+
+
+async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
+    return error_response(
+        500,
+        "Bastion failed to handle this request; it has been logged with this request id",
+        "server_error",
+        "internal_error",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BastionError, _bastion_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,110 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware, which buffers streams):
+request ids, the body-size limit, the access log and HTTP metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.api.errors import error_body
+from bastion.observability import Metrics, request_id_var
+
+log = logging.getLogger("bastion.access")
+SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if SAFE_ID.match(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "started": False}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if state["started"]:
+                    return
+                state["started"] = True
+                state["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            elif state.get("refused"):
+                return
+            await send(message)
+
+        try:
+            length = headers.get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await self._too_large(send_wrapper, state)
+                return
+            await self.app(scope, self._limited(receive, send_wrapper, state), send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            status = state["status"]
+            self.metrics.http_requests.labels(template, scope["method"], f"{status // 100}xx").inc()
+            self.metrics.http_duration.labels(template, scope["method"]).observe(elapsed)
+            principal = getattr(scope.get("state", {}).get("principal"), "key_prefix", None)
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "key": principal,
+                },
+            )
+            request_id_var.reset(token)
+
+    def _limited(self, receive: Receive, send: Send, state: dict[str, Any]) -> Receive:
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    await self._too_large(send, state)
+                    state["refused"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        return wrapped
+
+    async def _too_large(self, send: Send, state: dict[str, Any]) -> None:
+        body = json.dumps(
+            error_body(
+                f"the request body is larger than {self.max_body_bytes} bytes: send less",
+                "invalid_request_error",
+                "request_too_large",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        state["refused"] = False
+        await send({"type": "http.response.body", "body": body})
+        state["refused"] = True

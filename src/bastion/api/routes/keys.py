@@ -1,0 +1,45 @@
+"""API keys: create, list, show, revoke (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from bastion.api.deps import RuntimeDep, _caller, requires
+from bastion.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
+from bastion.auth.permissions import Permission
+from bastion.auth.principal import Principal
+
+router = APIRouter(prefix="/api/keys", tags=["keys"])
+Admin = Annotated[Principal | None, Depends(requires(Permission.KEYS_MANAGE))]
+
+
+@router.post("", status_code=201, summary="Create a key (shown once)")
+def create_key(body: KeyCreate, runtime: RuntimeDep, principal: Admin) -> KeyCreated:
+    created = runtime.keys.create(
+        _caller(principal),
+        user=body.user,
+        role=body.role,
+        team=body.team,
+        name=body.name,
+        expires_at=body.expires_at,
+    )
+    return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.secret)
+
+
+@router.get("", summary="List keys")
+def list_keys(
+    runtime: RuntimeDep, _: Admin, include_revoked: Annotated[bool, Query()] = False
+) -> KeyList:
+    return KeyList(data=[KeyOut.of(k) for k in runtime.keys.list_keys(include_revoked=include_revoked)])
+
+
+@router.get("/{key_id}", summary="Show one key")
+def get_key(key_id: str, runtime: RuntimeDep, _: Admin) -> KeyOut:
+    return KeyOut.of(runtime.keys.get(key_id))
+
+
+@router.delete("/{key_id}", summary="Revoke a key")
+def revoke_key(key_id: str, runtime: RuntimeDep, principal: Admin) -> KeyOut:
+    return KeyOut.of(runtime.keys.revoke(_caller(principal), key_id))

@@ -1,0 +1,50 @@
+"""The policy in force: show it, check a candidate, reload the file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from bastion.api.deps import RuntimeDep, _caller, requires
+from bastion.api.schemas import PolicyCheckIn, PolicyCheckOut, PolicyIssueOut, PolicyOut, ReloadOut
+from bastion.auth.permissions import Permission
+from bastion.auth.principal import Principal
+from bastion.policy import PolicyError, parse_policy
+
+router = APIRouter(prefix="/api/policy", tags=["policy"])
+
+
+@router.get("", summary="The policy in force")
+def show_policy(runtime: RuntimeDep, _: Annotated[Principal | None, Depends(requires(Permission.POLICY_READ))]) -> PolicyOut:
+    loaded = runtime.policy.current
+    return PolicyOut(
+        path=str(runtime.policy.path),
+        digest=loaded.digest,
+        loaded_at=runtime.policy.loaded_at,
+        policy=loaded.policy.model_dump(mode="json"),
+    )
+
+
+@router.post("/check", summary="Validate a policy without applying it")
+def check_policy(
+    body: PolicyCheckIn, _: Annotated[Principal | None, Depends(requires(Permission.POLICY_READ))]
+) -> PolicyCheckOut:
+    try:
+        parse_policy(body.text, "<request>")
+    except PolicyError as exc:
+        return PolicyCheckOut(
+            valid=False,
+            issues=[PolicyIssueOut(line=i.line, column=i.column, key=i.key, message=i.message) for i in exc.issues],
+        )
+    return PolicyCheckOut(valid=True, issues=[])
+
+
+@router.post("/reload", summary="Reload the policy file now")
+def reload_policy(
+    runtime: RuntimeDep, principal: Annotated[Principal | None, Depends(requires(Permission.POLICY_MANAGE))]
+) -> ReloadOut:
+    outcome = runtime.reload_policy(_caller(principal), trigger="api")
+    if outcome.error is not None:
+        raise outcome.error
+    return ReloadOut(changed=outcome.changed, digest=outcome.digest)

@@ -1,0 +1,118 @@
+"""Request and response bodies of Bastion's own API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.auth.service import KeyView
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=100)
+    team: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    expires_at: datetime | None = None
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str
+    name: str | None
+    user: str
+    team: str | None
+    role: str
+    status: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: KeyView) -> KeyOut:
+        return cls(
+            id=key.id,
+            prefix=key.prefix,
+            name=key.name,
+            user=key.user,
+            team=key.team,
+            role=key.role,
+            status=key.status,
+            created_at=key.created_at,
+            created_by=key.created_by,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself. Shown once; Bastion keeps only its digest.")
+
+
+class KeyList(BaseModel):
+    data: list[KeyOut]
+
+
+class EventOut(BaseModel):
+    id: int
+    stream: str
+    seq: int
+    time: str
+    actor: str
+    action: str
+    resource: str
+    outcome: str
+    request_id: str | None
+    details: dict[str, Any]
+    flags: list[str]
+    content_digest: str | None
+    prev_hash: str
+    hash: str
+
+
+class EventPage(BaseModel):
+    data: list[EventOut]
+    next_cursor: str | None
+
+
+class PolicyOut(BaseModel):
+    path: str
+    digest: str
+    loaded_at: datetime | None
+    policy: dict[str, Any]
+
+
+class PolicyCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=1_000_000, description="The policy YAML to validate.")
+
+
+class PolicyIssueOut(BaseModel):
+    line: int | None
+    column: int | None
+    key: str
+    message: str
+
+
+class PolicyCheckOut(BaseModel):
+    valid: bool
+    issues: list[PolicyIssueOut]
+
+
+class ReloadOut(BaseModel):
+    changed: bool
+    digest: str
+    error: str | None = None
+
+
+class Whoami(BaseModel):
+    user: str
+    team: str | None
+    role: str
+    key_prefix: str
+    permissions: list[str]

@@ -1,0 +1,79 @@
+"""``create_app(settings)``: wiring only.
+
+The runtime (database, policy, ledger) is opened here, not at import; the lifespan
+starts the policy watcher and the SIGHUP handler and closes the runtime on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from bastion import __version__
+from bastion.api.errors import install_error_handlers
+from bastion.api.middleware import RequestContext
+from bastion.api.routes import audit, keys, ops, policy
+from bastion.observability import configure_logging
+from bastion.runtime import Runtime, open_runtime
+from bastion.settings import Settings
+
+log = logging.getLogger("bastion")
+
+
+async def _watch_policy(runtime: Runtime, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if runtime.policy.file_changed():
+                await run_in_threadpool(runtime.reload_policy, "system", "file-change")
+        except Exception:
+            log.exception("policy watcher failed; it keeps watching")
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = runtime or open_runtime(settings, write_policy=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
+
+        def on_sighup() -> None:
+            loop.create_task(run_in_threadpool(runtime.reload_policy, "system", "sighup"))
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await run_in_threadpool(runtime.close)
+
+    app = FastAPI(
+        title="Bastion",
+        version=__version__,
+        description="Governance control plane for AI in production.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (ops, keys, audit, policy):
+        app.include_router(module.router)
+    app.add_middleware(RequestContext, metrics=runtime.metrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and ``bastion serve`` workers."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

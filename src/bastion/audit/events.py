@@ -1,0 +1,93 @@
+"""What goes into the ledger, and how a row is hashed.
+
+A row's hash is ``sha256(prev_hash + "\\n" + canonical)`` where ``canonical`` is the
+compact JSON array of the chained fields in a fixed order. ``details`` and ``flags``
+are themselves stored as canonical JSON text, so verification hashes exactly the bytes
+that are stored. The first row of a stream links to ``genesis(stream)``, so rows
+cannot be moved from one stream to another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bastion.errors import Unavailable
+
+
+class LedgerUnavailable(Unavailable):
+    code = "audit_unavailable"
+
+
+@dataclass(frozen=True)
+class EventIn:
+    actor: str
+    action: str
+    resource: str
+    outcome: str
+    details: dict[str, Any] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    request_id: str | None = None
+    # Erasable content: digested into the chain always, stored only when asked to.
+    content: dict[str, str] | None = None
+    store_content: bool = False
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    stream: str
+    seq: int
+    hash: str
+    ts_us: int
+
+
+class Ledger(Protocol):
+    def append(self, event: EventIn) -> Receipt: ...
+
+    async def append_async(self, event: EventIn) -> Receipt: ...
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def genesis(stream: str) -> str:
+    return hashlib.sha256(f"bastion-ledger-genesis:{stream}".encode()).hexdigest()
+
+
+def chain_hash(
+    prev_hash: str,
+    stream: str,
+    seq: int,
+    ts_us: int,
+    actor: str,
+    action: str,
+    resource: str,
+    outcome: str,
+    request_id: str | None,
+    details: str,
+    content_digest: str | None,
+    flags: str,
+) -> str:
+    body = json.dumps(
+        [stream, seq, ts_us, actor, action, resource, outcome, request_id, details, content_digest, flags],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+class Digester:
+    """Keyed digests (HMAC-SHA256) of erasable content, so the chain never holds it."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the digest key must be at least 16 bytes")
+        self._key = key
+
+    def digest(self, content: dict[str, str]) -> str:
+        return hmac.new(self._key, canonical_json(content).encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,83 @@
+"""Ledger tables.
+
+``audit_events`` is the chain: append-only, one chain per ``stream`` (a writer
+process), each row's ``hash`` covering the previous hash and the row's canonical form.
+``audit_content`` holds what may have to be erased (prompts, responses, identifiers);
+the chain only holds keyed digests of it, so deleting content never breaks the chain.
+``audit_checkpoints`` are signed statements "stream S had reached seq N with hash H".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bastion.db.base import Base, utcnow
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for 1e9+ rows.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditStream(Base):
+    __tablename__ = "audit_streams"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    label: Mapped[str] = mapped_column(String(100))
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        UniqueConstraint("stream", "seq", name="uq_audit_events_stream_seq"),
+        Index("ix_audit_events_actor_id", "actor", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_resource_id", "resource", "id"),
+        Index("ix_audit_events_outcome_id", "outcome", "id"),
+        Index("ix_audit_events_ts_us", "ts_us"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    ts_us: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    resource: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[str] = mapped_column(Text)
+    content_digest: Mapped[str | None] = mapped_column(String(64))
+    flags: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditContent(Base):
+    __tablename__ = "audit_content"
+    __table_args__ = (Index("ix_audit_content_stream_seq", "stream", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    field: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(200), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class AuditCheckpoint(Base):
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (UniqueConstraint("stream", "seq", name="uq_audit_checkpoints_stream_seq"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    stream: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    ts_us: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(200))

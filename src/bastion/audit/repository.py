@@ -1,0 +1,173 @@
+"""Reading the ledger: filtered pages with an opaque cursor, and streamed export."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Select, delete, select
+
+from bastion.audit.models import AuditContent, AuditEvent
+from bastion.db import Database
+from bastion.errors import InvalidInput
+
+
+class BadCursor(InvalidInput):
+    code = "invalid_cursor"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    actor: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    outcome: str | None = None
+    stream: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    stream: str
+    seq: int
+    time: str
+    actor: str
+    action: str
+    resource: str
+    outcome: str
+    request_id: str | None
+    details: dict[str, Any]
+    flags: list[str]
+    content_digest: str | None
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def of(cls, row: AuditEvent) -> EventView:
+        return cls(
+            id=row.id,
+            stream=row.stream,
+            seq=row.seq,
+            time=datetime.fromtimestamp(row.ts_us / 1_000_000, UTC).isoformat(),
+            actor=row.actor,
+            action=row.action,
+            resource=row.resource,
+            outcome=row.outcome,
+            request_id=row.request_id,
+            details=json.loads(row.details),
+            flags=json.loads(row.flags),
+            content_digest=row.content_digest,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[EventView]
+    next_cursor: str | None
+
+
+def _to_us(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1_000_000)
+
+
+def encode_cursor(last_id: int, order: str) -> str:
+    return base64.urlsafe_b64encode(f"{order}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        cursor_order, last = raw.split(":", 1)
+        if cursor_order != order:
+            raise ValueError("order changed")
+        return int(last)
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor(
+            "the cursor is not valid: pass the next_cursor of the previous page unchanged "
+            "(with the same order)"
+        ) from None
+
+
+class EventRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _filtered(self, f: EventFilter) -> Select[tuple[AuditEvent]]:
+        query = select(AuditEvent)
+        for column, value in (
+            (AuditEvent.actor, f.actor),
+            (AuditEvent.action, f.action),
+            (AuditEvent.resource, f.resource),
+            (AuditEvent.outcome, f.outcome),
+            (AuditEvent.stream, f.stream),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if f.since is not None:
+            query = query.where(AuditEvent.ts_us >= _to_us(f.since))
+        if f.until is not None:
+            query = query.where(AuditEvent.ts_us < _to_us(f.until))
+        return query
+
+    def page(
+        self,
+        f: EventFilter,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> Page:
+        query = self._filtered(f)
+        if cursor is not None:
+            last = decode_cursor(cursor, order)
+            query = query.where(AuditEvent.id < last if order == "desc" else AuditEvent.id > last)
+        query = query.order_by(AuditEvent.id.desc() if order == "desc" else AuditEvent.id.asc())
+        with self.db.session() as session:
+            rows = list(session.scalars(query.limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].id, order) if more and rows else None
+        return Page([EventView.of(r) for r in rows], next_cursor)
+
+    def stream_all(self, f: EventFilter, batch: int = 5_000) -> Iterator[EventView]:
+        """Every matching event, oldest first, in bounded memory."""
+        last = 0
+        while True:
+            query = self._filtered(f).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
+            with self.db.session() as session:
+                rows = list(session.scalars(query))
+            if not rows:
+                return
+            for row in rows:
+                yield EventView.of(row)
+            last = rows[-1].id
+
+    def content_for(self, stream: str, seq: int) -> dict[str, str]:
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(AuditContent).where(AuditContent.stream == stream, AuditContent.seq == seq)
+            )
+            return {row.field: row.body for row in rows}
+
+    def erase_subject(self, subject: str) -> int:
+        with self.db.session() as session:
+            result = session.execute(delete(AuditContent).where(AuditContent.subject == subject))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def purge_content_before(self, cutoff: datetime) -> int:
+        with self.db.session() as session:
+            result = session.execute(delete(AuditContent).where(AuditContent.created_at < cutoff))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]

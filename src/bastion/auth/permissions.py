@@ -1,0 +1,47 @@
+"""Permissions, and which roles hold them by default.
+
+Every HTTP route declares exactly one permission (see ``bastion.api.deps.requires``);
+a role holds a set of permissions. The built-in roles are ``admin``, ``analyst`` and
+``guest``; the policy file may add roles and may override a role's permissions.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    PUBLIC = "public"  # no key needed (health, readiness)
+    AUTHENTICATED = "authenticated"  # any valid key (whoami)
+    LLM_USE = "llm:use"
+    KEYS_MANAGE = "keys:manage"
+    AUDIT_READ = "audit:read"
+    POLICY_READ = "policy:read"
+    POLICY_MANAGE = "policy:manage"
+    METRICS_READ = "metrics:read"
+    MODELS_READ = "models:read"
+    MODELS_WRITE = "models:write"
+    MODELS_APPROVE = "models:approve"
+    MODELS_ADMIN = "models:admin"
+    MONITORING_READ = "monitoring:read"
+
+
+GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
+
+DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    "admin": frozenset(GRANTABLE),
+    "analyst": frozenset(
+        {
+            Permission.LLM_USE,
+            Permission.POLICY_READ,
+            Permission.METRICS_READ,
+            Permission.MODELS_READ,
+            Permission.MODELS_WRITE,
+            Permission.MONITORING_READ,
+        }
+    ),
+    "guest": frozenset({Permission.LLM_USE}),
+}
+
+# Roles that exist only through the policy file get this unless they list their own.
+NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE})

@@ -1,0 +1,24 @@
+"""Alembic environment: runs on the engine handed over by ``bastion.db.migrate``."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Engine
+
+from bastion.db.tables import metadata
+
+config = context.config
+engine = config.attributes.get("engine")
+if not isinstance(engine, Engine):
+    raise RuntimeError("run migrations with `bastion db upgrade`, not the alembic command")
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

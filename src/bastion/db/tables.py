@@ -1,0 +1,9 @@
+"""Every table, imported in one place so that migrations see the whole schema."""
+
+from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
+from bastion.auth.models import ApiKey
+from bastion.db.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["ApiKey", "AuditCheckpoint", "AuditContent", "AuditEvent", "AuditStream", "metadata"]

@@ -1,0 +1,11 @@
+"""The request id of the request being served, for logs and error bodies."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str | None] = ContextVar("bastion_request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return request_id_var.get()

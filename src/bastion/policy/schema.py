@@ -1,0 +1,169 @@
+"""The governance policy file's schema.
+
+One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
+``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
+``retention``. Unknown keys are errors (a typo must not silently disable a rule).
+Cross-references (a model's provider, fallbacks, role model lists) are checked by
+:func:`bastion.policy.loader.check_references` so that each error keeps its location.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from bastion.auth.permissions import Permission
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/+-]+$")]
+
+BUILTIN_PROVIDERS = frozenset({"local"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(Strict):
+    kind: Literal["openai", "azure", "anthropic", "local"]
+    base_url: HttpUrl | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout_s: PositiveFloat = 30.0
+    connect_timeout_s: PositiveFloat = 5.0
+    first_token_timeout_s: PositiveFloat | None = None
+    stall_timeout_s: PositiveFloat | None = None
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class Price(Strict):
+    input_per_1m: NonNegativeFloat
+    output_per_1m: NonNegativeFloat
+
+
+class ModelConfig(Strict):
+    provider: str
+    upstream_model: str | None = None
+    price: Price | None = None
+    context_window: PositiveInt | None = None
+    max_output_tokens: PositiveInt | None = None
+    fallbacks: list[str] = Field(default_factory=list)
+    kind: Literal["chat", "embedding"] = "chat"
+
+
+class Limits(Strict):
+    requests_per_minute: PositiveInt | None = None
+    tokens_per_minute: PositiveInt | None = None
+
+
+class Budget(Strict):
+    usd: PositiveFloat
+    per: Literal["day", "week", "month"]
+
+
+class RoleConfig(Strict):
+    models: list[str] = Field(default_factory=list)
+    max_tokens_per_request: PositiveInt | None = None
+    permissions: list[Permission] | None = None
+    description: str | None = None
+
+
+class TeamConfig(Strict):
+    models: list[str] | None = None
+    budgets: list[Budget] = Field(default_factory=list)
+    limits: Limits | None = None
+    max_tokens_per_request: PositiveInt | None = None
+
+
+class UserConfig(Strict):
+    models: list[str] | None = None
+    budgets: list[Budget] = Field(default_factory=list)
+    limits: Limits | None = None
+
+
+class Defaults(Strict):
+    limits: Limits = Limits(requests_per_minute=60, tokens_per_minute=100_000)
+    budgets: list[Budget] = Field(default_factory=list)
+    on_counter_error: Literal["refuse", "allow"] = "refuse"
+
+
+EntityType = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+
+
+class PromptPrivacy(Strict):
+    action: Literal["mask", "redact", "hash", "encrypt", "block", "flag", "off"] = "mask"
+    entities: list[EntityType] = Field(
+        default_factory=lambda: [
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "CREDIT_CARD",
+            "US_SSN",
+            "IBAN_CODE",
+            "IP_ADDRESS",
+            "PERSON",
+        ]
+    )
+
+
+class ResponsePrivacy(Strict):
+    action: Literal["flag", "redact", "block", "off"] = "flag"
+
+
+class Privacy(Strict):
+    prompt: PromptPrivacy = PromptPrivacy()
+    response: ResponsePrivacy = ResponsePrivacy()
+    on_error: Literal["block", "allow"] = "block"
+    allow_list: list[str] = Field(default_factory=list)
+    phone_regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=lambda: ["US", "GB", "DE", "FR"]
+    )
+
+
+class DenyRule(Strict):
+    pattern: str
+    action: Literal["flag", "block"] = "flag"
+    flag: str | None = None
+
+
+class AuditConfig(Strict):
+    store_content: bool = False
+
+
+class Retention(Strict):
+    content_days: PositiveInt | None = None
+    events_days: PositiveInt | None = None
+
+
+class Policy(Strict):
+    version: Literal[1]
+    providers: dict[Name, ProviderConfig] = Field(default_factory=dict)
+    models: dict[Name, ModelConfig] = Field(default_factory=dict)
+    roles: dict[Name, RoleConfig] = Field(default_factory=dict)
+    teams: dict[Name, TeamConfig] = Field(default_factory=dict)
+    users: dict[Name, UserConfig] = Field(default_factory=dict)
+    defaults: Defaults = Defaults()
+    privacy: Privacy = Privacy()
+    denylist: list[DenyRule] = Field(default_factory=list)
+    audit: AuditConfig = AuditConfig()
+    retention: Retention = Retention()
+
+    def role_names(self) -> set[str]:
+        from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS
+
+        return set(DEFAULT_ROLE_PERMISSIONS) | set(self.roles)
+
+    def models_for_role(self, role: str) -> list[str]:
+        """The configured models a role may use (its patterns expanded)."""
+        config = self.roles.get(role)
+        if config is None:
+            return []
+        return [name for name in self.models if matches_any(name, config.models)]
+
+
+def matches_any(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)

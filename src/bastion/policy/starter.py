@@ -1,0 +1,65 @@
+"""The policy written on first start, so a new user has a working, commented example."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STARTER_POLICY = """\
+# Bastion governance policy. `bastion policy check FILE` validates it; the server
+# reloads it when it changes (or on SIGHUP) and keeps the old one if the new one is bad.
+version: 1
+
+providers:
+  openai:
+    kind: openai
+    base_url: "https://api.openai.com/v1"
+    api_key_env: OPENAI_API_KEY       # read from the environment, never stored
+    timeout_s: 30
+
+models:
+  gpt-4.1-mini:
+    provider: openai
+    upstream_model: gpt-4.1-mini
+    price: {input_per_1m: 0.40, output_per_1m: 1.60}
+    context_window: 128000
+    fallbacks: [local]
+  local: {provider: local}          # offline, deterministic: answers from the prompt
+
+roles:
+  admin: {models: ["*"]}
+  analyst: {models: [gpt-4.1-mini, local], max_tokens_per_request: 4096}
+  guest: {models: [local]}
+  auditor:
+    models: []
+    permissions: [audit:read, policy:read, models:read, monitoring:read]
+    description: Risk and compliance officers who read the evidence.
+
+teams:
+  risk:
+    budgets: [{usd: 50, per: day}, {usd: 1000, per: month}]
+    limits: {requests_per_minute: 600, tokens_per_minute: 200000}
+
+defaults:
+  limits: {requests_per_minute: 60, tokens_per_minute: 100000}
+  budgets: [{usd: 10, per: day}]
+
+privacy:
+  prompt: {action: mask, entities: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS, PERSON]}
+  response: {action: flag}
+  on_error: block
+
+denylist:
+  - {pattern: "\\\\bSSN\\\\b", action: flag}
+
+audit: {store_content: false}
+retention: {content_days: 30, events_days: 365}
+"""
+
+
+def write_starter_policy(path: Path) -> bool:
+    """Write the starter policy if there is none; True when written."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(STARTER_POLICY, encoding="utf-8")
+    return True

@@ -1,0 +1,143 @@
+"""Build Bastion's services from :class:`Settings`: what the server and the CLI share.
+
+Nothing here runs at import; :func:`open_runtime` does the I/O (home directory, key
+files, database, policy) and :meth:`Runtime.close` undoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bastion.audit import (
+    Digester,
+    EventIn,
+    EventRepository,
+    LedgerUnavailable,
+    LedgerWriter,
+    Signer,
+    load_or_create_signer,
+)
+from bastion.auth.principal import Principal
+from bastion.auth.service import KeyService
+from bastion.db import Database, create_database
+from bastion.db.migrate import check_current
+from bastion.observability import Metrics
+from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
+from bastion.settings import Settings
+
+log = logging.getLogger("bastion")
+
+
+def ensure_home(settings: Settings) -> Path:
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _secret_key(settings: Settings) -> bytes:
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.home / "secret.key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def signer_for(settings: Settings) -> Signer:
+    return load_or_create_signer(settings.home / "audit-signing-key.pem")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    policy: PolicyStore
+    ledger: LedgerWriter
+    keys: KeyService
+    events: EventRepository
+    metrics: Metrics
+    signer: Signer
+    closed: bool = field(default=False)
+
+    def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
+        """Reload the policy file; record the attempt in the ledger, the log and metrics."""
+        outcome = self.policy.reload()
+        who = actor if isinstance(actor, str) else actor.actor
+        if outcome.error is not None:
+            self.metrics.policy_reloads.labels("error").inc()
+            log.error(
+                "policy reload rejected; the previous policy stays in force",
+                extra={"trigger": trigger, "errors": [str(i) for i in outcome.error.issues]},
+            )
+            result, details = "failure", {"trigger": trigger, "errors": len(outcome.error.issues)}
+        elif outcome.changed:
+            self.metrics.policy_reloads.labels("success").inc()
+            self.metrics.policy_loaded_timestamp.set_to_current_time()
+            log.info("policy reloaded", extra={"trigger": trigger, "digest": outcome.digest})
+            result, details = "success", {"trigger": trigger}
+        else:
+            self.metrics.policy_reloads.labels("unchanged").inc()
+            return outcome
+        details |= {"digest": outcome.digest, "previous_digest": outcome.previous_digest}
+        try:
+            self.ledger.append(
+                EventIn(actor=who, action="policy.reload", resource="policy", outcome=result, details=details)
+            )
+        except LedgerUnavailable:
+            log.error("policy reload could not be recorded in the ledger")
+        return outcome
+
+    def close(self) -> None:
+        if not self.closed:
+            self.ledger.close()
+            self.db.dispose()
+            self.closed = True
+
+
+def open_runtime(
+    settings: Settings,
+    *,
+    label: str = "server",
+    write_policy: bool = False,
+    metrics: Metrics | None = None,
+) -> Runtime:
+    """Open everything; raises :class:`SchemaBehind` or :class:`PolicyError` with advice."""
+    ensure_home(settings)
+    if write_policy and write_starter_policy(settings.policy_path):
+        log.info("wrote a starter policy", extra={"path": str(settings.policy_path)})
+    db = create_database(settings.resolved_database_url)
+    try:
+        check_current(db.engine)
+        policy = PolicyStore(settings.policy_path)
+        policy.load()
+        signer = signer_for(settings)
+        ledger = LedgerWriter(
+            db,
+            Digester(_secret_key(settings)),
+            signer,
+            label=label,
+            batch_max=settings.audit_batch_max,
+            queue_max=settings.audit_queue_max,
+            checkpoint_every=settings.audit_checkpoint_every,
+        )
+        ledger.start()
+    except BaseException:
+        db.dispose()
+        raise
+    metrics = metrics or Metrics(settings.metrics_dir)
+    metrics.policy_loaded_timestamp.set_to_current_time()
+    keys = KeyService(db, policy, ledger, cache_ttl_s=settings.key_cache_ttl_s)
+    return Runtime(
+        settings=settings,
+        db=db,
+        policy=policy,
+        ledger=ledger,
+        keys=keys,
+        events=EventRepository(db),
+        metrics=metrics,
+        signer=signer,
+    )
