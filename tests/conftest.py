@@ -1,13 +1,51 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+``database_url`` runs a test on SQLite and, when reachable, on PostgreSQL (each test in
+a schema of its own, dropped afterwards). Under ``CI=true`` an unreachable PostgreSQL
+or Redis is an error, not a skip: CI always has them.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_URL = os.environ.get(
+    "BASTION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("BASTION_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def unavailable(what: str) -> None:
+    """Skip (on a developer's machine) or fail (in CI) a test that needs a service."""
+    if IN_CI:
+        pytest.fail(f"{what} (CI must have it)")
+    pytest.skip(what)
+
+
+@functools.cache
+def postgres_problem() -> str | None:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__}); set BASTION_TEST_POSTGRES_URL"
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +54,100 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available: {SHARED_DATA} is absent (it lives beside the project)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    import sqlalchemy as sa
+
+    problem = postgres_problem()
+    if problem:
+        unavailable(problem)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'home' / 'bastion.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def settings(home: Path, database_url: str):  # type: ignore[no-untyped-def]
+    from bastion.policy import write_starter_policy
+    from bastion.settings import Settings
+
+    write_starter_policy(home / "policy.yaml")
+    return Settings(home=home, database_url=database_url, policy_reload_interval_s=0.1)
+
+
+@pytest.fixture
+def migrated(settings):  # type: ignore[no-untyped-def]
+    from bastion.db import create_database, upgrade
+
+    db = create_database(settings.resolved_database_url)
+    upgrade(db.engine)
+    db.dispose()
+    return settings
+
+
+@pytest.fixture
+def runtime(migrated):  # type: ignore[no-untyped-def]
+    from bastion.runtime import open_runtime
+
+    rt = open_runtime(migrated)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(migrated, runtime) -> FastAPI:  # type: ignore[no-untyped-def]
+    from bastion.app import create_app
+
+    return create_app(migrated, runtime=runtime)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test") as c:
+        yield c
+
+
+@pytest.fixture
+def key_for(runtime):  # type: ignore[no-untyped-def]
+    """``key_for("analyst", team="risk")`` -> a fresh key's secret for that role."""
+    from bastion.auth.principal import SYSTEM
+
+    def make(role: str, *, user: str | None = None, team: str | None = None) -> str:
+        return str(runtime.keys.create(SYSTEM, user=user or f"{role}-user", role=role, team=team).secret)
+
+    return make
+
+
+@pytest.fixture
+def admin_headers(key_for) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {key_for('admin')}"}

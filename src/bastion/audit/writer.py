@@ -85,22 +85,22 @@ class LedgerWriter:
         self._last_checkpoint_at = time.monotonic()
         self.last_error: str | None = None
         self.groups_committed = 0
+        self._registered = False
 
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        with self.db.session() as session:
-            session.add(
-                AuditStream(
-                    id=self.stream,
-                    created_at=utcnow(),
-                    host=socket.gethostname()[:255],
-                    pid=os.getpid(),
-                    label=self.label,
-                )
-            )
         self._thread = threading.Thread(target=self._run, name=f"ledger-{self.stream[:8]}", daemon=True)
         self._thread.start()
+
+    def _stream_row(self) -> dict[str, object]:
+        return {
+            "id": self.stream,
+            "created_at": utcnow(),
+            "host": socket.gethostname()[:255],
+            "pid": os.getpid(),
+            "label": self.label,
+        }
 
     def close(self, timeout: float = 30.0) -> None:
         """Drain the queue, write a final checkpoint and stop the thread."""
@@ -237,6 +237,9 @@ class LedgerWriter:
         checkpoint = self._due_checkpoint(seq, head, last_ts)
         try:
             with self.db.engine.begin() as conn:
+                if not self._registered:
+                    # Registered with its first group, so read-only runs leave no empty streams.
+                    conn.execute(insert(AuditStream), [self._stream_row()])
                 conn.execute(insert(AuditEvent), events)
                 if contents:
                     conn.execute(insert(AuditContent), contents)
@@ -252,6 +255,7 @@ class LedgerWriter:
                 pending.future.set_exception(error)
             return
         self._seq, self._head, self._last_ts = seq, head, last_ts
+        self._registered = True
         self.last_error = None
         self.groups_committed += 1
         if checkpoint is not None:

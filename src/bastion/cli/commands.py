@@ -6,4 +6,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    from bastion.cli import audit, db, demo, keys, policy, serve
+
+    app.command()(serve.serve)
+    app.add_typer(db.app, name="db")
+    app.add_typer(policy.app, name="policy")
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(demo.app, name="demo")

@@ -1,0 +1,184 @@
+"""``bastion audit``: verify the ledger, export it, erase a subject's content."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bastion.cli.common import console, err_console, fail, load_settings, print_json, runtime
+
+app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+
+
+def _when(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{flag} {value!r}: give an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T12:00", 2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def verify(
+    public_key: list[Path] = typer.Option(
+        [], "--public-key", help="PEM public keys to trust for checkpoints (default: this home's key)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Recompute every chain; exit 1 naming the first broken link."""
+    from sqlalchemy import func, select
+
+    from bastion.audit import load_public_key, verify_ledger
+    from bastion.audit.models import AuditEvent
+    from bastion.audit.signing import key_id
+    from bastion.db import create_database
+    from bastion.runtime import signer_for
+
+    settings = load_settings()
+    trusted = {}
+    for path in public_key:
+        try:
+            pk = load_public_key(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            fail(f"--public-key {path}: {exc}", 2)
+        trusted[key_id(pk)] = pk
+    if not public_key and (settings.home / "audit-signing-key.pem").exists():
+        signer = signer_for(settings)
+        trusted[signer.key_id] = signer.public
+    db = create_database(settings.resolved_database_url)
+    try:
+        with db.session() as session:
+            total = int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+        with Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=as_json or total < 50_000,
+        ) as progress:
+            task = progress.add_task("verify", total=total)
+            report = verify_ledger(db, trusted, on_progress=lambda n: progress.advance(task, n))
+    finally:
+        db.dispose()
+    if as_json:
+        print_json(
+            {
+                "ok": report.ok,
+                "events": report.events,
+                "streams": [s.__dict__ for s in report.streams],
+                "problems": [p.__dict__ for p in report.problems],
+            }
+        )
+    elif report.ok:
+        checkpoints = sum(s.checkpoints for s in report.streams)
+        console.print(
+            f"[green]ledger verified[/]: {report.events} events in {len(report.streams)} streams, "
+            f"{checkpoints} signed checkpoints"
+        )
+    else:
+        err_console.print(f"[bold red]ledger broken[/]: first broken link: {report.first_problem}", highlight=False)
+        for problem in report.problems[1:20]:
+            err_console.print(f"  also: {problem}", highlight=False)
+        if len(report.problems) > 20:
+            err_console.print(f"  … and {len(report.problems) - 20} more problems")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    since: str | None = typer.Option(None, help="ISO 8601 start (inclusive)."),
+    until: str | None = typer.Option(None, help="ISO 8601 end (exclusive)."),
+    fmt: str = typer.Option("jsonl", "--format", help="Only jsonl: one event per line."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    actor: str | None = typer.Option(None),
+    action: str | None = typer.Option(None),
+) -> None:
+    """Export events oldest first, with their hashes, for auditors."""
+    from bastion.audit import EventFilter, EventRepository
+    from bastion.db import create_database
+
+    if fmt != "jsonl":
+        fail(f"--format {fmt!r}: only jsonl is supported", 2)
+    settings = load_settings()
+    flt = EventFilter(actor=actor, action=action, since=_when(since, "--since"), until=_when(until, "--until"))
+    db = create_database(settings.resolved_database_url)
+    out = output.open("w", encoding="utf-8") if output else sys.stdout
+    count = 0
+    try:
+        for event in EventRepository(db).stream_all(flt):
+            out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+    finally:
+        db.dispose()
+        if output:
+            out.close()
+    if output:
+        console.print(f"exported {count} events to {output}")
+
+
+@app.command("public-key")
+def public_key_cmd() -> None:
+    """Print the PEM public key that verifies this home's checkpoints."""
+    from bastion.runtime import ensure_home, signer_for
+
+    settings = load_settings()
+    ensure_home(settings)
+    typer.echo(signer_for(settings).public_pem(), nl=False)
+
+
+@app.command()
+def erase(
+    subject: str = typer.Option(..., help="The data subject whose stored content to erase."),
+    by: str = typer.Option("cli", help="Who asked (recorded in the ledger)."),
+) -> None:
+    """Erase a data subject's stored content; the chain stays verifiable."""
+    import hashlib
+
+    from bastion.audit import EventIn
+
+    with runtime() as rt:
+        removed = rt.events.erase_subject(subject)
+        subject_digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
+        rt.ledger.append(
+            EventIn(
+                actor=f"user:{by}",
+                action="audit.erase",
+                resource=f"subject:{subject_digest}",
+                outcome="success",
+                details={"content_rows": removed},
+            )
+        )
+    console.print(f"erased {removed} stored content rows for the subject")
+
+
+@app.command()
+def purge(by: str = typer.Option("cli", help="Who ran it (recorded in the ledger).")) -> None:
+    """Apply the policy's retention to stored content (content_days)."""
+    from bastion.audit import EventIn
+
+    with runtime() as rt:
+        days = rt.policy.policy.retention.content_days
+        if days is None:
+            console.print("the policy sets no retention.content_days: nothing to purge")
+            return
+        removed = rt.events.purge_content_before(datetime.now(UTC) - timedelta(days=days))
+        rt.ledger.append(
+            EventIn(
+                actor=f"user:{by}",
+                action="audit.purge",
+                resource="audit_content",
+                outcome="success",
+                details={"content_rows": removed, "content_days": days},
+            )
+        )
+    console.print(f"purged {removed} content rows older than {days} days")

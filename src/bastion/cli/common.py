@@ -1,0 +1,58 @@
+"""What every command shares: settings, the runtime, and turning errors into exit codes.
+
+Exit codes: 0 success; 1 a check failed (the ledger does not verify, the policy is
+invalid, the schema is behind); 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from bastion.errors import BastionError, InvalidInput
+from bastion.observability import configure_logging
+from bastion.runtime import Runtime, open_runtime
+from bastion.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_settings() -> Settings:
+    settings = Settings()
+    configure_logging("WARNING", "text")
+    return settings
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    try:
+        yield
+    except BastionError as exc:
+        fail(exc.message, 2 if isinstance(exc, InvalidInput) else 1)
+
+
+@contextmanager
+def runtime(label: str = "cli", **kwargs: Any) -> Iterator[Runtime]:
+    settings = load_settings()
+    with handled():
+        rt = open_runtime(settings, label=label, **kwargs)
+    try:
+        with handled():
+            yield rt
+    finally:
+        rt.close()
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))

@@ -1,0 +1,92 @@
+"""``bastion keys``: create, list and revoke API keys."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.table import Table
+
+from bastion.cli.common import console, fail, print_json, runtime
+
+app = typer.Typer(help="API keys.", no_args_is_help=True)
+
+DURATION = re.compile(r"^(\d+)([hdw])$")
+
+
+def parse_expiry(value: str | None) -> datetime | None:
+    """``30d``, ``12h``, ``2w`` from now, or an ISO 8601 time (UTC if no zone)."""
+    if value is None:
+        return None
+    match = DURATION.match(value)
+    if match:
+        n, unit = int(match.group(1)), match.group(2)
+        delta = {"h": timedelta(hours=n), "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
+        return datetime.now(UTC) + delta
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--expires {value!r}: give a duration like 30d, 12h, 2w or an ISO time", 2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@app.command()
+def create(
+    user: str = typer.Option(..., help="Who the key belongs to."),
+    role: str = typer.Option(..., help="admin, analyst, guest, or a role from the policy."),
+    team: str | None = typer.Option(None, help="The user's team (budgets and limits)."),
+    name: str | None = typer.Option(None, help="A label to tell keys apart."),
+    expires: str | None = typer.Option(None, help="30d, 12h, 2w, or an ISO 8601 time."),
+    by: str = typer.Option("cli", help="Who is creating it (recorded in the ledger)."),
+) -> None:
+    """Create a key and print it once (Bastion keeps only its digest)."""
+    from bastion.auth.principal import cli_principal
+
+    expires_at = parse_expiry(expires)
+    with runtime() as rt:
+        created = rt.keys.create(
+            cli_principal(by), user=user, role=role, team=team, name=name, expires_at=expires_at
+        )
+    console.print(f"created {created.key.prefix} (id {created.key.id}) for {user}, role {role}")
+    console.print("the key (shown once):")
+    typer.echo(created.secret)
+
+
+@app.command("list")
+def list_keys(
+    all_: bool = typer.Option(False, "--all", help="Include revoked keys."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List keys (never the keys themselves, only their prefixes)."""
+    with runtime() as rt:
+        keys = rt.keys.list_keys(include_revoked=all_)
+    if as_json:
+        print_json([{**k.__dict__, "status": k.status} for k in keys])
+        return
+    table = Table("id", "prefix", "user", "team", "role", "status", "created", "expires")
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.prefix,
+            k.user,
+            k.team or "",
+            k.role,
+            k.status,
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.expires_at.strftime("%Y-%m-%d %H:%M") if k.expires_at else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def revoke(
+    key_id: str = typer.Argument(..., help="The key's id or prefix."),
+    by: str = typer.Option("cli", help="Who is revoking it (recorded in the ledger)."),
+) -> None:
+    """Revoke a key at once."""
+    from bastion.auth.principal import cli_principal
+
+    with runtime() as rt:
+        key = rt.keys.revoke(cli_principal(by), key_id)
+    console.print(f"revoked {key.prefix} ({key.user}, {key.role})")

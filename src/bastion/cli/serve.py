@@ -1,0 +1,82 @@
+"""``bastion serve``: check the database and policy, make sure an admin key exists, serve."""
+
+from __future__ import annotations
+
+import shutil
+
+import typer
+
+from bastion.cli.common import console, fail, handled, load_settings
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+    migrate: bool = typer.Option(False, help="Apply pending migrations before starting."),
+) -> None:
+    """Start Bastion's server (API, gateway, dashboard, metrics)."""
+    import uvicorn
+
+    from bastion.db import create_database, upgrade
+    from bastion.db.migrate import SchemaBehind, check_current
+    from bastion.observability import configure_logging
+    from bastion.policy import PolicyError, write_starter_policy
+    from bastion.runtime import ensure_home, open_runtime
+    from bastion.settings import export_to_children
+
+    settings = load_settings()
+    ensure_home(settings)
+    if write_starter_policy(settings.policy_path):
+        console.print(f"Wrote a starter policy to [bold]{settings.policy_path}[/]")
+    db = create_database(settings.resolved_database_url)
+    try:
+        if migrate:
+            upgrade(db.engine)
+        check_current(db.engine)
+    except SchemaBehind as exc:
+        fail(exc.message)
+    finally:
+        db.dispose()
+    try:
+        with handled():
+            rt = open_runtime(settings, label="bootstrap")
+    except PolicyError as exc:  # pragma: no cover - handled() already exits
+        fail(exc.message)
+    try:
+        with handled():
+            created = rt.keys.ensure_admin()
+    finally:
+        rt.close()
+
+    url = f"http://{host}:{port}"
+    console.rule("[bold]Bastion")
+    console.print(f"Serving on      [bold cyan]{url}[/]   (API docs: {url}/docs)")
+    console.print(f"Home            {settings.home.resolve()}")
+    console.print(f"Policy          {settings.policy_path.resolve()}")
+    if created is not None:
+        console.print(f"Admin API key   [bold green]{created.secret}[/]")
+        console.print("                shown once: Bastion keeps only its digest. Try it:")
+        console.print(f"                curl -H 'Authorization: Bearer {created.secret}' {url}/api/whoami")
+    else:
+        console.print("Admin API key   created on first start; make another with")
+        console.print("                `bastion keys create --user you --role admin`")
+    console.rule()
+
+    if workers > 1:
+        metrics_dir = settings.home / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        export_to_children("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+        export_to_children("BASTION_METRICS_DIR", str(metrics_dir))
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        "bastion.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

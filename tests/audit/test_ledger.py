@@ -1,0 +1,304 @@
+"""The ledger: group commit, verification, and every kind of tampering caught."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bastion.audit import Digester, EventIn, LedgerUnavailable, LedgerWriter, verify_ledger
+from bastion.audit.events import chain_hash
+from bastion.audit.signing import Signer, load_or_create_signer
+from bastion.db import Database, create_database, upgrade
+
+
+@pytest.fixture
+def db(database_url: str) -> Database:
+    database = create_database(database_url)
+    upgrade(database.engine)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    return load_or_create_signer(tmp_path / "signing.pem")
+
+
+def make_writer(db: Database, signer: Signer | None, **kw: int) -> LedgerWriter:
+    writer = LedgerWriter(db, Digester(b"k" * 32), signer, **kw)  # type: ignore[arg-type]
+    writer.start()
+    return writer
+
+
+def event(i: int, **kw: object) -> EventIn:
+    return EventIn(
+        actor=f"user:u{i % 3}",
+        action="llm.call" if i % 2 else "key.create",
+        resource=f"model:m{i % 4}",
+        outcome="success",
+        details={"i": i, "cost_usd": 0.001 * i, "note": "é ✓"},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def fill(db: Database, signer: Signer, n: int = 30, checkpoint_every: int = 10) -> str:
+    writer = make_writer(db, signer, checkpoint_every=checkpoint_every)
+    for i in range(n):
+        writer.append(event(i))
+    writer.close()  # final checkpoint at the tail
+    return writer.stream
+
+
+def trusted(signer: Signer) -> dict[str, object]:
+    return {signer.key_id: signer.public}
+
+
+def test_concurrent_appends_form_one_unbroken_chain(db: Database, signer: Signer) -> None:
+    writer = make_writer(db, signer, checkpoint_every=100)
+    with cf.ThreadPoolExecutor(64) as pool:
+        receipts = list(pool.map(lambda i: writer.append(event(i)), range(600)))
+    writer.close()
+    assert sorted(r.seq for r in receipts) == list(range(1, 601))
+    assert writer.groups_committed < 600, "appends under concurrency must share commits"
+    report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
+    assert report.ok, report.problems
+    assert report.events == 600
+    assert report.streams[0].checkpoints >= 1
+
+
+async def test_async_append_returns_after_commit(db: Database, signer: Signer) -> None:
+    writer = make_writer(db, signer)
+    receipt = await writer.append_async(event(1))
+    with db.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": receipt.seq}).scalar()
+    writer.close()
+    assert stored == receipt.hash
+
+
+pytestmark = pytest.mark.anyio
+
+
+def test_two_writers_keep_separate_chains(db: Database, signer: Signer) -> None:
+    a, b = make_writer(db, signer), make_writer(db, signer)
+    for i in range(20):
+        (a if i % 2 else b).append(event(i))
+    a.close()
+    b.close()
+    report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
+    assert report.ok, report.problems
+    assert sorted(s.events for s in report.streams) == [10, 10]
+
+
+def test_content_is_digested_and_erasable_without_breaking_the_chain(db: Database, signer: Signer) -> None:
+    from bastion.audit import EventRepository
+
+    writer = make_writer(db, signer)
+    secret_prompt = "my card is 4111 1111 1111 1111"
+    receipt = writer.append(
+        event(1, content={"prompt": secret_prompt}, store_content=True, subject="user:alice")
+    )
+    writer.append(event(2, content={"prompt": "not stored"}, store_content=False))
+    writer.close()
+    with db.engine.connect() as conn:
+        chained = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM audit_events")) for v in row)
+    assert secret_prompt not in chained and "not stored" not in chained
+    repo = EventRepository(db)
+    assert repo.content_for(receipt.stream, receipt.seq) == {"prompt": secret_prompt}
+    assert repo.erase_subject("user:alice") == 1
+    assert repo.content_for(receipt.stream, receipt.seq) == {}
+    assert verify_ledger(db, trusted(signer)).ok  # type: ignore[arg-type]
+
+
+def test_unserialisable_details_fail_only_that_append(db: Database, signer: Signer) -> None:
+    writer = make_writer(db, signer)
+    bad = EventIn(actor="a", action="x", resource="r", outcome="success", details={"x": object()})
+    with pytest.raises(ValueError, match="JSON"):
+        writer.append(bad)
+    writer.append(event(1))
+    writer.close()
+    assert verify_ledger(db, trusted(signer)).ok  # type: ignore[arg-type]
+
+
+def test_database_gone_mid_append_loses_nothing_silently(tmp_path: Path, signer: Signer) -> None:
+    db = create_database(f"sqlite:///{tmp_path / 'gone.db'}")
+    upgrade(db.engine)
+    writer = make_writer(db, signer)
+    writer.append(event(1))
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_events RENAME TO audit_events_away"))
+    with pytest.raises(LedgerUnavailable):
+        writer.append(event(2))
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_events_away RENAME TO audit_events"))
+    writer.append(event(3))  # the chain continues from the last committed row
+    writer.close()
+    report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
+    assert report.ok, report.problems
+    assert report.events == 2
+    db.dispose()
+
+
+# -- tampering ---------------------------------------------------------------------
+
+
+def run(db: Database, sql: str, **params: object) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def first_problem(db: Database, signer: Signer) -> tuple[str, int | None]:
+    report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
+    assert not report.ok, "tampering went unnoticed"
+    problem = report.first_problem
+    assert problem is not None
+    return problem.kind, problem.seq
+
+
+def test_untouched_ledger_verifies(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    assert verify_ledger(db, trusted(signer)).ok  # type: ignore[arg-type]
+
+
+def test_edited_field_is_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    run(db, "UPDATE audit_events SET outcome = 'failure' WHERE seq = 7")
+    assert first_problem(db, signer) == ("edited", 7)
+
+
+def test_edited_details_are_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    run(db, "UPDATE audit_events SET details = :d WHERE seq = 12", d=json.dumps({"i": 12, "cost_usd": 0}))
+    assert first_problem(db, signer) == ("edited", 12)
+
+
+def test_deleted_row_is_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    run(db, "DELETE FROM audit_events WHERE seq = 7")
+    assert first_problem(db, signer) == ("missing_rows", 7)
+
+
+def test_deleted_first_rows_are_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    run(db, "DELETE FROM audit_events WHERE seq <= 3")
+    assert first_problem(db, signer) == ("missing_rows", 4)
+
+
+def test_reordered_rows_are_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    run(db, "UPDATE audit_events SET seq = -1 WHERE seq = 5")
+    run(db, "UPDATE audit_events SET seq = 5 WHERE seq = 6")
+    run(db, "UPDATE audit_events SET seq = 6 WHERE seq = -1")
+    kind, seq = first_problem(db, signer)
+    assert seq == 5 and kind in {"edited", "broken_link"}
+
+
+def test_naively_forged_row_is_caught(db: Database, signer: Signer) -> None:
+    stream = fill(db, signer)
+    run(
+        db,
+        "INSERT INTO audit_events (stream, seq, ts_us, actor, action, resource, outcome, request_id, "
+        "details, content_digest, flags, prev_hash, hash) VALUES (:s, 31, 1, 'user:mallory', 'key.create', "
+        "'key:x', 'success', NULL, '{}', NULL, '[]', :p, :h)",
+        s=stream,
+        p="0" * 64,
+        h="1" * 64,
+    )
+    assert first_problem(db, signer) == ("broken_link", 31)
+
+
+def test_forged_row_with_recomputed_chain_is_caught_by_the_signed_checkpoint(
+    db: Database, signer: Signer
+) -> None:
+    stream = fill(db, signer, n=30, checkpoint_every=10)
+    # Mallory inserts a row at seq 15 and re-chains everything after it: every link and
+    # hash is consistent again, but the signed checkpoints no longer match.
+    with db.engine.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT * FROM audit_events WHERE stream = :s AND seq >= 15 ORDER BY seq DESC"), {"s": stream}
+        ).mappings().all()
+        for row in rows:
+            conn.execute(sa.text("UPDATE audit_events SET seq = seq + 1 WHERE id = :id"), {"id": row["id"]})
+        prev = conn.execute(
+            sa.text("SELECT hash FROM audit_events WHERE stream = :s AND seq = 14"), {"s": stream}
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit_events (stream, seq, ts_us, actor, action, resource, outcome, request_id, "
+                "details, content_digest, flags, prev_hash, hash) VALUES (:s, 15, 1, 'user:mallory', "
+                "'key.create', 'key:x', 'success', NULL, '{}', NULL, '[]', :p, '')"
+            ),
+            {"s": stream, "p": prev},
+        )
+        chain = conn.execute(
+            sa.text("SELECT * FROM audit_events WHERE stream = :s AND seq >= 15 ORDER BY seq"), {"s": stream}
+        ).mappings().all()
+        for row in chain:
+            h = chain_hash(
+                prev, stream, row["seq"], row["ts_us"], row["actor"], row["action"], row["resource"],
+                row["outcome"], row["request_id"], row["details"], row["content_digest"], row["flags"],
+            )  # fmt: skip
+            conn.execute(
+                sa.text("UPDATE audit_events SET prev_hash = :p, hash = :h WHERE id = :id"),
+                {"p": prev, "h": h, "id": row["id"]},
+            )
+            prev = h
+    kind, seq = first_problem(db, signer)
+    assert (kind, seq) == ("rewritten", 20)
+
+
+def test_truncated_tail_after_checkpoint_is_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer, n=30, checkpoint_every=10)
+    run(db, "DELETE FROM audit_events WHERE seq > 25")
+    report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
+    assert [(p.kind, p.seq) for p in report.problems] == [("truncated", 30)]
+
+
+def test_forged_checkpoint_signature_is_caught(db: Database, signer: Signer) -> None:
+    fill(db, signer)
+    run(db, "UPDATE audit_checkpoints SET seq = 29 WHERE seq = 30")
+    assert first_problem(db, signer) == ("bad_signature", 29)
+
+
+def test_checkpoint_signed_by_an_unknown_key_is_not_trusted(db: Database, signer: Signer, tmp_path: Path) -> None:
+    fill(db, signer)
+    other = load_or_create_signer(tmp_path / "other.pem")
+    report = verify_ledger(db, {other.key_id: other.public})
+    assert {p.kind for p in report.problems} == {"untrusted_checkpoint"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=20), st.sampled_from(["success", "failure", "refused"]), st.integers()),
+        min_size=1,
+        max_size=15,
+    ),
+    st.data(),
+)
+def test_any_single_edit_of_any_row_is_caught(tmp_path: Path, entries, data) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / f"h{abs(hash(str(entries)))}.db"
+    path.unlink(missing_ok=True)
+    db = create_database(f"sqlite:///{path}")
+    upgrade(db.engine)
+    signer = load_or_create_signer(tmp_path / "s.pem")
+    writer = make_writer(db, signer)
+    for actor, outcome, n in entries:
+        writer.append(EventIn(actor=actor, action="a", resource="r", outcome=outcome, details={"n": n}))
+    writer.close()
+    assert verify_ledger(db, trusted(signer)).ok  # type: ignore[arg-type]
+    seq = data.draw(st.integers(1, len(entries)))
+    column = data.draw(st.sampled_from(["actor", "outcome", "details", "ts_us", "flags", "resource"]))
+    with db.engine.begin() as conn:
+        old = conn.execute(sa.text(f"SELECT {column} FROM audit_events WHERE seq = :s"), {"s": seq}).scalar()
+        new = old + 1 if isinstance(old, int) else (str(old) + "x")
+        conn.execute(sa.text(f"UPDATE audit_events SET {column} = :v WHERE seq = :s"), {"v": new, "s": seq})
+    report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
+    assert report.first_problem is not None
+    assert (report.first_problem.kind, report.first_problem.seq) == ("edited", seq)
+    db.dispose()
