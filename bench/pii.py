@@ -1,0 +1,287 @@
+"""PII detection: accuracy per entity type and speed on 1 KB prompts, Bastion vs Presidio.
+
+    uv sync --group bench
+    OPENBLAS_NUM_THREADS=1 uv run --group bench python bench/pii.py [--quick]
+
+Accuracy: ``../shared/data/pii/synth_dataset_v2.json`` (1,500 labelled sentences from
+presidio-research). A predicted span counts as correct when it overlaps a labelled span
+of the same type (the exact-boundary figures are written to the JSON too). Types outside
+the seven scored here are ignored on both sides.
+
+Speed: the same sentences joined into prompts of about 1 KB; each engine analyses every
+prompt in turn, several rounds; p50/p99 are per prompt, throughput is prompts per second
+on one core. Presidio runs with regex recognizers only: a no-op NLP engine (its default
+engine downloads ``en_core_web_lg``) and an e-mail recognizer whose ``tldextract`` never
+fetches the suffix list. It is asked only for the types it is scored on; Bastion runs
+its full default set (national identifiers and PERSON included).
+
+Writes ``bench/results/pii.json``. Skips with a message where ``../shared`` is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "pii" / "synth_dataset_v2.json"
+RESULTS = ROOT / "bench" / "results" / "pii.json"
+
+SCORED = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "US_SSN",
+    "IP_ADDRESS",
+    "PERSON",
+)
+STRUCTURED = SCORED[:-1]
+
+Spans = list[tuple[str, int, int]]
+Detector = Callable[[str], Spans]
+
+
+# --- engines -----------------------------------------------------------------------
+
+
+def bastion_detector() -> Detector:
+    from bastion.privacy import Analyzer
+
+    analyzer = Analyzer()
+    analyzer.warm()
+
+    def detect(text: str) -> Spans:
+        return [(s.entity_type, s.start, s.end) for s in analyzer.analyze(text)]
+
+    return detect
+
+
+def presidio_detector() -> Detector | None:
+    try:
+        import tldextract
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NlpArtifacts, NlpEngine
+        from presidio_analyzer.predefined_recognizers import EmailRecognizer
+    except ImportError:
+        return None
+
+    extract = tldextract.TLDExtract(suffix_list_urls=())
+
+    class OfflineEmailRecognizer(EmailRecognizer):  # type: ignore[misc]
+        def validate_result(self, pattern_text: str) -> bool:
+            return bool(extract(pattern_text).fqdn)
+
+    class NoOpNlpEngine(NlpEngine):  # type: ignore[misc]
+        def load(self) -> None:
+            pass
+
+        def is_loaded(self) -> bool:
+            return True
+
+        def process_text(self, text: str, language: str) -> Any:
+            return NlpArtifacts([], [], [], [], self, language)
+
+        def process_batch(self, texts: Any, language: str, **kw: Any) -> Any:
+            for text in texts:
+                yield text, self.process_text(text, language)
+
+        def is_stopword(self, word: str, language: str) -> bool:
+            return False
+
+        def is_punct(self, word: str, language: str) -> bool:
+            return False
+
+        def get_supported_entities(self) -> list[str]:
+            return []
+
+        def get_supported_languages(self) -> list[str]:
+            return ["en"]
+
+    nlp = NoOpNlpEngine()
+    registry = RecognizerRegistry()
+    registry.load_predefined_recognizers(nlp_engine=nlp, languages=["en"])
+    registry.remove_recognizer("EmailRecognizer")
+    registry.remove_recognizer("SpacyRecognizer")
+    registry.add_recognizer(OfflineEmailRecognizer())
+    engine = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
+    entities = [e for e in SCORED if e in set(engine.get_supported_entities("en"))]
+
+    def detect(text: str) -> Spans:
+        results = engine.analyze(text, language="en", entities=entities)
+        return [(r.entity_type, r.start, r.end) for r in results]
+
+    return detect
+
+
+# --- accuracy ----------------------------------------------------------------------
+
+
+def gold_spans(record: dict[str, Any]) -> Spans:
+    return [
+        (s["entity_type"], s["start_position"], s["end_position"])
+        for s in record["spans"]
+        if s["entity_type"] in SCORED
+    ]
+
+
+def score(records: Sequence[dict[str, Any]], detect: Detector) -> dict[str, dict[str, float]]:
+    counts = {t: {"tp_p": 0, "pred": 0, "tp_r": 0, "gold": 0, "exact": 0} for t in SCORED}
+    for record in records:
+        text = record["full_text"]
+        gold = gold_spans(record)
+        pred = [p for p in detect(text) if p[0] in counts]
+        for t, s, e in pred:
+            c = counts[t]
+            c["pred"] += 1
+            if any(g[0] == t and g[1] < e and s < g[2] for g in gold):
+                c["tp_p"] += 1
+            if (t, s, e) in gold:
+                c["exact"] += 1
+        for t, s, e in gold:
+            c = counts[t]
+            c["gold"] += 1
+            if any(p[0] == t and p[1] < e and s < p[2] for p in pred):
+                c["tp_r"] += 1
+    out: dict[str, dict[str, float]] = {}
+    for t, c in counts.items():
+        p = c["tp_p"] / c["pred"] if c["pred"] else 0.0
+        r = c["tp_r"] / c["gold"] if c["gold"] else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        ep = c["exact"] / c["pred"] if c["pred"] else 0.0
+        er = c["exact"] / c["gold"] if c["gold"] else 0.0
+        ef = 2 * ep * er / (ep + er) if ep + er else 0.0
+        out[t] = {
+            "precision": p,
+            "recall": r,
+            "f1": f,
+            "exact_f1": ef,
+            "predicted": c["pred"],
+            "labelled": c["gold"],
+        }
+    return out
+
+
+# --- speed -------------------------------------------------------------------------
+
+
+def prompts_1kb(records: Sequence[dict[str, Any]], size: int = 1024) -> list[str]:
+    prompts, current = [], ""
+    for record in records:
+        current = f"{current} {record['full_text']}" if current else record["full_text"]
+        if len(current) >= size:
+            prompts.append(current[:size])
+            current = ""
+    return prompts
+
+
+def speed(prompts: Sequence[str], detect: Detector, rounds: int) -> dict[str, float]:
+    for text in prompts[:10]:
+        detect(text)
+    times: list[float] = []
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for text in prompts:
+            t0 = time.perf_counter()
+            detect(text)
+            times.append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+    times.sort()
+    return {
+        "prompts": len(times),
+        "throughput_per_s": len(times) / total,
+        "p50_ms": statistics.median(times) * 1e3,
+        "p99_ms": times[min(len(times) - 1, int(len(times) * 0.99))] * 1e3,
+        "mean_ms": statistics.fmean(times) * 1e3,
+    }
+
+
+# --- report ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, no Presidio")
+    parser.add_argument("--rounds", type=int, default=5, help="speed rounds for Bastion")
+    args = parser.parse_args(argv)
+
+    if not DATA.is_file():
+        print(f"bench/pii.py: skipped: {DATA} is absent (the dataset lives beside the project)")
+        return 0
+    records = json.loads(DATA.read_text(encoding="utf-8"))
+    prompts = prompts_1kb(records)
+
+    engines: dict[str, Detector] = {"bastion": bastion_detector()}
+    if not args.quick:
+        presidio = presidio_detector()
+        if presidio is None:
+            print("presidio-analyzer is not installed: run `uv sync --group bench` to compare")
+        else:
+            engines["presidio (regex only)"] = presidio
+
+    results: dict[str, Any] = {
+        "dataset": str(DATA.relative_to(ROOT.parent)),
+        "sentences": len(records),
+        "prompt_bytes": 1024,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "matching": "overlap, same type",
+        "engines": {},
+    }
+    for name, detect in engines.items():
+        accuracy = score(records, detect)
+        rounds = 1 if name != "bastion" else (1 if args.quick else args.rounds)
+        results["engines"][name] = {"accuracy": accuracy, "speed": speed(prompts, detect, rounds)}
+
+    render(results)
+    if not args.quick:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+def render(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    engines = results["engines"]
+    table = Table(title=f"PII detection on {results['sentences']} labelled sentences (P / R / F1)")
+    table.add_column("entity")
+    for name in engines:
+        table.add_column(name, justify="right")
+    for t in SCORED:
+        row = [t]
+        for name in engines:
+            a = engines[name]["accuracy"][t]
+            row.append(f"{a['precision']:.3f} / {a['recall']:.3f} / {a['f1']:.3f}")
+        table.add_row(*row)
+    console.print(table)
+    speed_table = Table(title=f"Speed on {results['prompt_bytes']}-byte prompts, one core")
+    for col in ("engine", "prompts/s", "p50 ms", "p99 ms"):
+        speed_table.add_column(col, justify="right")
+    for name, r in engines.items():
+        s = r["speed"]
+        speed_table.add_row(
+            name, f"{s['throughput_per_s']:.0f}", f"{s['p50_ms']:.3f}", f"{s['p99_ms']:.3f}"
+        )
+    console.print(speed_table)
+    if len(engines) == 2:
+        a, b = (engines[n]["speed"]["throughput_per_s"] for n in engines)
+        console.print(f"throughput ratio bastion / presidio: {a / b:.1f}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Privacy guard."""
+from bastion.privacy.engine import Analyzer
+
+__all__ = ["Analyzer"]

@@ -1,0 +1,153 @@
+"""The analyzer: every recognizer once over the text, then one resolution pass.
+
+For each finding, in order: context words (whole words, within ``context_window`` words
+before it) raise its score; the type's threshold drops it or keeps it; the allow-list
+drops it; finally overlapping findings are resolved by priority, then score, then
+length (an e-mail is not also a URL or a name; an IP is not a phone).
+
+Presidio's analyzer does the same job; this one differs where its issues point: no
+model or suffix list is fetched, context words never match inside other words, phone
+numbers cost one candidate pass instead of one pass per region, and overlaps are
+resolved before results are returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from bastion.privacy import entities as E
+from bastion.privacy.config import DEFAULT_PHONE_REGIONS, PrivacyPolicy
+from bastion.privacy.entities import Span
+from bastion.privacy.names import NameLists, PersonRecognizer
+from bastion.privacy.recognizers import (
+    CONTEXT,
+    CardRecognizer,
+    EmailRecognizer,
+    IbanRecognizer,
+    IpRecognizer,
+    NationalIdRecognizer,
+    PhoneRecognizer,
+    Recognizer,
+    SsnRecognizer,
+    UrlRecognizer,
+)
+
+_WORDS = re.compile(r"[\w'’#-]+")
+CONTEXT_BOOST = 0.35
+
+
+class Analyzer:
+    """Finds personal data in text. Thread-safe: it holds no per-call state."""
+
+    def __init__(
+        self,
+        entities: Iterable[str] = E.DEFAULT_ENTITIES,
+        *,
+        thresholds: Mapping[str, float] | None = None,
+        default_threshold: float = 0.5,
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+        allow_list: Iterable[str] = (),
+        allow_patterns: Iterable[str] = (),
+        context_window: int = 5,
+        extra_recognizers: Iterable[Recognizer] = (),
+        name_lists: NameLists | None = None,
+    ) -> None:
+        self.entities = frozenset(entities)
+        self.thresholds = dict(thresholds or {})
+        self.default_threshold = default_threshold
+        self.allow_list = frozenset(v.casefold() for v in allow_list)
+        patterns = list(allow_patterns)
+        self.allow_pattern = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self.context_window = context_window
+        wanted = self.entities
+        built: list[Recognizer] = [
+            EmailRecognizer(),
+            IbanRecognizer(),
+            IpRecognizer(),
+            CardRecognizer(),
+            SsnRecognizer(),
+            UrlRecognizer(),
+            PhoneRecognizer(phone_regions),
+            NationalIdRecognizer(wanted),
+            PersonRecognizer(name_lists),
+            *extra_recognizers,
+        ]
+        self.recognizers = tuple(r for r in built if r.entities & wanted)
+        self._context = {
+            t: tuple(" " + w + " " for w in words) for t, words in CONTEXT.items() if t in wanted
+        }
+
+    @classmethod
+    def from_policy(
+        cls,
+        policy: PrivacyPolicy,
+        entities: Iterable[str] | None = None,
+        extra_recognizers: Iterable[Recognizer] = (),
+    ) -> Analyzer:
+        return cls(
+            policy.prompt.entities if entities is None else entities,
+            thresholds=policy.thresholds,
+            default_threshold=policy.default_threshold,
+            phone_regions=policy.phone_regions,
+            allow_list=policy.allow_list,
+            allow_patterns=policy.allow_patterns,
+            context_window=policy.context_window,
+            extra_recognizers=extra_recognizers,
+        )
+
+    def warm(self) -> None:
+        """Load lazy data (name lists) now rather than on the first request."""
+        for r in self.recognizers:
+            if isinstance(r, PersonRecognizer):
+                _ = r.lists
+
+    def analyze(self, text: str, entities: Collection[str] | None = None) -> list[Span]:
+        """Non-overlapping findings in ``text``, in order of position."""
+        wanted = self.entities if entities is None else self.entities & frozenset(entities)
+        found: list[Span] = []
+        for recognizer in self.recognizers:
+            if not recognizer.entities & wanted:
+                continue
+            for span in recognizer.find(text):
+                if span.entity_type not in wanted:
+                    continue
+                score = span.score
+                threshold = self.thresholds.get(span.entity_type, self.default_threshold)
+                if score < threshold and self._has_context(text, span):
+                    score = min(1.0, score + CONTEXT_BOOST)
+                if score < threshold or self._allowed(span.text):
+                    continue
+                if score != span.score:
+                    span = Span(span.entity_type, span.start, span.end, score, span.text, span.recognizer)
+                found.append(span)
+        return resolve_overlaps(found)
+
+    def _has_context(self, text: str, span: Span) -> bool:
+        phrases = self._context.get(span.entity_type)
+        if not phrases or not self.context_window:
+            return False
+        window = text[max(0, span.start - 12 * self.context_window) : span.start].casefold()
+        words = _WORDS.findall(window)[-self.context_window :]
+        joined = " " + " ".join(w.strip("'’-") for w in words) + " "
+        return any(p in joined for p in phrases)
+
+    def _allowed(self, value: str) -> bool:
+        if value.casefold() in self.allow_list:
+            return True
+        return self.allow_pattern is not None and self.allow_pattern.fullmatch(value) is not None
+
+
+def resolve_overlaps(spans: list[Span]) -> list[Span]:
+    """Keep the best of each group of overlapping spans: priority, score, length."""
+    if len(spans) < 2:
+        return spans
+    ranked = sorted(
+        spans, key=lambda s: (-E.priority(s.entity_type), -s.score, s.start - s.end, s.start)
+    )
+    kept: list[Span] = []
+    for span in ranked:
+        if all(span.end <= k.start or span.start >= k.end for k in kept):
+            kept.append(span)
+    kept.sort(key=lambda s: s.start)
+    return kept

@@ -1,0 +1,437 @@
+"""Recognizers for structured identifiers: a cheap regex finds candidates, a library validates.
+
+Validation comes from well-kept libraries: ``phonenumbers`` (phone numbers),
+``python-stdnum`` (Luhn, IBAN mod-97, US SSN ranges, national identifiers) and the
+standard library's ``ipaddress``. What is written here, and why:
+
+- the candidate patterns, so that each text is scanned once per kind of identifier
+  rather than once per phone region (Presidio's ``PhoneRecognizer`` runs libphonenumber's
+  matcher once per region, which dominates its time);
+- the card-network IIN table, because ``stdnum`` checks Luhn only and Presidio's card
+  pattern misses Mastercard 2-series and 19-digit numbers;
+- the UK National Insurance number check, which ``stdnum`` does not have.
+
+Scores follow Presidio's convention: a bare pattern that could be something else scores
+low and needs a context word (see :data:`CONTEXT`) to pass the threshold; a validated,
+unambiguous identifier scores high on its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import phonenumbers
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+from stdnum.au import tfn as _au_tfn
+from stdnum.ca import sin as _ca_sin
+from stdnum.de import idnr as _de_idnr
+from stdnum.es import dni as _es_dni
+from stdnum.es import nie as _es_nie
+from stdnum.fi import hetu as _fi_hetu
+from stdnum.fr import nir as _fr_nir
+from stdnum.gb import nhs as _gb_nhs
+from stdnum.in_ import aadhaar as _in_aadhaar
+from stdnum.in_ import pan as _in_pan
+from stdnum.it import codicefiscale as _it_cf
+from stdnum.nl import bsn as _nl_bsn
+from stdnum.pl import pesel as _pl_pesel
+from stdnum.us import itin as _us_itin
+from stdnum.us import ssn as _us_ssn
+
+from bastion.privacy import entities as E
+from bastion.privacy.entities import Span
+
+
+class Recognizer(Protocol):
+    """Finds spans of some entity types in a text."""
+
+    name: str
+    entities: frozenset[str]
+
+    def find(self, text: str) -> Iterator[Span]: ...
+
+
+#: Whole words (or phrases) that, shortly before a candidate, make it more likely.
+CONTEXT: dict[str, tuple[str, ...]] = {
+    E.PHONE_NUMBER: (
+        "phone", "telephone", "tel", "cell", "cellphone", "mobile", "mob", "call", "fax",
+        "contact", "number", "reach", "text", "sms", "whatsapp", "dial", "landline", "ring",
+    ),
+    E.CREDIT_CARD: (
+        "card", "credit", "debit", "visa", "mastercard", "amex", "cc", "payment", "pan",
+    ),
+    E.US_SSN: ("ssn", "ssns", "social security", "ss#", "ssid"),
+    E.IBAN_CODE: ("iban", "bank", "account", "transfer", "wire"),
+    E.IP_ADDRESS: ("ip", "ipv4", "ipv6", "address", "server", "host"),
+    E.EMAIL_ADDRESS: ("email", "e-mail", "mail"),
+    E.UK_NINO: ("national insurance", "nino", "ni number"),
+    E.UK_NHS: ("nhs", "health service"),
+    E.DE_TAX_ID: (
+        "steuer-id", "steuerid", "idnr", "steueridentifikationsnummer",
+        "identifikationsnummer", "tax id", "steuernummer",
+    ),
+    E.FR_NIR: ("nir", "insee", "sécurité sociale", "securite sociale", "numéro de sécurité"),
+    E.ES_NIF: ("dni", "nif", "documento"),
+    E.ES_NIE: ("nie", "extranjero"),
+    E.IT_FISCAL_CODE: ("codice fiscale", "cf", "fiscal code"),
+    E.NL_BSN: ("bsn", "burgerservicenummer", "sofinummer", "sofi"),
+    E.PL_PESEL: ("pesel",),
+    E.FI_PERSONAL_IDENTITY_CODE: ("hetu", "henkilötunnus", "personal identity code"),
+    E.US_ITIN: ("itin", "taxpayer"),
+    E.IN_AADHAAR: ("aadhaar", "aadhar", "uidai"),
+    E.IN_PAN: ("pan", "permanent account number"),
+    E.AU_TFN: ("tfn", "tax file number"),
+    E.CA_SIN: ("sin", "social insurance"),
+}
+
+
+# --- e-mail and URL ---------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![\w.!#$%&'*+=?^`{|}~-])"
+    r"[\w!#$%&'*+=?^`{|}~-]+(?:\.[\w!#$%&'*+=?^`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w-])"
+)
+_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"'`]+")
+_URL_TRAILING = ".,;:!?)]}'\""
+
+
+class EmailRecognizer:
+    name = "email"
+    entities = frozenset({E.EMAIL_ADDRESS})
+
+    def find(self, text: str) -> Iterator[Span]:
+        if "@" not in text:
+            return
+        for m in _EMAIL.finditer(text):
+            yield Span(E.EMAIL_ADDRESS, m.start(), m.end(), 0.95, m.group(), self.name)
+
+
+class UrlRecognizer:
+    name = "url"
+    entities = frozenset({E.URL})
+
+    def find(self, text: str) -> Iterator[Span]:
+        for m in _URL.finditer(text):
+            url = m.group().rstrip(_URL_TRAILING)
+            if len(url) > 7:
+                yield Span(E.URL, m.start(), m.start() + len(url), 0.6, url, self.name)
+
+
+# --- IP addresses -----------------------------------------------------------------
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4}|:)?"
+    r"(?:%[\w.]+)?(?![\w:])"
+)
+
+
+class IpRecognizer:
+    name = "ip"
+    entities = frozenset({E.IP_ADDRESS})
+
+    def find(self, text: str) -> Iterator[Span]:
+        if "." in text:
+            for m in _IPV4.finditer(text):
+                try:
+                    ipaddress.IPv4Address(m.group())
+                except ValueError:
+                    continue
+                yield Span(E.IP_ADDRESS, m.start(), m.end(), 0.8, m.group(), self.name)
+        if "::" in text or text.count(":") >= 7:
+            for m in _IPV6.finditer(text):
+                value = m.group()
+                if len(value) < 3 or not any(c.isalnum() for c in value):
+                    continue
+                try:
+                    ipaddress.IPv6Address(value.split("%", 1)[0])
+                except ValueError:
+                    continue
+                yield Span(E.IP_ADDRESS, m.start(), m.end(), 0.85, value, self.name)
+
+
+# --- payment cards ----------------------------------------------------------------
+
+_CARD = re.compile(
+    r"(?<![\w-])(?:"
+    r"\d{12,19}"
+    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"  # 4-4-4-4 (13..19 digits)
+    r"|\d{4}([ -])\d{6}\2\d{4,5}"  # Amex 4-6-5, Diners 4-6-4
+    r")(?![\w-])"
+)
+
+
+def card_network(digits: str) -> str | None:
+    """The network whose IIN range and length fit ``digits``, or None.
+
+    Ranges from the networks' published IIN tables (ISO/IEC 7812 registrations).
+    """
+    n = len(digits)
+    p1, p2, p3, p4, p6 = (int(digits[:k]) for k in (1, 2, 3, 4, 6))
+    if p1 == 4 and n in (13, 16, 19):
+        return "visa"
+    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
+        return "mastercard"
+    if p2 in (34, 37) and n == 15:
+        return "amex"
+    if 16 <= n <= 19 and (p4 == 6011 or 644 <= p3 <= 649 or p2 == 65 or 622126 <= p6 <= 622925):
+        return "discover"
+    if (3528 <= p4 <= 3589 and 16 <= n <= 19) or (p4 in (1800, 2131) and n == 15):
+        return "jcb"
+    if (300 <= p3 <= 305 or p4 == 3095 or p2 in (36, 38, 39)) and 14 <= n <= 19:
+        return "diners"
+    if 2200 <= p4 <= 2204 and 16 <= n <= 19:
+        return "mir"
+    if p2 in (62, 81) and 16 <= n <= 19:
+        return "unionpay"
+    if (p2 == 50 or 56 <= p2 <= 69) and 12 <= n <= 19:
+        return "maestro"
+    if p2 == 82 and n == 16:
+        return "rupay"
+    if p4 == 9792 and n == 16:
+        return "troy"
+    if p1 == 1 and n == 15:
+        return "uatp"
+    return None
+
+
+class CardRecognizer:
+    name = "card"
+    entities = frozenset({E.CREDIT_CARD})
+
+    def find(self, text: str) -> Iterator[Span]:
+        for m in _CARD.finditer(text):
+            value = m.group()
+            digits = value.replace(" ", "").replace("-", "")
+            if card_network(digits) is None or not _luhn.is_valid(digits):
+                continue
+            score = 0.9 if len(digits) != len(value) else 0.8
+            yield Span(E.CREDIT_CARD, m.start(), m.end(), score, value, self.name)
+
+
+# --- IBAN -------------------------------------------------------------------------
+
+_IBAN = re.compile(r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![\w-])")
+
+
+class IbanRecognizer:
+    name = "iban"
+    entities = frozenset({E.IBAN_CODE})
+
+    def find(self, text: str) -> Iterator[Span]:
+        for m in _IBAN.finditer(text):
+            value = m.group()
+            # The pattern may run on into a following code; shorten to the longest
+            # prefix that ends at a space and validates (country length + mod-97).
+            end = len(value)
+            while end >= 15:
+                candidate = value[:end]
+                if _iban.is_valid(candidate):
+                    yield Span(
+                        E.IBAN_CODE, m.start(), m.start() + end, 0.95, candidate, self.name
+                    )
+                    break
+                end = value.rfind(" ", 0, end)
+                if end < 0:
+                    break
+
+
+# --- US SSN -----------------------------------------------------------------------
+
+_SSN = re.compile(r"(?<![\w-])\d{3}([- ]?)\d{2}\1\d{4}(?![\w-])")
+
+
+class SsnRecognizer:
+    """US SSN; ``stdnum.us.ssn`` rejects area 000, 666, 900-999, group 00, serial 0000
+    and the numbers known to be published (078-05-1120 and others)."""
+
+    name = "ssn"
+    entities = frozenset({E.US_SSN})
+
+    def find(self, text: str) -> Iterator[Span]:
+        for m in _SSN.finditer(text):
+            value = m.group()
+            if not _us_ssn.is_valid(value.replace(" ", "-")):
+                continue
+            sep = m.group(1)
+            score = 0.75 if sep == "-" else 0.45 if sep == " " else 0.3
+            yield Span(E.US_SSN, m.start(), m.end(), score, value, self.name)
+
+
+# --- phone numbers ----------------------------------------------------------------
+
+_PHONE = re.compile(
+    r"(?<![\w+.\-/:])"
+    r"(?:\+|00)?(?:\(\s*\+?\d{1,4}\s*\)|\d)"
+    r"(?:[ .\-/]{0,2}(?:\(\d{1,5}\)|\d)){5,19}"
+    r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,6})?"
+    r"(?![\w\-:])(?!\.\d)"
+)
+_TRUNK_ZERO = re.compile(r"\(0\)")
+# Dates and the SSN layout are digit runs that no one writes a phone number as.
+_NOT_PHONE = re.compile(
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{3}-\d{2}-\d{4}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Region:
+    code: str
+    country_code: int
+    national_prefix: str
+    lengths: frozenset[int]
+    pattern: re.Pattern[str]
+
+
+def _region(code: str) -> _Region:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(code.upper(), None)
+    if meta is None:
+        raise ValueError(f"unknown phone region {code!r}; use ISO 3166 codes such as GB, DE")
+    desc: Any = meta.general_desc
+    return _Region(
+        code=code.upper(),
+        country_code=int(meta.country_code),
+        national_prefix=meta.national_prefix or "",
+        lengths=frozenset(desc.possible_length or ()),
+        pattern=re.compile(desc.national_number_pattern or r"\d+"),
+    )
+
+
+class PhoneRecognizer:
+    """One candidate pass, then libphonenumber validates each candidate.
+
+    International numbers (``+`` or ``00``) are recognised from anywhere; national
+    formats for the configured regions only. A region's cheap length-and-pattern check
+    runs before the (much dearer) full parse, so unconfigured noise costs little.
+    """
+
+    name = "phone"
+    entities = frozenset({E.PHONE_NUMBER})
+
+    def __init__(self, regions: Sequence[str]) -> None:
+        self.regions = tuple(_region(r) for r in regions)
+
+    def find(self, text: str) -> Iterator[Span]:
+        for m in _PHONE.finditer(text):
+            value = m.group()
+            score = self._score(value)
+            if score:
+                yield Span(E.PHONE_NUMBER, m.start(), m.end(), score, value, self.name)
+
+    def _score(self, value: str) -> float:
+        digits = "".join(ch for ch in value.split("x")[0].split("ext")[0] if ch.isdigit())
+        if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(value):
+            return 0.0
+        candidate = _TRUNK_ZERO.sub("", value)
+        if value.startswith(("+", "00")):
+            if value.startswith("00"):
+                candidate = "+" + candidate[2:]
+            # An explicit country code is a strong sign on its own; a number the
+            # numbering plan does not (yet) allocate is still someone's phone number.
+            return {2: 0.75, 1: 0.55}.get(_check(candidate, None), 0.0)
+        for region in self.regions:
+            nsn = digits
+            if region.national_prefix and nsn.startswith(region.national_prefix):
+                nsn = nsn[len(region.national_prefix) :]
+            if len(nsn) not in region.lengths or not region.pattern.fullmatch(nsn):
+                continue
+            if _check(candidate, region.code) == 2:
+                # Short numbers and bare digit runs are as often house numbers, codes
+                # and amounts: they need a context word.
+                if len(digits) < 9 or len(digits) == len(value):
+                    return 0.35
+                return 0.6
+        return 0.0
+
+
+def _check(value: str, region: str | None) -> int:
+    """2: a valid number; 1: a possible one (right length for its country); 0: neither."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return 0
+    if phonenumbers.is_valid_number(number):
+        return 2
+    return 1 if phonenumbers.is_possible_number(number) else 0
+
+
+# --- national identifiers ---------------------------------------------------------
+
+_NINO = re.compile(
+    r"(?<![\w-])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![\w-])"
+)
+
+
+def _nino_valid(value: str) -> bool:
+    # The pattern carries all of HMRC's published rules (no D, F, I, Q, U, V; second
+    # letter not O; the reserved prefixes); there is no check digit.
+    return bool(value)
+
+
+@dataclass(frozen=True, slots=True)
+class IdRule:
+    entity_type: str
+    pattern: re.Pattern[str]
+    validate: Callable[[str], bool]
+    score: float
+
+
+def _compact(value: str) -> str:
+    return value.replace(" ", "").replace("-", "").replace(".", "")
+
+
+def _d(pattern: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w-])" + pattern + r"(?![\w-])")
+
+
+ID_RULES: tuple[IdRule, ...] = (
+    IdRule(E.UK_NINO, _NINO, _nino_valid, 0.7),
+    IdRule(E.UK_NHS, _d(r"\d{3}[ -]?\d{3}[ -]?\d{4}"), _gb_nhs.is_valid, 0.3),
+    IdRule(E.DE_TAX_ID, _d(r"\d{2} ?\d{3} ?\d{3} ?\d{3}"), _de_idnr.is_valid, 0.3),
+    IdRule(
+        E.FR_NIR,
+        _d(r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2A|2B) ?\d{3} ?\d{3} ?\d{2}"),
+        _fr_nir.is_valid,
+        0.6,
+    ),
+    IdRule(E.ES_NIF, _d(r"\d{8}-?[A-Z]"), _es_dni.is_valid, 0.7),
+    IdRule(E.ES_NIE, _d(r"[XYZ]-?\d{7}-?[A-Z]"), _es_nie.is_valid, 0.75),
+    IdRule(
+        E.IT_FISCAL_CODE,
+        _d(r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPR-T][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"),
+        _it_cf.is_valid,
+        0.85,
+    ),
+    IdRule(E.NL_BSN, _d(r"\d{4}\.?\d{2}\.?\d{3}"), _nl_bsn.is_valid, 0.3),
+    IdRule(E.PL_PESEL, _d(r"\d{11}"), _pl_pesel.is_valid, 0.3),
+    IdRule(E.FI_PERSONAL_IDENTITY_CODE, _d(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), _fi_hetu.is_valid, 0.8),
+    IdRule(E.US_ITIN, _d(r"9\d{2}-?(?:5\d|6[0-5]|7\d|8[0-8]|9[0-24-9])-?\d{4}"), _us_itin.is_valid, 0.5),
+    IdRule(E.IN_AADHAAR, _d(r"[2-9]\d{3} ?\d{4} ?\d{4}"), _in_aadhaar.is_valid, 0.3),
+    IdRule(E.IN_PAN, _d(r"[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]"), _in_pan.is_valid, 0.45),
+    IdRule(E.AU_TFN, _d(r"\d{3} ?\d{3} ?\d{2,3}"), _au_tfn.is_valid, 0.2),
+    IdRule(E.CA_SIN, _d(r"\d{3}[ -]?\d{3}[ -]?\d{3}"), _ca_sin.is_valid, 0.3),
+)
+
+
+class NationalIdRecognizer:
+    """National identifiers that ``python-stdnum`` validates (check digits, dates)."""
+
+    name = "national_id"
+
+    def __init__(self, entity_types: frozenset[str]) -> None:
+        self.rules = tuple(r for r in ID_RULES if r.entity_type in entity_types)
+        self.entities = frozenset(r.entity_type for r in self.rules)
+
+    def find(self, text: str) -> Iterator[Span]:
+        for rule in self.rules:
+            for m in rule.pattern.finditer(text):
+                value = m.group()
+                if rule.validate(_compact(value)):
+                    yield Span(rule.entity_type, m.start(), m.end(), rule.score, value, self.name)
