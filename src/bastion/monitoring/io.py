@@ -1,0 +1,189 @@
+"""Tables in, row batches out: pandas DataFrames, Parquet and CSV files (via pyarrow).
+
+A :class:`TableSource` can be read more than once (fitting a streamed reference takes
+two passes) and yields pandas DataFrames of at most ``batch_rows`` rows, so memory is
+bounded by one batch whatever the file size. String columns come back as pandas
+categoricals (Arrow dictionary encoding), which makes counting them cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bastion.monitoring.errors import ColumnNotFound, InvalidData, UnsupportedSource
+
+DEFAULT_BATCH_ROWS = 1_000_000
+
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Something that yields DataFrame batches, any number of times."""
+
+    name: str
+    columns: tuple[str, ...]
+    num_rows: int | None
+    _batches: Callable[[Sequence[str] | None, int], Iterator[pd.DataFrame]]
+
+    def batches(
+        self, columns: Sequence[str] | None = None, batch_rows: int = DEFAULT_BATCH_ROWS
+    ) -> Iterator[pd.DataFrame]:
+        if columns is not None:
+            missing = [c for c in columns if c not in self.columns]
+            if missing:
+                raise ColumnNotFound(
+                    f"{self.name} has no column(s) {missing}; it has {list(self.columns)}",
+                    columns=missing,
+                )
+        return self._batches(columns, batch_rows)
+
+    def read(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        parts = list(self.batches(columns, batch_rows=10_000_000))
+        if not parts:
+            return pd.DataFrame(columns=list(columns or self.columns))
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def from_frame(frame: pd.DataFrame, name: str = "DataFrame") -> TableSource:
+    def batches(columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
+        data = frame if columns is None else frame[list(columns)]
+        for start in range(0, len(data), batch_rows):
+            yield data.iloc[start : start + batch_rows]
+
+    return TableSource(name, tuple(str(c) for c in frame.columns), len(frame), batches)
+
+
+def from_batches(
+    factory: Callable[[], Iterable[pd.DataFrame]],
+    columns: Sequence[str],
+    num_rows: int | None = None,
+    name: str = "stream",
+) -> TableSource:
+    """A source over a generator factory (called once per pass), e.g. windows of a log."""
+
+    def batches(wanted: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
+        for frame in factory():
+            yield frame if wanted is None else frame[list(wanted)]
+
+    return TableSource(name, tuple(columns), num_rows, batches)
+
+
+def _parquet(path: Path) -> TableSource:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a bad file
+        raise UnsupportedSource(f"{path} is not a readable Parquet file: {exc}") from exc
+    names = tuple(meta.schema_arrow.names)
+    string_cols = [
+        f.name
+        for f in meta.schema_arrow
+        if str(f.type) in ("string", "large_string") or str(f.type).startswith("dictionary")
+    ]
+
+    def batches(columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
+        wanted = list(columns) if columns is not None else list(names)
+        dict_cols = [c for c in string_cols if c in wanted]
+        pf = pq.ParquetFile(path, read_dictionary=dict_cols or None)
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
+            yield batch.to_pandas()
+
+    return TableSource(str(path), names, meta.metadata.num_rows, batches)
+
+
+def _csv(path: Path) -> TableSource:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    def reader(columns: Sequence[str] | None, block_size: int) -> pacsv.CSVStreamingReader:
+        return pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=block_size),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(columns) if columns is not None else None,
+                auto_dict_encode=True,
+                auto_dict_max_cardinality=100_000,
+                strings_can_be_null=True,
+            ),
+        )
+
+    try:
+        names = tuple(reader(None, 1 << 16).schema.names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnsupportedSource(f"{path} is not a readable CSV file: {exc}") from exc
+
+    def batches(columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
+        # Arrow's CSV reader batches by bytes; ~64 bytes a row is a fair guess.
+        block = int(min(max(batch_rows * 64, 1 << 20), 1 << 30))
+        pending: list[pd.DataFrame] = []
+        size = 0
+        for batch in reader(columns, block):
+            frame = batch.to_pandas()
+            pending.append(frame)
+            size += len(frame)
+            if size >= batch_rows:
+                yield _concat(pending)
+                pending, size = [], 0
+        if pending:
+            yield _concat(pending)
+
+    return TableSource(str(path), names, None, batches)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    if len(frames) == 1:
+        return frames[0]
+    from pandas.api.types import union_categoricals
+
+    out = {}
+    for col in frames[0].columns:
+        parts = [f[col] for f in frames]
+        if all(isinstance(p.dtype, pd.CategoricalDtype) for p in parts):
+            out[col] = pd.Series(union_categoricals(parts, ignore_order=True))
+        else:
+            out[col] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(out)
+
+
+_READERS: dict[str, Callable[[Path], TableSource]] = {
+    ".parquet": _parquet,
+    ".pq": _parquet,
+    ".csv": _csv,
+    ".txt": _csv,
+}
+
+
+def open_table(table: pd.DataFrame | str | Path | TableSource) -> TableSource:
+    """Open a DataFrame, a ``.parquet`` or ``.csv`` path, or pass a source through."""
+    if isinstance(table, TableSource):
+        return table
+    if isinstance(table, pd.DataFrame):
+        return from_frame(table)
+    path = Path(table)
+    if not path.is_file():
+        raise InvalidData(f"{path} does not exist or is not a file; check the path", path=str(path))
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise UnsupportedSource(
+            f"cannot read {path.name}: use a .parquet or .csv file", path=str(path)
+        )
+    return reader(path)
+
+
+def read_table(
+    table: pd.DataFrame | str | Path | TableSource, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The whole table in memory (for performance, fairness and explanations)."""
+    if isinstance(table, pd.DataFrame):
+        if columns is not None:
+            missing = [c for c in columns if c not in table.columns]
+            if missing:
+                raise ColumnNotFound(f"no column(s) {missing}; the data has {list(table.columns)}")
+            return table[list(columns)]
+        return table
+    return open_table(table).read(columns)

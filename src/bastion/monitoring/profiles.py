@@ -1,0 +1,231 @@
+"""A profile: one sketch per column of a table, built in row batches.
+
+The reference profile is fitted once and stored (:meth:`Profile.to_dict` is JSON):
+pass 1 counts categories and missing values and keeps a uniform random sample of rows
+(bottom-k of random keys, so the row count need not be known) to fit numeric bin edges;
+pass 2 counts the numeric cells. When the sample holds the whole reference, pass 2 is
+skipped and the edges hold every distinct value. A current profile is one pass against
+the reference's edges, window by window; profiles of windows merge.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bastion.monitoring.config import DriftSettings
+from bastion.monitoring.errors import EmptyData, IncompatibleSketch, InvalidData
+from bastion.monitoring.io import DEFAULT_BATCH_ROWS, TableSource, open_table
+from bastion.monitoring.sketches import (
+    CategoricalSketch,
+    ColumnSketch,
+    NumericBins,
+    NumericSketch,
+    sketch_from_dict,
+)
+
+Progress = Callable[[int], None]
+FORMAT = "bastion.profile/1"
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(series.dtype)) and not bool(
+        pd.api.types.is_bool_dtype(series.dtype)
+    )
+
+
+def _as_float(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+@dataclass(eq=False)
+class Profile:
+    columns: dict[str, ColumnSketch] = field(default_factory=dict)
+    n_rows: int = 0
+
+    def kinds(self) -> dict[str, str]:
+        return {name: sketch.kind for name, sketch in self.columns.items()}
+
+    def empty_like(self) -> Profile:
+        """A profile with the same bins and no rows: the start of a current window."""
+        out: dict[str, ColumnSketch] = {}
+        for name, sketch in self.columns.items():
+            if isinstance(sketch, NumericSketch):
+                out[name] = NumericSketch.empty(sketch.bins)
+            else:
+                out[name] = CategoricalSketch(max_categories=sketch.max_categories)
+        return Profile(out)
+
+    def update(self, frame: pd.DataFrame) -> None:
+        for name, sketch in self.columns.items():
+            if name not in frame.columns:
+                raise InvalidData(f"the batch has no column {name!r}", column=name)
+            col = frame[name]
+            if isinstance(sketch, NumericSketch):
+                try:
+                    sketch.update(_as_float(col))
+                except (TypeError, ValueError) as exc:
+                    raise InvalidData(
+                        f"column {name!r} is numeric in the reference but holds "
+                        f"non-numbers here ({exc}); declare it categorical",
+                        column=name,
+                    ) from exc
+            else:
+                sketch.update(col)
+        self.n_rows += len(frame)
+
+    def merge(self, other: Profile) -> Profile:
+        if self.columns.keys() != other.columns.keys():
+            raise IncompatibleSketch("profiles cover different columns; they cannot be merged")
+        merged: dict[str, ColumnSketch] = {}
+        for name, a in self.columns.items():
+            b = other.columns[name]
+            if isinstance(a, NumericSketch) and isinstance(b, NumericSketch):
+                merged[name] = a.merge(b)
+            elif isinstance(a, CategoricalSketch) and isinstance(b, CategoricalSketch):
+                merged[name] = a.merge(b)
+            else:
+                raise IncompatibleSketch(f"column {name!r} has different kinds in the two profiles")
+        return Profile(merged, self.n_rows + other.n_rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "n_rows": self.n_rows,
+            "columns": {name: s.to_dict() for name, s in self.columns.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        if data.get("format") != FORMAT:
+            raise IncompatibleSketch(
+                f"not a Bastion profile (format {data.get('format')!r}, expected {FORMAT!r})"
+            )
+        cols = {name: sketch_from_dict(d) for name, d in data["columns"].items()}
+        return cls(cols, int(data["n_rows"]))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidData(f"cannot read the profile {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def _choose_columns(
+    source: TableSource,
+    first: pd.DataFrame,
+    columns: Sequence[str] | None,
+    categorical: Sequence[str],
+    numerical: Sequence[str],
+) -> dict[str, str]:
+    names = list(columns) if columns else list(source.columns)
+    kinds: dict[str, str] = {}
+    for name in names:
+        if name in categorical:
+            kinds[name] = "categorical"
+        elif name in numerical:
+            kinds[name] = "numeric"
+        else:
+            kinds[name] = "numeric" if _is_numeric(first[name]) else "categorical"
+    return kinds
+
+
+def fit_reference(
+    table: pd.DataFrame | str | Path | TableSource,
+    *,
+    columns: Sequence[str] | None = None,
+    categorical: Sequence[str] = (),
+    numerical: Sequence[str] = (),
+    settings: DriftSettings | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> Profile:
+    """Profile the reference: bins fitted from (a sample of) it, then every row counted."""
+    settings = settings or DriftSettings()
+    source = open_table(table)
+    wanted = list(columns) if columns else None
+    rng = np.random.default_rng(seed)
+    kinds: dict[str, str] | None = None
+    cats: dict[str, CategoricalSketch] = {}
+    sample: pd.DataFrame | None = None
+    sample_keys = np.empty(0)
+    k = settings.sample_rows
+    n_rows = 0
+    for batch in source.batches(wanted, batch_rows):
+        if kinds is None:
+            kinds = _choose_columns(source, batch, wanted, categorical, numerical)
+            cats = {
+                n: CategoricalSketch(max_categories=settings.max_categories)
+                for n, kind in kinds.items()
+                if kind == "categorical"
+            }
+        n_rows += len(batch)
+        for name, sketch in cats.items():
+            sketch.update(batch[name])
+        numeric = [n for n, kind in kinds.items() if kind == "numeric"]
+        if numeric:
+            part = pd.DataFrame({n: _as_float(batch[n]) for n in numeric})
+            keys = rng.random(len(part))
+            if sample is not None:
+                part = pd.concat([sample, part], ignore_index=True)
+                keys = np.concatenate([sample_keys, keys])
+            if len(part) > k:
+                keep = np.argpartition(keys, k - 1)[:k]
+                part, keys = part.iloc[keep].reset_index(drop=True), keys[keep]
+            sample, sample_keys = part, keys
+        if progress:
+            progress(len(batch))
+    if kinds is None or n_rows == 0:
+        raise EmptyData(f"the reference {source.name} has no rows; give it some data")
+    out: dict[str, ColumnSketch] = {}
+    numeric = [n for n, kind in kinds.items() if kind == "numeric"]
+    sketches: dict[str, NumericSketch] = {}
+    for name in numeric:
+        assert sample is not None
+        bins = NumericBins.fit(
+            sample[name].to_numpy(), sketch_bins=settings.sketch_bins, psi_bins=settings.psi_bins
+        )
+        sketches[name] = NumericSketch.empty(bins)
+    if numeric and sample is not None and len(sample) == n_rows:
+        for name in numeric:
+            sketches[name].update(sample[name].to_numpy())
+    elif numeric:
+        for batch in source.batches(numeric, batch_rows):
+            for name in numeric:
+                sketches[name].update(_as_float(batch[name]))
+            if progress:
+                progress(len(batch))
+    for name, kind in kinds.items():
+        out[name] = sketches[name] if kind == "numeric" else cats[name]
+    return Profile(out, n_rows)
+
+
+def profile_current(
+    table: pd.DataFrame | str | Path | TableSource,
+    reference: Profile,
+    *,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    progress: Progress | None = None,
+) -> Profile:
+    """Profile current data against the reference's bins, one batch at a time."""
+    source = open_table(table)
+    profile = reference.empty_like()
+    for batch in source.batches(list(reference.columns), batch_rows):
+        profile.update(batch)
+        if progress:
+            progress(len(batch))
+    if profile.n_rows == 0:
+        raise EmptyData(f"the current data {source.name} has no rows; give it some data")
+    return profile
