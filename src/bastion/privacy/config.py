@@ -28,7 +28,18 @@ OperatorName = Literal["placeholder", "redact", "partial", "hash", "encrypt", "b
 #: Regions whose national phone formats are recognised when the policy names none:
 #: the largest English-speaking and EU markets. International (+CC) numbers are
 #: recognised from every region regardless.
-DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "BR")
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = (
+    "US",
+    "GB",
+    "DE",
+    "FR",
+    "ES",
+    "IT",
+    "NL",
+    "IN",
+    "AU",
+    "BR",
+)
 
 
 class _Strict(BaseModel):
@@ -143,7 +154,9 @@ class PrivacyPolicy(_Strict):
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise ValueError(f"allow_patterns: {pattern!r} is not a valid regex: {exc}") from exc
+                raise ValueError(
+                    f"allow_patterns: {pattern!r} is not a valid regex: {exc}"
+                ) from exc
         return value
 
     @field_validator("phone_regions")
@@ -154,7 +167,9 @@ class PrivacyPolicy(_Strict):
         supported = phonenumbers.SUPPORTED_REGIONS
         bad = [r for r in value if r.upper() not in supported]
         if bad:
-            raise ValueError(f"unknown phone region(s) {', '.join(bad)}; use ISO 3166 codes (GB, not UK)")
+            raise ValueError(
+                f"unknown phone region(s) {', '.join(bad)}; use ISO 3166 codes (GB, not UK)"
+            )
         return [r.upper() for r in value]
 
 
@@ -178,7 +193,9 @@ class DenylistEntry(_Strict):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"denylist pattern {self.pattern!r} is not a valid regex: {exc}") from exc
+                raise ValueError(
+                    f"denylist pattern {self.pattern!r} is not a valid regex: {exc}"
+                ) from exc
         return self
 
     @property

@@ -58,7 +58,9 @@ class Analyzer:
         self.default_threshold = default_threshold
         self.allow_list = frozenset(v.casefold() for v in allow_list)
         patterns = list(allow_patterns)
-        self.allow_pattern = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self.allow_pattern = (
+            re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        )
         self.context_window = context_window
         wanted = self.entities
         built: list[Recognizer] = [
@@ -119,7 +121,9 @@ class Analyzer:
                 if score < threshold or self._allowed(span.text):
                     continue
                 if score != span.score:
-                    span = Span(span.entity_type, span.start, span.end, score, span.text, span.recognizer)
+                    span = Span(
+                        span.entity_type, span.start, span.end, score, span.text, span.recognizer
+                    )
                 found.append(span)
         return resolve_overlaps(found)
 

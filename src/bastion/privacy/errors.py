@@ -1,14 +1,14 @@
 """Errors raised by :mod:`bastion.privacy`.
 
-    BastionError                        (bastion.errors)
-    └── PrivacyError                    privacy_error
-        ├── PrivacyBlocked              pii_blocked             400  a block operator matched
-        │   ├── DenylistBlocked         denylist_blocked        400  a deny-listed term matched
-        │   └── LeakBlocked             pii_leak_blocked        502  the response leaked personal data
-        ├── DetectionFailed             privacy_detection_failed 503 detection raised; fail closed
-        ├── PrivacyConfigError          privacy_config_invalid  500  the policy or keys are unusable
-        ├── NerBackendUnavailable       ner_backend_unavailable 500  optional NER package missing
-        └── DecryptionFailed            privacy_decrypt_failed  400  a token was altered or the key is wrong
+    BastionError (bastion.errors)
+    └── PrivacyError                 privacy_error
+        ├── PrivacyBlocked           pii_blocked               400  personal data not allowed
+        │   ├── DenylistBlocked      denylist_blocked          400  a deny-listed term
+        │   └── LeakBlocked          pii_leak_blocked          502  the answer leaked data
+        ├── DetectionFailed          privacy_detection_failed  503  detection raised
+        ├── PrivacyConfigError       privacy_config_invalid    500  policy or keys unusable
+        │   └── NerBackendUnavailable ner_backend_unavailable  500  NER package missing
+        └── DecryptionFailed         privacy_decrypt_failed    400  token altered, wrong key
 
 Messages never contain the personal data that caused them: they name entity types and
 deny-list entries only, so they are safe to log and to put in the audit ledger.

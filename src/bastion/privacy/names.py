@@ -45,22 +45,26 @@ _WEAK_CUE = re.compile(
 )
 _SENTENCE_END = re.compile(r"[.!?\n:;][\s\"'“‘(\[]*$")
 
-TITLES = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+TITLES = _words(
     "mr mrs ms miss mx dr doctor prof professor sir dame lady lord madam madame mme mlle "
     "herr frau monsieur señor senor señora senora sra sr srta don doña rev reverend fr "
     "father sister brother captain capt col colonel sgt sergeant officer judge president "
-    "senator sen rep gov governor mayor uncle aunt auntie grandma grandpa mister".split()
+    "senator sen rep gov governor mayor uncle aunt auntie grandma grandpa mister"
 )
-PARTICLES = frozenset(
-    "van von der den de da das do dos del della di du le la bin ibn al el ter ten y st".split()
+PARTICLES = _words(
+    "van von der den de da das do dos del della di du le la bin ibn al el ter ten y st"
 )
 # Sentence-opening words that also cue a name: "Contact Jane Doe", "Ask Bob".
-_OPENERS = frozenset(
-    "contact ask call email message ping tell meet cc by with from hi hello hey thanks "
-    "visit dear".split()
+_OPENERS = _words(
+    "contact ask call email message ping tell meet cc by with from hi hello hey thanks visit dear"
 )
 # Capitalised words that start sentences or name things but are not names.
-COMMON = frozenset(
+COMMON = _words(
     "i a an the this that these those it its he she they we you my your his her our their "
     "me him them us what which who whom whose when where why how yes no not please thanks "
     "hello hi hey dear ok okay and or but if then so because as at by for from in into of "
@@ -68,11 +72,11 @@ COMMON = frozenset(
     "would should will shall may might must do does did have has had is are was were be "
     "been being am there here all any some each every both either neither one two three "
     "monday tuesday wednesday thursday friday saturday sunday january february march april "
-    "june july august september october november december today tomorrow yesterday "
-    "inc ltd llc plc corp co company group bank university college school hospital street "
-    "st road rd avenue ave lane drive boulevard blvd square city county state republic "
-    "north south east west new old great united kingdom america american english "
-    "mr mrs ms dr prof sir god lord jesus christ internet email phone".split()
+    "june july august september october november december today tomorrow yesterday inc ltd "
+    "llc plc corp co company group bank university college school hospital street st road "
+    "rd avenue ave lane drive boulevard blvd square city county state republic north south "
+    "east west new old great united kingdom america american english mr mrs ms dr prof sir "
+    "god lord jesus christ internet email phone"
 )
 
 
@@ -142,10 +146,14 @@ class PersonRecognizer:
                 run.append(tok)
                 continue
             if run:
-                yield from self._score_run(text, run, lists)
+                span = self._score_run(text, run, lists)
+                if span is not None:
+                    yield span
             run = [tok]
         if run:
-            yield from self._score_run(text, run, lists)
+            span = self._score_run(text, run, lists)
+            if span is not None:
+                yield span
         yield from self._after_cue(text, lists)
 
     # A lower-case name after a strong cue: "my name is john smith".
@@ -162,54 +170,76 @@ class PersonRecognizer:
                 end = m.end(2)
             yield Span(E.PERSON, m.start(1), end, 0.6, text[m.start(1) : end], self.name)
 
-    def _score_run(self, text: str, run: list[_Tok], lists: NameLists) -> Iterator[Span]:
+    def _score_run(self, text: str, run: list[_Tok], lists: NameLists) -> Span | None:
+        given, family = lists.given, lists.family
+        if len(run) == 1:
+            # The common case, kept cheap: one capitalised word.
+            tok = run[0]
+            key = tok.key
+            if key in COMMON or key in TITLES or tok.initial:
+                return None
+            if key not in given and key not in family:
+                if tok.word.isupper() or not _strong_cue(text, tok.start):
+                    return None
+                return self._span(text, tok.start, tok.end, 0.55)
+            score = 0.25 if key in lists.common else 0.45
+            cue = (
+                0.4 if _strong_cue(text, tok.start) else 0.2 if _weak_cue(text, tok.start) else 0.0
+            )
+            if not cue and _starts_sentence(text, tok.start):
+                score -= 0.15
+            return self._span(text, tok.start, tok.end, score + cue)
+
         cue = 0.0
         # Titles open a name and are not part of it: "Dr. Ahtisaari".
         while run and run[0].key in TITLES:
             cue = 0.4
             run = run[1:]
-        while run and run[0].key in lists.common and run[0].key not in lists.given:
+        while run and run[0].key in lists.common and run[0].key not in given:
             if run[0].key == "dear":
                 cue = 0.4
             run = run[1:]
         # A sentence's first word is capitalised anyway: it counts only as a known name.
-        if run and run[0].key not in lists.given and run[0].key not in lists.family:
-            if _starts_sentence(text, run[0].start) and len(run) > 1:
-                if not cue and run[0].key in _OPENERS:
-                    cue = 0.2
-                run = run[1:]
+        if (
+            len(run) > 1
+            and run[0].key not in given
+            and run[0].key not in family
+            and _starts_sentence(text, run[0].start)
+        ):
+            if not cue and run[0].key in _OPENERS:
+                cue = 0.2
+            run = run[1:]
         while run and run[-1].key in COMMON:
             run = run[:-1]
         if not run or len(run) > 4:
-            return
+            return None
         names = [t for t in run if not t.initial]
-        if not names or any(
-            len(t.word) > 1
-            and t.word.isupper()
-            and t.key not in lists.given
-            and t.key not in lists.family
-            for t in names
-        ):
-            return
-        if any(t.key in COMMON for t in names):
-            return
+        if not names:
+            return None
+        known = 0
+        for t in names:
+            if t.key in COMMON:
+                return None
+            if t.key in given or t.key in family:
+                known += 1
+            elif len(t.word) > 1 and t.word.isupper():
+                return None
         start, end = run[0].start, run[-1].end
         if not cue:
             cue = 0.4 if _strong_cue(text, start) else 0.2 if _weak_cue(text, start) else 0.0
-        known_given = names[0].key in lists.given
-        known = sum(t.key in lists.given or t.key in lists.family for t in names)
+        if len(names) == 1:
+            # A title or a dropped opener left one word: score it as a lone word.
+            lone = 0.15 if not known else 0.25 if names[0].key in lists.common else 0.45
+            return self._span(text, start, end, lone + cue)
         common = sum(t.key in lists.common for t in names)
-        sentence_start = _starts_sentence(text, start)
-        if len(names) >= 2:
-            score = 0.35 + (0.3 if known_given else 0.0) + (0.15 if known >= 2 else 0.1 * known)
-            score -= 0.1 * common
-        else:
-            score = 0.15 if not known else 0.45 if not common else 0.25
-            if sentence_start and not cue:
-                score -= 0.15
-        score = min(1.0, score + cue)
-        if score > 0.0:
-            yield Span(E.PERSON, start, end, round(score, 3), text[start:end], self.name)
+        score = 0.35 + (0.3 if names[0].key in given else 0.0)
+        score += 0.15 if known >= 2 else 0.1 * known
+        return self._span(text, start, end, score - 0.1 * common + cue)
+
+    def _span(self, text: str, start: int, end: int, score: float) -> Span | None:
+        if score <= 0.0:
+            return None
+        return Span(E.PERSON, start, end, round(min(1.0, score), 3), text[start:end], self.name)
 
 
 def _joins(prev: _Tok, gap: str) -> bool:
@@ -219,7 +249,9 @@ def _joins(prev: _Tok, gap: str) -> bool:
         return prev.initial or prev.key in TITLES
     # "Ludwig van Beethoven", "Maria de la Cruz"
     inner = gap.strip().split(" ")
-    return gap[0] == " " and gap[-1] == " " and len(inner) <= 2 and all(w in PARTICLES for w in inner)
+    return (
+        gap[0] == " " and gap[-1] == " " and len(inner) <= 2 and all(w in PARTICLES for w in inner)
+    )
 
 
 def _strong_cue(text: str, start: int) -> bool:

@@ -59,11 +59,35 @@ class Recognizer(Protocol):
 #: Whole words (or phrases) that, shortly before a candidate, make it more likely.
 CONTEXT: dict[str, tuple[str, ...]] = {
     E.PHONE_NUMBER: (
-        "phone", "telephone", "tel", "cell", "cellphone", "mobile", "mob", "call", "fax",
-        "contact", "number", "reach", "text", "sms", "whatsapp", "dial", "landline", "ring",
+        "phone",
+        "telephone",
+        "tel",
+        "cell",
+        "cellphone",
+        "mobile",
+        "mob",
+        "call",
+        "fax",
+        "contact",
+        "number",
+        "reach",
+        "text",
+        "sms",
+        "whatsapp",
+        "dial",
+        "landline",
+        "ring",
     ),
     E.CREDIT_CARD: (
-        "card", "credit", "debit", "visa", "mastercard", "amex", "cc", "payment", "pan",
+        "card",
+        "credit",
+        "debit",
+        "visa",
+        "mastercard",
+        "amex",
+        "cc",
+        "payment",
+        "pan",
     ),
     E.US_SSN: ("ssn", "ssns", "social security", "ss#", "ssid"),
     E.IBAN_CODE: ("iban", "bank", "account", "transfer", "wire"),
@@ -72,8 +96,13 @@ CONTEXT: dict[str, tuple[str, ...]] = {
     E.UK_NINO: ("national insurance", "nino", "ni number"),
     E.UK_NHS: ("nhs", "health service"),
     E.DE_TAX_ID: (
-        "steuer-id", "steuerid", "idnr", "steueridentifikationsnummer",
-        "identifikationsnummer", "tax id", "steuernummer",
+        "steuer-id",
+        "steuerid",
+        "idnr",
+        "steueridentifikationsnummer",
+        "identifikationsnummer",
+        "tax id",
+        "steuernummer",
     ),
     E.FR_NIR: ("nir", "insee", "sécurité sociale", "securite sociale", "numéro de sécurité"),
     E.ES_NIF: ("dni", "nif", "documento"),
@@ -233,9 +262,7 @@ class IbanRecognizer:
             while end >= 15:
                 candidate = value[:end]
                 if _iban.is_valid(candidate):
-                    yield Span(
-                        E.IBAN_CODE, m.start(), m.start() + end, 0.95, candidate, self.name
-                    )
+                    yield Span(E.IBAN_CODE, m.start(), m.start() + end, 0.95, candidate, self.name)
                     break
                 end = value.rfind(" ", 0, end)
                 if end < 0:
@@ -296,7 +323,7 @@ def _region(code: str) -> _Region:
     desc: Any = meta.general_desc
     return _Region(
         code=code.upper(),
-        country_code=int(meta.country_code),
+        country_code=int(meta.country_code or 0),
         national_prefix=meta.national_prefix or "",
         lengths=frozenset(desc.possible_length or ()),
         pattern=re.compile(desc.national_number_pattern or r"\d+"),
@@ -325,23 +352,23 @@ class PhoneRecognizer:
                 yield Span(E.PHONE_NUMBER, m.start(), m.end(), score, value, self.name)
 
     def _score(self, value: str) -> float:
-        digits = "".join(ch for ch in value.split("x")[0].split("ext")[0] if ch.isdigit())
+        head = value.split("x")[0].split("ext")[0].split("#")[0]
+        digits = "".join(ch for ch in _TRUNK_ZERO.sub("", head) if ch.isdigit())
         if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(value):
             return 0.0
-        candidate = _TRUNK_ZERO.sub("", value)
         if value.startswith(("+", "00")):
             if value.startswith("00"):
-                candidate = "+" + candidate[2:]
+                digits = digits[2:]
             # An explicit country code is a strong sign on its own; a number the
             # numbering plan does not (yet) allocate is still someone's phone number.
-            return {2: 0.75, 1: 0.55}.get(_check(candidate, None), 0.0)
+            return {2: 0.75, 1: 0.55}.get(_check_international(digits), 0.0)
         for region in self.regions:
             nsn = digits
             if region.national_prefix and nsn.startswith(region.national_prefix):
                 nsn = nsn[len(region.national_prefix) :]
             if len(nsn) not in region.lengths or not region.pattern.fullmatch(nsn):
                 continue
-            if _check(candidate, region.code) == 2:
+            if phonenumbers.is_valid_number(_number(region.country_code, nsn)):
                 # Short numbers and bare digit runs are as often house numbers, codes
                 # and amounts: they need a context word.
                 if len(digits) < 9 or len(digits) == len(value):
@@ -350,15 +377,30 @@ class PhoneRecognizer:
         return 0.0
 
 
-def _check(value: str, region: str | None) -> int:
+def _number(country_code: int, nsn: str) -> phonenumbers.PhoneNumber:
+    # Building the number directly skips parse()'s normalisation, a third of the cost.
+    zeros = len(nsn) - len(nsn.lstrip("0"))
+    return phonenumbers.PhoneNumber(
+        country_code=country_code,
+        national_number=int(nsn),
+        italian_leading_zero=True if zeros else None,
+        number_of_leading_zeros=zeros if zeros > 1 else None,
+    )
+
+
+def _check_international(digits: str) -> int:
     """2: a valid number; 1: a possible one (right length for its country); 0: neither."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        return 0
-    if phonenumbers.is_valid_number(number):
-        return 2
-    return 1 if phonenumbers.is_possible_number(number) else 0
+    for size in (1, 2, 3):
+        code = int(digits[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            nsn = digits[size:]
+            if not nsn:
+                return 0
+            number = _number(code, nsn)
+            if phonenumbers.is_valid_number(number):
+                return 2
+            return 1 if phonenumbers.is_possible_number(number) else 0
+    return 0
 
 
 # --- national identifiers ---------------------------------------------------------
@@ -411,13 +453,23 @@ ID_RULES: tuple[IdRule, ...] = (
     ),
     IdRule(E.NL_BSN, _d(r"\d{4}\.?\d{2}\.?\d{3}"), _nl_bsn.is_valid, 0.3),
     IdRule(E.PL_PESEL, _d(r"\d{11}"), _pl_pesel.is_valid, 0.3),
-    IdRule(E.FI_PERSONAL_IDENTITY_CODE, _d(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), _fi_hetu.is_valid, 0.8),
-    IdRule(E.US_ITIN, _d(r"9\d{2}-?(?:5\d|6[0-5]|7\d|8[0-8]|9[0-24-9])-?\d{4}"), _us_itin.is_valid, 0.5),
+    IdRule(
+        E.FI_PERSONAL_IDENTITY_CODE, _d(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), _fi_hetu.is_valid, 0.8
+    ),
+    IdRule(
+        E.US_ITIN, _d(r"9\d{2}-?(?:5\d|6[0-5]|7\d|8[0-8]|9[0-24-9])-?\d{4}"), _us_itin.is_valid, 0.5
+    ),
     IdRule(E.IN_AADHAAR, _d(r"[2-9]\d{3} ?\d{4} ?\d{4}"), _in_aadhaar.is_valid, 0.3),
     IdRule(E.IN_PAN, _d(r"[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]"), _in_pan.is_valid, 0.45),
     IdRule(E.AU_TFN, _d(r"\d{3} ?\d{3} ?\d{2,3}"), _au_tfn.is_valid, 0.2),
     IdRule(E.CA_SIN, _d(r"\d{3}[ -]?\d{3}[ -]?\d{3}"), _ca_sin.is_valid, 0.3),
 )
+
+
+# Where an identifier could start: up to six capitals then a digit (covers every rule
+# above), followed by more letters, digits and separators. One pass finds these; the
+# rules then run only inside them, instead of fifteen passes over the whole text.
+_ID_CANDIDATE = re.compile(r"(?<![\w-])(?=[A-Z]{0,6}\d)[A-Z\d]+(?:[ .\-+][A-Z\d]+)*(?![\w-])")
 
 
 class NationalIdRecognizer:
@@ -430,8 +482,16 @@ class NationalIdRecognizer:
         self.entities = frozenset(r.entity_type for r in self.rules)
 
     def find(self, text: str) -> Iterator[Span]:
-        for rule in self.rules:
-            for m in rule.pattern.finditer(text):
-                value = m.group()
-                if rule.validate(_compact(value)):
-                    yield Span(rule.entity_type, m.start(), m.end(), rule.score, value, self.name)
+        for c in _ID_CANDIDATE.finditer(text):
+            lo, hi = c.span()
+            if hi - lo < 8:
+                continue
+            for rule in self.rules:
+                # endpos makes the rule's look-ahead see an end at ``hi``, which is a
+                # real boundary: the candidate pattern ends only before one.
+                for m in rule.pattern.finditer(text, lo, hi):
+                    value = m.group()
+                    if rule.validate(_compact(value)):
+                        yield Span(
+                            rule.entity_type, m.start(), m.end(), rule.score, value, self.name
+                        )
