@@ -14,3 +14,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys.app, name="keys")
     app.add_typer(audit.app, name="audit")
     app.add_typer(demo.app, name="demo")
+
+    from bastion.cli import monitoring
+
+    app.add_typer(monitoring.drift_app, name="drift")
+    app.add_typer(monitoring.fairness_app, name="fairness")
+    app.command("explain")(monitoring.explain)

@@ -1,0 +1,344 @@
+"""``bastion drift check``, ``bastion fairness check`` and ``bastion explain``.
+
+Exit codes, for CI gates: 0 the check passed, 1 the check failed, 2 bad input (a missing
+file or column, an unreadable model) with a message saying what to fix. Heavy libraries
+are imported inside the commands so ``bastion --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from bastion.monitoring.drift import DriftReport
+    from bastion.monitoring.fairness import FairnessReport
+
+drift_app = typer.Typer(help="Data and prediction drift between a reference and current data.", no_args_is_help=True)
+fairness_app = typer.Typer(help="Group fairness of a classifier's decisions.", no_args_is_help=True)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+PROGRESS_MIN_ROWS = 1_000_000
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def _bad_input(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Map domain errors to exit code 2 with their message."""
+    from bastion.errors import BastionError
+
+    try:
+        yield
+    except BastionError as exc:
+        raise _bad_input(f"{exc.message} [{exc.code}]") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise _bad_input(str(exc)) from None
+
+
+def _write_json(payload: dict[str, Any], target: str | None) -> None:
+    if not target:
+        return
+    text = json.dumps(payload, indent=2, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(target).write_text(text + "\n", encoding="utf-8")
+        err.print(f"JSON written to {target}")
+
+
+def _write_report(html: Callable[[], str], target: Path | None) -> None:
+    if target is None:
+        return
+    from bastion.monitoring.reports import write_html
+
+    write_html(html(), target)
+    err.print(f"HTML report written to {target}")
+
+
+@contextmanager
+def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    if total is not None and total < PROGRESS_MIN_ROWS:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(label, total=total)
+        yield lambda rows: bar.advance(task, rows)
+
+
+# --- drift -----------------------------------------------------------------------------
+def _print_drift(report: DriftReport) -> None:
+    from rich.table import Table
+
+    table = Table(title="Drift by column", title_justify="left")
+    for name in ("column", "method", "score", "threshold", "verdict", "PSI", "JS", "missing ref→cur"):
+        table.add_column(name, justify="right" if name not in ("column", "method", "verdict") else "left")
+    for c in report.columns:
+        verdict = "[red]DRIFT[/]" if c.drifted else "[green]ok[/]"
+        if c.method == "none":
+            verdict = "[yellow]not judged[/]"
+        name = c.column + (" (prediction)" if c.role == "prediction" else "")
+        table.add_row(
+            name, c.method, f"{c.score:.4g}", f"{c.threshold:g}", verdict, f"{c.psi:.3f}",
+            f"{c.jensenshannon:.3f}", f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
+        )  # fmt: skip
+    out.print(table)
+    for f in report.findings:
+        if f.kind in ("missing_rate", "new_categories", "retrain_signal"):
+            out.print(f"  [yellow]•[/] {f.message}", highlight=False)
+    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
+    out.print(
+        f"{status}: {len(report.drifted_columns)} of "
+        f"{sum(c.role == 'feature' for c in report.columns)} columns drifted "
+        f"({report.drift_share:.0%}; dataset drift at ≥ {report.settings.dataset_drift_share:.0%})"
+        + ("; [red]prediction drift[/]" if report.prediction_drift else ""),
+        highlight=False,
+    )
+
+
+@drift_app.command("check")
+def drift_check(
+    reference: Path = typer.Option(..., "--reference", "-r", help="Reference data (.parquet, .csv) or a saved profile (.json)."),
+    current: Path = typer.Option(..., "--current", "-c", help="Current data (.parquet, .csv)."),
+    columns: str | None = typer.Option(None, help="Comma-separated columns to check (default: all)."),
+    prediction: str | None = typer.Option(None, help="Comma-separated prediction columns (prediction drift fails the check)."),
+    categorical: str | None = typer.Option(None, help="Columns to treat as categorical."),
+    numerical: str | None = typer.Option(None, help="Columns to treat as numeric."),
+    method: str = typer.Option("auto", help="auto (Evidently's rule), ks, chisquare, z, wasserstein, jensenshannon or psi."),
+    drift_share: float = typer.Option(0.5, help="Share of drifted columns that makes dataset drift."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    json_out: str | None = typer.Option(None, "--json", help="Write the JSON result here ('-' for stdout)."),
+    save_reference: Path | None = typer.Option(None, help="Store the reference profile (JSON) for later runs."),
+    batch_rows: int = typer.Option(1_000_000, min=1000, help="Rows per streamed window."),
+) -> None:
+    """Compare current data with the reference; exit 1 on dataset or prediction drift."""
+    with _guard():
+        from pydantic import ValidationError
+
+        from bastion.monitoring.config import DriftSettings
+        from bastion.monitoring.drift import compare
+        from bastion.monitoring.io import open_table
+        from bastion.monitoring.profiles import Profile, fit_reference, profile_current
+
+        try:
+            settings = DriftSettings(method=method, dataset_drift_share=drift_share)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise _bad_input(f"bad drift settings: {exc.errors()[0]['msg']}") from None
+        cols = _split(columns)
+        preds = _split(prediction)
+        wanted = [*cols, *[p for p in preds if p not in cols]] if cols else None
+        if reference.suffix.lower() == ".json":
+            ref = Profile.load(reference)
+        else:
+            ref_src = open_table(reference)
+            with _progress(ref_src.num_rows, "profiling reference") as tick:
+                ref = fit_reference(
+                    ref_src, columns=wanted, categorical=_split(categorical),
+                    numerical=_split(numerical), settings=settings, batch_rows=batch_rows, progress=tick,
+                )  # fmt: skip
+        if save_reference:
+            ref.save(save_reference)
+            err.print(f"reference profile written to {save_reference}")
+        cur_src = open_table(current)
+        with _progress(cur_src.num_rows, "profiling current") as tick:
+            cur = profile_current(cur_src, ref, batch_rows=batch_rows, progress=tick)
+        result = compare(ref, cur, settings=settings, columns=cols or None, prediction=preds)
+        if json_out != "-":
+            _print_drift(result)
+        _write_json(result.to_dict(), json_out)
+
+        def html() -> str:
+            from bastion.monitoring.reports import drift_html
+
+            return drift_html(result)
+
+        _write_report(html, report)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --- fairness --------------------------------------------------------------------------
+def _coerce_label(value: str | None, sample: Any) -> Any:
+    if value is None:
+        return 1
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(sample.dtype):
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    if pd.api.types.is_bool_dtype(sample.dtype):
+        return value.lower() in ("1", "true", "yes")
+    return value
+
+
+def _print_fairness(report: FairnessReport) -> None:
+    from rich.table import Table
+
+    table = Table(title="Fairness checks", title_justify="left")
+    for name in ("metric", "features", "value", "must be", "verdict"):
+        table.add_column(name)
+    for c in report.checks:
+        table.add_row(
+            c.metric, " & ".join(c.features), f"{c.value:.3f}", f"{c.comparison} {c.threshold:g}",
+            "[green]pass[/]" if c.passed else "[red]FAIL[/]",
+        )  # fmt: skip
+    out.print(table)
+    for t in report.tables:
+        if len(t.features) == 1:
+            rates = ", ".join(f"{g['group']} {g['selection_rate']:.3f}" for g in t.groups[:12])
+            out.print(f"  selection rate by {t.features[0]}: {rates}", highlight=False)
+    failed = sum(not c.passed for c in report.checks)
+    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
+    out.print(f"{status}: {len(report.checks) - failed} of {len(report.checks)} checks passed", highlight=False)
+
+
+@fairness_app.command("check")
+def fairness_check(
+    data: Path = typer.Option(..., "--data", "-d", help="Labelled predictions (.parquet, .csv)."),
+    target: str = typer.Option(..., help="Column with the true label."),
+    prediction: str = typer.Option(..., help="Column with the model's decision (a label)."),
+    sensitive: str = typer.Option(..., help="Comma-separated sensitive features, e.g. sex,race."),
+    positive: str | None = typer.Option(None, help="The favourable label (default 1)."),
+    max_dp_difference: float = typer.Option(0.1, help="Demographic parity difference must be ≤ this."),
+    min_dp_ratio: float = typer.Option(0.8, help="Demographic parity ratio must be ≥ this."),
+    max_eo_difference: float = typer.Option(0.1, help="Equalized odds difference must be ≤ this."),
+    four_fifths: float = typer.Option(0.8, help="Lowest/highest selection rate must be ≥ this."),
+    min_group_size: int = typer.Option(30, help="Smaller groups are reported, not judged."),
+    intersectional: bool = typer.Option(True, help="Also judge the combination of the sensitive features."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    json_out: str | None = typer.Option(None, "--json", help="Write the JSON result here ('-' for stdout)."),
+) -> None:
+    """Judge group fairness; exit 1 when any threshold is crossed."""
+    with _guard():
+        from pydantic import ValidationError
+
+        from bastion.monitoring.config import FairnessThresholds
+        from bastion.monitoring.fairness import fairness_from_frame
+        from bastion.monitoring.io import read_table
+
+        try:
+            thresholds = FairnessThresholds(
+                demographic_parity_difference=max_dp_difference,
+                demographic_parity_ratio=min_dp_ratio,
+                equalized_odds_difference=max_eo_difference,
+                four_fifths=four_fifths,
+                min_group_size=min_group_size,
+                intersectional=intersectional,
+            )
+        except ValidationError as exc:
+            raise _bad_input(f"bad thresholds: {exc.errors()[0]['msg']}") from None
+        features = _split(sensitive)
+        frame = read_table(data, [target, prediction, *features])
+        try:
+            label = _coerce_label(positive, frame[target])
+        except ValueError:
+            raise _bad_input(f"--positive {positive!r} is not a value of {target}") from None
+        result = fairness_from_frame(
+            frame, target=target, prediction=prediction, sensitive=features,
+            thresholds=thresholds, pos_label=label,
+        )  # fmt: skip
+        if json_out != "-":
+            _print_fairness(result)
+        _write_json(result.to_dict(), json_out)
+
+        def html() -> str:
+            from bastion.monitoring.reports import fairness_html
+
+            return fairness_html(result)
+
+        _write_report(html, report)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --- explain ---------------------------------------------------------------------------
+def _load_model(path: Path) -> Any:
+    from bastion.monitoring.errors import UnsupportedModel
+
+    if not path.is_file():
+        raise _bad_input(f"{path} does not exist; pass a model saved with joblib or pickle")
+    try:
+        import joblib
+
+        # Loading a pickled model runs code from it: the operator names a file they trust.
+        return joblib.load(path)
+    except Exception as exc:  # joblib/pickle raise anything a broken file provokes
+        raise UnsupportedModel(f"cannot load a model from {path}: {exc}") from exc
+
+
+def explain(
+    model: Path = typer.Option(..., "--model", "-m", help="A scikit-learn compatible model saved with joblib/pickle."),
+    data: Path = typer.Option(..., "--data", "-d", help="Feature rows (.parquet, .csv); also the SHAP background."),
+    row: list[int] = typer.Option([], "--row", help="Row position(s) to explain (repeatable)."),
+    drop: str | None = typer.Option(None, help="Comma-separated columns that are not features (labels, ids)."),
+    positive: str | None = typer.Option(None, help="Class to explain for classifiers (default: the last class)."),
+    top: int = typer.Option(5, min=1, help="Top contributors to show each way."),
+    importance: bool = typer.Option(True, help="Also compute global importance (mean |SHAP|)."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
+    json_out: str | None = typer.Option(None, "--json", help="Write the JSON result here ('-' for stdout)."),
+) -> None:
+    """Explain predictions with SHAP: top contributors per row and global importance."""
+    with _guard():
+        from bastion.monitoring.explain import explain_predictions
+        from bastion.monitoring.io import read_table
+
+        fitted = _load_model(model)
+        frame = read_table(data)
+        dropped = _split(drop)
+        features = frame.drop(columns=[c for c in dropped if c in frame.columns]).reset_index(drop=True)
+        bad = [r for r in row if not 0 <= r < len(features)]
+        if bad:
+            raise _bad_input(f"row(s) {bad} out of range: the data has {len(features)} rows")
+        classes = list(getattr(fitted, "classes_", []))
+        label: Any = None
+        if positive is not None:
+            label = next((c for c in classes if str(c) == positive), None)
+            if label is None:
+                raise _bad_input(f"--positive {positive!r} is not one of the model's classes {classes}")
+        result = explain_predictions(fitted, features, row, top_k=top, pos_label=label, importance=importance)
+        if json_out != "-":
+            from rich.table import Table
+
+            out.print(f"explainer: {result.explainer} · output: {result.output}", highlight=False)
+            for r in result.rows:
+                table = Table(title=f"row {r.row}: prediction {r.prediction:.4g} (base {r.base_value:.4g})", title_justify="left")
+                table.add_column("feature")
+                table.add_column("value")
+                table.add_column("contribution", justify="right")
+                for c in [*r.top_positive, *r.top_negative]:
+                    table.add_row(c.feature, str(c.value), f"[{'red' if c.shap > 0 else 'blue'}]{c.shap:+.4g}[/]")
+                out.print(table)
+            if result.global_importance:
+                ranked = ", ".join(f"{f} {v:.3g}" for f, v in result.global_importance[:10])
+                out.print(f"global importance (mean |SHAP|): {ranked}", highlight=False)
+        _write_json(result.to_dict(), json_out)
+
+        def html() -> str:
+            from bastion.monitoring.reports import explanation_html
+
+            return explanation_html(result)
+
+        _write_report(html, report)
