@@ -20,3 +20,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(monitoring.drift_app, name="drift")
     app.add_typer(monitoring.fairness_app, name="fairness")
     app.command("explain")(monitoring.explain)
+
+    from bastion.cli.pii import app as pii_app
+
+    app.add_typer(pii_app, name="pii")

@@ -38,7 +38,7 @@ from bastion.privacy.errors import (
 )
 from bastion.privacy.guard import PrivacyGuard, Protected, ResponseCheck
 from bastion.privacy.leaks import Leak, LeakScanner
-from bastion.privacy.operators import PrivacyKeys, decrypt, decrypt_all
+from bastion.privacy.operators import Operators, PrivacyKeys, decrypt, decrypt_all
 from bastion.privacy.restore import Restored, StreamRestorer, restore
 from bastion.privacy.vault import Vault, VaultStore
 
@@ -60,6 +60,7 @@ __all__ = [
     "NerBackendUnavailable",
     "NerPolicy",
     "OperatorSpec",
+    "Operators",
     "PrivacyBlocked",
     "PrivacyConfigError",
     "PrivacyError",

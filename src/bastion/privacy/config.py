@@ -49,9 +49,8 @@ class _Strict(BaseModel):
 def _check_entities(values: list[str]) -> list[str]:
     unknown = sorted(set(values) - KNOWN_ENTITIES)
     if unknown:
-        raise ValueError(
-            f"unknown entity type(s) {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_ENTITIES))}"
-        )
+        known = ", ".join(sorted(KNOWN_ENTITIES))
+        raise ValueError(f"unknown entity type(s) {', '.join(unknown)}; known: {known}")
     return values
 
 
