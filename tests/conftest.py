@@ -52,7 +52,9 @@ def postgres_problem() -> str | None:
 def shared_data() -> Path:
     """``../shared/data`` beside the project; tests that need it skip where it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not available: {SHARED_DATA} is absent (it lives beside the project)")
+        pytest.skip(
+            f"real data not available: {SHARED_DATA} is absent (it lives beside the project)"
+        )
     return SHARED_DATA
 
 
@@ -143,7 +145,9 @@ def key_for(runtime):  # type: ignore[no-untyped-def]
     from bastion.auth.principal import SYSTEM
 
     def make(role: str, *, user: str | None = None, team: str | None = None) -> str:
-        return str(runtime.keys.create(SYSTEM, user=user or f"{role}-user", role=role, team=team).secret)
+        return str(
+            runtime.keys.create(SYSTEM, user=user or f"{role}-user", role=role, team=team).secret
+        )
 
     return make
 

@@ -28,7 +28,11 @@ def free_port() -> int:
 
 def env_for(home: Path, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
-    env |= {"BASTION_HOME": str(home), "BASTION_DATABASE_URL": database_url, "BASTION_POLICY_RELOAD_INTERVAL_S": "60"}
+    env |= {
+        "BASTION_HOME": str(home),
+        "BASTION_DATABASE_URL": database_url,
+        "BASTION_POLICY_RELOAD_INTERVAL_S": "60",
+    }
     return env
 
 
@@ -37,17 +41,23 @@ def bastion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 @contextmanager
-def server(env: dict[str, str], tmp: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str, Path, Path]]:
+def server(
+    env: dict[str, str], tmp: Path, *args: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path, Path]]:
     port = free_port()
     out, err = tmp / f"out-{port}.txt", tmp / f"err-{port}.txt"
     with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen([*BASTION, "serve", "--port", str(port), *args], env=env, stdout=o, stderr=e)
+        proc = subprocess.Popen(
+            [*BASTION, "serve", "--port", str(port), *args], env=env, stdout=o, stderr=e
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"server exited {proc.returncode}: {out.read_text()}\n{err.read_text()}")
+                pytest.fail(
+                    f"server exited {proc.returncode}: {out.read_text()}\n{err.read_text()}"
+                )
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
@@ -83,7 +93,10 @@ def test_first_start_prints_a_working_admin_key_once(tmp_path: Path, database_ur
         assert key not in err.read_text()
     with server(env, tmp_path) as (_proc, url, out, _err):
         assert "bst_" not in out.read_text().split("Admin API key", 1)[1].splitlines()[0]
-        assert httpx.get(f"{url}/api/whoami", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert (
+            httpx.get(f"{url}/api/whoami", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 200
+        )
 
 
 def test_refuses_to_start_on_a_schema_that_is_behind(tmp_path: Path) -> None:
@@ -114,7 +127,11 @@ def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old(tmp_path: Path) 
 
         first = digest()
         policy = home / "policy.yaml"
-        policy.write_text(policy.read_text().replace("max_tokens_per_request: 4096", "max_tokens_per_request: 1024"))
+        policy.write_text(
+            policy.read_text().replace(
+                "max_tokens_per_request: 4096", "max_tokens_per_request: 1024"
+            )
+        )
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: digest() != first)
         second = digest()
@@ -138,7 +155,9 @@ def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
                 response = c.get(f"{url}/healthz")
                 assert response.status_code == 200
         text = httpx.get(f"{url}/metrics").text
-        served = re.search(r'bastion_http_requests_total\{method="GET",route="/healthz",status="2xx"\} (\S+)', text)
+        served = re.search(
+            r'bastion_http_requests_total\{method="GET",route="/healthz",status="2xx"\} (\S+)', text
+        )
         assert served is not None, text[:2000]
         # /readyz polling happened too; /healthz was hit exactly 60 times across both workers.
         assert float(served.group(1)) == 60.0

@@ -17,12 +17,16 @@ def test_every_setting_is_documented() -> None:
     documented = set(re.findall(r"`(BASTION_[A-Z_]+)`", doc))
     expected = {f"BASTION_{name.upper()}" for name in Settings.model_fields}
     assert not expected - documented, f"undocumented settings: {sorted(expected - documented)}"
-    assert not documented - expected, f"documented settings that do not exist: {sorted(documented - expected)}"
+    assert not documented - expected, (
+        f"documented settings that do not exist: {sorted(documented - expected)}"
+    )
     for name, field in Settings.model_fields.items():
         assert field.description, f"{name} has no description"
 
 
-def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_settings_come_from_prefixed_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("BASTION_HOME", str(tmp_path))
     monkeypatch.setenv("BASTION_LOG_LEVEL", "DEBUG")
     monkeypatch.setenv("BASTION_SECRET_KEY", "s3cret-value-for-tests")

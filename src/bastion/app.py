@@ -45,8 +45,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
 
+        pending: set[asyncio.Task[object]] = set()
+
         def on_sighup() -> None:
-            loop.create_task(run_in_threadpool(runtime.reload_policy, "system", "sighup"))
+            task = loop.create_task(run_in_threadpool(runtime.reload_policy, "system", "sighup"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
 
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
@@ -68,7 +72,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     for module in (ops, keys, audit, policy):
         app.include_router(module.router)
-    app.add_middleware(RequestContext, metrics=runtime.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext, metrics=runtime.metrics, max_body_bytes=settings.max_body_bytes
+    )
     return app
 
 

@@ -85,7 +85,13 @@ class Runtime:
         details |= {"digest": outcome.digest, "previous_digest": outcome.previous_digest}
         try:
             self.ledger.append(
-                EventIn(actor=who, action="policy.reload", resource="policy", outcome=result, details=details)
+                EventIn(
+                    actor=who,
+                    action="policy.reload",
+                    resource="policy",
+                    outcome=result,
+                    details=details,
+                )
             )
         except LedgerUnavailable:
             log.error("policy reload could not be recorded in the ledger")

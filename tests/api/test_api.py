@@ -11,9 +11,13 @@ import pytest
 pytestmark = pytest.mark.anyio
 
 
-async def test_key_lifecycle_through_the_api(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_key_lifecycle_through_the_api(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     created = await client.post(
-        "/api/keys", headers=admin_headers, json={"user": "ann", "role": "analyst", "team": "risk", "name": "laptop"}
+        "/api/keys",
+        headers=admin_headers,
+        json={"user": "ann", "role": "analyst", "team": "risk", "name": "laptop"},
     )
     assert created.status_code == 201
     body = created.json()
@@ -31,27 +35,50 @@ async def test_key_lifecycle_through_the_api(client: httpx.AsyncClient, admin_he
     refused = await client.get("/api/whoami", headers=ann)
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "api_key_revoked"
-    actions = [e["action"] for e in (await client.get("/api/audit/events", headers=admin_headers)).json()["data"]]
+    actions = [
+        e["action"]
+        for e in (await client.get("/api/audit/events", headers=admin_headers)).json()["data"]
+    ]
     assert actions[:2] == ["key.revoke", "key.create"]
 
 
-async def test_keys_are_stored_only_as_digests(client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any) -> None:
+async def test_keys_are_stored_only_as_digests(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any
+) -> None:
     import sqlalchemy as sa
 
-    secret = (await client.post("/api/keys", headers=admin_headers, json={"user": "u", "role": "guest"})).json()["key"]
+    secret = (
+        await client.post("/api/keys", headers=admin_headers, json={"user": "u", "role": "guest"})
+    ).json()["key"]
     with runtime.db.engine.connect() as conn:
-        dump = " ".join(str(v) for table in ("api_keys", "audit_events") for row in conn.execute(sa.text(f"SELECT * FROM {table}")) for v in row)
+        dump = " ".join(
+            str(v)
+            for table in ("api_keys", "audit_events")
+            for row in conn.execute(sa.text(f"SELECT * FROM {table}"))
+            for v in row
+        )
     assert secret not in dump
     assert secret.split("_")[2] not in dump
 
 
-async def test_expired_key_is_refused(client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any) -> None:
+async def test_expired_key_is_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any
+) -> None:
     soon = datetime.now(UTC) + timedelta(seconds=1)
-    body = (await client.post("/api/keys", headers=admin_headers, json={"user": "t", "role": "guest", "expires_at": soon.isoformat()})).json()
+    body = (
+        await client.post(
+            "/api/keys",
+            headers=admin_headers,
+            json={"user": "t", "role": "guest", "expires_at": soon.isoformat()},
+        )
+    ).json()
     import sqlalchemy as sa
 
     with runtime.db.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE api_keys SET expires_at = :t WHERE id = :id"), {"t": datetime.now(UTC) - timedelta(seconds=1), "id": body["id"]})
+        conn.execute(
+            sa.text("UPDATE api_keys SET expires_at = :t WHERE id = :id"),
+            {"t": datetime.now(UTC) - timedelta(seconds=1), "id": body["id"]},
+        )
     runtime.keys._cache.clear()
     response = await client.get("/api/whoami", headers={"Authorization": f"Bearer {body['key']}"})
     assert response.status_code == 401 and response.json()["error"]["code"] == "api_key_expired"
@@ -66,30 +93,44 @@ async def test_expired_key_is_refused(client: httpx.AsyncClient, admin_headers: 
         ({"X-API-Key": ""}, "missing_api_key"),
     ],
 )
-async def test_bad_credentials_get_a_stable_code(client: httpx.AsyncClient, headers: dict[str, str], code: str) -> None:
+async def test_bad_credentials_get_a_stable_code(
+    client: httpx.AsyncClient, headers: dict[str, str], code: str
+) -> None:
     response = await client.get("/api/whoami", headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == code
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_a_right_prefix_with_a_wrong_secret_is_refused(client: httpx.AsyncClient, key_for: Any) -> None:
+async def test_a_right_prefix_with_a_wrong_secret_is_refused(
+    client: httpx.AsyncClient, key_for: Any
+) -> None:
     secret = key_for("guest")
     forged = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
     response = await client.get("/api/whoami", headers={"Authorization": f"Bearer {forged}"})
     assert response.json()["error"]["code"] == "invalid_api_key"
 
 
-async def test_unknown_role_is_refused_with_the_known_ones(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
-    response = await client.post("/api/keys", headers=admin_headers, json={"user": "x", "role": "wizard"})
+async def test_unknown_role_is_refused_with_the_known_ones(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/api/keys", headers=admin_headers, json={"user": "x", "role": "wizard"}
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "unknown_role" and "analyst" in error["message"]
 
 
-async def test_errors_share_one_shape_with_the_request_id(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_errors_share_one_shape_with_the_request_id(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     cases = [
-        await client.post("/api/keys", headers={**admin_headers, "content-type": "application/json"}, content=b"{not json"),
+        await client.post(
+            "/api/keys",
+            headers={**admin_headers, "content-type": "application/json"},
+            content=b"{not json",
+        ),
         await client.post("/api/keys", headers=admin_headers, json={"user": 5, "role": ["admin"]}),
         await client.post("/api/keys", headers=admin_headers, json={"role": "guest"}),
         await client.get("/no/such/route"),
@@ -97,7 +138,14 @@ async def test_errors_share_one_shape_with_the_request_id(client: httpx.AsyncCli
         await client.get("/api/audit/events", headers=admin_headers, params={"limit": "many"}),
     ]
     codes = [r.json()["error"]["code"] for r in cases]
-    assert codes == ["invalid_json", "invalid_request", "invalid_request", "not_found", "method_not_allowed", "invalid_request"]
+    assert codes == [
+        "invalid_json",
+        "invalid_request",
+        "invalid_request",
+        "not_found",
+        "method_not_allowed",
+        "invalid_request",
+    ]
     for response in cases:
         error = response.json()["error"]
         assert set(error) == {"message", "type", "code", "param", "request_id"}
@@ -115,9 +163,13 @@ async def test_request_id_is_taken_from_the_client_or_made(client: httpx.AsyncCl
     assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
 
 
-async def test_huge_bodies_are_refused(client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any) -> None:
+async def test_huge_bodies_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any
+) -> None:
     big = b'{"user": "' + b"x" * (runtime.settings.max_body_bytes + 10) + b'", "role": "guest"}'
-    response = await client.post("/api/keys", headers={**admin_headers, "content-type": "application/json"}, content=big)
+    response = await client.post(
+        "/api/keys", headers={**admin_headers, "content-type": "application/json"}, content=big
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
 
@@ -125,15 +177,26 @@ async def test_huge_bodies_are_refused(client: httpx.AsyncClient, admin_headers:
         for _ in range(20):
             yield b"x" * (runtime.settings.max_body_bytes // 10)
 
-    streamed = await client.post("/api/keys", headers={**admin_headers, "content-type": "application/json"}, content=chunks())
+    streamed = await client.post(
+        "/api/keys", headers={**admin_headers, "content-type": "application/json"}, content=chunks()
+    )
     assert streamed.status_code == 413
 
 
-async def test_audit_events_filter_and_paginate(client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any) -> None:
+async def test_audit_events_filter_and_paginate(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any
+) -> None:
     from bastion.audit import EventIn
 
     for i in range(25):
-        runtime.ledger.append(EventIn(actor=f"user:{'a' if i % 2 else 'b'}", action="demo.act", resource=f"r:{i}", outcome="success" if i % 5 else "failure"))
+        runtime.ledger.append(
+            EventIn(
+                actor=f"user:{'a' if i % 2 else 'b'}",
+                action="demo.act",
+                resource=f"r:{i}",
+                outcome="success" if i % 5 else "failure",
+            )
+        )
     seen: list[int] = []
     cursor = None
     while True:
@@ -146,42 +209,81 @@ async def test_audit_events_filter_and_paginate(client: httpx.AsyncClient, admin
         if cursor is None:
             break
     assert len(seen) == 25 and seen == sorted(seen, reverse=True) and len(set(seen)) == 25
-    failures = (await client.get("/api/audit/events", headers=admin_headers, params={"action": "demo.act", "outcome": "failure"})).json()["data"]
+    failures = (
+        await client.get(
+            "/api/audit/events",
+            headers=admin_headers,
+            params={"action": "demo.act", "outcome": "failure"},
+        )
+    ).json()["data"]
     assert len(failures) == 5 and all(e["outcome"] == "failure" for e in failures)
-    by_actor = (await client.get("/api/audit/events", headers=admin_headers, params={"actor": "user:a", "action": "demo.act"})).json()["data"]
+    by_actor = (
+        await client.get(
+            "/api/audit/events",
+            headers=admin_headers,
+            params={"actor": "user:a", "action": "demo.act"},
+        )
+    ).json()["data"]
     assert len(by_actor) == 12
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    assert (await client.get("/api/audit/events", headers=admin_headers, params={"since": future})).json()["data"] == []
-    asc = (await client.get("/api/audit/events", headers=admin_headers, params={"action": "demo.act", "order": "asc", "limit": 3})).json()
+    assert (
+        await client.get("/api/audit/events", headers=admin_headers, params={"since": future})
+    ).json()["data"] == []
+    asc = (
+        await client.get(
+            "/api/audit/events",
+            headers=admin_headers,
+            params={"action": "demo.act", "order": "asc", "limit": 3},
+        )
+    ).json()
     assert [e["id"] for e in asc["data"]] == sorted(seen)[:3]
-    bad = await client.get("/api/audit/events", headers=admin_headers, params={"cursor": "garbage!!"})
+    bad = await client.get(
+        "/api/audit/events", headers=admin_headers, params={"cursor": "garbage!!"}
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_cursor"
 
 
 async def test_readyz_reports_each_check(client: httpx.AsyncClient, runtime: Any) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "schema": "ok", "policy": "ok", "ledger": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "schema": "ok",
+        "policy": "ok",
+        "ledger": "ok",
+    }
     runtime.ledger.close()
     not_ready = await client.get("/readyz")
     assert not_ready.status_code == 503
     assert not_ready.json()["checks"]["ledger"].startswith("failing")
 
 
-async def test_policy_api_shows_checks_and_reloads(client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any) -> None:
+async def test_policy_api_shows_checks_and_reloads(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any
+) -> None:
     shown = (await client.get("/api/policy", headers=admin_headers)).json()
     assert shown["digest"] == runtime.policy.current.digest
     assert "gpt-4.1-mini" in shown["policy"]["models"]
-    check = (await client.post("/api/policy/check", headers=admin_headers, json={"text": "version: 1\nmodels: {a: {provider: nope}}\n"})).json()
+    check = (
+        await client.post(
+            "/api/policy/check",
+            headers=admin_headers,
+            json={"text": "version: 1\nmodels: {a: {provider: nope}}\n"},
+        )
+    ).json()
     assert check["valid"] is False and check["issues"][0]["line"] == 2
-    assert (await client.post("/api/policy/reload", headers=admin_headers)).json()["changed"] is False
+    assert (await client.post("/api/policy/reload", headers=admin_headers)).json()[
+        "changed"
+    ] is False
     runtime.policy.path.write_text("version: 2\n")
     failed = await client.post("/api/policy/reload", headers=admin_headers)
     assert failed.status_code == 400 and failed.json()["error"]["code"] == "invalid_policy"
     assert runtime.policy.current.digest == shown["digest"]
 
 
-async def test_metrics_are_prometheus_text_without_identities(client: httpx.AsyncClient, key_for: Any) -> None:
+async def test_metrics_are_prometheus_text_without_identities(
+    client: httpx.AsyncClient, key_for: Any
+) -> None:
     secret = key_for("guest", user="person-with-a-name")
     await client.get("/api/whoami", headers={"Authorization": f"Bearer {secret}"})
     await client.get("/api/keys", headers={"Authorization": f"Bearer {secret}"})

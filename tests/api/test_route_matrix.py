@@ -55,7 +55,9 @@ def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None:
 
 
 def test_only_documentation_routes_are_left_unguarded(app: FastAPI) -> None:
-    unguarded = {getattr(r, "path", "") for r in all_routes(app.routes) if not isinstance(r, APIRoute)}
+    unguarded = {
+        getattr(r, "path", "") for r in all_routes(app.routes) if not isinstance(r, APIRoute)
+    }
     assert unguarded <= DOCS
 
 
@@ -86,12 +88,17 @@ async def test_route_role_matrix(app: FastAPI, client: httpx.AsyncClient, key_fo
                     want = "401 missing_api_key"
                 else:
                     granted = runtime.keys.permissions_for(role)
-                    allowed = guard.permission in (Permission.AUTHENTICATED,) or guard.permission in granted
+                    allowed = (
+                        guard.permission in (Permission.AUTHENTICATED,)
+                        or guard.permission in granted
+                    )
                     ok = (status not in (401, 403)) if allowed else status == 403
                     want = "allowed" if allowed else "403"
                 checked += 1
                 if not ok:
-                    failures.append(f"{method} {route.path} as {role or 'no key'}: got {status}, want {want}")
+                    failures.append(
+                        f"{method} {route.path} as {role or 'no key'}: got {status}, want {want}"
+                    )
     assert not failures, "\n".join(failures)
     assert checked >= 50
 

@@ -76,7 +76,9 @@ async def test_async_append_returns_after_commit(db: Database, signer: Signer) -
     writer = make_writer(db, signer)
     receipt = await writer.append_async(event(1))
     with db.engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": receipt.seq}).scalar()
+        stored = conn.execute(
+            sa.text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": receipt.seq}
+        ).scalar()
     writer.close()
     assert stored == receipt.hash
 
@@ -95,7 +97,9 @@ def test_two_writers_keep_separate_chains(db: Database, signer: Signer) -> None:
     assert sorted(s.events for s in report.streams) == [10, 10]
 
 
-def test_content_is_digested_and_erasable_without_breaking_the_chain(db: Database, signer: Signer) -> None:
+def test_content_is_digested_and_erasable_without_breaking_the_chain(
+    db: Database, signer: Signer
+) -> None:
     from bastion.audit import EventRepository
 
     writer = make_writer(db, signer)
@@ -106,7 +110,9 @@ def test_content_is_digested_and_erasable_without_breaking_the_chain(db: Databas
     writer.append(event(2, content={"prompt": "not stored"}, store_content=False))
     writer.close()
     with db.engine.connect() as conn:
-        chained = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM audit_events")) for v in row)
+        chained = " ".join(
+            str(v) for row in conn.execute(sa.text("SELECT * FROM audit_events")) for v in row
+        )
     assert secret_prompt not in chained and "not stored" not in chained
     repo = EventRepository(db)
     assert repo.content_for(receipt.stream, receipt.seq) == {"prompt": secret_prompt}
@@ -173,7 +179,11 @@ def test_edited_field_is_caught(db: Database, signer: Signer) -> None:
 
 def test_edited_details_are_caught(db: Database, signer: Signer) -> None:
     fill(db, signer)
-    run(db, "UPDATE audit_events SET details = :d WHERE seq = 12", d=json.dumps({"i": 12, "cost_usd": 0}))
+    run(
+        db,
+        "UPDATE audit_events SET details = :d WHERE seq = 12",
+        d=json.dumps({"i": 12, "cost_usd": 0}),
+    )
     assert first_problem(db, signer) == ("edited", 12)
 
 
@@ -219,11 +229,20 @@ def test_forged_row_with_recomputed_chain_is_caught_by_the_signed_checkpoint(
     # Mallory inserts a row at seq 15 and re-chains everything after it: every link and
     # hash is consistent again, but the signed checkpoints no longer match.
     with db.engine.begin() as conn:
-        rows = conn.execute(
-            sa.text("SELECT * FROM audit_events WHERE stream = :s AND seq >= 15 ORDER BY seq DESC"), {"s": stream}
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text(
+                    "SELECT * FROM audit_events WHERE stream = :s AND seq >= 15 ORDER BY seq DESC"
+                ),
+                {"s": stream},
+            )
+            .mappings()
+            .all()
+        )
         for row in rows:
-            conn.execute(sa.text("UPDATE audit_events SET seq = seq + 1 WHERE id = :id"), {"id": row["id"]})
+            conn.execute(
+                sa.text("UPDATE audit_events SET seq = seq + 1 WHERE id = :id"), {"id": row["id"]}
+            )
         prev = conn.execute(
             sa.text("SELECT hash FROM audit_events WHERE stream = :s AND seq = 14"), {"s": stream}
         ).scalar_one()
@@ -235,9 +254,14 @@ def test_forged_row_with_recomputed_chain_is_caught_by_the_signed_checkpoint(
             ),
             {"s": stream, "p": prev},
         )
-        chain = conn.execute(
-            sa.text("SELECT * FROM audit_events WHERE stream = :s AND seq >= 15 ORDER BY seq"), {"s": stream}
-        ).mappings().all()
+        chain = (
+            conn.execute(
+                sa.text("SELECT * FROM audit_events WHERE stream = :s AND seq >= 15 ORDER BY seq"),
+                {"s": stream},
+            )
+            .mappings()
+            .all()
+        )
         for row in chain:
             h = chain_hash(
                 prev, stream, row["seq"], row["ts_us"], row["actor"], row["action"], row["resource"],
@@ -265,17 +289,23 @@ def test_forged_checkpoint_signature_is_caught(db: Database, signer: Signer) -> 
     assert first_problem(db, signer) == ("bad_signature", 29)
 
 
-def test_checkpoint_signed_by_an_unknown_key_is_not_trusted(db: Database, signer: Signer, tmp_path: Path) -> None:
+def test_checkpoint_signed_by_an_unknown_key_is_not_trusted(
+    db: Database, signer: Signer, tmp_path: Path
+) -> None:
     fill(db, signer)
     other = load_or_create_signer(tmp_path / "other.pem")
     report = verify_ledger(db, {other.key_id: other.public})
     assert {p.kind for p in report.problems} == {"untrusted_checkpoint"}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.lists(
-        st.tuples(st.text(max_size=20), st.sampled_from(["success", "failure", "refused"]), st.integers()),
+        st.tuples(
+            st.text(max_size=20), st.sampled_from(["success", "failure", "refused"]), st.integers()
+        ),
         min_size=1,
         max_size=15,
     ),
@@ -289,15 +319,23 @@ def test_any_single_edit_of_any_row_is_caught(tmp_path: Path, entries, data) -> 
     signer = load_or_create_signer(tmp_path / "s.pem")
     writer = make_writer(db, signer)
     for actor, outcome, n in entries:
-        writer.append(EventIn(actor=actor, action="a", resource="r", outcome=outcome, details={"n": n}))
+        writer.append(
+            EventIn(actor=actor, action="a", resource="r", outcome=outcome, details={"n": n})
+        )
     writer.close()
     assert verify_ledger(db, trusted(signer)).ok  # type: ignore[arg-type]
     seq = data.draw(st.integers(1, len(entries)))
-    column = data.draw(st.sampled_from(["actor", "outcome", "details", "ts_us", "flags", "resource"]))
+    column = data.draw(
+        st.sampled_from(["actor", "outcome", "details", "ts_us", "flags", "resource"])
+    )
     with db.engine.begin() as conn:
-        old = conn.execute(sa.text(f"SELECT {column} FROM audit_events WHERE seq = :s"), {"s": seq}).scalar()
+        old = conn.execute(
+            sa.text(f"SELECT {column} FROM audit_events WHERE seq = :s"), {"s": seq}
+        ).scalar()
         new = old + 1 if isinstance(old, int) else (str(old) + "x")
-        conn.execute(sa.text(f"UPDATE audit_events SET {column} = :v WHERE seq = :s"), {"v": new, "s": seq})
+        conn.execute(
+            sa.text(f"UPDATE audit_events SET {column} = :v WHERE seq = :s"), {"v": new, "s": seq}
+        )
     report = verify_ledger(db, trusted(signer))  # type: ignore[arg-type]
     assert report.first_problem is not None
     assert (report.first_problem.kind, report.first_problem.seq) == ("edited", seq)

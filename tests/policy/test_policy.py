@@ -134,7 +134,11 @@ def test_policy_check_command_prints_every_error_and_exits_1(tmp_path: Path) -> 
 
     _register()
     bad = tmp_path / "policy.yaml"
-    bad.write_text(_edit("max_tokens_per_request: 4096", "max_tokens_per_request: lots").replace("kind: openai", "kind: x"))
+    bad.write_text(
+        _edit("max_tokens_per_request: 4096", "max_tokens_per_request: lots").replace(
+            "kind: openai", "kind: x"
+        )
+    )
     result = CliRunner().invoke(app, ["policy", "check", str(bad)])
     assert result.exit_code == 1
     assert f"{bad}:14:" in result.output and "roles.analyst.max_tokens_per_request" in result.output

@@ -24,7 +24,9 @@ def _events(runtime: Runtime, action: str) -> list:  # type: ignore[type-arg]
 def test_good_change_takes_effect_and_is_recorded(runtime: Runtime) -> None:
     path = runtime.policy.path
     before = runtime.policy.current.digest
-    path.write_text(path.read_text().replace("max_tokens_per_request: 4096", "max_tokens_per_request: 2048"))
+    path.write_text(
+        path.read_text().replace("max_tokens_per_request: 4096", "max_tokens_per_request: 2048")
+    )
     _bump_mtime(path)
     assert runtime.policy.file_changed()
     outcome = runtime.reload_policy("user:ops", "test")
@@ -59,7 +61,9 @@ async def test_running_server_picks_up_changes_by_itself(app, runtime: Runtime) 
 
     path = runtime.policy.path
     async with app.router.lifespan_context(app):
-        path.write_text(path.read_text().replace("max_tokens_per_request: 4096", "max_tokens_per_request: 1000"))
+        path.write_text(
+            path.read_text().replace("max_tokens_per_request: 4096", "max_tokens_per_request: 1000")
+        )
         _bump_mtime(path)
         deadline = time.monotonic() + 10
         while runtime.policy.policy.roles["analyst"].max_tokens_per_request != 1000:

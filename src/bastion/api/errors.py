@@ -1,7 +1,7 @@
 """One JSON error shape for every failure, in OpenAI's form so SDKs raise as usual:
 
-    {"error": {"message": "...", "type": "...", "code": "...", "param": null,
-               "request_id": "..."}}
+{"error": {"message": "...", "type": "...", "code": "...", "param": null,
+           "request_id": "..."}}
 """
 
 from __future__ import annotations
@@ -33,9 +33,16 @@ def error_body(message: str, type_: str, code: str, param: str | None = None) ->
 
 
 def error_response(
-    status: int, message: str, type_: str, code: str, param: str | None = None, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    type_: str,
+    code: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(error_body(message, type_, code, param), status_code=status, headers=headers)
+    return JSONResponse(
+        error_body(message, type_, code, param), status_code=status, headers=headers
+    )
 
 
 async def _bastion_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -55,15 +62,20 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "value_error"}
     if first.get("type") == "json_invalid":
+        ctx = first.get("ctx")
+        reason = ctx.get("error", "parse error") if isinstance(ctx, dict) else "parse error"
         return error_response(
             400,
-            f"the request body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')}): "
-            "send a JSON object",
+            f"the request body is not valid JSON ({reason}): send a JSON object",
             "invalid_request_error",
             "invalid_json",
         )
     field = _describe(tuple(first.get("loc", ())))
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    more = (
+        f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        if len(errors) > 1
+        else ""
+    )
     return error_response(
         422 if first.get("type") != "missing" else 400,
         f"{field}: {first.get('msg', 'invalid')}{more}",
@@ -76,9 +88,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return error_response(404, "no such route: see /docs for the API", "not_found_error", "not_found")
+        return error_response(
+            404, "no such route: see /docs for the API", "not_found_error", "not_found"
+        )
     if exc.status_code == 405:
-        return error_response(405, "method not allowed on this route", "invalid_request_error", "method_not_allowed")
+        return error_response(
+            405, "method not allowed on this route", "invalid_request_error", "method_not_allowed"
+        )
     return error_response(exc.status_code, str(exc.detail), "invalid_request_error", "http_error")
 
 

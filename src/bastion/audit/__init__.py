@@ -1,7 +1,7 @@
 """The hash-chained audit ledger: append (group commit), verify, query, export, erase.
 
-    LedgerUnavailable (503, audit_unavailable)
-    BadCursor (400, invalid_cursor)
+LedgerUnavailable (503, audit_unavailable)
+BadCursor (400, invalid_cursor)
 """
 
 from bastion.audit.events import Digester, EventIn, Ledger, LedgerUnavailable, Receipt

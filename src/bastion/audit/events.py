@@ -74,7 +74,19 @@ def chain_hash(
     flags: str,
 ) -> str:
     body = json.dumps(
-        [stream, seq, ts_us, actor, action, resource, outcome, request_id, details, content_digest, flags],
+        [
+            stream,
+            seq,
+            ts_us,
+            actor,
+            action,
+            resource,
+            outcome,
+            request_id,
+            details,
+            content_digest,
+            flags,
+        ],
         separators=(",", ":"),
         ensure_ascii=False,
     )

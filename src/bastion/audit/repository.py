@@ -105,7 +105,7 @@ class EventRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _filtered(self, f: EventFilter) -> Select[tuple[AuditEvent]]:
+    def _filtered(self, f: EventFilter) -> Select[AuditEvent]:
         query = select(AuditEvent)
         for column, value in (
             (AuditEvent.actor, f.actor),
@@ -146,7 +146,9 @@ class EventRepository:
         """Every matching event, oldest first, in bounded memory."""
         last = 0
         while True:
-            query = self._filtered(f).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
+            query = (
+                self._filtered(f).where(AuditEvent.id > last).order_by(AuditEvent.id).limit(batch)
+            )
             with self.db.session() as session:
                 rows = list(session.scalars(query))
             if not rows:

@@ -100,7 +100,13 @@ def verify_ledger(
             report.streams.append(sr)
             if stream not in registered:
                 report.problems.append(
-                    Problem(stream, None, None, "unregistered_stream", "events name a stream no writer registered")
+                    Problem(
+                        stream,
+                        None,
+                        None,
+                        "unregistered_stream",
+                        "events name a stream no writer registered",
+                    )
                 )
             rows = conn.execution_options(yield_per=batch).execute(_ROWS, {"stream": stream})
             report.problems.extend(
@@ -146,7 +152,13 @@ def _verify_chain(
             sr.first_seq = seq
             if seq == 1 and prev != genesis(stream):
                 problems.append(
-                    Problem(stream, seq, row_id, "broken_link", "the first row does not start from the stream's genesis")
+                    Problem(
+                        stream,
+                        seq,
+                        row_id,
+                        "broken_link",
+                        "the first row does not start from the stream's genesis",
+                    )
                 )
             elif seq != 1 and anchors.get(seq - 1) != prev:
                 problems.append(
@@ -176,15 +188,33 @@ def _verify_chain(
                     seq,
                     row_id,
                     "broken_link",
-                    "prev_hash does not match the previous row's hash: rows were reordered or inserted",
+                    "prev_hash does not match the previous row's hash: "
+                    "rows were reordered or inserted",
                 )
             )
         recomputed = chain_hash(
-            prev, stream, seq, ts_us, actor, action, resource, outcome, request_id, details, cdigest, flags
+            prev,
+            stream,
+            seq,
+            ts_us,
+            actor,
+            action,
+            resource,
+            outcome,
+            request_id,
+            details,
+            cdigest,
+            flags,
         )
         if recomputed != hash_:
             problems.append(
-                Problem(stream, seq, row_id, "edited", "the row's content does not match its hash: it was edited")
+                Problem(
+                    stream,
+                    seq,
+                    row_id,
+                    "edited",
+                    "the row's content does not match its hash: it was edited",
+                )
             )
         if seq in anchors:
             seen[seq] = hash_
@@ -214,11 +244,19 @@ def _check_checkpoint(
     public = trusted.get(key)
     if public is None:
         return Problem(
-            stream, seq, None, "untrusted_checkpoint", f"checkpoint signed by unknown key {key}: pass its public key"
+            stream,
+            seq,
+            None,
+            "untrusted_checkpoint",
+            f"checkpoint signed by unknown key {key}: pass its public key",
         )
     if not verify_signature(public, stream, seq, hash_, ts_us, signature):
         return Problem(
-            stream, seq, None, "bad_signature", "the checkpoint's signature does not verify: it was forged or edited"
+            stream,
+            seq,
+            None,
+            "bad_signature",
+            "the checkpoint's signature does not verify: it was forged or edited",
         )
     if sr.last_seq is None or sr.last_seq < seq:
         end = "has no rows" if sr.last_seq is None else f"ends at seq {sr.last_seq}"
@@ -235,8 +273,11 @@ def _check_checkpoint(
             seq,
             None,
             "rewritten",
-            "the row at this checkpoint has another hash than the one signed: history was rewritten",
+            "the row at this checkpoint has another hash than the one signed: "
+            "history was rewritten",
         )
     if seq not in seen and sr.first_seq is not None and seq >= sr.first_seq:
-        return Problem(stream, seq, None, "missing_rows", "the row this checkpoint vouches for is missing")
+        return Problem(
+            stream, seq, None, "missing_rows", "the row this checkpoint vouches for is missing"
+        )
     return None

@@ -90,7 +90,9 @@ class LedgerWriter:
     # -- lifecycle ----------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"ledger-{self.stream[:8]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"ledger-{self.stream[:8]}", daemon=True
+        )
         self._thread.start()
 
     def _stream_row(self) -> dict[str, object]:
@@ -180,7 +182,9 @@ class LedgerWriter:
                 details = canonical_json(ev.details)
                 flags = canonical_json(sorted(set(ev.flags)))
             except (TypeError, ValueError) as exc:
-                pending.future.set_exception(ValueError(f"ledger event is not JSON-serialisable: {exc}"))
+                pending.future.set_exception(
+                    ValueError(f"ledger event is not JSON-serialisable: {exc}")
+                )
                 continue
             seq += 1
             ts_us = max(_now_us(), last_ts)

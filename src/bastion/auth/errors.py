@@ -1,9 +1,9 @@
 """Authentication and authorisation errors.
 
-    Unauthenticated (401): missing_api_key, invalid_api_key, api_key_revoked, api_key_expired
-    Forbidden (403): permission_denied
-    NotFound (404): key_not_found
-    InvalidInput (400): unknown_role
+Unauthenticated (401): missing_api_key, invalid_api_key, api_key_revoked, api_key_expired
+Forbidden (403): permission_denied
+NotFound (404): key_not_found
+InvalidInput (400): unknown_role
 """
 
 from __future__ import annotations

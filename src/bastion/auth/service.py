@@ -139,7 +139,10 @@ class KeyService:
 
     def list_keys(self, *, include_revoked: bool = False) -> list[KeyView]:
         with self.db.session() as session:
-            return [KeyView.of(row) for row in KeyRepository(session).list_keys(include_revoked=include_revoked)]
+            return [
+                KeyView.of(row)
+                for row in KeyRepository(session).list_keys(include_revoked=include_revoked)
+            ]
 
     def get(self, key_id: str) -> KeyView:
         with self.db.session() as session:
@@ -217,7 +220,9 @@ class KeyService:
                 role=row.role,
                 permissions=self.permissions_for(row.role),
             )
-            entry = _Cached(principal, row.digest, row.expires_at, policy_digest, now + self.cache_ttl_s)
+            entry = _Cached(
+                principal, row.digest, row.expires_at, policy_digest, now + self.cache_ttl_s
+            )
         if self.cache_ttl_s > 0:
             with self._lock:
                 self._cache[prefix] = entry

@@ -21,14 +21,19 @@ def _when(value: str | None, flag: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        fail(f"{flag} {value!r}: give an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T12:00", 2)
+        fail(
+            f"{flag} {value!r}: give an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T12:00",
+            2,
+        )
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @app.command()
 def verify(
     public_key: list[Path] = typer.Option(
-        [], "--public-key", help="PEM public keys to trust for checkpoints (default: this home's key)."
+        [],
+        "--public-key",
+        help="PEM public keys to trust for checkpoints (default: this home's key).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -85,7 +90,10 @@ def verify(
             f"{checkpoints} signed checkpoints"
         )
     else:
-        err_console.print(f"[bold red]ledger broken[/]: first broken link: {report.first_problem}", highlight=False)
+        err_console.print(
+            f"[bold red]ledger broken[/]: first broken link: {report.first_problem}",
+            highlight=False,
+        )
         for problem in report.problems[1:20]:
             err_console.print(f"  also: {problem}", highlight=False)
         if len(report.problems) > 20:
@@ -99,7 +107,9 @@ def export(
     since: str | None = typer.Option(None, help="ISO 8601 start (inclusive)."),
     until: str | None = typer.Option(None, help="ISO 8601 end (exclusive)."),
     fmt: str = typer.Option("jsonl", "--format", help="Only jsonl: one event per line."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default stdout)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default stdout)."
+    ),
     actor: str | None = typer.Option(None),
     action: str | None = typer.Option(None),
 ) -> None:
@@ -110,7 +120,9 @@ def export(
     if fmt != "jsonl":
         fail(f"--format {fmt!r}: only jsonl is supported", 2)
     settings = load_settings()
-    flt = EventFilter(actor=actor, action=action, since=_when(since, "--since"), until=_when(until, "--until"))
+    flt = EventFilter(
+        actor=actor, action=action, since=_when(since, "--since"), until=_when(until, "--until")
+    )
     db = create_database(settings.resolved_database_url)
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     count = 0

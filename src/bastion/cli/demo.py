@@ -19,9 +19,15 @@ def seed() -> None:
         made = []
         for user, role, team in (("ana", "analyst", "risk"), ("gus", "guest", None)):
             if (user, role) not in existing:
-                made.append(rt.keys.create(cli_principal("demo"), user=user, role=role, team=team, name="demo"))
+                made.append(
+                    rt.keys.create(
+                        cli_principal("demo"), user=user, role=role, team=team, name="demo"
+                    )
+                )
     if not made:
         console.print("demo data already present")
         return
     for created in made:
-        console.print(f"demo key for {created.key.user} ({created.key.role}): [bold]{created.secret}[/]")
+        console.print(
+            f"demo key for {created.key.user} ({created.key.role}): [bold]{created.secret}[/]"
+        )

@@ -57,7 +57,9 @@ def serve(
     if created is not None:
         console.print(f"Admin API key   [bold green]{created.secret}[/]")
         console.print("                shown once: Bastion keeps only its digest. Try it:")
-        console.print(f"                curl -H 'Authorization: Bearer {created.secret}' {url}/api/whoami")
+        console.print(
+            f"                curl -H 'Authorization: Bearer {created.secret}' {url}/api/whoami"
+        )
     else:
         console.print("Admin API key   created on first start; make another with")
         console.print("                `bastion keys create --user you --role admin`")

@@ -64,7 +64,9 @@ class Metrics:
     def render(self) -> bytes:
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()
-            prom_multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))
+            prom_multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+                registry, path=str(self.multiprocess_dir)
+            )
             return generate_latest(registry)
         assert self._registry is not None
         return generate_latest(self._registry)

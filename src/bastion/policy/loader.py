@@ -61,7 +61,11 @@ def load_policy(path: Path) -> LoadedPolicy:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PolicyError(
-            [PolicyIssue(str(path), None, None, "", "file not found: create it or set BASTION_POLICY")]
+            [
+                PolicyIssue(
+                    str(path), None, None, "", "file not found: create it or set BASTION_POLICY"
+                )
+            ]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([PolicyIssue(str(path), None, None, "", f"cannot read: {exc}")]) from None
@@ -76,7 +80,9 @@ def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise PolicyError([PolicyIssue(source, line, column, "", f"not valid YAML: {problem}")]) from None
+        raise PolicyError(
+            [PolicyIssue(source, line, column, "", f"not valid YAML: {problem}")]
+        ) from None
     except yaml.YAMLError as exc:
         raise PolicyError([PolicyIssue(source, None, None, "", f"not valid YAML: {exc}")]) from None
     if root is None or not isinstance(root, yaml.MappingNode):
@@ -107,14 +113,22 @@ def check_references(policy: Policy) -> list[tuple[Loc, str]]:
         if model.provider not in providers:
             known = ", ".join(sorted(providers))
             problems.append(
-                ((("models", name, "provider")), f"unknown provider {model.provider!r}; known: {known}")
+                (
+                    (("models", name, "provider")),
+                    f"unknown provider {model.provider!r}; known: {known}",
+                )
             )
         for i, fallback in enumerate(model.fallbacks):
             if fallback == name:
-                problems.append((("models", name, "fallbacks", i), "a model cannot fall back to itself"))
+                problems.append(
+                    (("models", name, "fallbacks", i), "a model cannot fall back to itself")
+                )
             elif fallback not in policy.models:
                 problems.append(
-                    (("models", name, "fallbacks", i), f"unknown model {fallback!r}: declare it under models")
+                    (
+                        ("models", name, "fallbacks", i),
+                        f"unknown model {fallback!r}: declare it under models",
+                    )
                 )
     for name, provider in policy.providers.items():
         if provider.kind == "azure" and (provider.base_url is None or provider.api_version is None):
@@ -131,7 +145,8 @@ def check_references(policy: Policy) -> list[tuple[Loc, str]]:
                     problems.append(
                         (
                             (section, name, "models", i),
-                            f"unknown model {pattern!r}: declare it under models, or use a pattern like 'gpt-*'",
+                            f"unknown model {pattern!r}: declare it under models, "
+                            "or use a pattern like 'gpt-*'",
                         )
                     )
     for i, rule in enumerate(policy.denylist):
@@ -184,7 +199,9 @@ def _find(root: yaml.Node, loc: Loc) -> tuple[yaml.Node, bool, int]:
                     break
             else:
                 return node, False, depth
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
         else:
             return node, False, depth
@@ -196,7 +213,8 @@ def _key_node(root: yaml.Node, loc: Loc) -> yaml.Node | None:
     if found and isinstance(parent, yaml.MappingNode):
         for key_node, _value in parent.value:
             if str(key_node.value) == str(loc[-1]):
-                return key_node
+                node: yaml.Node = key_node
+                return node
     return None
 
 
@@ -220,7 +238,9 @@ def _issue_from_pydantic(err: Any, root: yaml.Node, source: str) -> PolicyIssue:
         mark = key_node.start_mark if key_node is not None else root.start_mark
         allowed = _allowed_keys(loc[:-1])
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
-        return PolicyIssue(source, mark.line + 1, mark.column + 1, _dotted(loc), f"unknown key{hint}")
+        return PolicyIssue(
+            source, mark.line + 1, mark.column + 1, _dotted(loc), f"unknown key{hint}"
+        )
     if "[key]" in err["loc"]:
         key_node = _key_node(root, loc)
         mark = key_node.start_mark if key_node is not None else root.start_mark

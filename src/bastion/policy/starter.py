@@ -44,7 +44,9 @@ defaults:
   budgets: [{usd: 10, per: day}]
 
 privacy:
-  prompt: {action: mask, entities: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS, PERSON]}
+  prompt:
+    action: mask
+    entities: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS, PERSON]
   response: {action: flag}
   on_error: block
 

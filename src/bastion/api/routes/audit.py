@@ -32,12 +32,16 @@ def list_events(
     order: Literal["asc", "desc"] = "desc",
 ) -> EventPage:
     page = runtime.events.page(
-        EventFilter(actor=actor, action=action, resource=resource, outcome=outcome, since=since, until=until),
+        EventFilter(
+            actor=actor, action=action, resource=resource, outcome=outcome, since=since, until=until
+        ),
         limit=limit,
         cursor=cursor,
         order=order,
     )
-    return EventPage(data=[EventOut(**e.to_dict()) for e in page.events], next_cursor=page.next_cursor)
+    return EventPage(
+        data=[EventOut(**e.to_dict()) for e in page.events], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/public-key", summary="The PEM public key that verifies this server's checkpoints")

@@ -32,7 +32,9 @@ def create_key(body: KeyCreate, runtime: RuntimeDep, principal: Admin) -> KeyCre
 def list_keys(
     runtime: RuntimeDep, _: Admin, include_revoked: Annotated[bool, Query()] = False
 ) -> KeyList:
-    return KeyList(data=[KeyOut.of(k) for k in runtime.keys.list_keys(include_revoked=include_revoked)])
+    return KeyList(
+        data=[KeyOut.of(k) for k in runtime.keys.list_keys(include_revoked=include_revoked)]
+    )
 
 
 @router.get("/{key_id}", summary="Show one key")

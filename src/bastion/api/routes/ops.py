@@ -34,34 +34,51 @@ def _readiness(runtime: Any) -> dict[str, str]:
         try:
             current = current_revision(runtime.db.engine)
             head = head_revision()
-            checks["schema"] = "ok" if current == head else f"at {current}, needs {head}: run `bastion db upgrade`"
+            checks["schema"] = (
+                "ok" if current == head else f"at {current}, needs {head}: run `bastion db upgrade`"
+            )
         except Exception as exc:
             checks["schema"] = f"unknown: {type(exc).__name__}"
     else:
         checks["schema"] = "unknown: database unreachable"
     checks["policy"] = "ok" if runtime.policy.is_loaded else "not loaded"
     ledger = runtime.ledger
-    checks["ledger"] = "ok" if ledger.alive and not ledger.last_error else f"failing: {ledger.last_error or 'stopped'}"
+    checks["ledger"] = (
+        "ok"
+        if ledger.alive and not ledger.last_error
+        else f"failing: {ledger.last_error or 'stopped'}"
+    )
     return checks
 
 
-@router.get("/readyz", tags=["operations"], summary="Ready to serve: database, schema, policy, ledger")
-async def readyz(runtime: RuntimeDep, _: Annotated[None, Depends(requires(Permission.PUBLIC))]) -> JSONResponse:
+@router.get(
+    "/readyz", tags=["operations"], summary="Ready to serve: database, schema, policy, ledger"
+)
+async def readyz(
+    runtime: RuntimeDep, _: Annotated[None, Depends(requires(Permission.PUBLIC))]
+) -> JSONResponse:
     checks = await run_in_threadpool(_readiness, runtime)
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
 async def metrics(
     runtime: RuntimeDep,
-    _: Annotated[Principal | None, Depends(requires(Permission.METRICS_READ, public_when="metrics_public"))],
+    _: Annotated[
+        Principal | None, Depends(requires(Permission.METRICS_READ, public_when="metrics_public"))
+    ],
 ) -> Response:
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/api/whoami", tags=["auth"], summary="The caller behind the presented key")
-async def whoami(principal: Annotated[Principal | None, Depends(requires(Permission.AUTHENTICATED))]) -> Whoami:
+async def whoami(
+    principal: Annotated[Principal | None, Depends(requires(Permission.AUTHENTICATED))],
+) -> Whoami:
     caller = _caller(principal)
     return Whoami(
         user=caller.user,

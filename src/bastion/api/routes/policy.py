@@ -16,7 +16,9 @@ router = APIRouter(prefix="/api/policy", tags=["policy"])
 
 
 @router.get("", summary="The policy in force")
-def show_policy(runtime: RuntimeDep, _: Annotated[Principal | None, Depends(requires(Permission.POLICY_READ))]) -> PolicyOut:
+def show_policy(
+    runtime: RuntimeDep, _: Annotated[Principal | None, Depends(requires(Permission.POLICY_READ))]
+) -> PolicyOut:
     loaded = runtime.policy.current
     return PolicyOut(
         path=str(runtime.policy.path),
@@ -35,14 +37,18 @@ def check_policy(
     except PolicyError as exc:
         return PolicyCheckOut(
             valid=False,
-            issues=[PolicyIssueOut(line=i.line, column=i.column, key=i.key, message=i.message) for i in exc.issues],
+            issues=[
+                PolicyIssueOut(line=i.line, column=i.column, key=i.key, message=i.message)
+                for i in exc.issues
+            ],
         )
     return PolicyCheckOut(valid=True, issues=[])
 
 
 @router.post("/reload", summary="Reload the policy file now")
 def reload_policy(
-    runtime: RuntimeDep, principal: Annotated[Principal | None, Depends(requires(Permission.POLICY_MANAGE))]
+    runtime: RuntimeDep,
+    principal: Annotated[Principal | None, Depends(requires(Permission.POLICY_MANAGE))],
 ) -> ReloadOut:
     outcome = runtime.reload_policy(_caller(principal), trigger="api")
     if outcome.error is not None:
