@@ -38,7 +38,6 @@ def _render(context: dict[str, Any]) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("bastion.monitoring", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = _fmt
     charts = [c for s in context["sections"] for c in s.get("charts", [])]
