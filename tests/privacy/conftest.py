@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.privacy import Analyzer, KNOWN_ENTITIES
+from bastion.privacy import KNOWN_ENTITIES, Analyzer
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bastion.privacy import Analyzer, KNOWN_ENTITIES, PrivacyPolicy
+from bastion.privacy import KNOWN_ENTITIES, Analyzer, PrivacyPolicy
 from bastion.privacy.recognizers import card_network
 
 
