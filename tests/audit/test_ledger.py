@@ -340,3 +340,33 @@ def test_any_single_edit_of_any_row_is_caught(tmp_path: Path, entries, data) -> 
     assert report.first_problem is not None
     assert (report.first_problem.kind, report.first_problem.seq) == ("edited", seq)
     db.dispose()
+
+
+# -- parallel verification: ranges verified in worker processes, then stitched ------
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        (None, None),
+        ("DELETE FROM audit_events WHERE seq = 9", ("missing_rows", 9)),
+        ("UPDATE audit_events SET prev_hash = :h WHERE seq = 17", ("broken_link", 17)),
+    ],
+    ids=["clean", "delete-at-a-range-edge", "relinked-at-a-range-edge"],
+)
+@pytest.mark.slow
+def test_parallel_verification_finds_what_one_pass_finds(
+    tmp_path: Path, signer: Signer, tamper: str | None, expected: tuple[str, int] | None
+) -> None:
+    db = create_database(f"sqlite:///{tmp_path / 'p.db'}")
+    upgrade(db.engine)
+    fill(db, signer, n=30, checkpoint_every=10)
+    if tamper:
+        run(db, tamper, h="f" * 64)
+    one = verify_ledger(db, trusted(signer), workers=1)  # type: ignore[arg-type]
+    many = verify_ledger(db, trusted(signer), workers=2, parallel_threshold=1)  # type: ignore[arg-type]
+    db.dispose()
+    assert [(p.kind, p.seq) for p in many.problems] == [(p.kind, p.seq) for p in one.problems]
+    assert many.events == one.events
+    first = many.first_problem
+    assert ((first.kind, first.seq) if first else None) == expected

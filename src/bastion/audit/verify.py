@@ -7,11 +7,19 @@ edited). Each checkpoint's signature must verify with a trusted key, the row it 
 must carry the hash it vouches for, and the chain must reach it (else the tail was
 truncated). A stream may start after seq 1 only where a checkpoint anchors its first
 row (retention pruned the prefix).
+
+A large stream is cut into seq ranges verified in parallel processes (hashing is
+CPU-bound and the GIL would serialise threads); each range reports its first and last
+links and the ranges are stitched together, so the result is the same as one pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import multiprocessing
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,11 +30,6 @@ from bastion.audit.events import chain_hash, genesis
 from bastion.audit.models import AuditCheckpoint, AuditStream
 from bastion.audit.signing import verify_signature
 from bastion.db import Database
-
-_ROWS = text(
-    "SELECT id, seq, ts_us, actor, action, resource, outcome, request_id, details, "
-    "content_digest, flags, prev_hash, hash FROM audit_events WHERE stream = :stream ORDER BY seq"
-)
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,20 @@ def verify_ledger(
     *,
     on_progress: Callable[[int], None] | None = None,
     batch: int = 20_000,
+    workers: int | None = None,
+    parallel_threshold: int = 200_000,
 ) -> VerifyReport:
+    """Verify every stream. ``workers`` processes share streams longer than
+    ``parallel_threshold`` rows (default: one per core, at most four)."""
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     report = VerifyReport()
     with db.engine.connect() as conn:
         streams = _stream_ids(conn)
         registered = set(conn.scalars(select(AuditStream.id)))
         for stream in streams:
-            checkpoints = list(
-                conn.execute(
+            checkpoints = [
+                cast(Checkpoint, tuple(row))
+                for row in conn.execute(
                     select(
                         AuditCheckpoint.seq,
                         AuditCheckpoint.hash,
@@ -95,7 +104,7 @@ def verify_ledger(
                     .where(AuditCheckpoint.stream == stream)
                     .order_by(AuditCheckpoint.seq)
                 )
-            )
+            ]
             sr = StreamReport(stream, checkpoints=len(checkpoints))
             report.streams.append(sr)
             if stream not in registered:
@@ -108,11 +117,71 @@ def verify_ledger(
                         "events name a stream no writer registered",
                     )
                 )
-            rows = conn.execution_options(yield_per=batch).execute(_ROWS, {"stream": stream})
-            report.problems.extend(
-                _verify_chain(stream, rows, checkpoints, trusted_keys, sr, on_progress)  # type: ignore[arg-type]
-            )
+            anchors = frozenset(cp[0] for cp in checkpoints)
+            lo, hi, count = conn.execute(
+                text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events WHERE stream = :s"),
+                {"s": stream},
+            ).one()
+            if workers > 1 and count >= parallel_threshold:
+                ranges = _ranges(int(lo), int(hi), workers * 4)
+                url = db.engine.url.render_as_string(hide_password=False)
+                # fork: workers start in milliseconds with everything imported; the
+                # parent's connections are not used by them (each opens its own engine).
+                methods = multiprocessing.get_all_start_methods()
+                context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+                with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                    chunks = []
+                    for chunk in pool.map(
+                        _scan_range,
+                        *zip(
+                            *[(url, stream, a, b, anchors, batch) for a, b in ranges], strict=True
+                        ),
+                    ):
+                        chunks.append(chunk)
+                        if on_progress is not None:
+                            on_progress(chunk.count)
+            else:
+                chunk = _scan(stream, _raw_rows(conn, stream, batch, None), anchors, on_progress)
+                chunks = [chunk]
+            report.problems.extend(_stitch(stream, chunks, checkpoints, trusted_keys, sr))
     return report
+
+
+def _ranges(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
+    step = max(1, -(-(hi - lo + 1) // parts))
+    return [(a, min(a + step - 1, hi)) for a in range(lo, hi + 1, step)]
+
+
+_SELECT = (
+    "SELECT id, seq, ts_us, actor, action, resource, outcome, request_id, details, "
+    "content_digest, flags, prev_hash, hash FROM audit_events WHERE stream = {p}"
+)
+
+
+def _raw_rows(
+    conn: Connection, stream: str, batch: int, seq_range: tuple[int, int] | None
+) -> Iterator[tuple[Any, ...]]:
+    """Rows as plain tuples straight from the driver: verification is bound by per-row
+    cost, and SQLAlchemy's Row objects would double it. PostgreSQL streams through a
+    server-side cursor so a large ledger never sits in memory."""
+    raw: Any = conn.connection.dbapi_connection
+    if conn.dialect.name == "postgresql":
+        cursor = raw.cursor(name=f"verify_{uuid.uuid4().hex[:8]}")
+        cursor.itersize = batch
+    else:
+        cursor = raw.cursor()
+    p = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = _SELECT.format(p=p)
+    params: tuple[Any, ...] = (stream,)
+    if seq_range is not None:
+        sql += f" AND seq >= {p} AND seq <= {p}"
+        params += seq_range
+    try:
+        cursor.execute(sql + " ORDER BY seq", params)
+        while chunk := cursor.fetchmany(batch):
+            yield from chunk
+    finally:
+        cursor.close()
 
 
 def _stream_ids(conn: Connection) -> list[str]:
@@ -129,69 +198,54 @@ Row = tuple[int, int, int, str, str, str, str, str | None, str, str | None, str,
 Checkpoint = tuple[int, str, int, str, str]
 
 
-def _verify_chain(
+@dataclass
+class _Chunk:
+    """What one seq range found; its first row's link is checked when stitching."""
+
+    count: int = 0
+    first_seq: int | None = None
+    first_prev: str = ""
+    first_id: int | None = None
+    last_seq: int | None = None
+    last_hash: str = ""
+    problems: list[Problem] = field(default_factory=list)
+    seen: dict[int, str] = field(default_factory=dict)
+
+
+def _scan_range(
+    url: str, stream: str, lo: int, hi: int, anchors: frozenset[int], batch: int
+) -> _Chunk:
+    """Verify rows lo..hi of a stream in a worker process."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return _scan(stream, _raw_rows(conn, stream, batch, (lo, hi)), anchors, None)
+    finally:
+        engine.dispose()
+
+
+def _scan(
     stream: str,
     rows: Iterable[Any],
-    checkpoints: list[Checkpoint],
-    trusted: dict[str, Ed25519PublicKey],
-    sr: StreamReport,
+    anchors: frozenset[int],
     on_progress: Callable[[int], None] | None,
-) -> list[Problem]:
-    problems: list[Problem] = []
-    anchors = {cp[0]: cp[1] for cp in checkpoints}
-    seen: dict[int, str] = {}
+) -> _Chunk:
+    chunk = _Chunk()
+    problems = chunk.problems
     expected_prev = ""
     expected_seq: int | None = None
-    count = 0
-    for raw in rows:
-        row = cast(Row, tuple(raw))
+    for row in cast(Iterable[Row], rows):
         row_id, seq, ts_us, actor, action, resource, outcome, request_id = row[:8]
         details, cdigest, flags, prev, hash_ = row[8:]
-        count += 1
         if expected_seq is None:
-            sr.first_seq = seq
-            if seq == 1 and prev != genesis(stream):
-                problems.append(
-                    Problem(
-                        stream,
-                        seq,
-                        row_id,
-                        "broken_link",
-                        "the first row does not start from the stream's genesis",
-                    )
-                )
-            elif seq != 1 and anchors.get(seq - 1) != prev:
-                problems.append(
-                    Problem(
-                        stream,
-                        seq,
-                        row_id,
-                        "missing_rows",
-                        f"the chain starts at seq {seq}: rows 1..{seq - 1} were deleted "
-                        "and no checkpoint anchors the remainder",
-                    )
-                )
+            chunk.first_seq, chunk.first_prev, chunk.first_id = seq, prev, row_id
         elif seq != expected_seq:
-            problems.append(
-                Problem(
-                    stream,
-                    expected_seq,
-                    row_id,
-                    "missing_rows",
-                    f"seq {expected_seq} is missing (the next row is seq {seq}): rows were deleted",
-                )
-            )
+            problems.append(_gap(stream, expected_seq, seq, row_id))
         elif prev != expected_prev:
-            problems.append(
-                Problem(
-                    stream,
-                    seq,
-                    row_id,
-                    "broken_link",
-                    "prev_hash does not match the previous row's hash: "
-                    "rows were reordered or inserted",
-                )
-            )
+            problems.append(_broken(stream, seq, row_id))
         recomputed = chain_hash(
             prev,
             stream,
@@ -217,14 +271,76 @@ def _verify_chain(
                 )
             )
         if seq in anchors:
-            seen[seq] = hash_
+            chunk.seen[seq] = hash_
         expected_prev = hash_
         expected_seq = seq + 1
-        if on_progress is not None and count % 10_000 == 0:
+        chunk.count += 1
+        if on_progress is not None and chunk.count % 10_000 == 0:
             on_progress(10_000)
     if on_progress is not None:
-        on_progress(count % 10_000)
-    sr.events = count
+        on_progress(chunk.count % 10_000)
+    chunk.last_seq = None if expected_seq is None else expected_seq - 1
+    chunk.last_hash = expected_prev
+    return chunk
+
+
+def _gap(stream: str, expected: int, found: int, row_id: int | None) -> Problem:
+    message = f"seq {expected} is missing (the next row is seq {found}): rows were deleted"
+    return Problem(stream, expected, row_id, "missing_rows", message)
+
+
+def _broken(stream: str, seq: int, row_id: int | None) -> Problem:
+    message = "prev_hash does not match the previous row's hash: rows were reordered or inserted"
+    return Problem(stream, seq, row_id, "broken_link", message)
+
+
+def _stitch(
+    stream: str,
+    chunks: list[_Chunk],
+    checkpoints: list[Checkpoint],
+    trusted: dict[str, Ed25519PublicKey],
+    sr: StreamReport,
+) -> list[Problem]:
+    problems: list[Problem] = []
+    anchors = {cp[0]: cp[1] for cp in checkpoints}
+    seen: dict[int, str] = {}
+    expected_seq: int | None = None
+    expected_prev = ""
+    for chunk in chunks:
+        if chunk.first_seq is None or chunk.last_seq is None:
+            continue
+        seq = chunk.first_seq
+        if expected_seq is None:
+            sr.first_seq = seq
+            if seq == 1 and chunk.first_prev != genesis(stream):
+                problems.append(
+                    Problem(
+                        stream,
+                        seq,
+                        chunk.first_id,
+                        "broken_link",
+                        "the first row does not start from the genesis",
+                    )
+                )
+            elif seq != 1 and anchors.get(seq - 1) != chunk.first_prev:
+                problems.append(
+                    Problem(
+                        stream,
+                        seq,
+                        chunk.first_id,
+                        "missing_rows",
+                        f"the chain starts at seq {seq}: rows 1..{seq - 1} were deleted "
+                        "and no checkpoint anchors the remainder",
+                    )
+                )
+        elif seq != expected_seq:
+            problems.append(_gap(stream, expected_seq, seq, chunk.first_id))
+        elif chunk.first_prev != expected_prev:
+            problems.append(_broken(stream, seq, chunk.first_id))
+        problems.extend(chunk.problems)
+        seen.update(chunk.seen)
+        sr.events += chunk.count
+        expected_seq, expected_prev = chunk.last_seq + 1, chunk.last_hash
     sr.last_seq = None if expected_seq is None else expected_seq - 1
     for cp in checkpoints:
         problem = _check_checkpoint(stream, cp, trusted, seen, sr)
