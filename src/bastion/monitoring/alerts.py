@@ -31,7 +31,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from bastion.monitoring.config import (
@@ -148,7 +149,8 @@ class WebhookNotifier:
         self._client = client
         self._retrying = Retrying(
             stop=stop_after_attempt(max_attempts),
-            wait=wait_exponential_jitter(initial=backoff_initial_seconds, max=backoff_max_seconds),
+            wait=wait_exponential(multiplier=backoff_initial_seconds, max=backoff_max_seconds)
+            + wait_random(0, backoff_initial_seconds),
             retry=retry_if_exception(_retryable),
             sleep=sleep,
         )
