@@ -42,8 +42,15 @@ RESULTS = ROOT / "bench" / "results" / "drift.json"
 NUMERIC = [f"num_{i:02d}" for i in range(20)]
 CATEGORICAL = [f"cat_{i}" for i in range(5)]
 # column -> shift applied to the current side (in reference standard deviations)
-SHIFTS = {"num_00": 0.5, "num_01": 0.2, "num_02": 0.12, "num_03": 0.08, "num_04": 0.05,
-          "num_05": 0.3, "num_06": 0.15}  # fmt: skip
+SHIFTS = {
+    "num_00": 0.5,
+    "num_01": 0.2,
+    "num_02": 0.12,
+    "num_03": 0.08,
+    "num_04": 0.05,
+    "num_05": 0.3,
+    "num_06": 0.15,
+}
 CHUNK = 1_000_000
 
 
@@ -67,7 +74,13 @@ def _chunk(n: int, seed: int, current: bool) -> Any:
         else:
             x = rng.uniform(0, 1, n) + shift * 0.29
         cols[name] = x
-    levels = [list("ab"), list("abc"), list("abcdef"), [f"k{j}" for j in range(20)], [f"z{j}" for j in range(50)]]
+    levels = [
+        list("ab"),
+        list("abc"),
+        list("abcdef"),
+        [f"k{j}" for j in range(20)],
+        [f"z{j}" for j in range(50)],
+    ]
     for i, name in enumerate(CATEGORICAL):
         k = len(levels[i])
         p = np.arange(1, k + 1, dtype=float)[::-1]
@@ -89,7 +102,9 @@ def write_data(directory: Path, n: int) -> tuple[Path, Path]:
             continue
         writer = None
         for k, start in enumerate(range(0, n, CHUNK)):
-            frame = _chunk(min(CHUNK, n - start), seed=(1000 if current else 0) + k, current=current)
+            frame = _chunk(
+                min(CHUNK, n - start), seed=(1000 if current else 0) + k, current=current
+            )
             table = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(path, table.schema)
             writer.write_table(table, row_group_size=CHUNK)
@@ -128,7 +143,10 @@ def _bastion(ref: Any, cur: Any) -> dict[str, Any]:
     from bastion.monitoring import detect_drift
 
     report = detect_drift(ref, cur, categorical=CATEGORICAL, numerical=NUMERIC)
-    return {c.column: {"method": c.method, "score": c.score, "drifted": c.drifted} for c in report.columns}
+    return {
+        c.column: {"method": c.method, "score": c.score, "drifted": c.drifted}
+        for c in report.columns
+    }
 
 
 def worker(variant: str, ref_path: str, cur_path: str) -> None:
@@ -141,7 +159,10 @@ def worker(variant: str, ref_path: str, cur_path: str) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         report = detect_drift(ref_path, cur_path, categorical=CATEGORICAL, numerical=NUMERIC)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        columns = {c.column: {"method": c.method, "score": c.score, "drifted": c.drifted} for c in report.columns}
+        columns = {
+            c.column: {"method": c.method, "score": c.score, "drifted": c.drifted}
+            for c in report.columns
+        }
     else:
         ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
         rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -156,7 +177,13 @@ def worker(variant: str, ref_path: str, cur_path: str) -> None:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     json.dump(
-        {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "rss_after_load_mb": rss_loaded, "columns": columns},
+        {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "peak_rss_mb": peak,
+            "rss_after_load_mb": rss_loaded,
+            "columns": columns,
+        },
         sys.stdout,
     )
 
@@ -164,8 +191,11 @@ def worker(variant: str, ref_path: str, cur_path: str) -> None:
 def run_variant(variant: str, ref: Path, cur: Path) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", variant, str(ref), str(cur)],
-        capture_output=True, text=True, check=False, env=os.environ.copy(),
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -191,18 +221,27 @@ def agreement(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "verdicts_agree": len(agree),
         "disagreements": [c for c in same_method if c not in agree],
         "max_score_rel_diff": max(
-            (abs(a[c]["score"] - b[c]["score"]) / max(abs(b[c]["score"]), 1e-12) for c in same_method
-             if "p_value" not in b[c]["method"]),
+            (
+                abs(a[c]["score"] - b[c]["score"]) / max(abs(b[c]["score"]), 1e-12)
+                for c in same_method
+                if "p_value" not in b[c]["method"]
+            ),
             default=0.0,
         ),
         "drifted_bastion": sorted(c for c in a if a[c]["drifted"]),
         "drifted_evidently": sorted(c for c in b if b[c]["drifted"]),
-    }  # fmt: skip
+    }
 
 
 def _same_method(ours: str, theirs: str) -> bool:
-    names = {"wasserstein": "Wasserstein", "jensenshannon": "Jensen-Shannon", "ks": "K-S",
-             "chisquare": "chi-square", "z": "Z-test", "psi": "PSI"}  # fmt: skip
+    names = {
+        "wasserstein": "Wasserstein",
+        "jensenshannon": "Jensen-Shannon",
+        "ks": "K-S",
+        "chisquare": "chi-square",
+        "z": "Z-test",
+        "psi": "PSI",
+    }
     return theirs.startswith(names.get(ours, "?"))
 
 
@@ -212,7 +251,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100k only, one run each, no 10M")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--evidently-1m-runs", type=int, default=1)
-    parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "bastion-bench-drift")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "bastion-bench-drift"
+    )
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -226,11 +267,22 @@ def main() -> None:
     sizes = [100_000] if args.quick else [100_000, 1_000_000]
     results: dict[str, Any] = {
         "benchmark": "drift",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "threads": {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
-        "columns": {"numeric": len(NUMERIC), "categorical": len(CATEGORICAL), "shifted": sorted(SHIFTS) + ["cat_1", "cat_3"]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "threads": {
+            v: os.environ.get(v)
+            for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        },
+        "columns": {
+            "numeric": len(NUMERIC),
+            "categorical": len(CATEGORICAL),
+            "shifted": [*sorted(SHIFTS), "cat_1", "cat_3"],
+        },
         "sizes": {},
-    }  # fmt: skip
+    }
     for n in sizes:
         ref, cur = write_data(args.data_dir, n)
         runs = 1 if args.quick else args.runs
@@ -267,22 +319,58 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
     table = Table(title="Drift: 20 numeric + 5 categorical columns, rows a side")
-    for col in ("rows", "tool", "runs", "wall s (median)", "CPU s", "peak RSS MB", "speed-up", "memory", "verdicts agree"):
+    for col in (
+        "rows",
+        "tool",
+        "runs",
+        "wall s (median)",
+        "CPU s",
+        "peak RSS MB",
+        "speed-up",
+        "memory",
+        "verdicts agree",
+    ):
         table.add_column(col, justify="right")
     for n, r in results["sizes"].items():
         if "bastion" in r:
             ag = r["agreement"]
-            table.add_row(f"{int(n):,}", "Evidently", str(r["evidently"]["runs"]), f"{r['evidently']['wall_s_median']:.2f}",
-                          f"{r['evidently']['cpu_s_median']:.2f}", f"{r['evidently']['peak_rss_mb_median']:.0f}", "1×", "1×", "")
-            table.add_row("", "Bastion", str(r["bastion"]["runs"]), f"{r['bastion']['wall_s_median']:.2f}",
-                          f"{r['bastion']['cpu_s_median']:.2f}", f"{r['bastion']['peak_rss_mb_median']:.0f}",
-                          f"{r['speedup_wall']:.0f}×", f"{r['memory_ratio']:.2f}×",
-                          f"{ag['verdicts_agree']}/{ag['same_method']} (same method {ag['same_method']}/{ag['columns']})")
+            table.add_row(
+                f"{int(n):,}",
+                "Evidently",
+                str(r["evidently"]["runs"]),
+                f"{r['evidently']['wall_s_median']:.2f}",
+                f"{r['evidently']['cpu_s_median']:.2f}",
+                f"{r['evidently']['peak_rss_mb_median']:.0f}",
+                "1×",
+                "1×",
+                "",
+            )
+            table.add_row(
+                "",
+                "Bastion",
+                str(r["bastion"]["runs"]),
+                f"{r['bastion']['wall_s_median']:.2f}",
+                f"{r['bastion']['cpu_s_median']:.2f}",
+                f"{r['bastion']['peak_rss_mb_median']:.0f}",
+                f"{r['speedup_wall']:.0f}×",
+                f"{r['memory_ratio']:.2f}×",
+                f"{ag['verdicts_agree']}/{ag['same_method']} "
+                f"(same method {ag['same_method']}/{ag['columns']})",
+            )
         else:
             s = r["bastion_streamed"]
-            table.add_row(f"{int(n):,}", "Bastion (streamed)", "1", f"{s['wall_s_median']:.2f}", f"{s['cpu_s_median']:.2f}",
-                          f"{s['peak_rss_mb_median']:.0f}", "", "", "")
-    console.print(table)  # fmt: skip
+            table.add_row(
+                f"{int(n):,}",
+                "Bastion (streamed)",
+                "1",
+                f"{s['wall_s_median']:.2f}",
+                f"{s['cpu_s_median']:.2f}",
+                f"{s['peak_rss_mb_median']:.0f}",
+                "",
+                "",
+                "",
+            )
+    console.print(table)
     console.print(f"written to {RESULTS.relative_to(ROOT)}")
 
 

@@ -11,7 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from pydantic import ValidationError
 
-from bastion.monitoring import AlertRouter, AlertRule, Finding, MonitoringPolicy, Severity, verify_signature
+from bastion.monitoring import (
+    AlertRouter,
+    AlertRule,
+    Finding,
+    MonitoringPolicy,
+    Severity,
+    verify_signature,
+)
 from bastion.monitoring.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, Alert, WebhookNotifier
 from bastion.monitoring.errors import NotifierFailed
 
@@ -59,17 +66,24 @@ def finding(subject: str = "age", severity: Severity = Severity.warning) -> Find
 
 def notifier(url: str, sleeps: list[float] | None = None, attempts: int = 4) -> WebhookNotifier:
     return WebhookNotifier(
-        "ops", url, secret=SECRET, max_attempts=attempts, backoff_initial_seconds=0.01,
-        backoff_max_seconds=0.05, sleep=(sleeps.append if sleeps is not None else lambda _: None),
-    )  # fmt: skip
+        "ops",
+        url,
+        secret=SECRET,
+        max_attempts=attempts,
+        backoff_initial_seconds=0.01,
+        backoff_max_seconds=0.05,
+        sleep=(sleeps.append if sleeps is not None else lambda _: None),
+    )
 
 
 def test_webhook_body_is_signed_and_verifiable(receiver) -> None:
     notifier(receiver.url).send(Alert("drift-to-ops", [finding()]))
-    (headers, body), = receiver.requests
+    ((headers, body),) = receiver.requests
     assert verify_signature(SECRET, headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
     assert not verify_signature("wrong", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER])
-    assert not verify_signature(SECRET, headers[TIMESTAMP_HEADER], body + b" ", headers[SIGNATURE_HEADER])
+    assert not verify_signature(
+        SECRET, headers[TIMESTAMP_HEADER], body + b" ", headers[SIGNATURE_HEADER]
+    )
     payload = json.loads(body)
     assert payload["type"] == "bastion.alert" and payload["findings"][0]["subject"] == "age"
 
@@ -128,11 +142,15 @@ def test_failed_delivery_is_retried_on_the_next_run(receiver) -> None:
 
 
 def test_rules_filter_by_severity_and_check(caplog) -> None:
-    rule = AlertRule(name="critical-only", min_severity=Severity.critical, checks=["fairness"], notify=["log"])
+    rule = AlertRule(
+        name="critical-only", min_severity=Severity.critical, checks=["fairness"], notify=["log"]
+    )
     router = AlertRouter([rule], {})
     with caplog.at_level(logging.WARNING, logger="bastion.monitoring.alerts"):
         assert router.dispatch([finding(severity=Severity.critical)]) == []
-        crit = Finding("fairness", "sex", "four_fifths", Severity.critical, "four-fifths rule failed")
+        crit = Finding(
+            "fairness", "sex", "four_fifths", Severity.critical, "four-fifths rule failed"
+        )
         assert [d.status for d in router.dispatch([crit])] == ["sent"]
     assert "four-fifths rule failed" in caplog.text
 
@@ -140,7 +158,13 @@ def test_rules_filter_by_severity_and_check(caplog) -> None:
 def test_policy_section_validates_and_builds_a_router() -> None:
     policy = MonitoringPolicy.model_validate(
         {
-            "notifiers": {"ops": {"kind": "webhook", "url": "http://127.0.0.1:1/x", "secret": "zq-hook-secret-42"}},
+            "notifiers": {
+                "ops": {
+                    "kind": "webhook",
+                    "url": "http://127.0.0.1:1/x",
+                    "secret": "zq-hook-secret-42",
+                }
+            },
             "alert_rules": [{"name": "all", "notify": ["ops", "log"]}],
             "drift": {"psi_retrain": 0.2},
         }

@@ -46,14 +46,22 @@ def test_degradation_against_baseline_raises_findings() -> None:
     baseline = _scored(3000, 0.1, 0)
     current = _scored(3000, 0.45, 1)
     report = evaluate_performance(
-        current, target="y", prediction="pred", score="score", baseline=baseline,
-        time_column="day", window="W", segments=["region"],
-    )  # fmt: skip
+        current,
+        target="y",
+        prediction="pred",
+        score="score",
+        baseline=baseline,
+        time_column="day",
+        window="W",
+        segments=["region"],
+    )
     assert not report.passed
     kinds = {f.kind for f in report.findings}
     assert {"accuracy_degraded", "roc_auc_degraded"} <= kinds
     assert {w["by"] for w in report.windows} == {"window", "region"}
-    same = evaluate_performance(_scored(3000, 0.1, 2), target="y", prediction="pred", score="score", baseline=baseline)
+    same = evaluate_performance(
+        _scored(3000, 0.1, 2), target="y", prediction="pred", score="score", baseline=baseline
+    )
     assert same.passed
 
 
@@ -79,8 +87,17 @@ def test_fairness_thresholds_and_small_groups() -> None:
     assert not report.passed
     site = next(t for t in report.tables if t.features == ["site"])
     assert site.excluded == ["tiny"]
-    lenient = fairness_report(y, pred, sens[["sex"]], thresholds=FairnessThresholds(
-        demographic_parity_difference=0.5, demographic_parity_ratio=0.5, equalized_odds_difference=0.5, four_fifths=0.5))
+    lenient = fairness_report(
+        y,
+        pred,
+        sens[["sex"]],
+        thresholds=FairnessThresholds(
+            demographic_parity_difference=0.5,
+            demographic_parity_ratio=0.5,
+            equalized_odds_difference=0.5,
+            four_fifths=0.5,
+        ),
+    )
     assert lenient.passed
     with pytest.raises(InvalidData, match="binary"):
         fairness_report([0, 1, 2], [0, 1, 2], pd.DataFrame({"g": ["a", "b", "c"]}))
@@ -93,7 +110,9 @@ def test_explainer_follows_the_model() -> None:
     from sklearn.preprocessing import StandardScaler
 
     rng = np.random.default_rng(0)
-    x = pd.DataFrame({"up": rng.normal(size=400), "down": rng.normal(size=400), "noise": rng.normal(size=400)})
+    x = pd.DataFrame(
+        {"up": rng.normal(size=400), "down": rng.normal(size=400), "noise": rng.normal(size=400)}
+    )
     y = (x["up"] - x["down"] + rng.normal(0, 0.3, 400) > 0).astype(int)
     for model, kind in (
         (GradientBoostingClassifier(n_estimators=30, random_state=0), "tree"),
@@ -109,7 +128,9 @@ def test_explainer_follows_the_model() -> None:
         values = {c.feature: c.shap for c in row.contributions}
         if x.loc[0, "up"] > x["up"].mean():
             assert values["up"] > 0
-        assert all(c.shap > 0 for c in row.top_positive) and all(c.shap < 0 for c in row.top_negative)
+        assert all(c.shap > 0 for c in row.top_positive) and all(
+            c.shap < 0 for c in row.top_negative
+        )
 
 
 @pytest.mark.slow
@@ -122,6 +143,10 @@ def test_embedding_drift_detects_a_new_topic_and_not_a_resample() -> None:
     quiet = embedding_drift(ref, same)
     loud = embedding_drift(ref, novel)
     assert quiet.passed, quiet.to_dict()
-    assert {c.method for c in loud.checks if c.drifted} == {"domain_classifier", "mmd", "pca_reconstruction"}
+    assert {c.method for c in loud.checks if c.drifted} == {
+        "domain_classifier",
+        "mmd",
+        "pca_reconstruction",
+    }
     with pytest.raises(InvalidData, match="dimensions"):
         embedding_drift(ref, same[:, :10])

@@ -40,7 +40,16 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_drift_check_passes_on_similar_data(files, tmp_path) -> None:
-    result = run("drift", "check", "-r", str(files["ref"]), "-c", str(files["same"]), "--json", str(tmp_path / "o.json"))
+    result = run(
+        "drift",
+        "check",
+        "-r",
+        str(files["ref"]),
+        "-c",
+        str(files["same"]),
+        "--json",
+        str(tmp_path / "o.json"),
+    )
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.output
     assert json.loads((tmp_path / "o.json").read_text())["passed"] is True
@@ -48,7 +57,16 @@ def test_drift_check_passes_on_similar_data(files, tmp_path) -> None:
 
 def test_drift_check_fails_with_exit_1_and_writes_a_self_contained_report(files, tmp_path) -> None:
     html = tmp_path / "report.html"
-    result = run("drift", "check", "-r", str(files["ref"]), "-c", str(files["shifted"]), "--report", str(html))
+    result = run(
+        "drift",
+        "check",
+        "-r",
+        str(files["ref"]),
+        "-c",
+        str(files["shifted"]),
+        "--report",
+        str(html),
+    )
     assert result.exit_code == 1, result.output
     assert "FAILED" in result.output
     text = html.read_text()
@@ -58,7 +76,18 @@ def test_drift_check_fails_with_exit_1_and_writes_a_self_contained_report(files,
 
 
 def test_drift_check_json_to_stdout(files) -> None:
-    result = run("drift", "check", "-r", str(files["ref"]), "-c", str(files["shifted"]), "--columns", "a,colour", "--json", "-")
+    result = run(
+        "drift",
+        "check",
+        "-r",
+        str(files["ref"]),
+        "-c",
+        str(files["shifted"]),
+        "--columns",
+        "a,colour",
+        "--json",
+        "-",
+    )
     payload = json.loads(result.stdout)
     assert [c["column"] for c in payload["columns"]] == ["a", "colour"]
     assert payload["dataset_drift"] is True and result.exit_code == 1
@@ -66,7 +95,16 @@ def test_drift_check_json_to_stdout(files) -> None:
 
 def test_drift_check_with_a_stored_reference_profile(files, tmp_path) -> None:
     profile = tmp_path / "ref-profile.json"
-    first = run("drift", "check", "-r", str(files["ref"]), "-c", str(files["same"]), "--save-reference", str(profile))
+    first = run(
+        "drift",
+        "check",
+        "-r",
+        str(files["ref"]),
+        "-c",
+        str(files["same"]),
+        "--save-reference",
+        str(profile),
+    )
     assert first.exit_code == 0 and profile.exists()
     again = run("drift", "check", "-r", str(profile), "-c", str(files["shifted"]))
     assert again.exit_code == 1
@@ -109,15 +147,51 @@ def decisions(tmp_path) -> tuple[Path, Path]:
 
 def test_fairness_check_exit_codes(decisions, tmp_path) -> None:
     fair, unfair = decisions
-    ok = run("fairness", "check", "-d", str(fair), "--target", "label", "--prediction", "decision", "--sensitive", "group")
+    ok = run(
+        "fairness",
+        "check",
+        "-d",
+        str(fair),
+        "--target",
+        "label",
+        "--prediction",
+        "decision",
+        "--sensitive",
+        "group",
+    )
     assert ok.exit_code == 0, ok.output
     html = tmp_path / "f.html"
-    bad = run("fairness", "check", "-d", str(unfair), "--target", "label", "--prediction", "decision",
-              "--sensitive", "group", "--report", str(html), "--json", str(tmp_path / "f.json"))  # fmt: skip
+    bad = run(
+        "fairness",
+        "check",
+        "-d",
+        str(unfair),
+        "--target",
+        "label",
+        "--prediction",
+        "decision",
+        "--sensitive",
+        "group",
+        "--report",
+        str(html),
+        "--json",
+        str(tmp_path / "f.json"),
+    )
     assert bad.exit_code == 1 and "FAIL" in bad.output
     assert json.loads((tmp_path / "f.json").read_text())["passed"] is False
     assert "Rates by group" in html.read_text()
-    missing = run("fairness", "check", "-d", str(fair), "--target", "label", "--prediction", "decision", "--sensitive", "sex")
+    missing = run(
+        "fairness",
+        "check",
+        "-d",
+        str(fair),
+        "--target",
+        "label",
+        "--prediction",
+        "decision",
+        "--sensitive",
+        "sex",
+    )
     assert missing.exit_code == 2 and "sex" in missing.output
 
 
@@ -126,15 +200,52 @@ def test_explain_a_saved_model(tmp_path) -> None:
     from sklearn.ensemble import RandomForestClassifier
 
     rng = np.random.default_rng(0)
-    x = pd.DataFrame({"income": rng.normal(size=500), "debt": rng.normal(size=500), "noise": rng.normal(size=500)})
+    x = pd.DataFrame(
+        {
+            "income": rng.normal(size=500),
+            "debt": rng.normal(size=500),
+            "noise": rng.normal(size=500),
+        }
+    )
     y = (x["income"] - x["debt"] > 0).astype(int)
-    joblib.dump(RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y), tmp_path / "m.joblib")
+    joblib.dump(
+        RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y), tmp_path / "m.joblib"
+    )
     x.assign(label=y).to_parquet(tmp_path / "x.parquet")
-    result = run("explain", "-m", str(tmp_path / "m.joblib"), "-d", str(tmp_path / "x.parquet"), "--drop", "label",
-                 "--row", "3", "--json", str(tmp_path / "e.json"), "--report", str(tmp_path / "e.html"))  # fmt: skip
+    result = run(
+        "explain",
+        "-m",
+        str(tmp_path / "m.joblib"),
+        "-d",
+        str(tmp_path / "x.parquet"),
+        "--drop",
+        "label",
+        "--row",
+        "3",
+        "--json",
+        str(tmp_path / "e.json"),
+        "--report",
+        str(tmp_path / "e.html"),
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads((tmp_path / "e.json").read_text())
     assert payload["explainer"] == "tree"
     assert payload["global_importance"][-1]["feature"] == "noise"
-    assert run("explain", "-m", str(tmp_path / "nope.joblib"), "-d", str(tmp_path / "x.parquet")).exit_code == 2
-    assert run("explain", "-m", str(tmp_path / "m.joblib"), "-d", str(tmp_path / "x.parquet"), "--row", "9999").exit_code == 2
+    assert (
+        run(
+            "explain", "-m", str(tmp_path / "nope.joblib"), "-d", str(tmp_path / "x.parquet")
+        ).exit_code
+        == 2
+    )
+    assert (
+        run(
+            "explain",
+            "-m",
+            str(tmp_path / "m.joblib"),
+            "-d",
+            str(tmp_path / "x.parquet"),
+            "--row",
+            "9999",
+        ).exit_code
+        == 2
+    )

@@ -106,7 +106,9 @@ def test_prediction_drift_fails_the_check() -> None:
 def test_streamed_windows_give_the_same_report_as_one_frame(frames) -> None:
     ref, cur = frames
     whole = detect_drift(ref, cur).to_dict()
-    windows = from_batches(lambda: (cur.iloc[i : i + 3000] for i in range(0, len(cur), 3000)), list(cur.columns))
+    windows = from_batches(
+        lambda: (cur.iloc[i : i + 3000] for i in range(0, len(cur), 3000)), list(cur.columns)
+    )
     streamed = detect_drift(ref, windows, batch_rows=3000).to_dict()
     for a, b in zip(whole["columns"], streamed["columns"], strict=True):
         assert a["score"] == pytest.approx(b["score"], rel=1e-9), a["column"]

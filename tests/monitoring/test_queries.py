@@ -18,10 +18,18 @@ def data() -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(0)
     n = 20_000
     ref = pd.DataFrame(
-        {"a": rng.normal(size=n), "b": np.round(rng.exponential(5, n)), "c": rng.choice(list("xyz"), n)}
+        {
+            "a": rng.normal(size=n),
+            "b": np.round(rng.exponential(5, n)),
+            "c": rng.choice(list("xyz"), n),
+        }
     )
     cur = pd.DataFrame(
-        {"a": rng.normal(0.2, 1.3, n), "b": np.round(rng.exponential(6, n)), "c": rng.choice(list("xyzw"), n)}
+        {
+            "a": rng.normal(0.2, 1.3, n),
+            "b": np.round(rng.exponential(6, n)),
+            "c": rng.choice(list("xyzw"), n),
+        }
     )
     cur.loc[::50, "a"] = np.nan
     cur.loc[::70, "c"] = None
@@ -66,6 +74,8 @@ def test_postgresql_counts_give_in_memory_statistics(data) -> None:
             with conn.cursor().copy(f"COPY {schema}.cur FROM STDIN") as copy:
                 for row in cur.itertuples(index=False):
                     copy.write_row([None if pd.isna(v) else v for v in row])
-            _assert_same(ref, cur, lambda q: conn.execute(q).fetchall(), f"{schema}.cur", "postgresql")
+            _assert_same(
+                ref, cur, lambda q: conn.execute(q).fetchall(), f"{schema}.cur", "postgresql"
+            )
         finally:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")

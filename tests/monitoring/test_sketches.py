@@ -12,14 +12,24 @@ from scipy import stats
 
 from bastion.monitoring import statistics as S
 from bastion.monitoring.errors import IncompatibleSketch
-from bastion.monitoring.sketches import CategoricalSketch, NumericBins, NumericSketch, sketch_from_dict
+from bastion.monitoring.sketches import (
+    CategoricalSketch,
+    NumericBins,
+    NumericSketch,
+    sketch_from_dict,
+)
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
-values = st.lists(st.one_of(finite, st.just(float("nan")), st.integers(-5, 5).map(float)), max_size=200)
+values = st.lists(
+    st.one_of(finite, st.just(float("nan")), st.integers(-5, 5).map(float)), max_size=200
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(reference=st.lists(finite, min_size=1, max_size=300), parts=st.lists(values, min_size=1, max_size=5))
+@given(
+    reference=st.lists(finite, min_size=1, max_size=300),
+    parts=st.lists(values, min_size=1, max_size=5),
+)
 def test_merged_windows_equal_one_sketch(reference: list[float], parts: list[list[float]]) -> None:
     bins = NumericBins.fit(reference, sketch_bins=50, psi_bins=5)
     whole = NumericSketch.of(np.concatenate([np.asarray(p, dtype=float) for p in parts]), bins)
@@ -35,7 +45,10 @@ def test_merged_windows_equal_one_sketch(reference: list[float], parts: list[lis
 
 
 @settings(max_examples=60, deadline=None)
-@given(a=st.lists(st.sampled_from("abcdefg"), max_size=100), b=st.lists(st.sampled_from("abcdefg"), max_size=100))
+@given(
+    a=st.lists(st.sampled_from("abcdefg"), max_size=100),
+    b=st.lists(st.sampled_from("abcdefg"), max_size=100),
+)
 def test_categorical_merge_is_addition(a: list[str], b: list[str]) -> None:
     left, right, both = CategoricalSketch(), CategoricalSketch(), CategoricalSketch()
     left.update(a)
@@ -49,7 +62,9 @@ def test_categorical_merge_is_addition(a: list[str], b: list[str]) -> None:
     reference=st.lists(st.integers(-50, 50).map(float), min_size=5, max_size=300),
     current=st.lists(st.floats(-80, 80, allow_nan=False), min_size=5, max_size=300),
 )
-def test_ks_is_exact_when_edges_hold_every_reference_value(reference: list[float], current: list[float]) -> None:
+def test_ks_is_exact_when_edges_hold_every_reference_value(
+    reference: list[float], current: list[float]
+) -> None:
     bins = NumericBins.fit(reference)
     ref, cur = NumericSketch.of(reference, bins), NumericSketch.of(current, bins)
     assert ref.exact_reference()
@@ -78,7 +93,9 @@ def test_wasserstein_from_cells_matches_scipy(make) -> None:
     cur = NumericSketch.empty(bins)
     for part in np.array_split(cur_x, 7):
         cur.update(part)
-    assert S.wasserstein(ref, cur) == pytest.approx(stats.wasserstein_distance(ref_x, cur_x), rel=5e-3)
+    assert S.wasserstein(ref, cur) == pytest.approx(
+        stats.wasserstein_distance(ref_x, cur_x), rel=5e-3
+    )
     assert ref.std == pytest.approx(float(np.std(ref_x)), rel=1e-9)
 
 

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from bastion.monitoring.drift import DriftReport
     from bastion.monitoring.fairness import FairnessReport
 
-drift_app = typer.Typer(help="Data and prediction drift between a reference and current data.", no_args_is_help=True)
+drift_app = typer.Typer(
+    help="Data and prediction drift between a reference and current data.", no_args_is_help=True
+)
 fairness_app = typer.Typer(help="Group fairness of a classifier's decisions.", no_args_is_help=True)
 
 EXIT_FAILED = 1
@@ -82,9 +84,13 @@ def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None] |
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True,
-    ) as bar:  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda rows: bar.advance(task, rows)
 
@@ -94,17 +100,34 @@ def _print_drift(report: DriftReport) -> None:
     from rich.table import Table
 
     table = Table(title="Drift by column", title_justify="left")
-    for name in ("column", "method", "score", "threshold", "verdict", "PSI", "JS", "missing ref→cur"):
-        table.add_column(name, justify="right" if name not in ("column", "method", "verdict") else "left")
+    for name in (
+        "column",
+        "method",
+        "score",
+        "threshold",
+        "verdict",
+        "PSI",
+        "JS",
+        "missing ref→cur",
+    ):
+        table.add_column(
+            name, justify="right" if name not in ("column", "method", "verdict") else "left"
+        )
     for c in report.columns:
         verdict = "[red]DRIFT[/]" if c.drifted else "[green]ok[/]"
         if c.method == "none":
             verdict = "[yellow]not judged[/]"
         name = c.column + (" (prediction)" if c.role == "prediction" else "")
         table.add_row(
-            name, c.method, f"{c.score:.4g}", f"{c.threshold:g}", verdict, f"{c.psi:.3f}",
-            f"{c.jensenshannon:.3f}", f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
-        )  # fmt: skip
+            name,
+            c.method,
+            f"{c.score:.4g}",
+            f"{c.threshold:g}",
+            verdict,
+            f"{c.psi:.3f}",
+            f"{c.jensenshannon:.3f}",
+            f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
+        )
     out.print(table)
     for f in report.findings:
         if f.kind in ("missing_rate", "new_categories", "retrain_signal"):
@@ -121,17 +144,33 @@ def _print_drift(report: DriftReport) -> None:
 
 @drift_app.command("check")
 def drift_check(
-    reference: Path = typer.Option(..., "--reference", "-r", help="Reference data (.parquet, .csv) or a saved profile (.json)."),
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Reference data (.parquet, .csv) or a saved profile (.json)."
+    ),
     current: Path = typer.Option(..., "--current", "-c", help="Current data (.parquet, .csv)."),
-    columns: str | None = typer.Option(None, help="Comma-separated columns to check (default: all)."),
-    prediction: str | None = typer.Option(None, help="Comma-separated prediction columns (prediction drift fails the check)."),
+    columns: str | None = typer.Option(
+        None, help="Comma-separated columns to check (default: all)."
+    ),
+    prediction: str | None = typer.Option(
+        None, help="Comma-separated prediction columns (prediction drift fails the check)."
+    ),
     categorical: str | None = typer.Option(None, help="Columns to treat as categorical."),
     numerical: str | None = typer.Option(None, help="Columns to treat as numeric."),
-    method: str = typer.Option("auto", help="auto (Evidently's rule), ks, chisquare, z, wasserstein, jensenshannon or psi."),
-    drift_share: float = typer.Option(0.5, help="Share of drifted columns that makes dataset drift."),
-    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
-    json_out: str | None = typer.Option(None, "--json", help="Write the JSON result here ('-' for stdout)."),
-    save_reference: Path | None = typer.Option(None, help="Store the reference profile (JSON) for later runs."),
+    method: str = typer.Option(
+        "auto", help="auto (Evidently's rule), ks, chisquare, z, wasserstein, jensenshannon or psi."
+    ),
+    drift_share: float = typer.Option(
+        0.5, help="Share of drifted columns that makes dataset drift."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write a self-contained HTML report here."
+    ),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
+    save_reference: Path | None = typer.Option(
+        None, help="Store the reference profile (JSON) for later runs."
+    ),
     batch_rows: int = typer.Option(1_000_000, min=1000, help="Rows per streamed window."),
 ) -> None:
     """Compare current data with the reference; exit 1 on dataset or prediction drift."""
@@ -144,7 +183,7 @@ def drift_check(
         from bastion.monitoring.profiles import Profile, fit_reference, profile_current
 
         try:
-            settings = DriftSettings(method=method, dataset_drift_share=drift_share)  # type: ignore[arg-type]
+            settings = DriftSettings(method=method, dataset_drift_share=drift_share)
         except ValidationError as exc:
             raise _bad_input(f"bad drift settings: {exc.errors()[0]['msg']}") from None
         cols = _split(columns)
@@ -156,9 +195,14 @@ def drift_check(
             ref_src = open_table(reference)
             with _progress(ref_src.num_rows, "profiling reference") as tick:
                 ref = fit_reference(
-                    ref_src, columns=wanted, categorical=_split(categorical),
-                    numerical=_split(numerical), settings=settings, batch_rows=batch_rows, progress=tick,
-                )  # fmt: skip
+                    ref_src,
+                    columns=wanted,
+                    categorical=_split(categorical),
+                    numerical=_split(numerical),
+                    settings=settings,
+                    batch_rows=batch_rows,
+                    progress=tick,
+                )
         if save_reference:
             ref.save(save_reference)
             err.print(f"reference profile written to {save_reference}")
@@ -202,9 +246,12 @@ def _print_fairness(report: FairnessReport) -> None:
         table.add_column(name)
     for c in report.checks:
         table.add_row(
-            c.metric, " & ".join(c.features), f"{c.value:.3f}", f"{c.comparison} {c.threshold:g}",
+            c.metric,
+            " & ".join(c.features),
+            f"{c.value:.3f}",
+            f"{c.comparison} {c.threshold:g}",
             "[green]pass[/]" if c.passed else "[red]FAIL[/]",
-        )  # fmt: skip
+        )
     out.print(table)
     for t in report.tables:
         if len(t.features) == 1:
@@ -212,7 +259,10 @@ def _print_fairness(report: FairnessReport) -> None:
             out.print(f"  selection rate by {t.features[0]}: {rates}", highlight=False)
     failed = sum(not c.passed for c in report.checks)
     status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
-    out.print(f"{status}: {len(report.checks) - failed} of {len(report.checks)} checks passed", highlight=False)
+    out.print(
+        f"{status}: {len(report.checks) - failed} of {len(report.checks)} checks passed",
+        highlight=False,
+    )
 
 
 @fairness_app.command("check")
@@ -222,14 +272,22 @@ def fairness_check(
     prediction: str = typer.Option(..., help="Column with the model's decision (a label)."),
     sensitive: str = typer.Option(..., help="Comma-separated sensitive features, e.g. sex,race."),
     positive: str | None = typer.Option(None, help="The favourable label (default 1)."),
-    max_dp_difference: float = typer.Option(0.1, help="Demographic parity difference must be ≤ this."),
+    max_dp_difference: float = typer.Option(
+        0.1, help="Demographic parity difference must be ≤ this."
+    ),
     min_dp_ratio: float = typer.Option(0.8, help="Demographic parity ratio must be ≥ this."),
     max_eo_difference: float = typer.Option(0.1, help="Equalized odds difference must be ≤ this."),
     four_fifths: float = typer.Option(0.8, help="Lowest/highest selection rate must be ≥ this."),
     min_group_size: int = typer.Option(30, help="Smaller groups are reported, not judged."),
-    intersectional: bool = typer.Option(True, help="Also judge the combination of the sensitive features."),
-    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
-    json_out: str | None = typer.Option(None, "--json", help="Write the JSON result here ('-' for stdout)."),
+    intersectional: bool = typer.Option(
+        True, help="Also judge the combination of the sensitive features."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write a self-contained HTML report here."
+    ),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
 ) -> None:
     """Judge group fairness; exit 1 when any threshold is crossed."""
     with _guard():
@@ -257,9 +315,13 @@ def fairness_check(
         except ValueError:
             raise _bad_input(f"--positive {positive!r} is not a value of {target}") from None
         result = fairness_from_frame(
-            frame, target=target, prediction=prediction, sensitive=features,
-            thresholds=thresholds, pos_label=label,
-        )  # fmt: skip
+            frame,
+            target=target,
+            prediction=prediction,
+            sensitive=features,
+            thresholds=thresholds,
+            pos_label=label,
+        )
         if json_out != "-":
             _print_fairness(result)
         _write_json(result.to_dict(), json_out)
@@ -281,7 +343,7 @@ def _load_model(path: Path) -> Any:
     if not path.is_file():
         raise _bad_input(f"{path} does not exist; pass a model saved with joblib or pickle")
     try:
-        import joblib
+        import joblib  # type: ignore[import-untyped]
 
         # Loading a pickled model runs code from it: the operator names a file they trust.
         return joblib.load(path)
@@ -290,15 +352,27 @@ def _load_model(path: Path) -> Any:
 
 
 def explain(
-    model: Path = typer.Option(..., "--model", "-m", help="A scikit-learn compatible model saved with joblib/pickle."),
-    data: Path = typer.Option(..., "--data", "-d", help="Feature rows (.parquet, .csv); also the SHAP background."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="A scikit-learn compatible model saved with joblib/pickle."
+    ),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="Feature rows (.parquet, .csv); also the SHAP background."
+    ),
     row: list[int] = typer.Option([], "--row", help="Row position(s) to explain (repeatable)."),
-    drop: str | None = typer.Option(None, help="Comma-separated columns that are not features (labels, ids)."),
-    positive: str | None = typer.Option(None, help="Class to explain for classifiers (default: the last class)."),
+    drop: str | None = typer.Option(
+        None, help="Comma-separated columns that are not features (labels, ids)."
+    ),
+    positive: str | None = typer.Option(
+        None, help="Class to explain for classifiers (default: the last class)."
+    ),
     top: int = typer.Option(5, min=1, help="Top contributors to show each way."),
     importance: bool = typer.Option(True, help="Also compute global importance (mean |SHAP|)."),
-    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report here."),
-    json_out: str | None = typer.Option(None, "--json", help="Write the JSON result here ('-' for stdout)."),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write a self-contained HTML report here."
+    ),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
 ) -> None:
     """Explain predictions with SHAP: top contributors per row and global importance."""
     with _guard():
@@ -308,7 +382,9 @@ def explain(
         fitted = _load_model(model)
         frame = read_table(data)
         dropped = _split(drop)
-        features = frame.drop(columns=[c for c in dropped if c in frame.columns]).reset_index(drop=True)
+        features = frame.drop(columns=[c for c in dropped if c in frame.columns]).reset_index(
+            drop=True
+        )
         bad = [r for r in row if not 0 <= r < len(features)]
         if bad:
             raise _bad_input(f"row(s) {bad} out of range: the data has {len(features)} rows")
@@ -317,19 +393,30 @@ def explain(
         if positive is not None:
             label = next((c for c in classes if str(c) == positive), None)
             if label is None:
-                raise _bad_input(f"--positive {positive!r} is not one of the model's classes {classes}")
-        result = explain_predictions(fitted, features, row, top_k=top, pos_label=label, importance=importance)
+                raise _bad_input(
+                    f"--positive {positive!r} is not one of the model's classes {classes}"
+                )
+        result = explain_predictions(
+            fitted, features, row, top_k=top, pos_label=label, importance=importance
+        )
         if json_out != "-":
             from rich.table import Table
 
             out.print(f"explainer: {result.explainer} · output: {result.output}", highlight=False)
             for r in result.rows:
-                table = Table(title=f"row {r.row}: prediction {r.prediction:.4g} (base {r.base_value:.4g})", title_justify="left")
+                table = Table(
+                    title=f"row {r.row}: prediction {r.prediction:.4g} (base {r.base_value:.4g})",
+                    title_justify="left",
+                )
                 table.add_column("feature")
                 table.add_column("value")
                 table.add_column("contribution", justify="right")
                 for c in [*r.top_positive, *r.top_negative]:
-                    table.add_row(c.feature, str(c.value), f"[{'red' if c.shap > 0 else 'blue'}]{c.shap:+.4g}[/]")
+                    table.add_row(
+                        c.feature,
+                        str(c.value),
+                        f"[{'red' if c.shap > 0 else 'blue'}]{c.shap:+.4g}[/]",
+                    )
                 out.print(table)
             if result.global_importance:
                 ranked = ", ".join(f"{f} {v:.3g}" for f, v in result.global_importance[:10])

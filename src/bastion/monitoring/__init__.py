@@ -93,6 +93,7 @@ __all__ = [
     "compare",
     "detect_drift",
     "embedding_drift",
+    "evaluate_performance",
     "explain_predictions",
     "fairness_from_frame",
     "fairness_report",

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from tenacity import (
@@ -79,7 +79,11 @@ class Notifier(Protocol):
 
 
 class LogNotifier:
-    LEVELS = {Severity.info: logging.INFO, Severity.warning: logging.WARNING, Severity.critical: logging.ERROR}
+    LEVELS: ClassVar[dict[Severity, int]] = {
+        Severity.info: logging.INFO,
+        Severity.warning: logging.WARNING,
+        Severity.critical: logging.ERROR,
+    }
 
     def __init__(self, name: str = "log", logger: logging.Logger | None = None) -> None:
         self.name = name
@@ -115,7 +119,9 @@ def verify_signature(
         age = abs((time.time() if now is None else now) - float(timestamp))
     except ValueError:
         return False
-    return age <= tolerance_seconds and hmac.compare_digest(sign(secret, timestamp, body), signature)
+    return age <= tolerance_seconds and hmac.compare_digest(
+        sign(secret, timestamp, body), signature
+    )
 
 
 class _RetryableStatus(Exception):
@@ -237,7 +243,9 @@ class AlertRouter:
         self._log = logger or logging.getLogger("bastion.monitoring.alerts")
 
     @classmethod
-    def from_policy(cls, policy: MonitoringPolicy, *, client: httpx.Client | None = None) -> AlertRouter:
+    def from_policy(
+        cls, policy: MonitoringPolicy, *, client: httpx.Client | None = None
+    ) -> AlertRouter:
         notifiers: dict[str, Notifier] = {}
         for name, cfg in policy.notifiers.items():
             if isinstance(cfg, WebhookNotifierConfig):
@@ -280,7 +288,9 @@ class AlertRouter:
                 try:
                     self.notifiers[name].send(alert)
                 except NotifierFailed as exc:
-                    self._log.error("alert %s not delivered to %s: %s", rule.name, name, exc.message)
+                    self._log.error(
+                        "alert %s not delivered to %s: %s", rule.name, name, exc.message
+                    )
                     deliveries.append(Delivery(rule.name, name, "failed", prints, exc.message))
                 else:
                     delivered = True

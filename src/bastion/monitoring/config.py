@@ -125,9 +125,7 @@ class LogNotifierConfig(_Model):
     logger: str = "bastion.monitoring.alerts"
 
 
-NotifierConfig = Annotated[
-    WebhookNotifierConfig | LogNotifierConfig, Field(discriminator="kind")
-]
+NotifierConfig = Annotated[WebhookNotifierConfig | LogNotifierConfig, Field(discriminator="kind")]
 
 
 class AlertRule(_Model):

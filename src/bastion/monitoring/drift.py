@@ -27,7 +27,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,7 @@ class ColumnDrift:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["score_name"] = self.score_name
-        return _jsonable(out)
+        return cast(dict[str, Any], _jsonable(out))
 
 
 @dataclass
@@ -150,7 +150,8 @@ class _Pair:
         """Counts over distinct values (categories, or a numeric column's cells)."""
         if isinstance(self.ref, NumericSketch) and isinstance(self.cur, NumericSketch):
             return st.numeric_value_counts(self.ref, self.cur)
-        assert isinstance(self.ref, CategoricalSketch) and isinstance(self.cur, CategoricalSketch)
+        assert isinstance(self.ref, CategoricalSketch)
+        assert isinstance(self.cur, CategoricalSketch)
         _, r, c = st.category_counts(self.ref, self.cur)
         return r, c
 
@@ -165,7 +166,9 @@ class _Pair:
 
     def numeric(self) -> tuple[NumericSketch, NumericSketch]:
         if not (isinstance(self.ref, NumericSketch) and isinstance(self.cur, NumericSketch)):
-            raise InvalidData("this method needs a numeric column; choose chisquare or jensenshannon")
+            raise InvalidData(
+                "this method needs a numeric column; choose chisquare or jensenshannon"
+            )
         return self.ref, self.cur
 
 
@@ -221,7 +224,8 @@ def _threshold(method: str, column: str, s: DriftSettings) -> float:
 def _distinct(ref: ColumnSketch, cur: ColumnSketch) -> int:
     if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
         return ref.merge(cur).distinct_lower_bound()
-    assert isinstance(ref, CategoricalSketch) and isinstance(cur, CategoricalSketch)
+    assert isinstance(ref, CategoricalSketch)
+    assert isinstance(cur, CategoricalSketch)
     return len(set(ref.counts) | set(cur.counts))
 
 
@@ -243,10 +247,14 @@ def _chart(p: _Pair) -> dict[str, Any]:
     if isinstance(p.ref, NumericSketch):
         ref, cur = p.binned()
         cuts = p.ref.bins.psi_cuts
-        bounds = [p.ref.min, *cuts.tolist(), max(p.ref.max, p.cur.max if p.cur.n else p.ref.max)]
-        labels = [f"≤ {b:.4g}" for b in bounds[1:-1]] + [f"> {bounds[-2]:.4g}"] if cuts.size else ["all"]
+        cur_max = p.cur.max if isinstance(p.cur, NumericSketch) and p.cur.n else p.ref.max
+        bounds = [p.ref.min, *cuts.tolist(), max(p.ref.max, cur_max)]
+        labels = (
+            [f"≤ {b:.4g}" for b in bounds[1:-1]] + [f"> {bounds[-2]:.4g}"] if cuts.size else ["all"]
+        )
     else:
-        assert isinstance(p.ref, CategoricalSketch) and isinstance(p.cur, CategoricalSketch)
+        assert isinstance(p.ref, CategoricalSketch)
+        assert isinstance(p.cur, CategoricalSketch)
         keys, ref, cur = st.category_counts(p.ref, p.cur)
         order = np.argsort(-(ref / max(ref.sum(), 1) + cur / max(cur.sum(), 1)))[:30]
         labels = [keys[i] for i in order]
@@ -275,10 +283,23 @@ def column_drift(
     if ref.n == 0 or cur.n == 0:
         side = "reference" if ref.n == 0 else "current"
         return ColumnDrift(
-            column, ref.kind, role, "none", math.nan, math.nan, False, ref.n, cur.n,
-            0.0, "none", 0.0, None, miss_r, miss_c,
+            column,
+            ref.kind,
+            role,
+            "none",
+            math.nan,
+            math.nan,
+            False,
+            ref.n,
+            cur.n,
+            0.0,
+            "none",
+            0.0,
+            None,
+            miss_r,
+            miss_c,
             note=f"no non-missing values in the {side}; drift not judged",
-        )  # fmt: skip
+        )
     method = choose_method(ref, cur, column, settings)
     if method not in METHODS:
         raise InvalidData(f"unknown drift method {method!r}; choose one of {sorted(METHODS)}")
@@ -292,11 +313,10 @@ def column_drift(
     wn: float | None = None
     if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
         wn = score if method == "wasserstein" else st.wasserstein_normed(ref, cur)
-        exact = method not in ("ks", "wasserstein") or (
-            method == "ks" and ref.exact_reference()
-        )
+        exact = method not in ("ks", "wasserstein") or (method == "ks" and ref.exact_reference())
     else:
-        assert isinstance(ref, CategoricalSketch) and isinstance(cur, CategoricalSketch)
+        assert isinstance(ref, CategoricalSketch)
+        assert isinstance(cur, CategoricalSketch)
         new = sorted(set(cur.counts) - set(ref.counts))
         vanished = sorted(set(ref.counts) - set(cur.counts))
     return ColumnDrift(
@@ -330,57 +350,73 @@ def _findings(columns: list[ColumnDrift], report: DriftReport) -> list[Finding]:
         if c.drifted:
             out.append(
                 Finding(
-                    check, c.column, "column_drift",
+                    check,
+                    c.column,
+                    "column_drift",
                     Severity.critical if c.role == "prediction" else Severity.warning,
                     f"{c.column} drifted: {c.method} {c.score_name} {c.score:.4g} "
                     f"(threshold {c.threshold:g})",
                     {"method": c.method, "score": c.score, "threshold": c.threshold},
                 )
-            )  # fmt: skip
+            )
         if c.psi > s.psi_retrain:
             out.append(
                 Finding(
-                    check, c.column, "retrain_signal",
+                    check,
+                    c.column,
+                    "retrain_signal",
                     Severity.critical if c.psi >= 0.25 else Severity.warning,
                     f"{c.column}: PSI {c.psi:.3f} exceeds the retrain signal {s.psi_retrain:g}",
                     {"psi": c.psi, "psi_retrain": s.psi_retrain},
                 )
-            )  # fmt: skip
+            )
         change = c.missing_current - c.missing_reference
         if abs(change) > s.missing_rate_change:
             out.append(
                 Finding(
-                    check, c.column, "missing_rate",
+                    check,
+                    c.column,
+                    "missing_rate",
                     Severity.warning,
-                    f"{c.column}: missing values {c.missing_reference:.1%} → {c.missing_current:.1%}",
+                    f"{c.column}: missing values "
+                    f"{c.missing_reference:.1%} → {c.missing_current:.1%}",
                     {"reference": c.missing_reference, "current": c.missing_current},
                 )
-            )  # fmt: skip
+            )
         if c.new_categories:
             out.append(
                 Finding(
-                    check, c.column, "new_categories", Severity.info,
+                    check,
+                    c.column,
+                    "new_categories",
+                    Severity.info,
                     f"{c.column}: {len(c.new_categories)} categories unseen in the reference",
                     {"categories": c.new_categories[:20]},
                 )
-            )  # fmt: skip
+            )
         if c.vanished_categories:
             out.append(
                 Finding(
-                    check, c.column, "vanished_categories", Severity.info,
+                    check,
+                    c.column,
+                    "vanished_categories",
+                    Severity.info,
                     f"{c.column}: {len(c.vanished_categories)} reference categories are absent",
                     {"categories": c.vanished_categories[:20]},
                 )
-            )  # fmt: skip
+            )
     if report.dataset_drift:
         out.append(
             Finding(
-                "drift", "dataset", "dataset_drift", Severity.critical,
+                "drift",
+                "dataset",
+                "dataset_drift",
+                Severity.critical,
                 f"dataset drift: {report.drift_share:.0%} of columns drifted "
                 f"(threshold {s.dataset_drift_share:.0%}): {', '.join(report.drifted_columns)}",
                 {"drift_share": report.drift_share, "columns": report.drifted_columns},
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -395,10 +431,16 @@ def compare(
     """Drift of every column (or ``columns``) of ``current`` against ``reference``."""
     s = settings or DriftSettings()
     names = list(columns) if columns else list(reference.columns)
-    missing = [n for n in [*names, *prediction] if n not in reference.columns or n not in current.columns]
+    missing = [
+        n for n in [*names, *prediction] if n not in reference.columns or n not in current.columns
+    ]
     if missing:
         raise ColumnNotFound(f"column(s) {missing} are not in both profiles", columns=missing)
-    results = [column_drift(n, reference.columns[n], current.columns[n], s) for n in names if n not in prediction]
+    results = [
+        column_drift(n, reference.columns[n], current.columns[n], s)
+        for n in names
+        if n not in prediction
+    ]
     results += [
         column_drift(n, reference.columns[n], current.columns[n], s, role="prediction")
         for n in prediction
@@ -436,10 +478,15 @@ def detect_drift(
         reference
         if isinstance(reference, Profile)
         else fit_reference(
-            reference, columns=wanted, categorical=categorical, numerical=numerical,
-            settings=s, batch_rows=batch_rows, progress=progress,
+            reference,
+            columns=wanted,
+            categorical=categorical,
+            numerical=numerical,
+            settings=s,
+            batch_rows=batch_rows,
+            progress=progress,
         )
-    )  # fmt: skip
+    )
     cur = (
         current
         if isinstance(current, Profile)

@@ -18,6 +18,7 @@ packages, neither acceptable as a dependency.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,13 +58,16 @@ class EmbeddingDriftReport:
     def findings(self) -> list[Finding]:
         return [
             Finding(
-                "embedding", c.method, "embedding_drift", Severity.warning,
+                "embedding",
+                c.method,
+                "embedding_drift",
+                Severity.warning,
                 f"embedding drift by {c.method}: {c.score:.4g} (threshold {c.threshold:g})",
                 {"score": c.score, "threshold": c.threshold},
             )
             for c in self.checks
             if c.drifted
-        ]  # fmt: skip
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,7 +90,9 @@ def _matrix(x: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
     return arr
 
 
-def _sample(x: npt.NDArray[np.float64], n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+def _sample(
+    x: npt.NDArray[np.float64], n: int, rng: np.random.Generator
+) -> npt.NDArray[np.float64]:
     return x if len(x) <= n else x[rng.choice(len(x), n, replace=False)]
 
 
@@ -113,13 +119,16 @@ def domain_classifier_auc(
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     proba = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
     auc = float(roc_auc_score(y, proba))
-    return EmbeddingCheck("domain_classifier", auc, auc_threshold, auc >= auc_threshold, {"folds": 5})
+    return EmbeddingCheck(
+        "domain_classifier", auc, auc_threshold, auc >= auc_threshold, {"folds": 5}
+    )
 
 
 def _sq_dists(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     sq = np.einsum("ij,ij->i", x, x)
     d = sq[:, None] + sq[None, :] - 2 * x @ x.T
-    return np.maximum(d, 0.0)
+    out: npt.NDArray[np.float64] = np.maximum(d, 0.0)
+    return out
 
 
 def mmd_test(
@@ -204,7 +213,7 @@ def embedding_drift(
             f"reference has {ref.shape[1]} dimensions and current {cur.shape[1]}; "
             "embed both with the same model"
         )
-    runners = {
+    runners: dict[str, Callable[..., EmbeddingCheck]] = {
         "domain_classifier": domain_classifier_auc,
         "mmd": mmd_test,
         "pca_reconstruction": pca_reconstruction,

@@ -121,7 +121,9 @@ class Explainer:
         self.output = "raw"
         if self.kind == "tree":
             self._explainer = shap.TreeExplainer(model)
-            self.output = "model output (probability or log-odds) of class index " + str(self.class_index)
+            self.output = "model output (probability or log-odds) of class index " + str(
+                self.class_index
+            )
         elif self.kind == "linear":
             self._explainer = shap.LinearExplainer(model, shap.maskers.Independent(bg))
             self.output = "margin (log-odds for logistic models)"
@@ -184,7 +186,9 @@ class Explainer:
             )
         return out
 
-    def global_importance(self, data: pd.DataFrame, *, max_rows: int = 500, seed: int = 0) -> list[tuple[str, float]]:
+    def global_importance(
+        self, data: pd.DataFrame, *, max_rows: int = 500, seed: int = 0
+    ) -> list[tuple[str, float]]:
         sample = data.sample(min(max_rows, len(data)), random_state=seed)
         values, _ = self._values(sample)
         mean_abs = np.abs(values).mean(axis=0)

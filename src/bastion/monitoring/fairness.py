@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -71,17 +71,20 @@ class FairnessReport:
                 return [clean(x) for x in v]
             return v
 
-        return clean(
-            {
-                "format": FORMAT,
-                "check": "fairness",
-                "passed": self.passed,
-                "n_rows": self.n_rows,
-                "thresholds": self.thresholds.model_dump(mode="json"),
-                "checks": [c.__dict__ for c in self.checks],
-                "tables": [t.__dict__ for t in self.tables],
-                "findings": [f.to_dict() for f in self.findings],
-            }
+        return cast(
+            dict[str, Any],
+            clean(
+                {
+                    "format": FORMAT,
+                    "check": "fairness",
+                    "passed": self.passed,
+                    "n_rows": self.n_rows,
+                    "thresholds": self.thresholds.model_dump(mode="json"),
+                    "checks": [c.__dict__ for c in self.checks],
+                    "tables": [t.__dict__ for t in self.tables],
+                    "findings": [f.to_dict() for f in self.findings],
+                }
+            ),
         )
 
 
@@ -172,28 +175,52 @@ def fairness_report(
     checks: list[FairnessCheck] = []
     for tab in tables:
         checks += [
-            FairnessCheck("demographic_parity_difference", tab.features,
-                          tab.demographic_parity_difference, t.demographic_parity_difference,
-                          "<=", tab.demographic_parity_difference <= t.demographic_parity_difference),
-            FairnessCheck("demographic_parity_ratio", tab.features, tab.demographic_parity_ratio,
-                          t.demographic_parity_ratio, ">=",
-                          tab.demographic_parity_ratio >= t.demographic_parity_ratio),
-            FairnessCheck("four_fifths", tab.features, tab.demographic_parity_ratio,
-                          t.four_fifths, ">=", tab.demographic_parity_ratio >= t.four_fifths),
-            FairnessCheck("equalized_odds_difference", tab.features,
-                          tab.equalized_odds_difference, t.equalized_odds_difference, "<=",
-                          tab.equalized_odds_difference <= t.equalized_odds_difference),
-        ]  # fmt: skip
+            FairnessCheck(
+                "demographic_parity_difference",
+                tab.features,
+                tab.demographic_parity_difference,
+                t.demographic_parity_difference,
+                "<=",
+                tab.demographic_parity_difference <= t.demographic_parity_difference,
+            ),
+            FairnessCheck(
+                "demographic_parity_ratio",
+                tab.features,
+                tab.demographic_parity_ratio,
+                t.demographic_parity_ratio,
+                ">=",
+                tab.demographic_parity_ratio >= t.demographic_parity_ratio,
+            ),
+            FairnessCheck(
+                "four_fifths",
+                tab.features,
+                tab.demographic_parity_ratio,
+                t.four_fifths,
+                ">=",
+                tab.demographic_parity_ratio >= t.four_fifths,
+            ),
+            FairnessCheck(
+                "equalized_odds_difference",
+                tab.features,
+                tab.equalized_odds_difference,
+                t.equalized_odds_difference,
+                "<=",
+                tab.equalized_odds_difference <= t.equalized_odds_difference,
+            ),
+        ]
     findings = [
         Finding(
-            "fairness", " & ".join(c.features), c.metric, Severity.critical,
+            "fairness",
+            " & ".join(c.features),
+            c.metric,
+            Severity.critical,
             f"{c.metric} over {' & '.join(c.features)} is {c.value:.3f} "
             f"(must be {c.comparison} {c.threshold:g})",
             {"value": c.value, "threshold": c.threshold},
         )
         for c in checks
         if not c.passed
-    ]  # fmt: skip
+    ]
     return FairnessReport(tables, checks, t, len(yt), findings)
 
 
@@ -212,6 +239,9 @@ def fairness_from_frame(
     if not sensitive:
         raise InvalidData("name at least one sensitive feature")
     return fairness_report(
-        data[target], data[prediction], data[list(sensitive)], thresholds=thresholds,
+        data[target],
+        data[prediction],
+        data[list(sensitive)],
+        thresholds=thresholds,
         pos_label=pos_label,
-    )  # fmt: skip
+    )

@@ -19,7 +19,6 @@ from bastion.monitoring.errors import ColumnNotFound, InvalidData, UnsupportedSo
 DEFAULT_BATCH_ROWS = 1_000_000
 
 
-
 @dataclass(frozen=True)
 class TableSource:
     """Something that yields DataFrame batches, any number of times."""

@@ -109,15 +109,23 @@ class PerformanceReport:
 
 
 def _metrics(
-    frame: pd.DataFrame, task: Task, target: str, prediction: str, score: str | None,
-    settings: PerformanceSettings, pos_label: Any,
-) -> dict[str, float]:  # fmt: skip
+    frame: pd.DataFrame,
+    task: Task,
+    target: str,
+    prediction: str,
+    score: str | None,
+    settings: PerformanceSettings,
+    pos_label: Any,
+) -> dict[str, float]:
     if task == "regression":
         return regression_metrics(frame[target], frame[prediction])
     return classification_metrics(
-        frame[target], frame[prediction], frame[score] if score else None,
-        pos_label=pos_label, calibration_bins=settings.calibration_bins,
-    )  # fmt: skip
+        frame[target],
+        frame[prediction],
+        frame[score] if score else None,
+        pos_label=pos_label,
+        calibration_bins=settings.calibration_bins,
+    )
 
 
 def degradation(
@@ -140,14 +148,19 @@ def degradation(
         else:
             continue
         if drop > tol:
-            severity = Severity.critical if drop > settings.critical_factor * tol else Severity.warning
+            severity = (
+                Severity.critical if drop > settings.critical_factor * tol else Severity.warning
+            )
             out.append(
                 Finding(
-                    "performance", name, f"{metric}_degraded", severity,
+                    "performance",
+                    name,
+                    f"{metric}_degraded",
+                    severity,
                     f"{name}: {metric} {now:.4g} vs baseline {base:.4g} (tolerance {tol:.3g})",
                     {"metric": metric, "value": now, "baseline": base, "tolerance": tol},
                 )
-            )  # fmt: skip
+            )
     return out
 
 
@@ -168,7 +181,13 @@ def evaluate_performance(
     """Metrics overall, per time window (pandas offset alias, e.g. ``D``, ``W``, ``MS``)
     and per segment value, each judged against the baseline metrics."""
     s = settings or PerformanceSettings()
-    needed = [target, prediction, *([score] if score else []), *([time_column] if time_column else []), *segments]
+    needed = [
+        target,
+        prediction,
+        *([score] if score else []),
+        *([time_column] if time_column else []),
+        *segments,
+    ]
     missing = [c for c in needed if c not in current.columns]
     if missing:
         raise ColumnNotFound(f"no column(s) {missing} in the data; it has {list(current.columns)}")
@@ -179,7 +198,15 @@ def evaluate_performance(
         numeric = pd.api.types.is_float_dtype(data[target]) and data[target].nunique() > 20
         task = "regression" if numeric else "classification"
     if isinstance(baseline, pd.DataFrame):
-        base = _metrics(baseline.dropna(subset=[target, prediction]), task, target, prediction, score, s, pos_label)
+        base = _metrics(
+            baseline.dropna(subset=[target, prediction]),
+            task,
+            target,
+            prediction,
+            score,
+            s,
+            pos_label,
+        )
     else:
         base = dict(baseline or {})
     overall = _metrics(data, task, target, prediction, score, s, pos_label)

@@ -41,7 +41,8 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _as_float(series: pd.Series) -> np.ndarray:
-    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    values: np.ndarray = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values
 
 
 @dataclass(eq=False)
@@ -86,7 +87,7 @@ class Profile:
         merged: dict[str, ColumnSketch] = {}
         for name, a in self.columns.items():
             b = other.columns[name]
-            if isinstance(a, NumericSketch) and isinstance(b, NumericSketch):
+            if isinstance(a, NumericSketch) and isinstance(b, NumericSketch):  # noqa: SIM114
                 merged[name] = a.merge(b)
             elif isinstance(a, CategoricalSketch) and isinstance(b, CategoricalSketch):
                 merged[name] = a.merge(b)

@@ -12,6 +12,8 @@ Queries are built from a trusted table/column name (quoted as identifiers) and n
 from the profile; values never come from user text.
 """
 
+# ruff: noqa: S608 -- SQL text is built from quoted identifiers and profile numbers only
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -31,7 +33,8 @@ def quote_ident(name: str) -> str:
 
 def _bad(x: str, dialect: Dialect) -> str:
     if dialect == "postgresql":
-        return f"({x} IS NULL OR {x} = 'NaN'::float8 OR {x} IN ('Infinity'::float8, '-Infinity'::float8))"
+        inf = "('Infinity'::float8, '-Infinity'::float8)"
+        return f"({x} IS NULL OR {x} = 'NaN'::float8 OR {x} IN {inf})"
     return f"({x} IS NULL OR isnan({x}) OR isinf({x}))"
 
 
@@ -48,10 +51,11 @@ def numeric_cells_sql(table: str, column: str, bins: NumericBins, dialect: Diale
         source = f"SELECT {x} AS x FROM {t}"
     elif dialect == "postgresql":
         arr = f"ARRAY[{','.join(edges)}]::float8[]"
-        cell = (
-            f"CASE WHEN b > 0 AND x = ({arr})[b] THEN 2 * b - 1 ELSE 2 * b END"
+        cell = f"CASE WHEN b > 0 AND x = ({arr})[b] THEN 2 * b - 1 ELSE 2 * b END"
+        source = (
+            f"SELECT x, width_bucket(x, {arr}) AS b "
+            f"FROM (SELECT {x} AS x FROM {t}) s WHERE NOT {bad}"
         )
-        source = f"SELECT x, width_bucket(x, {arr}) AS b FROM (SELECT {x} AS x FROM {t}) s WHERE NOT {bad}"
     elif dialect == "duckdb":
         values = ",".join(f"({k},{e})" for k, e in enumerate(edges))
         cell = "CASE WHEN k IS NULL THEN 0 WHEN x = e THEN 2 * k + 1 ELSE 2 * k + 2 END"
@@ -65,7 +69,8 @@ def numeric_cells_sql(table: str, column: str, bins: NumericBins, dialect: Diale
     if not edges:
         source = f"SELECT x FROM ({source}) s0 WHERE NOT {bad}"
     return (
-        f"SELECT {cell} AS cell, COUNT(*), SUM(x - {c}), MIN(x), MAX(x), SUM((x - {c}) * (x - {c})) "
+        f"SELECT {cell} AS cell, COUNT(*), SUM(x - {c}), MIN(x), MAX(x), "
+        f"SUM((x - {c}) * (x - {c})) "
         f"FROM ({source}) q GROUP BY 1 "
         f"UNION ALL SELECT -1, COUNT(*), 0, 0, 0, 0 FROM (SELECT {x} AS x FROM {t}) m WHERE {bad}"
     )
@@ -91,7 +96,9 @@ def sketch_from_sql(
                 continue
             cells.append((int(cell), int(count), float(total), float(lo), float(hi)))
             squares += float(sq)
-        return NumericSketch.from_cells(reference.bins, cells, n_missing=missing, sum_squares=squares)
+        return NumericSketch.from_cells(
+            reference.bins, cells, n_missing=missing, sum_squares=squares
+        )
     sketch = CategoricalSketch(max_categories=reference.max_categories)
     for value, count in execute(category_counts_sql(table, column)):
         if value is None:
@@ -102,9 +109,7 @@ def sketch_from_sql(
     return sketch
 
 
-def profile_from_sql(
-    execute: Execute, table: str, reference: Profile, dialect: Dialect
-) -> Profile:
+def profile_from_sql(execute: Execute, table: str, reference: Profile, dialect: Dialect) -> Profile:
     """A current profile of every reference column, counted in SQL."""
     cols = {
         name: sketch_from_sql(execute, table, name, ref, dialect)

@@ -62,17 +62,40 @@ def drift_html(report: DriftReport, *, title: str = "Data drift report") -> str:
         {
             "bad": c.drifted,
             "cells": [
-                c.column, c.role, c.kind, c.method, c.score_name, c.score, c.threshold,
-                "DRIFT" if c.drifted else "ok", c.psi, c.psi_reading, c.jensenshannon,
-                c.missing_reference, c.missing_current, ", ".join(c.new_categories[:5]),
+                c.column,
+                c.role,
+                c.kind,
+                c.method,
+                c.score_name,
+                c.score,
+                c.threshold,
+                "DRIFT" if c.drifted else "ok",
+                c.psi,
+                c.psi_reading,
+                c.jensenshannon,
+                c.missing_reference,
+                c.missing_current,
+                ", ".join(c.new_categories[:5]),
             ],
         }
         for c in cols
-    ]  # fmt: skip
+    ]
     header = [
-        "column", "role", "kind", "method", "score", "value", "threshold", "verdict", "PSI",
-        "PSI reading", "JS distance", "missing (ref)", "missing (cur)", "new categories",
-    ]  # fmt: skip
+        "column",
+        "role",
+        "kind",
+        "method",
+        "score",
+        "value",
+        "threshold",
+        "verdict",
+        "PSI",
+        "PSI reading",
+        "JS distance",
+        "missing (ref)",
+        "missing (cur)",
+        "new categories",
+    ]
     scores = {
         "id": "drift-scores",
         "title": "PSI by column (retrain signal dashed)",
@@ -87,13 +110,17 @@ def drift_html(report: DriftReport, *, title: str = "Data drift report") -> str:
         "layout": {
             "shapes": [
                 {
-                    "type": "line", "xref": "paper", "x0": 0, "x1": 1,
-                    "y0": report.settings.psi_retrain, "y1": report.settings.psi_retrain,
+                    "type": "line",
+                    "xref": "paper",
+                    "x0": 0,
+                    "x1": 1,
+                    "y0": report.settings.psi_retrain,
+                    "y1": report.settings.psi_retrain,
                     "line": {"dash": "dash", "color": "#cf222e"},
                 }
             ]
         },
-    }  # fmt: skip
+    }
     dists = []
     for i, c in enumerate(sorted(cols, key=lambda c: (not c.drifted, -c.psi))[:40]):
         if not c.chart:
@@ -103,23 +130,35 @@ def drift_html(report: DriftReport, *, title: str = "Data drift report") -> str:
                 "id": f"dist-{i}",
                 "title": f"{c.column} ({'drift' if c.drifted else 'no drift'}, {c.method})",
                 "data": [
-                    {"type": "bar", "name": "reference", "x": c.chart["labels"],
-                     "y": c.chart["reference"], "marker": {"color": REFERENCE_COLOR}},
-                    {"type": "bar", "name": "current", "x": c.chart["labels"],
-                     "y": c.chart["current"], "marker": {"color": CURRENT_COLOR}},
+                    {
+                        "type": "bar",
+                        "name": "reference",
+                        "x": c.chart["labels"],
+                        "y": c.chart["reference"],
+                        "marker": {"color": REFERENCE_COLOR},
+                    },
+                    {
+                        "type": "bar",
+                        "name": "current",
+                        "x": c.chart["labels"],
+                        "y": c.chart["current"],
+                        "marker": {"color": CURRENT_COLOR},
+                    },
                 ],
                 "layout": {"barmode": "group", "yaxis": {"title": {"text": "share"}}},
             }
-        )  # fmt: skip
+        )
     verdict = (
-        f"{len(report.drifted_columns)} of {sum(c.role == 'feature' for c in cols)} columns drifted "
+        f"{len(report.drifted_columns)} of "
+        f"{sum(c.role == 'feature' for c in cols)} columns drifted "
         f"({report.drift_share:.0%}; dataset drift at ≥ {report.settings.dataset_drift_share:.0%})"
         + ("; prediction drift" if report.prediction_drift else "")
     )
     return _render(
         {
             "title": title,
-            "subtitle": f"reference {report.n_reference:,} rows · current {report.n_current:,} rows",
+            "subtitle": f"reference {report.n_reference:,} rows · "
+            f"current {report.n_current:,} rows",
             "passed": report.passed,
             "verdict": verdict,
             "findings": _findings(report.findings),
@@ -142,25 +181,44 @@ def fairness_html(report: FairnessReport, *, title: str = "Fairness report") -> 
         "rows": [
             {
                 "bad": not c.passed,
-                "cells": [c.metric, " & ".join(c.features), c.value, c.comparison, c.threshold,
-                          "pass" if c.passed else "FAIL"],
+                "cells": [
+                    c.metric,
+                    " & ".join(c.features),
+                    c.value,
+                    c.comparison,
+                    c.threshold,
+                    "pass" if c.passed else "FAIL",
+                ],
             }
             for c in report.checks
         ],
-    }  # fmt: skip
+    }
     sections: list[dict[str, Any]] = [{"title": "Checks", "table": checks}]
     for i, t in enumerate(report.tables):
         groups = t.groups
         sections.append(
             {
                 "title": "Groups by " + " & ".join(t.features),
-                "note": (f"Not judged (fewer than {report.thresholds.min_group_size} rows): "
-                         + ", ".join(t.excluded)) if t.excluded else "",
+                "note": (
+                    f"Not judged (fewer than {report.thresholds.min_group_size} rows): "
+                    + ", ".join(t.excluded)
+                )
+                if t.excluded
+                else "",
                 "table": {
                     "header": ["group", "rows", "selection rate", "TPR", "FPR", "judged"],
                     "rows": [
-                        {"bad": False, "cells": [g["group"], g["count"], g["selection_rate"],
-                                                 g["true_positive_rate"], g["false_positive_rate"], g["judged"]]}
+                        {
+                            "bad": False,
+                            "cells": [
+                                g["group"],
+                                g["count"],
+                                g["selection_rate"],
+                                g["true_positive_rate"],
+                                g["false_positive_rate"],
+                                g["judged"],
+                            ],
+                        }
                         for g in groups
                     ],
                 },
@@ -169,17 +227,23 @@ def fairness_html(report: FairnessReport, *, title: str = "Fairness report") -> 
                         "id": f"groups-{i}",
                         "title": "Rates by group",
                         "data": [
-                            {"type": "bar", "name": name, "x": [g["group"] for g in groups],
-                             "y": [g[key] for g in groups]}
-                            for key, name in (("selection_rate", "selection rate"),
-                                              ("true_positive_rate", "TPR"),
-                                              ("false_positive_rate", "FPR"))
+                            {
+                                "type": "bar",
+                                "name": name,
+                                "x": [g["group"] for g in groups],
+                                "y": [g[key] for g in groups],
+                            }
+                            for key, name in (
+                                ("selection_rate", "selection rate"),
+                                ("true_positive_rate", "TPR"),
+                                ("false_positive_rate", "FPR"),
+                            )
                         ],
                         "layout": {"barmode": "group"},
                     }
                 ],
             }
-        )  # fmt: skip
+        )
     failed = sum(not c.passed for c in report.checks)
     return _render(
         {
@@ -204,19 +268,26 @@ def explanation_html(report: ExplanationReport, *, title: str = "Explanations") 
                     {
                         "id": "importance",
                         "title": "Mean |SHAP| by feature",
-                        "data": [{"type": "bar", "orientation": "h",
-                                  "y": [f for f, _ in feats][::-1], "x": [v for _, v in feats][::-1],
-                                  "marker": {"color": CURRENT_COLOR}}],
+                        "data": [
+                            {
+                                "type": "bar",
+                                "orientation": "h",
+                                "y": [f for f, _ in feats][::-1],
+                                "x": [v for _, v in feats][::-1],
+                                "marker": {"color": CURRENT_COLOR},
+                            }
+                        ],
                         "layout": {"margin": {"l": 160}},
                     }
                 ],
             }
-        )  # fmt: skip
+        )
     for i, row in enumerate(report.rows):
         top = row.contributions[:15]
         sections.append(
             {
-                "title": f"Row {row.row}: prediction {row.prediction:.4g} (base {row.base_value:.4g})",
+                "title": f"Row {row.row}: prediction {row.prediction:.4g} "
+                f"(base {row.base_value:.4g})",
                 "table": {
                     "header": ["feature", "value", "contribution"],
                     "rows": [{"bad": False, "cells": [c.feature, c.value, c.shap]} for c in top],
@@ -225,15 +296,24 @@ def explanation_html(report: ExplanationReport, *, title: str = "Explanations") 
                     {
                         "id": f"row-{i}",
                         "title": "Contributions",
-                        "data": [{"type": "bar", "orientation": "h",
-                                  "y": [c.feature for c in top][::-1], "x": [c.shap for c in top][::-1],
-                                  "marker": {"color": ["#cf222e" if c.shap > 0 else CURRENT_COLOR
-                                                       for c in top][::-1]}}],
+                        "data": [
+                            {
+                                "type": "bar",
+                                "orientation": "h",
+                                "y": [c.feature for c in top][::-1],
+                                "x": [c.shap for c in top][::-1],
+                                "marker": {
+                                    "color": [
+                                        "#cf222e" if c.shap > 0 else CURRENT_COLOR for c in top
+                                    ][::-1]
+                                },
+                            }
+                        ],
                         "layout": {"margin": {"l": 160}},
                     }
                 ],
             }
-        )  # fmt: skip
+        )
     return _render(
         {
             "title": title,

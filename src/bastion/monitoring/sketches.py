@@ -60,7 +60,9 @@ class NumericBins:
     center: float
 
     @classmethod
-    def fit(cls, sample: npt.ArrayLike, *, sketch_bins: int = 2000, psi_bins: int = 10) -> NumericBins:
+    def fit(
+        cls, sample: npt.ArrayLike, *, sketch_bins: int = 2000, psi_bins: int = 10
+    ) -> NumericBins:
         x = np.asarray(sample, dtype=np.float64)
         xs = np.sort(x[np.isfinite(x)])
         if xs.size == 0:
@@ -82,13 +84,10 @@ class NumericBins:
         return 2 * self.edges.size + 1
 
     def same_as(self, other: NumericBins) -> bool:
-        return (
-            self is other
-            or (
-                self.center == other.center
-                and np.array_equal(self.edges, other.edges)
-                and np.array_equal(self.psi_cuts, other.psi_cuts)
-            )
+        return self is other or (
+            self.center == other.center
+            and np.array_equal(self.edges, other.edges)
+            and np.array_equal(self.psi_cuts, other.psi_cuts)
         )
 
     def psi_bin_of_cell(self) -> IntArray:
@@ -374,4 +373,6 @@ def sketch_from_dict(data: dict[str, Any]) -> ColumnSketch:
         return NumericSketch.from_dict(data)
     if data.get("kind") == "categorical":
         return CategoricalSketch.from_dict(data)
-    raise IncompatibleSketch(f"unknown sketch kind {data.get('kind')!r}; was it written by Bastion?")
+    raise IncompatibleSketch(
+        f"unknown sketch kind {data.get('kind')!r}; was it written by Bastion?"
+    )

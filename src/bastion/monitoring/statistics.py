@@ -95,7 +95,9 @@ def wasserstein(ref: NumericSketch, cur: NumericSketch) -> float:
     inner = exact.copy()
     crossing = np.flatnonzero(da * db < 0)
     if crossing.size:
-        inner[crossing] = np.maximum(exact[crossing], _crossing_estimate(ref, cur, idx[crossing], fr, fc))
+        inner[crossing] = np.maximum(
+            exact[crossing], _crossing_estimate(ref, cur, idx[crossing], fr, fc)
+        )
     return float(low + high + inner.sum())
 
 
@@ -104,11 +106,16 @@ def _abs_linear_integral(d0: FloatArray, d1: FloatArray, w: FloatArray) -> Float
     same = d0 * d1 >= 0
     with np.errstate(invalid="ignore", divide="ignore"):
         cross = w * (d0 * d0 + d1 * d1) / (2 * (np.abs(d0) + np.abs(d1)))
-    return np.where(same, w * (np.abs(d0) + np.abs(d1)) / 2, np.nan_to_num(cross))
+    out: FloatArray = np.where(same, w * (np.abs(d0) + np.abs(d1)) / 2, np.nan_to_num(cross))
+    return out
 
 
 def _crossing_estimate(
-    ref: NumericSketch, cur: NumericSketch, cells: npt.NDArray[np.int64], fr: FloatArray, fc: FloatArray
+    ref: NumericSketch,
+    cur: NumericSketch,
+    cells: npt.NDArray[np.int64],
+    fr: FloatArray,
+    fc: FloatArray,
 ) -> FloatArray:
     """In cells where the CDFs cross, spread each side's mass uniformly over its own
     [min, max] inside the cell (not the whole cell) and integrate |F_ref − F_cur| exactly
@@ -123,7 +130,8 @@ def _crossing_estimate(
         lo = np.where(s.counts[cells] > 0, s.lo[cells], a)[:, None]
         hi = np.where(s.counts[cells] > 0, s.hi[cells], a)[:, None]
         span = np.maximum(hi - lo, 1e-300)
-        return start + mass * np.clip((x - lo) / span, 0.0, 1.0) * (x >= lo)
+        value: FloatArray = start + mass * np.clip((x - lo) / span, 0.0, 1.0) * (x >= lo)
+        return value
 
     points = np.sort(
         np.stack([a, b, ref.lo[cells], ref.hi[cells], cur.lo[cells], cur.hi[cells]], axis=1), axis=1
@@ -134,7 +142,8 @@ def _crossing_estimate(
     # a point mass at x (hi == lo) jumps at x: evaluate just left of each breakpoint too
     left = cdf(ref, fr, np.nextafter(points, -np.inf)) - cdf(cur, fc, np.nextafter(points, -np.inf))
     w = np.diff(points, axis=1)
-    return _abs_linear_integral(d[:, :-1], left[:, 1:], w).sum(axis=1)
+    total: FloatArray = _abs_linear_integral(d[:, :-1], left[:, 1:], w).sum(axis=1)
+    return total
 
 
 def wasserstein_normed(ref: NumericSketch, cur: NumericSketch) -> float:
