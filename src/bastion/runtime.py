@@ -23,7 +23,6 @@ from bastion.audit import (
 from bastion.auth.principal import Principal
 from bastion.auth.service import KeyService
 from bastion.db import Database, create_database
-from bastion.db.migrate import check_current
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
 from bastion.settings import Settings
@@ -113,10 +112,13 @@ def open_runtime(
 ) -> Runtime:
     """Open everything; raises :class:`SchemaBehind` or :class:`PolicyError` with advice."""
     ensure_home(settings)
-    if write_policy and write_starter_policy(settings.policy_path):
+    # Only at the default path: a BASTION_POLICY that names a missing file is an error.
+    if write_policy and settings.policy is None and write_starter_policy(settings.policy_path):
         log.info("wrote a starter policy", extra={"path": str(settings.policy_path)})
     db = create_database(settings.resolved_database_url)
     try:
+        from bastion.db.migrate import check_current
+
         check_current(db.engine)
         policy = PolicyStore(settings.policy_path)
         policy.load()

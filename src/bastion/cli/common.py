@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from bastion.errors import BastionError, InvalidInput
 from bastion.observability import configure_logging
-from bastion.runtime import Runtime, open_runtime
 from bastion.settings import Settings
+
+if TYPE_CHECKING:
+    from bastion.runtime import Runtime
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,9 +46,11 @@ def handled() -> Iterator[None]:
 
 @contextmanager
 def runtime(label: str = "cli", **kwargs: Any) -> Iterator[Runtime]:
+    from bastion.runtime import open_runtime
+
     settings = load_settings()
     with handled():
-        rt = open_runtime(settings, label=label, **kwargs)
+        rt = open_runtime(settings, label=label, **({"write_policy": True} | kwargs))
     try:
         with handled():
             yield rt

@@ -14,7 +14,7 @@ def seed() -> None:
     """Create demo keys for an analyst and a guest (once), so roles can be tried."""
     from bastion.auth.principal import cli_principal
 
-    with runtime(label="demo", write_policy=True) as rt:
+    with runtime(label="demo") as rt:
         existing = {(k.user, k.role) for k in rt.keys.list_keys()}
         made = []
         for user, role, team in (("ana", "analyst", "risk"), ("gus", "guest", None)):

@@ -27,7 +27,7 @@ def serve(
 
     settings = load_settings()
     ensure_home(settings)
-    if write_starter_policy(settings.policy_path):
+    if settings.policy is None and write_starter_policy(settings.policy_path):
         console.print(f"Wrote a starter policy to [bold]{settings.policy_path}[/]")
     db = create_database(settings.resolved_database_url)
     try:
