@@ -25,7 +25,6 @@ run: install
 	$(UV) run bastion serve --host $(HOST) --port $(PORT)
 
 test: install
-	@bash scripts/install-test-deps
 	$(UV) run pytest $(PYTEST_ARGS)
 
 check: install
