@@ -51,6 +51,8 @@ def test_the_issue_example_is_accepted_whole() -> None:
     assert policy.roles["analyst"].max_tokens_per_request == 4096
     assert [b.per for b in policy.teams["risk"].budgets] == ["day", "month"]
     assert policy.denylist[0].pattern == r"\bSSN\b"
+    assert policy.privacy.prompt.entities[0] == "EMAIL_ADDRESS"
+    assert policy.privacy.on_error == "block"
     assert policy.models_for_role("guest") == ["local"]
     assert policy.models_for_role("admin") == ["gpt-4.1-mini", "local"]
 
@@ -85,15 +87,16 @@ def _edit(old: str, new: str) -> str:
         (_edit("    provider: upstream-a\n", "    provider: upstream-b\n"), 6, "models.gpt-4.1-mini.provider", "unknown provider 'upstream-b'"),
         (_edit("fallbacks: [local]", "fallbacks: [lokal]"), 10, "models.gpt-4.1-mini.fallbacks[0]", "unknown model 'lokal'"),
         (_edit("guest: {models: [local]}", "guest: {models: [gpt-5]}"), 15, "roles.guest.models[0]", "unknown model 'gpt-5'"),
-        (_edit('pattern: "\\\\bSSN\\\\b"', 'pattern: "(unclosed"'), 28, "denylist[0].pattern", "not a valid regular expression"),
+        (_edit('pattern: "\\\\bSSN\\\\b"', 'pattern: "(unclosed"'), 28, "denylist[0]", "not a valid regex"),
         (_edit("version: 1", "version: 2"), 1, "version", "expected 1"),
+        (_edit("entities: [EMAIL_ADDRESS,", "entities: [EMAIL,"), 24, "privacy.prompt.entities", "unknown entity type(s) EMAIL"),
         (_edit("version: 1\n", ""), 1, "version", "required key is missing"),
         (_edit("  local: {provider: local}\n", "  local: {provider: local}\n  local: {provider: local}\n"), 12, "models.local", "duplicate key"),
         (_edit("    upstream_model: gpt-4.1-mini\n", "    upstream_model: [gpt-4.1-mini\n"), None, "", "not valid YAML"),
     ],
     ids=[
         "wrong-type", "unknown-key", "bad-enum", "negative-budget", "bad-provider-kind", "unknown-provider",
-        "unknown-fallback", "unknown-role-model", "bad-regex", "wrong-version", "missing-version", "duplicate-key",
+        "unknown-fallback", "unknown-role-model", "bad-regex", "wrong-version", "unknown-entity", "missing-version", "duplicate-key",
         "yaml-syntax",
     ],
 )  # fmt: skip

@@ -3,6 +3,7 @@
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
 ``retention``. Unknown keys are errors (a typo must not silently disable a rule).
+The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -15,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import Permission
+from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -92,44 +94,6 @@ class Defaults(Strict):
     on_counter_error: Literal["refuse", "allow"] = "refuse"
 
 
-EntityType = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
-
-
-class PromptPrivacy(Strict):
-    action: Literal["mask", "redact", "hash", "encrypt", "block", "flag", "off"] = "mask"
-    entities: list[EntityType] = Field(
-        default_factory=lambda: [
-            "EMAIL_ADDRESS",
-            "PHONE_NUMBER",
-            "CREDIT_CARD",
-            "US_SSN",
-            "IBAN_CODE",
-            "IP_ADDRESS",
-            "PERSON",
-        ]
-    )
-
-
-class ResponsePrivacy(Strict):
-    action: Literal["flag", "redact", "block", "off"] = "flag"
-
-
-class Privacy(Strict):
-    prompt: PromptPrivacy = PromptPrivacy()
-    response: ResponsePrivacy = ResponsePrivacy()
-    on_error: Literal["block", "allow"] = "block"
-    allow_list: list[str] = Field(default_factory=list)
-    phone_regions: list[Annotated[str, Field(pattern=r"^[A-Z]{2}$")]] = Field(
-        default_factory=lambda: ["US", "GB", "DE", "FR"]
-    )
-
-
-class DenyRule(Strict):
-    pattern: str
-    action: Literal["flag", "block"] = "flag"
-    flag: str | None = None
-
-
 class AuditConfig(Strict):
     store_content: bool = False
 
@@ -147,8 +111,8 @@ class Policy(Strict):
     teams: dict[Name, TeamConfig] = Field(default_factory=dict)
     users: dict[Name, UserConfig] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
-    privacy: Privacy = Privacy()
-    denylist: list[DenyRule] = Field(default_factory=list)
+    privacy: PrivacyPolicy = PrivacyPolicy()
+    denylist: list[DenylistEntry] = Field(default_factory=list)
     audit: AuditConfig = AuditConfig()
     retention: Retention = Retention()
 

@@ -11,36 +11,94 @@ context, thresholds, allow-list), ``operators`` (placeholder, redact, partial, h
 encrypt, block), ``vault``, ``restore`` (also streaming), ``leaks``, ``denylist``,
 ``chat`` (OpenAI request and response shapes), ``config`` (the policy's sections),
 ``errors``, ``guard`` (all of it, per policy).
+
+Names load on first use (PEP 562): the policy schema imports
+:mod:`bastion.privacy.config` alone and should not pay for the detectors to do so.
 """
 
-from bastion.privacy.chat import ChatStreamRestorer, map_request_texts, restore_response
-from bastion.privacy.config import (
-    DEFAULT_PHONE_REGIONS,
-    DenylistEntry,
-    NerPolicy,
-    OperatorSpec,
-    PrivacyPolicy,
-    PromptPolicy,
-    ResponsePolicy,
-)
-from bastion.privacy.denylist import DenyHit, Denylist
-from bastion.privacy.engine import Analyzer
-from bastion.privacy.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES, Span
-from bastion.privacy.errors import (
-    DecryptionFailed,
-    DenylistBlocked,
-    DetectionFailed,
-    LeakBlocked,
-    NerBackendUnavailable,
-    PrivacyBlocked,
-    PrivacyConfigError,
-    PrivacyError,
-)
-from bastion.privacy.guard import PrivacyGuard, Protected, ResponseCheck
-from bastion.privacy.leaks import Leak, LeakScanner
-from bastion.privacy.operators import Operators, PrivacyKeys, decrypt, decrypt_all
-from bastion.privacy.restore import Restored, StreamRestorer, restore
-from bastion.privacy.vault import Vault, VaultStore
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bastion.privacy.chat import ChatStreamRestorer, map_request_texts, restore_response
+    from bastion.privacy.config import (
+        DEFAULT_PHONE_REGIONS,
+        DenylistEntry,
+        NerPolicy,
+        OperatorSpec,
+        PrivacyPolicy,
+        PromptPolicy,
+        ResponsePolicy,
+    )
+    from bastion.privacy.denylist import DenyHit, Denylist
+    from bastion.privacy.engine import Analyzer
+    from bastion.privacy.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES, Span
+    from bastion.privacy.errors import (
+        DecryptionFailed,
+        DenylistBlocked,
+        DetectionFailed,
+        LeakBlocked,
+        NerBackendUnavailable,
+        PrivacyBlocked,
+        PrivacyConfigError,
+        PrivacyError,
+    )
+    from bastion.privacy.guard import PrivacyGuard, Protected, ResponseCheck
+    from bastion.privacy.leaks import Leak, LeakScanner
+    from bastion.privacy.operators import Operators, PrivacyKeys, decrypt, decrypt_all
+    from bastion.privacy.restore import Restored, StreamRestorer, restore
+    from bastion.privacy.vault import Vault, VaultStore
+
+_EXPORTS = {
+    "Analyzer": "bastion.privacy.engine",
+    "ChatStreamRestorer": "bastion.privacy.chat",
+    "DEFAULT_ENTITIES": "bastion.privacy.entities",
+    "DEFAULT_PHONE_REGIONS": "bastion.privacy.config",
+    "DecryptionFailed": "bastion.privacy.errors",
+    "DenyHit": "bastion.privacy.denylist",
+    "Denylist": "bastion.privacy.denylist",
+    "DenylistBlocked": "bastion.privacy.errors",
+    "DenylistEntry": "bastion.privacy.config",
+    "DetectionFailed": "bastion.privacy.errors",
+    "KNOWN_ENTITIES": "bastion.privacy.entities",
+    "Leak": "bastion.privacy.leaks",
+    "LeakBlocked": "bastion.privacy.errors",
+    "LeakScanner": "bastion.privacy.leaks",
+    "NerBackendUnavailable": "bastion.privacy.errors",
+    "NerPolicy": "bastion.privacy.config",
+    "OperatorSpec": "bastion.privacy.config",
+    "Operators": "bastion.privacy.operators",
+    "PrivacyBlocked": "bastion.privacy.errors",
+    "PrivacyConfigError": "bastion.privacy.errors",
+    "PrivacyError": "bastion.privacy.errors",
+    "PrivacyGuard": "bastion.privacy.guard",
+    "PrivacyKeys": "bastion.privacy.operators",
+    "PrivacyPolicy": "bastion.privacy.config",
+    "PromptPolicy": "bastion.privacy.config",
+    "Protected": "bastion.privacy.guard",
+    "ResponseCheck": "bastion.privacy.guard",
+    "ResponsePolicy": "bastion.privacy.config",
+    "Restored": "bastion.privacy.restore",
+    "Span": "bastion.privacy.entities",
+    "StreamRestorer": "bastion.privacy.restore",
+    "Vault": "bastion.privacy.vault",
+    "VaultStore": "bastion.privacy.vault",
+    "decrypt": "bastion.privacy.operators",
+    "decrypt_all": "bastion.privacy.operators",
+    "map_request_texts": "bastion.privacy.chat",
+    "restore": "bastion.privacy.restore",
+    "restore_response": "bastion.privacy.chat",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bastion.privacy' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DEFAULT_ENTITIES",
