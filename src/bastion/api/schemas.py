@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bastion.audit import EventView
 from bastion.auth.service import KeyView
 
 
@@ -35,19 +36,7 @@ class KeyOut(BaseModel):
 
     @classmethod
     def of(cls, key: KeyView) -> KeyOut:
-        return cls(
-            id=key.id,
-            prefix=key.prefix,
-            name=key.name,
-            user=key.user,
-            team=key.team,
-            role=key.role,
-            status=key.status,
-            created_at=key.created_at,
-            created_by=key.created_by,
-            expires_at=key.expires_at,
-            revoked_at=key.revoked_at,
-        )
+        return cls.model_validate({**key.__dict__, "status": key.status})
 
 
 class KeyCreated(KeyOut):
@@ -58,25 +47,8 @@ class KeyList(BaseModel):
     data: list[KeyOut]
 
 
-class EventOut(BaseModel):
-    id: int
-    stream: str
-    seq: int
-    time: str
-    actor: str
-    action: str
-    resource: str
-    outcome: str
-    request_id: str | None
-    details: dict[str, Any]
-    flags: list[str]
-    content_digest: str | None
-    prev_hash: str
-    hash: str
-
-
 class EventPage(BaseModel):
-    data: list[EventOut]
+    data: list[EventView]
     next_cursor: str | None
 
 

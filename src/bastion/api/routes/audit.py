@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from bastion.api.deps import RuntimeDep, requires
-from bastion.api.schemas import EventOut, EventPage
+from bastion.api.schemas import EventPage
 from bastion.audit import EventFilter
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -39,9 +39,7 @@ def list_events(
         cursor=cursor,
         order=order,
     )
-    return EventPage(
-        data=[EventOut(**e.to_dict()) for e in page.events], next_cursor=page.next_cursor
-    )
+    return EventPage(data=page.events, next_cursor=page.next_cursor)
 
 
 @router.get("/public-key", summary="The PEM public key that verifies this server's checkpoints")
