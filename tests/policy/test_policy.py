@@ -57,6 +57,27 @@ def test_the_issue_example_is_accepted_whole() -> None:
     assert policy.models_for_role("admin") == ["gpt-4.1-mini", "local"]
 
 
+def test_monitoring_rules_live_in_the_same_file() -> None:
+    text = (
+        ISSUE_EXAMPLE
+        + """\
+monitoring:
+  fairness: {four_fifths: 0.8}
+  notifiers:
+    log: {kind: log}
+  alert_rules:
+    - {name: drift-to-log, checks: [drift], min_severity: warning, notify: [log]}
+"""
+    )
+    policy = parse_policy(text).policy
+    assert policy.monitoring.alert_rules[0].notify == ["log"]
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text.replace("min_severity: warning", "min_severity: loud"), "p.yaml")
+    [issue] = caught.value.issues
+    assert issue.line == 36
+    assert issue.key == "monitoring.alert_rules[0].min_severity"
+
+
 def test_the_starter_policy_is_valid() -> None:
     assert "auditor" in parse_policy(STARTER_POLICY).policy.roles
 

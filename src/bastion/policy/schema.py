@@ -2,8 +2,9 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``. Unknown keys are errors (a typo must not silently disable a rule).
-The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`.
+``retention``, ``monitoring``. Unknown keys are errors (a typo must not silently disable a rule).
+The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
+``monitoring`` by :mod:`bastion.monitoring.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -16,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import Permission
+from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -115,6 +117,7 @@ class Policy(Strict):
     denylist: list[DenylistEntry] = Field(default_factory=list)
     audit: AuditConfig = AuditConfig()
     retention: Retention = Retention()
+    monitoring: MonitoringPolicy = MonitoringPolicy()
 
     def role_names(self) -> set[str]:
         from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS
