@@ -58,7 +58,8 @@ def serve(
         console.print(f"Admin API key   [bold green]{created.secret}[/]")
         console.print("                shown once: Bastion keeps only its digest. Try it:")
         console.print(
-            f"                curl -H 'Authorization: Bearer {created.secret}' {url}/api/whoami"
+            f"                curl -H 'Authorization: Bearer {created.secret}' {url}/api/whoami",
+            soft_wrap=True,
         )
     else:
         console.print("Admin API key   created on first start; make another with")
