@@ -88,9 +88,14 @@ _EXPORTS = {
     "decrypt": "bastion.privacy.operators",
     "decrypt_all": "bastion.privacy.operators",
     "map_request_texts": "bastion.privacy.chat",
-    "restore": "bastion.privacy.restore",
     "restore_response": "bastion.privacy.chat",
 }
+
+
+# ``restore`` names both a submodule and a function: once the submodule is imported,
+# Python binds the package attribute to the module, so the function is bound eagerly
+# (it is light: no detectors).
+from bastion.privacy.restore import restore  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
