@@ -34,11 +34,18 @@ def _root(
     """Bastion: govern LLM traffic and model releases, and prove what happened."""
 
 
+_registered = False
+
+
 def _register() -> None:
-    # Command groups, one module each.
+    """Attach the command groups (once; tests build the app in-process)."""
+    global _registered
+    if _registered:
+        return
     from bastion.cli import commands
 
     commands.register(app)
+    _registered = True
 
 
 def main() -> None:
