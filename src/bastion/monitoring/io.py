@@ -2,7 +2,9 @@
 
 A :class:`TableSource` can be read more than once (fitting a streamed reference takes
 two passes) and yields pandas DataFrames of at most ``batch_rows`` rows, so memory is
-bounded by one batch whatever the file size. String columns come back as pandas
+bounded by one batch whatever the file size. A DataFrame source yields views of its
+columns (no copy); a Parquet batch is converted without consolidating its columns, and
+each is released before the next is read. String columns come back as pandas
 categoricals (Arrow dictionary encoding), which makes counting them cheap.
 """
 
@@ -17,6 +19,7 @@ import pandas as pd
 from bastion.monitoring.errors import ColumnNotFound, InvalidData, UnsupportedSource
 
 DEFAULT_BATCH_ROWS = 1_000_000
+PARQUET_BUFFER_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,13 @@ class TableSource:
 
 def from_frame(frame: pd.DataFrame, name: str = "DataFrame") -> TableSource:
     def batches(columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
-        data = frame if columns is None else frame[list(columns)]
+        # ``frame[list(columns)]`` would copy every selected column; a frame built from
+        # the columns themselves shares their memory, as do the ``iloc`` row windows
+        data = (
+            frame
+            if columns is None or list(columns) == list(frame.columns)
+            else pd.DataFrame({c: frame[c] for c in columns}, copy=False)
+        )
         for start in range(0, len(data), batch_rows):
             yield data.iloc[start : start + batch_rows]
 
@@ -88,9 +97,19 @@ def _parquet(path: Path) -> TableSource:
     def batches(columns: Sequence[str] | None, batch_rows: int) -> Iterator[pd.DataFrame]:
         wanted = list(columns) if columns is not None else list(names)
         dict_cols = [c for c in string_cols if c in wanted]
-        pf = pq.ParquetFile(path, read_dictionary=dict_cols or None)
+        # pre_buffer (pyarrow's default) caches the column chunks of every row group
+        # read so far, i.e. up to the whole file, for the life of the reader: at
+        # 10 million rows that was 1.5 GB. Buffered reads keep one row group's pages.
+        pf = pq.ParquetFile(
+            path,
+            read_dictionary=dict_cols or None,
+            pre_buffer=False,
+            buffer_size=PARQUET_BUFFER_BYTES,
+        )
         for batch in pf.iter_batches(batch_size=batch_rows, columns=wanted):
-            yield batch.to_pandas()
+            # split_blocks: no consolidated 2-D copy; columns without nulls stay zero-copy
+            yield batch.to_pandas(split_blocks=True)
+            del batch
 
     return TableSource(str(path), names, meta.metadata.num_rows, batches)
 

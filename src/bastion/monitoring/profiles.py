@@ -41,6 +41,11 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _as_float(series: pd.Series) -> np.ndarray:
+    """The column as float64 with missing values as NaN; a view when it already is one
+    (callers only read it), a converted copy otherwise."""
+    if series.dtype == np.float64:
+        view: np.ndarray = series.to_numpy()
+        return view
     values: np.ndarray = series.to_numpy(dtype=np.float64, na_value=np.nan)
     return values
 
@@ -153,16 +158,26 @@ def fit_reference(
     progress: Progress | None = None,
     seed: int = 0,
 ) -> Profile:
-    """Profile the reference: bins fitted from (a sample of) it, then every row counted."""
+    """Profile the reference: bins fitted from (a sample of) it, then every row counted.
+
+    Memory is bounded by one batch plus, per numeric column, the sample
+    (``sample_rows`` values); numeric columns are converted and counted one at a time.
+    When the source's row count is known and within ``sample_rows`` (a DataFrame, a
+    Parquet file) no sample is kept: each numeric column is read on its own, its edges
+    fitted on all of it and its cells counted, with the same result as the sample path.
+    """
     settings = settings or DriftSettings()
     source = open_table(table)
     wanted = list(columns) if columns else None
     rng = np.random.default_rng(seed)
     kinds: dict[str, str] | None = None
     cats: dict[str, CategoricalSketch] = {}
-    sample: dict[str, np.ndarray] | None = None
-    sample_keys = np.empty(0)
+    numeric: list[str] = []
     k = settings.sample_rows
+    whole = source.num_rows is not None and source.num_rows <= k
+    # bottom-k sample of rows by random key, stored per numeric column
+    sample: dict[str, np.ndarray] = {}
+    sample_keys = np.empty(0)
     n_rows = 0
     for batch in source.batches(wanted, batch_rows):
         if kinds is None:
@@ -172,46 +187,68 @@ def fit_reference(
                 for n, kind in kinds.items()
                 if kind == "categorical"
             }
+            numeric = [n for n, kind in kinds.items() if kind == "numeric"]
         n_rows += len(batch)
         for name, sketch in cats.items():
             sketch.update(batch[name])
-        numeric = [n for n, kind in kinds.items() if kind == "numeric"]
-        if numeric:
-            # column arrays, not a DataFrame: stacking 20 columns into one block is slow
-            part = {n: _as_float(batch[n]) for n in numeric}
+        if numeric and not whole:
             keys = rng.random(len(batch))
-            if sample is not None:
-                part = {n: np.concatenate([sample[n], part[n]]) for n in numeric}
-                keys = np.concatenate([sample_keys, keys])
-            if len(keys) > k:
-                keep = np.sort(np.argpartition(keys, k - 1)[:k])
-                part, keys = {n: v[keep] for n, v in part.items()}, keys[keep]
-            sample, sample_keys = part, keys
+            rows: np.ndarray | None = None
+            if sample_keys.size >= k:
+                # only rows keyed below the sample's largest key can enter it
+                rows = np.flatnonzero(keys < sample_keys.max())
+                keys = keys[rows]
+            merged_keys = np.concatenate([sample_keys, keys])
+            keep = (
+                np.sort(np.argpartition(merged_keys, k - 1)[:k]) if merged_keys.size > k else None
+            )
+            for name in numeric:
+                values = _as_float(batch[name])
+                if rows is not None:
+                    values = values[rows]
+                merged = np.concatenate([sample.get(name, np.empty(0)), values])
+                sample[name] = merged if keep is None else merged[keep]
+                del values, merged
+            sample_keys = merged_keys if keep is None else merged_keys[keep]
         if progress:
             progress(len(batch))
+        del batch
     if kinds is None or n_rows == 0:
         raise EmptyData(f"the reference {source.name} has no rows; give it some data")
-    out: dict[str, ColumnSketch] = {}
-    numeric = [n for n, kind in kinds.items() if kind == "numeric"]
     sketches: dict[str, NumericSketch] = {}
-    for name in numeric:
-        assert sample is not None
-        bins = NumericBins.fit(
-            sample[name], sketch_bins=settings.sketch_bins, psi_bins=settings.psi_bins
-        )
-        sketches[name] = NumericSketch.empty(bins)
-    if numeric and sample is not None and len(sample_keys) == n_rows:
+    if whole or len(sample_keys) == n_rows:
+        # the sample is the whole reference: edges hold every value, no second pass
         for name in numeric:
-            sketches[name].update(sample[name])
+            values = _column(source, name, batch_rows) if whole else sample.pop(name)
+            bins = NumericBins.fit(
+                values, sketch_bins=settings.sketch_bins, psi_bins=settings.psi_bins
+            )
+            sketches[name] = NumericSketch.of(values, bins)
+            del values
     elif numeric:
+        for name in numeric:
+            bins = NumericBins.fit(
+                sample.pop(name), sketch_bins=settings.sketch_bins, psi_bins=settings.psi_bins
+            )
+            sketches[name] = NumericSketch.empty(bins)
         for batch in source.batches(numeric, batch_rows):
             for name in numeric:
                 sketches[name].update(_as_float(batch[name]))
             if progress:
                 progress(len(batch))
+            del batch
+    out: dict[str, ColumnSketch] = {}
     for name, kind in kinds.items():
         out[name] = sketches[name] if kind == "numeric" else cats[name]
     return Profile(out, n_rows)
+
+
+def _column(source: TableSource, name: str, batch_rows: int) -> np.ndarray:
+    """One column as float64: a view for a float64 DataFrame column, else a copy."""
+    parts = [_as_float(b[name]) for b in source.batches([name], batch_rows)]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate(parts) if parts else np.empty(0)
 
 
 def profile_current(
@@ -228,6 +265,7 @@ def profile_current(
         profile.update(batch)
         if progress:
             progress(len(batch))
+        del batch
     if profile.n_rows == 0:
         raise EmptyData(f"the current data {source.name} has no rows; give it some data")
     return profile

@@ -64,7 +64,9 @@ class NumericBins:
         cls, sample: npt.ArrayLike, *, sketch_bins: int = 2000, psi_bins: int = 10
     ) -> NumericBins:
         x = np.asarray(sample, dtype=np.float64)
-        xs = np.sort(x[np.isfinite(x)])
+        finite = np.isfinite(x)
+        xs = np.sort(x if finite.all() else x[finite])
+        del finite
         if xs.size == 0:
             empty = np.empty(0, dtype=np.float64)
             return cls(edges=empty, psi_cuts=empty, center=0.0)
@@ -166,6 +168,7 @@ class NumericSketch:
         x = np.asarray(values, dtype=np.float64)
         finite = np.isfinite(x)
         xs = np.sort(x[finite]) if not finite.all() else np.sort(x)
+        del finite
         self.n_missing += int(x.size - xs.size)
         if xs.size == 0:
             return
@@ -182,15 +185,22 @@ class NumericSketch:
         stop[:-1] = start[1:]
         stop[-1] = xs.size
         counts = stop - start
+        # one scratch buffer, reused: running sums of x - center, then squared deviations
+        # (the same arithmetic as the expressions it replaces, so the same results)
         csum = np.empty(xs.size + 1, dtype=np.float64)
         csum[0] = 0.0
-        np.cumsum(xs - self.bins.center, out=csum[1:])
+        np.subtract(xs, self.bins.center, out=csum[1:])
+        np.cumsum(csum[1:], out=csum[1:])
         self.counts += counts
         self.sums += csum[stop] - csum[start]
         occupied = counts > 0
         self.lo[occupied] = np.minimum(self.lo[occupied], xs[start[occupied]])
         self.hi[occupied] = np.maximum(self.hi[occupied], xs[stop[occupied] - 1])
-        self._merge_moments(xs.size, float(xs.mean()), float(((xs - xs.mean()) ** 2).sum()))
+        mean = float(xs.mean())
+        dev = csum[1:]
+        np.subtract(xs, mean, out=dev)
+        np.square(dev, out=dev)
+        self._merge_moments(xs.size, mean, float(dev.sum()))
 
     def _merge_moments(self, n_b: int, mean_b: float, m2_b: float) -> None:
         n_a = self.n - n_b  # counts were already added
