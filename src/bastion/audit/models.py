@@ -34,11 +34,14 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_audit_events_stream_seq"),
-        Index("ix_audit_events_actor_id", "actor", "id"),
-        Index("ix_audit_events_action_id", "action", "id"),
-        Index("ix_audit_events_resource_id", "resource", "id"),
-        Index("ix_audit_events_outcome_id", "outcome", "id"),
-        Index("ix_audit_events_ts_us", "ts_us"),
+        # Pages are read newest first by (ts_us, id); each filter column leads an index
+        # in that order, so a filtered, time-bounded page is one index range scan that
+        # stops after `limit` rows, however large the ledger.
+        Index("ix_audit_events_ts", "ts_us", "id"),
+        Index("ix_audit_events_actor_ts", "actor", "ts_us", "id"),
+        Index("ix_audit_events_action_ts", "action", "ts_us", "id"),
+        Index("ix_audit_events_resource_ts", "resource", "ts_us", "id"),
+        Index("ix_audit_events_outcome_ts", "outcome", "ts_us", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

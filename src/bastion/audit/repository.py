@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, select, tuple_
 
 from bastion.audit.models import AuditContent, AuditEvent
 from bastion.db import Database
@@ -83,17 +83,18 @@ def _to_us(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
-def encode_cursor(last_id: int, order: str) -> str:
-    return base64.urlsafe_b64encode(f"{order}:{last_id}".encode()).decode().rstrip("=")
+def encode_cursor(ts_us: int, last_id: int, order: str) -> str:
+    raw = f"{order}:{ts_us}:{last_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, order: str) -> int:
+def decode_cursor(cursor: str, order: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        cursor_order, last = raw.split(":", 1)
+        cursor_order, ts_us, last = raw.split(":")
         if cursor_order != order:
             raise ValueError("order changed")
-        return int(last)
+        return int(ts_us), int(last)
     except (ValueError, UnicodeDecodeError):
         raise BadCursor(
             "the cursor is not valid: pass the next_cursor of the previous page unchanged "
@@ -130,16 +131,21 @@ class EventRepository:
         cursor: str | None = None,
         order: Literal["asc", "desc"] = "desc",
     ) -> Page:
+        """A page in time order (ties by id), continued by keyset on (ts_us, id)."""
         query = self._filtered(f)
+        key = tuple_(AuditEvent.ts_us, AuditEvent.id)
         if cursor is not None:
-            last = decode_cursor(cursor, order)
-            query = query.where(AuditEvent.id < last if order == "desc" else AuditEvent.id > last)
-        query = query.order_by(AuditEvent.id.desc() if order == "desc" else AuditEvent.id.asc())
+            after = tuple_(*decode_cursor(cursor, order))
+            query = query.where(key < after if order == "desc" else key > after)
+        if order == "desc":
+            query = query.order_by(AuditEvent.ts_us.desc(), AuditEvent.id.desc())
+        else:
+            query = query.order_by(AuditEvent.ts_us.asc(), AuditEvent.id.asc())
         with self.db.session() as session:
             rows = list(session.scalars(query.limit(limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1].id, order) if more and rows else None
+        next_cursor = encode_cursor(rows[-1].ts_us, rows[-1].id, order) if more and rows else None
         return Page([EventView.of(r) for r in rows], next_cursor)
 
     def stream_all(self, f: EventFilter, batch: int = 5_000) -> Iterator[EventView]:

@@ -122,7 +122,8 @@ def verify_ledger(
                 text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events WHERE stream = :s"),
                 {"s": stream},
             ).one()
-            if workers > 1 and count >= parallel_threshold:
+            in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
+            if workers > 1 and count >= parallel_threshold and not in_memory:
                 ranges = _ranges(int(lo), int(hi), workers * 4)
                 url = db.engine.url.render_as_string(hide_password=False)
                 # fork: workers start in milliseconds with everything imported; the
@@ -342,6 +343,17 @@ def _stitch(
         sr.events += chunk.count
         expected_seq, expected_prev = chunk.last_seq + 1, chunk.last_hash
     sr.last_seq = None if expected_seq is None else expected_seq - 1
+    if sr.events and not any(cp[0] == 0 for cp in checkpoints):
+        problems.append(
+            Problem(
+                stream,
+                None,
+                None,
+                "unsigned_stream",
+                "no signed checkpoint vouches for the start of this stream: it was forged whole "
+                "or its checkpoints were deleted",
+            )
+        )
     for cp in checkpoints:
         problem = _check_checkpoint(stream, cp, trusted, seen, sr)
         if problem is not None:
@@ -366,7 +378,9 @@ def _check_checkpoint(
             "untrusted_checkpoint",
             f"checkpoint signed by unknown key {key}: pass its public key",
         )
-    if not verify_signature(public, stream, seq, hash_, ts_us, signature):
+    if not verify_signature(public, stream, seq, hash_, ts_us, signature) or (
+        seq == 0 and hash_ != genesis(stream)
+    ):
         return Problem(
             stream,
             seq,
@@ -374,6 +388,8 @@ def _check_checkpoint(
             "bad_signature",
             "the checkpoint's signature does not verify: it was forged or edited",
         )
+    if seq == 0:  # the signed start of the stream
+        return None
     if sr.last_seq is None or sr.last_seq < seq:
         end = "has no rows" if sr.last_seq is None else f"ends at seq {sr.last_seq}"
         return Problem(

@@ -22,10 +22,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from bastion.audit.events import (
     Digester,
@@ -134,8 +135,13 @@ class LedgerWriter:
             ) from None
         return future
 
-    def append(self, event: EventIn) -> Receipt:
-        return self.submit(event).result()
+    def append(self, event: EventIn, timeout: float = 60.0) -> Receipt:
+        try:
+            return self.submit(event).result(timeout)
+        except TimeoutError:
+            raise LedgerUnavailable(
+                "the audit ledger did not confirm the write in time: the action may not be recorded"
+            ) from None
 
     async def append_async(self, event: EventIn) -> Receipt:
         return await asyncio.wrap_future(self.submit(event))
@@ -148,7 +154,7 @@ class LedgerWriter:
             try:
                 first = self._queue.get(timeout=self.checkpoint_interval_s)
             except queue.Empty:
-                self._checkpoint_if_due(force_time=True)
+                self._guarded(self._checkpoint_if_due, force_time=True)
                 continue
             batch: list[_Pending] = []
             if first is _STOP:
@@ -156,89 +162,121 @@ class LedgerWriter:
             else:
                 assert isinstance(first, _Pending)
                 batch.append(first)
-            while len(batch) < self.batch_max:
+            while len(batch) < self.batch_max and not stopping:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
                     stopping = True
-                    break
-                assert isinstance(item, _Pending)
-                batch.append(item)
+                else:
+                    assert isinstance(item, _Pending)
+                    batch.append(item)
             if batch:
-                self._commit(batch)
-        self._checkpoint_if_due(final=True)
+                self._guarded(self._commit, batch)
+        self._guarded(self._checkpoint_if_due, final=True)
+        # Whatever arrived after the stop is refused, never left waiting.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Pending) and not item.future.done():
+                item.future.set_exception(
+                    LedgerUnavailable("the audit ledger is shutting down: nothing was recorded")
+                )
+
+    def _guarded(self, step: Callable[..., None], *args: object, **kwargs: object) -> None:
+        """Run one step of the loop; whatever it raises, fail its callers and carry on."""
+        try:
+            step(*args, **kwargs)
+        except Exception as exc:
+            self.last_error = type(exc).__name__
+            log.exception("ledger writer step failed; the writer carries on")
+            for arg in args:
+                if isinstance(arg, list):
+                    for pending in arg:
+                        if isinstance(pending, _Pending) and not pending.future.done():
+                            pending.future.set_exception(
+                                LedgerUnavailable("the audit ledger failed to record this event")
+                            )
+
+    def _prepare(
+        self, ev: EventIn, seq: int, head: str, ts_us: int, created: object
+    ) -> tuple[dict[str, object], list[dict[str, object]]]:
+        details = canonical_json(ev.details)
+        flags = canonical_json(sorted(set(ev.flags)))
+        content_digest = self.digester.digest(ev.content) if ev.content else None
+        row_hash = chain_hash(
+            head,
+            self.stream,
+            seq,
+            ts_us,
+            ev.actor,
+            ev.action,
+            ev.resource,
+            ev.outcome,
+            ev.request_id,
+            details,
+            content_digest,
+            flags,
+        )
+        row: dict[str, object] = {
+            "stream": self.stream,
+            "seq": seq,
+            "ts_us": ts_us,
+            "actor": ev.actor,
+            "action": ev.action,
+            "resource": ev.resource,
+            "outcome": ev.outcome,
+            "request_id": ev.request_id,
+            "details": details,
+            "content_digest": content_digest,
+            "flags": flags,
+            "prev_hash": head,
+            "hash": row_hash,
+        }
+        contents: list[dict[str, object]] = []
+        if ev.content and ev.store_content:
+            contents = [
+                {
+                    "stream": self.stream,
+                    "seq": seq,
+                    "field": name,
+                    "subject": ev.subject,
+                    "body": body,
+                    "created_at": created,
+                }
+                for name, body in ev.content.items()
+            ]
+        return row, contents
 
     def _commit(self, batch: list[_Pending]) -> None:
         seq, head, last_ts = self._seq, self._head, self._last_ts
         events: list[dict[str, object]] = []
         contents: list[dict[str, object]] = []
-        receipts: list[Receipt] = []
+        live: list[tuple[_Pending, Receipt]] = []
         created = utcnow()
         for pending in batch:
-            ev = pending.event
-            try:
-                details = canonical_json(ev.details)
-                flags = canonical_json(sorted(set(ev.flags)))
-            except (TypeError, ValueError) as exc:
-                pending.future.set_exception(
-                    ValueError(f"ledger event is not JSON-serialisable: {exc}")
-                )
-                continue
-            seq += 1
             ts_us = max(_now_us(), last_ts)
-            last_ts = ts_us
-            content_digest = self.digester.digest(ev.content) if ev.content else None
-            row_hash = chain_hash(
-                head,
-                self.stream,
-                seq,
-                ts_us,
-                ev.actor,
-                ev.action,
-                ev.resource,
-                ev.outcome,
-                ev.request_id,
-                details,
-                content_digest,
-                flags,
-            )
-            events.append(
-                {
-                    "stream": self.stream,
-                    "seq": seq,
-                    "ts_us": ts_us,
-                    "actor": ev.actor,
-                    "action": ev.action,
-                    "resource": ev.resource,
-                    "outcome": ev.outcome,
-                    "request_id": ev.request_id,
-                    "details": details,
-                    "content_digest": content_digest,
-                    "flags": flags,
-                    "prev_hash": head,
-                    "hash": row_hash,
-                }
-            )
-            if ev.content and ev.store_content:
-                contents.extend(
-                    {
-                        "stream": self.stream,
-                        "seq": seq,
-                        "field": name,
-                        "subject": ev.subject,
-                        "body": body,
-                        "created_at": created,
-                    }
-                    for name, body in ev.content.items()
-                )
-            receipts.append(Receipt(self.stream, seq, row_hash, ts_us))
-            head = row_hash
-        live = [p for p in batch if not p.future.done()]
+            try:
+                row, rows = self._prepare(pending.event, seq + 1, head, ts_us, created)
+            except (TypeError, ValueError, AttributeError) as exc:
+                pending.future.set_exception(ValueError(f"ledger event is not serialisable: {exc}"))
+                continue
+            seq, last_ts, head = seq + 1, ts_us, str(row["hash"])
+            events.append(row)
+            contents.extend(rows)
+            live.append((pending, Receipt(self.stream, seq, head, ts_us)))
         if not live:
             return
-        checkpoint = self._due_checkpoint(seq, head, last_ts)
+        checkpoints = []
+        if not self._registered and self.signer is not None:
+            # The stream's start is signed, so a stream forged whole does not verify.
+            checkpoints.append(self._checkpoint_row(0, genesis(self.stream), _now_us()))
+        due = self._due_checkpoint(seq, head, last_ts)
+        if due is not None:
+            checkpoints.append(due)
         try:
             with self.db.engine.begin() as conn:
                 if not self._registered:
@@ -247,29 +285,55 @@ class LedgerWriter:
                 conn.execute(insert(AuditEvent), events)
                 if contents:
                     conn.execute(insert(AuditContent), contents)
-                if checkpoint is not None:
-                    conn.execute(insert(AuditCheckpoint), [checkpoint])
+                if checkpoints:
+                    conn.execute(insert(AuditCheckpoint), checkpoints)
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            # The class only: SQL error texts can carry the row's values.
+            self.last_error = type(exc).__name__
             log.error("ledger commit failed", extra={"error": self.last_error, "events": len(live)})
+            self._resync()
             error = LedgerUnavailable(
                 "the audit ledger could not be written: the action was not recorded; retry shortly"
             )
-            for pending in live:
+            for pending, _receipt in live:
                 pending.future.set_exception(error)
             return
         self._seq, self._head, self._last_ts = seq, head, last_ts
         self._registered = True
         self.last_error = None
         self.groups_committed += 1
-        if checkpoint is not None:
+        if due is not None:
             self._checkpointed_seq = seq
             self._last_checkpoint_at = time.monotonic()
-        for pending, receipt in zip(live, receipts, strict=True):
+        for pending, receipt in live:
             pending.future.set_result(receipt)
 
+    def _resync(self) -> None:
+        """After a failed commit, take the head from the database: a COMMIT can succeed
+        on the server while the client sees an error, and the chain must go on from
+        what was actually written."""
+        try:
+            with self.db.engine.connect() as conn:
+                row = conn.execute(
+                    select(AuditEvent.seq, AuditEvent.hash, AuditEvent.ts_us)
+                    .where(AuditEvent.stream == self.stream)
+                    .order_by(AuditEvent.seq.desc())
+                    .limit(1)
+                ).first()
+        except Exception:
+            return  # still unreachable; the next group will try again
+        if row is not None and row[0] > self._seq:
+            self._seq, self._head, self._last_ts = int(row[0]), str(row[1]), int(row[2])
+            self._registered = True
+
     def _due_checkpoint(self, seq: int, head: str, ts_us: int) -> dict[str, object] | None:
-        if self.signer is None or seq - self._checkpointed_seq < self.checkpoint_every:
+        if self.signer is None or seq == self._checkpointed_seq:
+            return None
+        waited = time.monotonic() - self._last_checkpoint_at
+        if (
+            seq - self._checkpointed_seq < self.checkpoint_every
+            and waited < self.checkpoint_interval_s
+        ):
             return None
         return self._checkpoint_row(seq, head, ts_us)
 
@@ -295,7 +359,7 @@ class LedgerWriter:
             with self.db.engine.begin() as conn:
                 conn.execute(insert(AuditCheckpoint), [row])
         except Exception as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+            self.last_error = type(exc).__name__
             log.error("ledger checkpoint failed", extra={"error": self.last_error})
             return
         self._checkpointed_seq = self._seq

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -32,6 +34,11 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
+        if self.is_sqlite:
+            # Keeps the planner's statistics fresh, as SQLite recommends doing at close;
+            # without them it can pick a poor index for combined filters.
+            with contextlib.suppress(SQLAlchemyError), self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA optimize")
         self.engine.dispose()
 
 
@@ -46,6 +53,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def create_database(url: str, **engine_kwargs: Any) -> Database:
     """Open (not create) the database at ``url``; SQLite's directory is created."""
+    # SQL error texts must not carry row values (prompts, identifiers) into logs.
+    engine_kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

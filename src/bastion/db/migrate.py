@@ -38,6 +38,9 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(_config(engine), revision)
+    if engine.dialect.name == "sqlite":  # PostgreSQL's autovacuum analyzes by itself
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
 
 
 def check_current(engine: Engine) -> None:
