@@ -7,6 +7,7 @@ files, database, policy) and :meth:`Runtime.close` undoes it.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,23 @@ log = logging.getLogger("bastion")
 
 def ensure_home(settings: Settings) -> Path:
     home = settings.home
-    home.mkdir(parents=True, exist_ok=True)
+    # The home holds the database, content and keys: for its owner only.
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     return home
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600 atomically; an existing file is left alone."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    try:
+        os.link(tmp, path)  # fails if another process created it first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def _secret_key(settings: Settings) -> bytes:
@@ -41,8 +57,7 @@ def _secret_key(settings: Settings) -> bytes:
         return settings.secret_key.get_secret_value().encode()
     path = settings.home / "secret.key"
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
+        write_secret_file(path, secrets.token_hex(32).encode())
     return path.read_text().strip().encode()
 
 

@@ -291,3 +291,89 @@ async def test_metrics_are_prometheus_text_without_identities(
     assert 'bastion_http_requests_total{method="GET",route="/api/whoami",status="2xx"} 1.0' in text
     assert 'bastion_auth_failures_total{code="permission_denied"} 1.0' in text
     assert "person-with-a-name" not in text and secret[:12] not in text
+
+
+async def test_an_unhandled_error_is_a_500_with_the_request_id(app: Any, client: httpx.AsyncClient) -> None:
+    from fastapi import Depends
+
+    from bastion.api.deps import requires
+    from bastion.auth.permissions import Permission
+
+    def boom(_: Any = Depends(requires(Permission.PUBLIC))) -> None:
+        raise RuntimeError("secret detail that must not reach the client")
+
+    app.add_api_route("/boom", boom)
+    response = await client.get("/boom", headers={"X-Request-ID": "trace-500"})
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error" and error["request_id"] == "trace-500"
+    assert response.headers["x-request-id"] == "trace-500"
+    assert "secret detail" not in response.text
+
+
+async def test_keys_manage_alone_cannot_mint_more_powerful_keys(client: httpx.AsyncClient, runtime: Any, key_for: Any) -> None:
+    path = runtime.policy.path
+    path.write_text(path.read_text().replace("roles:\n", "roles:\n  keymaster: {permissions: [keys:manage]}\n", 1))
+    assert runtime.reload_policy("test", "test").error is None
+    headers = {"Authorization": f"Bearer {key_for('keymaster')}"}
+    escalate = await client.post("/api/keys", headers=headers, json={"user": "me", "role": "admin"})
+    assert escalate.status_code == 403
+    assert "audit:read" in escalate.json()["error"]["message"]
+    same = await client.post("/api/keys", headers=headers, json={"user": "colleague", "role": "keymaster"})
+    assert same.status_code == 201
+
+
+async def test_a_time_without_zone_is_utc_and_bad_cursors_are_400(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+    naive = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat()
+    created = await client.post("/api/keys", headers=admin_headers, json={"user": "n", "role": "guest", "expires_at": naive})
+    assert created.status_code == 201
+    assert created.json()["expires_at"].startswith(naive[:16])
+    import base64
+
+    huge = base64.urlsafe_b64encode(b"desc:99999999999999999999999:1").decode()
+    response = await client.get("/api/audit/events", headers=admin_headers, params={"cursor": huge})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_cursor"
+
+
+async def test_policy_readers_do_not_see_provider_secrets(client: httpx.AsyncClient, runtime: Any, key_for: Any) -> None:
+    path = runtime.policy.path
+    text = path.read_text().replace(
+        '    base_url: "https://api.openai.com/v1"\n',
+        '    base_url: "https://user:pw@gateway.example.com/v1"\n    headers: {X-Api-Key: sk-very-secret}\n',
+    )
+    path.write_text(text)
+    assert runtime.reload_policy("test", "test").error is None
+    shown = (await client.get("/api/policy", headers={"Authorization": f"Bearer {key_for('analyst')}"})).text
+    assert "sk-very-secret" not in shown and "pw@" not in shown
+    assert "gateway.example.com" in shown and "X-Api-Key" in shown
+
+
+async def test_metric_labels_stay_bounded_whatever_the_method(client: httpx.AsyncClient) -> None:
+    for i in range(5):
+        await client.request(f"X{i}", "/healthz")
+    text = (await client.get("/metrics")).text
+    assert 'method="OTHER"' in text and 'method="X1"' not in text
+
+
+async def test_metrics_can_require_a_key(migrated: Any, key_for: Any) -> None:
+    from bastion.app import create_app
+    from bastion.runtime import open_runtime
+
+    settings = migrated.model_copy(update={"metrics_public": False})
+    rt = open_runtime(settings)
+    closed = create_app(settings, runtime=rt)
+    transport = httpx.ASGITransport(app=closed)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        assert (await c.get("/metrics")).status_code == 401
+        assert (await c.get("/metrics", headers={"Authorization": f"Bearer {key_for('guest')}"})).status_code == 403
+        assert (await c.get("/metrics", headers={"Authorization": f"Bearer {key_for('analyst')}"})).status_code == 200
+    rt.close()
+
+
+def test_first_admin_key_only_when_there_is_no_key_at_all(runtime: Any) -> None:
+    from bastion.auth.principal import SYSTEM
+
+    first = runtime.keys.ensure_admin()
+    assert first is not None
+    runtime.keys.revoke(SYSTEM, first.key.id)
+    assert runtime.keys.ensure_admin() is None

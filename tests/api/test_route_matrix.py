@@ -54,6 +54,35 @@ def test_every_route_declares_exactly_one_permission(app: FastAPI) -> None:
     assert not missing, f"routes without exactly one requires(...): {missing}"
 
 
+# What each route must require, written out by hand: the guard a route declares is
+# checked against this, so a route guarded by the wrong permission fails here, and a
+# new route fails until someone decides who may call it.
+EXPECTED: dict[tuple[str, str], Permission] = {
+    ("GET", "/healthz"): Permission.PUBLIC,
+    ("GET", "/readyz"): Permission.PUBLIC,
+    ("GET", "/metrics"): Permission.METRICS_READ,
+    ("GET", "/api/whoami"): Permission.AUTHENTICATED,
+    ("POST", "/api/keys"): Permission.KEYS_MANAGE,
+    ("GET", "/api/keys"): Permission.KEYS_MANAGE,
+    ("GET", "/api/keys/{key_id}"): Permission.KEYS_MANAGE,
+    ("DELETE", "/api/keys/{key_id}"): Permission.KEYS_MANAGE,
+    ("GET", "/api/audit/events"): Permission.AUDIT_READ,
+    ("GET", "/api/audit/public-key"): Permission.AUDIT_READ,
+    ("GET", "/api/policy"): Permission.POLICY_READ,
+    ("POST", "/api/policy/check"): Permission.POLICY_READ,
+    ("POST", "/api/policy/reload"): Permission.POLICY_MANAGE,
+}
+
+
+def test_every_route_requires_what_the_table_says(app: FastAPI) -> None:
+    declared = {
+        (method, route.path): guards(route)[0].permission
+        for route in api_routes(app)
+        for method in route.methods - {"HEAD"}
+    }
+    assert declared == EXPECTED
+
+
 def test_only_documentation_routes_are_left_unguarded(app: FastAPI) -> None:
     unguarded = {
         getattr(r, "path", "") for r in all_routes(app.routes) if not isinstance(r, APIRoute)

@@ -181,3 +181,16 @@ def test_policy_check_on_a_missing_file_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["policy", "check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1
     assert "file not found" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("version: 1\na: &a [x, x, x, x, x, x, x, x]\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n", "aliases"),
+        ("version: 1\nx: " + "[" * 5000, "nested deeper"),
+    ],
+    ids=["alias-bomb", "deep-nesting"],
+)
+def test_hostile_yaml_is_refused_quickly(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(text, "p.yaml")

@@ -98,18 +98,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), "invalid_request_error", "http_error")
 
 
-async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
-    return error_response(
-        500,
-        "Bastion failed to handle this request; it has been logged with this request id",
-        "server_error",
-        "internal_error",
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BastionError, _bastion_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled)

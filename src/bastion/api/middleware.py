@@ -17,6 +17,7 @@ from bastion.observability import Metrics, request_id_var
 
 log = logging.getLogger("bastion.access")
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestContext:
@@ -53,14 +54,42 @@ class RequestContext:
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await self._too_large(send_wrapper, state)
                 return
-            await self.app(scope, self._limited(receive, send_wrapper, state), send_wrapper)
+            try:
+                await self.app(scope, self._limited(receive, send_wrapper, state), send_wrapper)
+            except Exception:
+                # Answered here, where the request id is still known (Starlette's own
+                # handler runs outside this middleware, after the id is gone).
+                log.exception("unhandled error")
+                if state["started"]:
+                    raise  # headers are out: the server closes the connection
+                body = json.dumps(
+                    error_body(
+                        "Bastion failed to handle this request; it has been logged with this "
+                        "request id",
+                        "server_error",
+                        "internal_error",
+                    )
+                ).encode()
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             status = state["status"]
-            self.metrics.http_requests.labels(template, scope["method"], f"{status // 100}xx").inc()
-            self.metrics.http_duration.labels(template, scope["method"]).observe(elapsed)
+            # Labels stay bounded whatever a client sends.
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            self.metrics.http_requests.labels(template, method, f"{status // 100}xx").inc()
+            self.metrics.http_duration.labels(template, method).observe(elapsed)
             principal = getattr(scope.get("state", {}).get("principal"), "key_prefix", None)
             log.info(
                 "request",

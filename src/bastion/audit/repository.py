@@ -92,9 +92,10 @@ def decode_cursor(cursor: str, order: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         cursor_order, ts_us, last = raw.split(":")
-        if cursor_order != order:
-            raise ValueError("order changed")
-        return int(ts_us), int(last)
+        values = int(ts_us), int(last)
+        if cursor_order != order or not all(0 <= v < 2**63 for v in values):
+            raise ValueError("not a cursor of this order")
+        return values
     except (ValueError, UnicodeDecodeError):
         raise BadCursor(
             "the cursor is not valid: pass the next_cursor of the previous page unchanged "

@@ -30,6 +30,9 @@ class KeyRepository:
             query = query.where(ApiKey.revoked_at.is_(None))
         return list(self.session.scalars(query))
 
+    def count_keys(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(ApiKey)) or 0)
+
     def count_active_admins(self, now: datetime) -> int:
         query = (
             select(func.count())

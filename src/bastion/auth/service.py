@@ -12,16 +12,24 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from bastion.audit.events import EventIn, Ledger
-from bastion.auth.errors import ExpiredKey, InvalidKey, KeyNotFound, RevokedKey, UnknownRole
+from bastion.auth.errors import (
+    ExpiredKey,
+    InvalidKey,
+    KeyNotFound,
+    PermissionDenied,
+    RevokedKey,
+    UnknownRole,
+)
 from bastion.auth.keys import generate_key, matches, split_key
 from bastion.auth.models import ApiKey
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, NEW_ROLE_PERMISSIONS, Permission
 from bastion.auth.principal import Principal
 from bastion.auth.repository import KeyRepository
 from bastion.db import Database, utcnow
+from bastion.errors import InvalidInput
 from bastion.policy import PolicyStore
 
 
@@ -85,6 +93,8 @@ class KeyService:
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        # Bumped by each revocation: a lookup that started before one is not cached.
+        self._epoch = 0
 
     # -- management ---------------------------------------------------------------
 
@@ -104,6 +114,15 @@ class KeyService:
                 f"unknown role {role!r}: use one of {', '.join(sorted(roles))}, "
                 "or declare it under roles in the policy"
             )
+        granted = self.permissions_for(role)
+        if not granted <= actor.permissions:
+            missing = ", ".join(sorted(p.value for p in granted - actor.permissions))
+            raise PermissionDenied(
+                f"a key with role {role!r} would hold permissions you lack ({missing}): "
+                "only a caller who holds every permission of a role can create its keys"
+            )
+        if expires_at is not None and expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)  # a time without a zone is UTC
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidKeyRequest("expires_at is in the past: give a future time")
         new = generate_key()
@@ -172,12 +191,15 @@ class KeyService:
             view = KeyView.of(row)
         with self._lock:
             self._cache.pop(key.prefix, None)
+            self._epoch += 1
         return view
 
     def ensure_admin(self) -> CreatedKey | None:
-        """On first start: create an admin key if no active one exists."""
+        """On first start (no key at all): create an admin key. Never later: a server
+        restarted after its admins were revoked must not print a fresh admin key to its
+        logs; an operator with the database makes one with `bastion keys create`."""
         with self.db.session() as session:
-            if KeyRepository(session).count_active_admins(utcnow()) > 0:
+            if KeyRepository(session).count_keys() > 0:
                 return None
         from bastion.auth.principal import SYSTEM
 
@@ -204,6 +226,7 @@ class KeyService:
             if cached.expires_at is not None and cached.expires_at <= utcnow():
                 raise ExpiredKey("the API key has expired: ask an admin for a new one")
             return cached.principal
+        epoch = self._epoch
         with self.db.session() as session:
             row = KeyRepository(session).by_prefix(prefix)
             if row is None or not matches(secret, row.digest):
@@ -225,9 +248,10 @@ class KeyService:
             )
         if self.cache_ttl_s > 0:
             with self._lock:
-                self._cache[prefix] = entry
+                if self._epoch == epoch:
+                    self._cache[prefix] = entry
         return principal
 
 
-class InvalidKeyRequest(UnknownRole):
+class InvalidKeyRequest(InvalidInput):
     code = "invalid_key_request"

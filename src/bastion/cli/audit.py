@@ -154,13 +154,12 @@ def erase(
     by: str = typer.Option("cli", help="Who asked (recorded in the ledger)."),
 ) -> None:
     """Erase a data subject's stored content; the chain stays verifiable."""
-    import hashlib
-
     from bastion.audit import EventIn
 
     with runtime() as rt:
         removed = rt.events.erase_subject(subject)
-        subject_digest = hashlib.sha256(subject.encode()).hexdigest()[:16]
+        # keyed: an unkeyed hash of an e-mail address can be reversed by guessing
+        subject_digest = rt.ledger.digester.digest({"subject": subject})[:32]
         rt.ledger.append(
             EventIn(
                 actor=f"user:{by}",

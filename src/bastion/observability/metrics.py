@@ -48,12 +48,6 @@ class Metrics:
             registry=registry,
             multiprocess_mode="max",
         )
-        self.audit_events = Counter(
-            "bastion_audit_events",
-            "Ledger events appended, by outcome of the append (ok, error).",
-            ["result"],
-            registry=registry,
-        )
         self.auth_failures = Counter(
             "bastion_auth_failures",
             "Requests refused by authentication or authorisation, by error code.",

@@ -30,7 +30,7 @@ class PolicyStore:
         self.path = path
         self._lock = threading.Lock()
         self._current: LoadedPolicy | None = None
-        self._signature: tuple[int, int] | None = None
+        self._signature: tuple[int, ...] | None = None
         self.loaded_at: datetime | None = None
 
     @property
@@ -74,14 +74,16 @@ class PolicyStore:
         """Cheap check for the watcher: has the file's size or mtime moved?"""
         return self._stat() != self._signature
 
-    def _swap(self, loaded: LoadedPolicy, signature: tuple[int, int] | None) -> None:
+    def _swap(self, loaded: LoadedPolicy, signature: tuple[int, ...] | None) -> None:
         self._current = loaded
         self._signature = signature
         self.loaded_at = utcnow()
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
+        # inode and ctime too: editors that replace the file, or an edit of the same
+        # size within the filesystem's mtime granularity, still count as a change
         try:
             st = self.path.stat()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)

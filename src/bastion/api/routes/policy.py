@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends
 
@@ -24,8 +25,22 @@ def show_policy(
         path=str(runtime.policy.path),
         digest=loaded.digest,
         loaded_at=runtime.policy.loaded_at,
-        policy=loaded.policy.model_dump(mode="json"),
+        policy=redacted(loaded.policy.model_dump(mode="json")),
     )
+
+
+def redacted(policy: dict[str, Any]) -> dict[str, Any]:
+    """The policy as readers may see it: header values and URL credentials hidden."""
+    for provider in policy.get("providers", {}).values():
+        provider["headers"] = {name: "***" for name in provider.get("headers", {})}
+        url = provider.get("base_url")
+        if url:
+            parts = urlsplit(url)
+            if parts.username or parts.password:
+                host = parts.hostname or ""
+                netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+                provider["base_url"] = urlunsplit(parts._replace(netloc=netloc))
+    return policy
 
 
 @router.post("/check", summary="Validate a policy without applying it")
