@@ -52,7 +52,8 @@ class Receiver:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    # shutdown() waits for the next poll: 0.5 s by default, on every test
+    thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield r
     r.server.shutdown()
