@@ -10,7 +10,9 @@ columns are shifted by amounts from clearly-drifted to just-below the thresholds
 verdicts are a real test. Each side is written once to Parquet; every variant then runs
 in a fresh subprocess that reads it, computes the per-column verdicts and reports wall
 time, CPU time and peak RSS (``ru_maxrss``, which includes the loaded data) for the
-computation. Both tools get pandas DataFrames with the column types declared.
+computation, plus the resident memory just before the run (``VmRSS``) and the peak above
+it (an upper bound on what the run itself added: the high-water mark may be the load's).
+Both tools get pandas DataFrames with the column types declared.
 
 Sizes: 100,000 and 1,000,000 rows a side (variants alternated, ``--runs`` each; Evidently
 at 1M takes about 100 s a run here, so ``--evidently-1m-runs`` defaults to 1), then
@@ -149,6 +151,15 @@ def _bastion(ref: Any, cur: Any) -> dict[str, Any]:
     }
 
 
+def _rss_now_mb() -> float:
+    """Resident memory now (VmRSS), as opposed to ``ru_maxrss``'s high-water mark."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def worker(variant: str, ref_path: str, cur_path: str) -> None:
     import pandas as pd
 
@@ -156,6 +167,7 @@ def worker(variant: str, ref_path: str, cur_path: str) -> None:
         from bastion.monitoring import detect_drift
 
         rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_now = _rss_now_mb()
         t0, c0 = time.perf_counter(), time.process_time()
         report = detect_drift(ref_path, cur_path, categorical=CATEGORICAL, numerical=NUMERIC)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -172,6 +184,7 @@ def worker(variant: str, ref_path: str, cur_path: str) -> None:
             import evidently.presets  # noqa: F401
         else:
             import bastion.monitoring.drift  # noqa: F401
+        rss_now = _rss_now_mb()
         t0, c0 = time.perf_counter(), time.process_time()
         columns = run(ref, cur)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -182,6 +195,7 @@ def worker(variant: str, ref_path: str, cur_path: str) -> None:
             "cpu_s": cpu,
             "peak_rss_mb": peak,
             "rss_after_load_mb": rss_loaded,
+            "rss_before_run_mb": rss_now,
             "columns": columns,
         },
         sys.stdout,
@@ -209,6 +223,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
         "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in runs),
         "rss_after_load_mb": statistics.median(r["rss_after_load_mb"] for r in runs),
+        "rss_before_run_mb": statistics.median(r["rss_before_run_mb"] for r in runs),
+        # what the run itself added above the memory resident when it started
+        "added_above_start_mb": statistics.median(
+            r["peak_rss_mb"] - r["rss_before_run_mb"] for r in runs
+        ),
     }
 
 
