@@ -6,23 +6,22 @@ first use so that commands which never migrate start quickly.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bastion.db.base import Base, utcnow
 from bastion.db.engine import Database, create_database
+from bastion.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from bastion.db.migrate import SchemaBehind, current_revision, head_revision, upgrade
 
-_LAZY = {"SchemaBehind", "current_revision", "head_revision", "upgrade"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from bastion.db import migrate
-
-        return getattr(migrate, name)
-    raise AttributeError(f"module 'bastion.db' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        name: "bastion.db.migrate"
+        for name in ("SchemaBehind", "current_revision", "head_revision", "upgrade")
+    },
+)
 
 
 __all__ = [

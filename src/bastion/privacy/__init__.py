@@ -18,8 +18,9 @@ Names load on first use (PEP 562): the policy schema imports
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bastion.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from bastion.privacy.chat import ChatStreamRestorer, map_request_texts, restore_response
@@ -97,12 +98,7 @@ _EXPORTS = {
 # (it is light: no detectors).
 from bastion.privacy.restore import restore  # noqa: E402
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bastion.privacy' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
