@@ -124,7 +124,18 @@ def generate_rows(
     actions = rng.choices(ACTIONS, ACTION_WEIGHTS, k=n)
     outcomes = rng.choices(OUTCOMES, OUTCOME_WEIGHTS, k=n)
     rows: list[tuple[Any, ...]] = []
-    checkpoints: list[tuple[Any, ...]] = []
+    # each writer signs its stream's start (seq 0, the genesis hash) with its first group
+    checkpoints: list[tuple[Any, ...]] = [
+        (
+            stream,
+            0,
+            genesis(stream),
+            start_us,
+            signer.key_id,
+            signer.sign(stream, 0, genesis(stream), start_us),
+        )
+        for stream in streams
+    ]
     for i in range(n):
         k = rng.randrange(STREAMS)
         stream = streams[k]
