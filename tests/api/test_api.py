@@ -35,11 +35,11 @@ async def test_key_lifecycle_through_the_api(
     refused = await client.get("/api/whoami", headers=ann)
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "api_key_revoked"
-    actions = [
-        e["action"]
-        for e in (await client.get("/api/audit/events", headers=admin_headers)).json()["data"]
-    ]
-    assert actions[:2] == ["key.revoke", "key.create"]
+    events = (await client.get("/api/audit/events", headers=admin_headers)).json()["data"]
+    assert [e["action"] for e in events[:2]] == ["key.revoke", "key.create"]
+    # each event names the request that caused it
+    assert events[0]["request_id"] == revoked.headers["x-request-id"]
+    assert events[1]["request_id"] == created.headers["x-request-id"]
 
 
 async def test_keys_are_stored_only_as_digests(
@@ -293,13 +293,17 @@ async def test_metrics_are_prometheus_text_without_identities(
     assert "person-with-a-name" not in text and secret[:12] not in text
 
 
-async def test_an_unhandled_error_is_a_500_with_the_request_id(app: Any, client: httpx.AsyncClient) -> None:
+async def test_an_unhandled_error_is_a_500_with_the_request_id(
+    app: Any, client: httpx.AsyncClient
+) -> None:
     from fastapi import Depends
 
     from bastion.api.deps import requires
     from bastion.auth.permissions import Permission
 
-    def boom(_: Any = Depends(requires(Permission.PUBLIC))) -> None:
+    public = Depends(requires(Permission.PUBLIC))
+
+    def boom(_: Any = public) -> None:
         raise RuntimeError("secret detail that must not reach the client")
 
     app.add_api_route("/boom", boom)
@@ -311,21 +315,33 @@ async def test_an_unhandled_error_is_a_500_with_the_request_id(app: Any, client:
     assert "secret detail" not in response.text
 
 
-async def test_keys_manage_alone_cannot_mint_more_powerful_keys(client: httpx.AsyncClient, runtime: Any, key_for: Any) -> None:
+async def test_keys_manage_alone_cannot_mint_more_powerful_keys(
+    client: httpx.AsyncClient, runtime: Any, key_for: Any
+) -> None:
     path = runtime.policy.path
-    path.write_text(path.read_text().replace("roles:\n", "roles:\n  keymaster: {permissions: [keys:manage]}\n", 1))
+    path.write_text(
+        path.read_text().replace(
+            "roles:\n", "roles:\n  keymaster: {permissions: [keys:manage]}\n", 1
+        )
+    )
     assert runtime.reload_policy("test", "test").error is None
     headers = {"Authorization": f"Bearer {key_for('keymaster')}"}
     escalate = await client.post("/api/keys", headers=headers, json={"user": "me", "role": "admin"})
     assert escalate.status_code == 403
     assert "audit:read" in escalate.json()["error"]["message"]
-    same = await client.post("/api/keys", headers=headers, json={"user": "colleague", "role": "keymaster"})
+    same = await client.post(
+        "/api/keys", headers=headers, json={"user": "colleague", "role": "keymaster"}
+    )
     assert same.status_code == 201
 
 
-async def test_a_time_without_zone_is_utc_and_bad_cursors_are_400(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_a_time_without_zone_is_utc_and_bad_cursors_are_400(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     naive = (datetime.now(UTC) + timedelta(days=1)).replace(tzinfo=None).isoformat()
-    created = await client.post("/api/keys", headers=admin_headers, json={"user": "n", "role": "guest", "expires_at": naive})
+    created = await client.post(
+        "/api/keys", headers=admin_headers, json={"user": "n", "role": "guest", "expires_at": naive}
+    )
     assert created.status_code == 201
     assert created.json()["expires_at"].startswith(naive[:16])
     import base64
@@ -335,7 +351,9 @@ async def test_a_time_without_zone_is_utc_and_bad_cursors_are_400(client: httpx.
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_cursor"
 
 
-async def test_policy_readers_do_not_see_provider_secrets(client: httpx.AsyncClient, runtime: Any, key_for: Any) -> None:
+async def test_policy_readers_do_not_see_provider_secrets(
+    client: httpx.AsyncClient, runtime: Any, key_for: Any
+) -> None:
     path = runtime.policy.path
     text = path.read_text().replace(
         '    base_url: "https://api.openai.com/v1"\n',
@@ -343,7 +361,9 @@ async def test_policy_readers_do_not_see_provider_secrets(client: httpx.AsyncCli
     )
     path.write_text(text)
     assert runtime.reload_policy("test", "test").error is None
-    shown = (await client.get("/api/policy", headers={"Authorization": f"Bearer {key_for('analyst')}"})).text
+    shown = (
+        await client.get("/api/policy", headers={"Authorization": f"Bearer {key_for('analyst')}"})
+    ).text
     assert "sk-very-secret" not in shown and "pw@" not in shown
     assert "gateway.example.com" in shown and "X-Api-Key" in shown
 
@@ -365,8 +385,12 @@ async def test_metrics_can_require_a_key(migrated: Any, key_for: Any) -> None:
     transport = httpx.ASGITransport(app=closed)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         assert (await c.get("/metrics")).status_code == 401
-        assert (await c.get("/metrics", headers={"Authorization": f"Bearer {key_for('guest')}"})).status_code == 403
-        assert (await c.get("/metrics", headers={"Authorization": f"Bearer {key_for('analyst')}"})).status_code == 200
+        assert (
+            await c.get("/metrics", headers={"Authorization": f"Bearer {key_for('guest')}"})
+        ).status_code == 403
+        assert (
+            await c.get("/metrics", headers={"Authorization": f"Bearer {key_for('analyst')}"})
+        ).status_code == 200
     rt.close()
 
 

@@ -377,9 +377,26 @@ def test_a_stream_forged_whole_is_caught(db: Database, signer: Signer) -> None:
 
     fill(db, signer, n=5)
     forged = "f" * 32
-    run(db, "INSERT INTO audit_streams (id, created_at, host, pid, label) VALUES (:s, CURRENT_TIMESTAMP, 'h', 1, 'server')", s=forged)
+    run(
+        db,
+        "INSERT INTO audit_streams (id, created_at, host, pid, label) VALUES (:s, CURRENT_TIMESTAMP, 'h', 1, 'server')",
+        s=forged,
+    )
     prev = genesis(forged)
-    h = chain_hash(prev, forged, 1, 1, "user:mallory", "key.create", "key:x", "success", None, '{"role":"admin"}', None, "[]")
+    h = chain_hash(
+        prev,
+        forged,
+        1,
+        1,
+        "user:mallory",
+        "key.create",
+        "key:x",
+        "success",
+        None,
+        '{"role":"admin"}',
+        None,
+        "[]",
+    )
     run(
         db,
         "INSERT INTO audit_events (stream, seq, ts_us, actor, action, resource, outcome, request_id, details, "
@@ -393,9 +410,13 @@ def test_a_stream_forged_whole_is_caught(db: Database, signer: Signer) -> None:
     assert [(p.stream, p.kind) for p in report.problems] == [(forged, "unsigned_stream")]
 
 
-def test_a_poisoned_event_fails_alone_and_the_writer_carries_on(db: Database, signer: Signer) -> None:
+def test_a_poisoned_event_fails_alone_and_the_writer_carries_on(
+    db: Database, signer: Signer
+) -> None:
     writer = make_writer(db, signer)
-    poisoned = EventIn(actor="a", action="x", resource="r", outcome="success", content={"prompt": b"bytes"})  # type: ignore[dict-item]
+    poisoned = EventIn(
+        actor="a", action="x", resource="r", outcome="success", content={"prompt": b"bytes"}
+    )  # type: ignore[dict-item]
     with pytest.raises((ValueError, LedgerUnavailable)):
         writer.append(poisoned, timeout=10)
     assert writer.append(event(1), timeout=10).seq == 1
@@ -419,7 +440,15 @@ def test_failure_text_never_carries_row_values(tmp_path: Path, signer: Signer) -
     with db.engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE audit_events RENAME TO away"))
     with pytest.raises(LedgerUnavailable):
-        writer.append(EventIn(actor="user:alice@example.com", action="a", resource="r", outcome="success", details={"ssn": "123-45-6789"}))
+        writer.append(
+            EventIn(
+                actor="user:alice@example.com",
+                action="a",
+                resource="r",
+                outcome="success",
+                details={"ssn": "123-45-6789"},
+            )
+        )
     assert writer.last_error is not None
     assert "alice" not in writer.last_error and "123-45" not in writer.last_error
     writer.close()

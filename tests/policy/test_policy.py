@@ -186,7 +186,10 @@ def test_policy_check_on_a_missing_file_says_so(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("version: 1\na: &a [x, x, x, x, x, x, x, x]\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n", "aliases"),
+        (
+            "version: 1\na: &a [x, x, x, x, x, x, x, x]\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n",
+            "aliases",
+        ),
         ("version: 1\nx: " + "[" * 5000, "nested deeper"),
     ],
     ids=["alias-bomb", "deep-nesting"],

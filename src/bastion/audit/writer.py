@@ -15,6 +15,7 @@ CLI, threadpool routes) and async handlers, and because SQLite's driver blocks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import queue
@@ -40,6 +41,7 @@ from bastion.audit.events import (
 from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
 from bastion.audit.signing import Signer
 from bastion.db import Database, utcnow
+from bastion.observability.context import current_request_id
 
 log = logging.getLogger("bastion.audit")
 
@@ -126,6 +128,9 @@ class LedgerWriter:
     def submit(self, event: EventIn) -> Future[Receipt]:
         if not self.alive:
             raise LedgerUnavailable("the audit ledger is not running: the request was not recorded")
+        if event.request_id is None and (request_id := current_request_id()) is not None:
+            # The request being served, so every event can be traced to its request.
+            event = dataclasses.replace(event, request_id=request_id)
         future: Future[Receipt] = Future()
         try:
             self._queue.put_nowait(_Pending(event, future))

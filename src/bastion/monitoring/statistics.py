@@ -56,7 +56,9 @@ def ks_test(ref: NumericSketch, cur: NumericSketch) -> tuple[float, float]:
 def _surrogate(sketch: NumericSketch) -> FloatArray:
     values = np.empty(sketch.counts.size, dtype=np.float64)
     occupied = sketch.counts > 0
-    values[occupied] = sketch.sums[occupied] / sketch.counts[occupied] + sketch.bins.center
+    # Each interval cell's observed minimum: a real value strictly inside the interval.
+    # (The mean, rebuilt from centred sums, can cancel onto an edge for tiny values.)
+    values[occupied] = sketch.lo[occupied]
     points = np.arange(1, sketch.counts.size, 2)
     values[points] = sketch.bins.edges
     return np.repeat(values, sketch.counts)
