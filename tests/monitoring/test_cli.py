@@ -55,6 +55,25 @@ def test_drift_check_passes_on_similar_data(files, tmp_path) -> None:
     assert json.loads((tmp_path / "o.json").read_text())["passed"] is True
 
 
+def test_parquet_saved_from_a_filtered_frame_keeps_its_index_out(tmp_path) -> None:
+    # ``df[mask].to_parquet()`` stores the index as a column; it is not data to compare
+    frame = make_frame(4000, seed=1)
+    frame[frame.index % 2 == 0].to_parquet(tmp_path / "even.parquet")
+    frame[frame.index % 2 == 1].to_parquet(tmp_path / "odd.parquet")
+    result = run(
+        "drift",
+        "check",
+        "-r",
+        str(tmp_path / "even.parquet"),
+        "-c",
+        str(tmp_path / "odd.parquet"),
+        "--json",
+        "-",
+    )
+    assert result.exit_code == 0, result.output
+    assert "__index_level_0__" not in result.output
+
+
 def test_drift_check_fails_with_exit_1_and_writes_a_self_contained_report(files, tmp_path) -> None:
     html = tmp_path / "report.html"
     result = run(

@@ -87,7 +87,11 @@ def _parquet(path: Path) -> TableSource:
         meta = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise UnsupportedSource(f"{path} is not a readable Parquet file: {exc}") from exc
-    names = tuple(meta.schema_arrow.names)
+    # A frame saved by pandas stores its index as columns (``__index_level_0__``);
+    # they are bookkeeping, not data, and pandas' own metadata names them.
+    pandas_meta = meta.schema_arrow.pandas_metadata or {}
+    index_cols = {c for c in pandas_meta.get("index_columns", []) if isinstance(c, str)}
+    names = tuple(n for n in meta.schema_arrow.names if n not in index_cols)
     string_cols = [
         f.name
         for f in meta.schema_arrow
