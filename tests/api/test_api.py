@@ -172,15 +172,31 @@ async def test_huge_bodies_are_refused(
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
+    assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
 
     async def chunks():  # type: ignore[no-untyped-def]
         for _ in range(20):
             yield b"x" * (runtime.settings.max_body_bytes // 10)
 
     streamed = await client.post(
-        "/api/keys", headers={**admin_headers, "content-type": "application/json"}, content=chunks()
+        "/api/keys",
+        headers={**admin_headers, "content-type": "application/json", "X-Request-ID": "big-1"},
+        content=chunks(),
     )
     assert streamed.status_code == 413
+    assert streamed.headers["x-request-id"] == "big-1"
+    assert streamed.json()["error"]["request_id"] == "big-1"
+    metrics = (await client.get("/metrics")).text
+    # refused by Content-Length before routing, and by counting the stream after it
+    assert (
+        'bastion_http_requests_total{method="POST",route="unmatched",status="4xx"} 1.0' in metrics
+    )
+    assert (
+        'bastion_http_requests_total{method="POST",route="/api/keys",status="4xx"} 1.0' in metrics
+    )
+    # nothing was created by the refused requests
+    listed = (await client.get("/api/keys", headers=admin_headers)).json()["data"]
+    assert [k["role"] for k in listed] == ["admin"]
 
 
 async def test_audit_events_filter_and_paginate(

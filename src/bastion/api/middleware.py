@@ -38,6 +38,8 @@ class RequestContext:
         state: dict[str, Any] = {"status": 500, "started": False}
 
         async def send_wrapper(message: Message) -> None:
+            if state.get("refused"):
+                return  # the body was refused with 413; the app's reply is dropped
             if message["type"] == "http.response.start":
                 if state["started"]:
                     return
@@ -45,17 +47,16 @@ class RequestContext:
                 state["status"] = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
-            elif state.get("refused"):
-                return
             await send(message)
 
         try:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._too_large(send_wrapper, state)
+                await self._too_large(send, state, request_id)
                 return
             try:
-                await self.app(scope, self._limited(receive, send_wrapper, state), send_wrapper)
+                limited = self._limited(receive, send, state, request_id)
+                await self.app(scope, limited, send_wrapper)
             except Exception:
                 # Answered here, where the request id is still known (Starlette's own
                 # handler runs outside this middleware, after the id is gone).
@@ -103,7 +104,9 @@ class RequestContext:
             )
             request_id_var.reset(token)
 
-    def _limited(self, receive: Receive, send: Send, state: dict[str, Any]) -> Receive:
+    def _limited(
+        self, receive: Receive, send: Send, state: dict[str, Any], request_id: str
+    ) -> Receive:
         seen = 0
 
         async def wrapped() -> Message:
@@ -112,14 +115,17 @@ class RequestContext:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
-                    await self._too_large(send, state)
-                    state["refused"] = True
+                    await self._too_large(send, state, request_id)
                     return {"type": "http.disconnect"}
             return message
 
         return wrapped
 
-    async def _too_large(self, send: Send, state: dict[str, Any]) -> None:
+    async def _too_large(self, send: Send, state: dict[str, Any], request_id: str) -> None:
+        """Answer 413 on the raw ``send``; from then on the app's own reply is dropped."""
+        state["refused"] = True
+        if state["started"]:
+            return  # the app already answered; nothing more can be said
         body = json.dumps(
             error_body(
                 f"the request body is larger than {self.max_body_bytes} bytes: send less",
@@ -134,9 +140,9 @@ class RequestContext:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
                 ],
             }
         )
-        state["refused"] = False
+        state["started"], state["status"] = True, 413
         await send({"type": "http.response.body", "body": body})
-        state["refused"] = True
