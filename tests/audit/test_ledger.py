@@ -16,6 +16,8 @@ from bastion.audit.events import chain_hash
 from bastion.audit.signing import Signer, load_or_create_signer
 from bastion.db import Database, create_database, upgrade
 
+pytestmark = pytest.mark.anyio
+
 
 @pytest.fixture
 def db(database_url: str) -> Database:
@@ -81,9 +83,6 @@ async def test_async_append_returns_after_commit(db: Database, signer: Signer) -
         ).scalar()
     writer.close()
     assert stored == receipt.hash
-
-
-pytestmark = pytest.mark.anyio
 
 
 def test_two_writers_keep_separate_chains(db: Database, signer: Signer) -> None:
@@ -453,3 +452,10 @@ def test_failure_text_never_carries_row_values(tmp_path: Path, signer: Signer) -
     assert "alice" not in writer.last_error and "123-45" not in writer.last_error
     writer.close()
     db.dispose()
+
+
+@given(st.lists(st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1), st.none()), max_size=12))
+def test_the_fast_hash_encoder_writes_exactly_what_json_dumps_writes(fields: list[object]) -> None:
+    from bastion.audit.events import _compact
+
+    assert _compact(fields) == json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
