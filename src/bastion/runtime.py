@@ -7,7 +7,6 @@ files, database, policy) and :meth:`Runtime.close` undoes it.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from bastion.audit import (
 from bastion.auth.principal import Principal
 from bastion.auth.service import KeyService
 from bastion.db import Database, create_database
+from bastion.files import create_private_file
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
 from bastion.settings import Settings
@@ -38,26 +38,12 @@ def ensure_home(settings: Settings) -> Path:
     return home
 
 
-def write_secret_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 atomically; an existing file is left alone."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    try:
-        os.link(tmp, path)  # fails if another process created it first
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-
-
 def _secret_key(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     path = settings.home / "secret.key"
     if not path.exists():
-        write_secret_file(path, secrets.token_hex(32).encode())
+        create_private_file(path, secrets.token_hex(32).encode())
     return path.read_text().strip().encode()
 
 

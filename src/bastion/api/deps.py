@@ -76,7 +76,7 @@ def requires(permission: Permission, *, public_when: str | None = None) -> Guard
     return Guard(permission, public_when=public_when)
 
 
-def _caller(principal: Principal | None) -> Principal:
+def require_caller(principal: Principal | None) -> Principal:
     if principal is None:  # only public routes get None, and they do not ask for a caller
         raise RuntimeError("a public route asked for a caller")
     return principal

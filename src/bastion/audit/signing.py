@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bastion.files import create_private_file
 
 
 def checkpoint_message(stream: str, seq: int, hash_: str, ts_us: int) -> bytes:
@@ -70,17 +71,8 @@ def load_or_create_signer(path: Path) -> Signer:
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    try:
-        os.link(tmp, path)  # atomic; if another process won the race, use its key
-    except FileExistsError:
-        return load_or_create_signer(path)
-    finally:
-        tmp.unlink()
+    if not create_private_file(path, pem):
+        return load_or_create_signer(path)  # another process won the race: use its key
     return Signer(private)
 
 

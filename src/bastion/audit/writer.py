@@ -23,7 +23,6 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -159,7 +158,7 @@ class LedgerWriter:
             try:
                 first = self._queue.get(timeout=self.checkpoint_interval_s)
             except queue.Empty:
-                self._guarded(self._checkpoint_if_due, force_time=True)
+                self._checkpoint_guarded(force_time=True)
                 continue
             batch: list[_Pending] = []
             if first is _STOP:
@@ -178,8 +177,8 @@ class LedgerWriter:
                     assert isinstance(item, _Pending)
                     batch.append(item)
             if batch:
-                self._guarded(self._commit, batch)
-        self._guarded(self._checkpoint_if_due, final=True)
+                self._commit_guarded(batch)
+        self._checkpoint_guarded(final=True)
         # Whatever arrived after the stop is refused, never left waiting.
         while True:
             try:
@@ -191,20 +190,27 @@ class LedgerWriter:
                     LedgerUnavailable("the audit ledger is shutting down: nothing was recorded")
                 )
 
-    def _guarded(self, step: Callable[..., None], *args: object, **kwargs: object) -> None:
-        """Run one step of the loop; whatever it raises, fail its callers and carry on."""
+    def _commit_guarded(self, batch: list[_Pending]) -> None:
+        """Commit a group; whatever goes wrong, its callers get an answer and the
+        writer carries on (a thread that dies would leave every later caller waiting)."""
         try:
-            step(*args, **kwargs)
+            self._commit(batch)
         except Exception as exc:
-            self.last_error = type(exc).__name__
-            log.exception("ledger writer step failed; the writer carries on")
-            for arg in args:
-                if isinstance(arg, list):
-                    for pending in arg:
-                        if isinstance(pending, _Pending) and not pending.future.done():
-                            pending.future.set_exception(
-                                LedgerUnavailable("the audit ledger failed to record this event")
-                            )
+            self._note_failure(exc)
+            failure = LedgerUnavailable("the audit ledger failed to record this event")
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(failure)
+
+    def _checkpoint_guarded(self, *, force_time: bool = False, final: bool = False) -> None:
+        try:
+            self._checkpoint_if_due(force_time=force_time, final=final)
+        except Exception as exc:
+            self._note_failure(exc)
+
+    def _note_failure(self, exc: Exception) -> None:
+        self.last_error = type(exc).__name__
+        log.exception("ledger writer step failed; the writer carries on")
 
     def _prepare(
         self, ev: EventIn, seq: int, head: str, ts_us: int, created: object

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -32,12 +30,3 @@ class KeyRepository:
 
     def count_keys(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(ApiKey)) or 0)
-
-    def count_active_admins(self, now: datetime) -> int:
-        query = (
-            select(func.count())
-            .select_from(ApiKey)
-            .where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
-            .where((ApiKey.expires_at.is_(None)) | (ApiKey.expires_at > now))
-        )
-        return int(self.session.scalar(query) or 0)

@@ -21,7 +21,7 @@ def serve(
     from bastion.db import create_database, upgrade
     from bastion.db.migrate import SchemaBehind, check_current
     from bastion.observability import configure_logging
-    from bastion.policy import PolicyError, write_starter_policy
+    from bastion.policy import write_starter_policy
     from bastion.runtime import ensure_home, open_runtime
     from bastion.settings import export_to_children
 
@@ -38,11 +38,8 @@ def serve(
         fail(exc.message)
     finally:
         db.dispose()
-    try:
-        with handled():
-            rt = open_runtime(settings, label="bootstrap")
-    except PolicyError as exc:  # pragma: no cover - handled() already exits
-        fail(exc.message)
+    with handled():
+        rt = open_runtime(settings, label="bootstrap")
     try:
         with handled():
             created = rt.keys.ensure_admin()

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from bastion.auth.permissions import Permission
+from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 
@@ -120,8 +120,6 @@ class Policy(Strict):
     monitoring: MonitoringPolicy = MonitoringPolicy()
 
     def role_names(self) -> set[str]:
-        from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS
-
         return set(DEFAULT_ROLE_PERMISSIONS) | set(self.roles)
 
     def models_for_role(self, role: str) -> list[str]:

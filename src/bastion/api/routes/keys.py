@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from bastion.api.deps import RuntimeDep, _caller, requires
+from bastion.api.deps import RuntimeDep, require_caller, requires
 from bastion.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -18,7 +18,7 @@ Admin = Annotated[Principal | None, Depends(requires(Permission.KEYS_MANAGE))]
 @router.post("", status_code=201, summary="Create a key (shown once)")
 def create_key(body: KeyCreate, runtime: RuntimeDep, principal: Admin) -> KeyCreated:
     created = runtime.keys.create(
-        _caller(principal),
+        require_caller(principal),
         user=body.user,
         role=body.role,
         team=body.team,
@@ -44,4 +44,4 @@ def get_key(key_id: str, runtime: RuntimeDep, _: Admin) -> KeyOut:
 
 @router.delete("/{key_id}", summary="Revoke a key")
 def revoke_key(key_id: str, runtime: RuntimeDep, principal: Admin) -> KeyOut:
-    return KeyOut.of(runtime.keys.revoke(_caller(principal), key_id))
+    return KeyOut.of(runtime.keys.revoke(require_caller(principal), key_id))

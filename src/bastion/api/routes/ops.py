@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from bastion.api.deps import RuntimeDep, _caller, requires
+from bastion.api.deps import RuntimeDep, require_caller, requires
 from bastion.api.schemas import Whoami
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -76,7 +76,7 @@ async def metrics(
 async def whoami(
     principal: Annotated[Principal | None, Depends(requires(Permission.AUTHENTICATED))],
 ) -> Whoami:
-    caller = _caller(principal)
+    caller = require_caller(principal)
     return Whoami(
         user=caller.user,
         team=caller.team,

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends
 
-from bastion.api.deps import RuntimeDep, _caller, requires
+from bastion.api.deps import RuntimeDep, require_caller, requires
 from bastion.api.schemas import PolicyCheckIn, PolicyCheckOut, PolicyIssueOut, PolicyOut, ReloadOut
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -65,7 +65,7 @@ def reload_policy(
     runtime: RuntimeDep,
     principal: Annotated[Principal | None, Depends(requires(Permission.POLICY_MANAGE))],
 ) -> ReloadOut:
-    outcome = runtime.reload_policy(_caller(principal), trigger="api")
+    outcome = runtime.reload_policy(require_caller(principal), trigger="api")
     if outcome.error is not None:
         raise outcome.error
     return ReloadOut(changed=outcome.changed, digest=outcome.digest)
