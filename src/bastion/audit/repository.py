@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, select, tuple_
+from sqlalchemy import Select, delete, func, select, tuple_
 
 from bastion.audit.models import AuditContent, AuditEvent
 from bastion.db import Database
@@ -163,6 +163,10 @@ class EventRepository:
             for row in rows:
                 yield EventView.of(row)
             last = rows[-1].id
+
+    def count(self) -> int:
+        with self.db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
 
     def content_for(self, stream: str, seq: int) -> dict[str, str]:
         with self.db.session() as session:

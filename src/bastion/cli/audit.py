@@ -38,10 +38,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Recompute every chain; exit 1 naming the first broken link."""
-    from sqlalchemy import func, select
-
-    from bastion.audit import load_public_key, verify_ledger
-    from bastion.audit.models import AuditEvent
+    from bastion.audit import EventRepository, load_public_key, verify_ledger
     from bastion.audit.signing import key_id
     from bastion.db import create_database
     from bastion.runtime import signer_for
@@ -59,8 +56,7 @@ def verify(
         trusted[signer.key_id] = signer.public
     db = create_database(settings.resolved_database_url)
     try:
-        with db.session() as session:
-            total = int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+        total = EventRepository(db).count()
         with Progress(
             TextColumn("verifying"),
             BarColumn(),
