@@ -1,0 +1,459 @@
+"""``bastion models``: the model registry at the command line.
+
+Whoever runs these commands has the database in hand, so they act with every
+permission; ``--by`` names them in the ledger (default: the login name). A request and
+its approval must carry different names: that is the point of an approval.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.table import Table
+
+from bastion.cli.common import console, fail, print_json, runtime
+
+if TYPE_CHECKING:
+    from bastion.registry.cards import CardKind
+    from bastion.registry.gates import GateResult
+    from bastion.registry.service import ModelRegistry
+
+app = typer.Typer(help="Model registry: versions, approvals, gates, lineage, cards.")
+EXIT_FAILED = 1
+
+
+def _login() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "cli"
+
+
+BY = typer.Option(None, "--by", help="Who is acting (recorded in the ledger); default login.")
+JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+@contextmanager
+def _registry() -> Iterator[ModelRegistry]:
+    from bastion.registry.service import ModelRegistry
+
+    with runtime(label="models") as rt:
+        yield ModelRegistry.from_runtime(rt)
+
+
+def _who(by: str | None) -> Any:
+    from bastion.auth.principal import cli_principal
+
+    return cli_principal(by or _login())
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(f"{what} {item!r}: write KEY=VALUE", 2)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _numbers(values: list[str] | None) -> dict[str, float]:
+    out = {}
+    for key, value in _pairs(values, "--metric").items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            fail(f"--metric {key}={value}: the value must be a number", 2)
+    return out
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {path} as JSON: {exc}", 2)
+    if not isinstance(data, dict):
+        fail(f"{path} does not hold a JSON object", 2)
+    return data
+
+
+def _print_gates(results: list[GateResult]) -> None:
+    table = Table("gate", "verdict", "reason")
+    for r in results:
+        verdict = (
+            "[yellow]overridden[/]"
+            if r.overridden
+            else "[green]pass[/]"
+            if r.passed
+            else "[red]FAIL[/]"
+        )
+        table.add_row(
+            r.gate, verdict, r.reason + (f" — {r.justification}" if r.justification else "")
+        )
+    console.print(table)
+
+
+@app.command("list")
+def list_models(as_json: bool = JSON) -> None:
+    """Registered models, with the versions in staging and production."""
+    with _registry() as registry:
+        models = registry.list_models()
+    if as_json:
+        print_json([m.model_dump() for m in models])
+        return
+    table = Table("model", "versions", "latest", "staging", "production", "pending requests")
+    for m in models:
+        table.add_row(
+            m.name,
+            str(m.versions),
+            str(m.latest),
+            str(m.staging or ""),
+            str(m.production or ""),
+            str(m.pending_requests or ""),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="The model."),
+    version: int | None = typer.Argument(None, help="One version (default: all)."),
+    as_json: bool = JSON,
+) -> None:
+    """A model's versions, or one version with its evidence, requests and history."""
+    with _registry() as registry:
+        if version is None:
+            versions = registry.list_versions(name)
+            if as_json:
+                print_json([v.model_dump(mode="json") for v in versions])
+                return
+            table = Table("version", "stage", "registered", "by", "run", "artifact sha256")
+            for v in versions:
+                table.add_row(
+                    str(v.version),
+                    v.stage,
+                    f"{v.registered_at:%Y-%m-%d %H:%M}",
+                    v.registered_by,
+                    v.run_id or "",
+                    v.artifact_sha256[:16],
+                )
+            console.print(table)
+            return
+        detail = registry.detail(name, version)
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+        return
+    v = detail.version
+    console.print(f"[bold]{v.name} v{v.version}[/] — {v.stage}", highlight=False)
+    console.print(
+        f"registered {v.registered_at:%Y-%m-%d %H:%M} by {v.registered_by}; run {v.run_id}"
+    )
+    console.print(f"artifact sha256 {v.artifact_sha256}", highlight=False)
+    if v.dataset:
+        console.print(
+            f"dataset {v.dataset.get('name')} ({v.dataset.get('rows')} rows) "
+            f"digest {v.dataset.get('digest')}",
+            highlight=False,
+        )
+    if v.metrics:
+        console.print(
+            "metrics " + ", ".join(f"{k} {val:.4g}" for k, val in sorted(v.metrics.items()))
+        )
+    for e in detail.evidence:
+        passed = "" if e.passed is None else (" passed" if e.passed else " FAILED")
+        console.print(f"evidence {e.kind}{passed}, {e.recorded_at:%Y-%m-%d} by {e.recorded_by}")
+    for c in detail.history:
+        console.print(
+            f"  {c.at:%Y-%m-%d %H:%M} {c.from_stage or 'registered'} → {c.to_stage} "
+            f"({c.kind}, {c.actor}{', ' + c.request_id if c.request_id else ''})",
+            highlight=False,
+        )
+
+
+@app.command()
+def register(
+    name: str = typer.Argument(..., help="The model's name in the registry."),
+    run: str | None = typer.Option(None, "--run", help="An MLflow run that logged the model."),
+    path: Path | None = typer.Option(
+        None, "--path", help="A saved scikit-learn model (.pkl/.joblib) or MLflow model folder."
+    ),
+    artifact_path: str | None = typer.Option(
+        None, help="The model's folder in the run, when it logged several."
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="The training data (.csv/.parquet): digest, rows and schema."
+    ),
+    metric: list[str] | None = typer.Option(None, "--metric", help="NAME=VALUE, repeatable."),
+    param: list[str] | None = typer.Option(None, "--param", help="NAME=VALUE, repeatable."),
+    code_version: str | None = typer.Option(None, help="The code's version (a git commit)."),
+    training_seconds: float | None = typer.Option(None, help="How long training took."),
+    description: str | None = typer.Option(None, help="A line about this version."),
+    by: str | None = BY,
+    as_json: bool = JSON,
+) -> None:
+    """Register a version with its evidence (idempotent by the artifact's SHA-256)."""
+    if (run is None) == (path is None):
+        fail("give exactly one of --run RUN_ID or --path PATH", 2)
+    metrics, params = _numbers(metric), _pairs(param, "--param")
+    with _registry() as registry:
+        result = registry.register(
+            _who(by),
+            name,
+            run_id=run,
+            path=path,
+            artifact_path=artifact_path,
+            dataset_path=data,
+            params=params,
+            metrics=metrics,
+            training_seconds=training_seconds,
+            code_version=code_version,
+            description=description,
+        )
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+        return
+    v = result.version
+    verb = "registered" if result.created else "already registered as"
+    console.print(
+        f"{verb} {v.name} v{v.version} (sha256 {v.artifact_sha256[:16]}…)", highlight=False
+    )
+
+
+@app.command()
+def evidence(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    fairness: Path | None = typer.Option(
+        None, help="A fairness report: `bastion fairness check --json FILE`."
+    ),
+    drift_baseline: Path | None = typer.Option(
+        None, help="A reference profile: `bastion drift check --save-reference FILE`."
+    ),
+    by: str | None = BY,
+) -> None:
+    """Store a fairness report and/or a drift baseline for a version."""
+    if fairness is None and drift_baseline is None:
+        fail("give --fairness FILE, --drift-baseline FILE, or both", 2)
+    with _registry() as registry:
+        for kind, path in (("fairness", fairness), ("drift_baseline", drift_baseline)):
+            if path is not None:
+                stored = registry.record_evidence(_who(by), name, version, kind, _read_json(path))
+                passed = (
+                    "" if stored.passed is None else (" (passed)" if stored.passed else " (FAILED)")
+                )
+                console.print(f"stored {kind}{passed} for {name} v{version}", highlight=False)
+
+
+@app.command()
+def gates(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    stage: str = typer.Option("production", "--stage", help="staging or production."),
+) -> None:
+    """Show which gates a version meets for a stage; exit 1 if any fails."""
+    with _registry() as registry:
+        results = registry.check_gates(name, version, stage)
+    _print_gates(results)
+    if not all(r.passed for r in results):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("request-promotion")
+def request_promotion(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    to: str = typer.Option(..., "--to", help="staging or production."),
+    reason: str = typer.Option(..., "--reason", help="Why this version should move."),
+    override: list[str] | None = typer.Option(
+        None, "--override", help="GATE=JUSTIFICATION for a failing gate (admins), repeatable."
+    ),
+    by: str | None = BY,
+) -> None:
+    """Ask for promotion; gates are checked now and again at approval."""
+    with _registry() as registry:
+        request = registry.request_promotion(
+            _who(by), name, version, to, reason, _pairs(override, "--override") or None
+        )
+    _print_gates(request.gates)
+    console.print(
+        f"request [bold]{request.id}[/]: {name} v{version} → {to}, waiting for an approver "
+        f"(`bastion models approve {request.id}`)",
+        highlight=False,
+    )
+
+
+@app.command()
+def approve(
+    request_id: str = typer.Argument(...),
+    notes: str | None = typer.Option(None, help="What was checked."),
+    override: list[str] | None = typer.Option(
+        None, "--override", help="GATE=JUSTIFICATION for a failing gate, repeatable."
+    ),
+    by: str | None = BY,
+) -> None:
+    """Approve a request (not your own): gates again, then the MLflow alias moves."""
+    with _registry() as registry:
+        request = registry.approve(
+            _who(by), request_id, notes, _pairs(override, "--override") or None
+        )
+    console.print(
+        f"approved {request.id}: {request.name} v{request.version} is now in {request.to_stage}",
+        highlight=False,
+    )
+
+
+@app.command()
+def reject(
+    request_id: str = typer.Argument(...),
+    notes: str = typer.Option(..., help="Why."),
+    by: str | None = BY,
+) -> None:
+    """Reject a request (not your own), with notes."""
+    with _registry() as registry:
+        request = registry.reject(_who(by), request_id, notes)
+    console.print(f"rejected {request.id}", highlight=False)
+
+
+@app.command()
+def requests(
+    status: str | None = typer.Option(None, help="pending, approved or rejected."),
+    name: str | None = typer.Option(None, help="Only this model."),
+    as_json: bool = JSON,
+) -> None:
+    """Promotion requests, newest first."""
+    with _registry() as registry:
+        found = registry.list_requests(status=status, name=name)
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in found])
+        return
+    table = Table("id", "model", "to", "status", "asked by", "reason", "decided by", "when")
+    for r in found:
+        table.add_row(
+            r.id,
+            f"{r.name} v{r.version}",
+            r.to_stage,
+            r.status,
+            r.requested_by,
+            r.reason[:40],
+            r.decided_by or "",
+            f"{r.requested_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@app.command()
+def rollback(
+    name: str = typer.Argument(...),
+    reason: str = typer.Option(..., help="Why (recorded)."),
+    by: str | None = BY,
+) -> None:
+    """Emergency: put the previous production version back at once (admins)."""
+    with _registry() as registry:
+        restored = registry.rollback(_who(by), name, reason)
+    console.print(f"{name}: production is v{restored.version} again", highlight=False)
+
+
+@app.command()
+def archive(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    reason: str = typer.Option(..., help="Why (recorded)."),
+    by: str | None = BY,
+) -> None:
+    """Archive a version that is not in production."""
+    with _registry() as registry:
+        registry.archive(_who(by), name, version, reason)
+    console.print(f"archived {name} v{version}", highlight=False)
+
+
+@app.command()
+def verify(
+    artifacts: bool = typer.Option(True, help="Also re-hash every version's artifact files."),
+    by: str | None = BY,
+    as_json: bool = JSON,
+) -> None:
+    """Compare MLflow's aliases and artifacts with what Bastion approved; exit 1 on drift."""
+    with _registry() as registry:
+        report = registry.verify(_who(by), artifacts=artifacts)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        for f in report.findings:
+            console.print(f"[red]{f.problem}[/] {f.name}: {f.detail}", highlight=False)
+        status = "[green]OK[/]" if report.ok else f"[red]{len(report.findings)} problem(s)[/]"
+        console.print(
+            f"{status}: {report.models} model(s), {report.versions_checked} artifact(s) checked",
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def lineage(
+    name: str = typer.Argument(...), version: int = typer.Argument(...), as_json: bool = JSON
+) -> None:
+    """Dataset → run → version → stage changes."""
+    with _registry() as registry:
+        found = registry.lineage(name, version)
+    if as_json:
+        print_json(found.model_dump(mode="json"))
+        return
+    ds = found.dataset or {}
+    console.print(
+        f"dataset  {ds.get('name', '?')} digest {ds.get('digest', '?')} "
+        f"({ds.get('rows', '?')} rows)",
+        highlight=False,
+    )
+    console.print(f"run      {found.run['run_id']} by {found.run['author']}", highlight=False)
+    console.print(
+        f"version  {name} v{version} sha256 {found.model['artifact_sha256']}", highlight=False
+    )
+    for c in found.stage_changes:
+        console.print(
+            f"stage    {c.at:%Y-%m-%d %H:%M} {c.from_stage or 'registered'} → {c.to_stage} "
+            f"({c.kind}, {c.actor}{', ' + c.request_id if c.request_id else ''})",
+            highlight=False,
+        )
+
+
+@app.command()
+def card(
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    kind: str = typer.Option("model", help="model or data."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Markdown file; its edited sections are kept when regenerating."
+    ),
+    html: Path | None = typer.Option(None, "--html", help="Also write HTML here."),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="FIELD=TEXT for an editable field, repeatable."
+    ),
+    by: str | None = BY,
+) -> None:
+    """Generate a model or data card (Markdown, HTML), keeping what people wrote."""
+    if kind not in ("model", "data"):
+        fail("--kind must be model or data", 2)
+    card_kind: CardKind = "model" if kind == "model" else "data"
+    with _registry() as registry:
+        existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else None
+        markdown = registry.regenerate_card(
+            _who(by), name, version, card_kind, existing, _pairs(set_, "--set")
+        )
+        page = registry.render_card(name, version, card_kind, "html") if html else None
+    if out is None:
+        typer.echo(markdown)
+    else:
+        out.write_text(markdown, encoding="utf-8")
+        console.print(f"wrote {out}", highlight=False)
+    if html is not None and page is not None:
+        html.write_text(page, encoding="utf-8")
+        console.print(f"wrote {html}", highlight=False)

@@ -1,0 +1,93 @@
+"""Errors raised by :mod:`bastion.registry`.
+
+BastionError (bastion.errors)
+├── NotFound
+│   ├── ModelNotFound            model_not_found             404
+│   ├── VersionNotFound          model_version_not_found     404
+│   ├── RunNotFound              mlflow_run_not_found        404
+│   └── RequestNotFound          promotion_request_not_found 404
+├── InvalidInput
+│   ├── InvalidModelName         invalid_model_name          400
+│   ├── ArtifactNotFound         model_artifact_not_found    400
+│   ├── InvalidEvidence          invalid_evidence            400
+│   ├── InvalidTransition        invalid_stage_transition    400
+│   └── JustificationRequired    justification_required      400
+├── Forbidden
+│   ├── SelfApproval             self_approval               403
+│   └── OverrideNotAllowed       override_not_allowed        403
+├── Conflict
+│   ├── GatesFailed              gates_failed                409
+│   ├── RequestNotPending        request_not_pending         409
+│   ├── PromotionPending         promotion_pending           409
+│   └── NoRollbackTarget         no_rollback_target          409
+└── Unavailable
+    └── MlflowUnavailable        mlflow_unavailable          503
+"""
+
+from __future__ import annotations
+
+from bastion.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "model_version_not_found"
+
+
+class RunNotFound(NotFound):
+    code = "mlflow_run_not_found"
+
+
+class RequestNotFound(NotFound):
+    code = "promotion_request_not_found"
+
+
+class InvalidModelName(InvalidInput):
+    code = "invalid_model_name"
+
+
+class ArtifactNotFound(InvalidInput):
+    code = "model_artifact_not_found"
+
+
+class InvalidEvidence(InvalidInput):
+    code = "invalid_evidence"
+
+
+class InvalidTransition(InvalidInput):
+    code = "invalid_stage_transition"
+
+
+class JustificationRequired(InvalidInput):
+    code = "justification_required"
+
+
+class SelfApproval(Forbidden):
+    code = "self_approval"
+
+
+class OverrideNotAllowed(Forbidden):
+    code = "override_not_allowed"
+
+
+class GatesFailed(Conflict):
+    code = "gates_failed"
+
+
+class RequestNotPending(Conflict):
+    code = "request_not_pending"
+
+
+class PromotionPending(Conflict):
+    code = "promotion_pending"
+
+
+class NoRollbackTarget(Conflict):
+    code = "no_rollback_target"
+
+
+class MlflowUnavailable(Unavailable):
+    code = "mlflow_unavailable"

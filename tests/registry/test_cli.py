@@ -1,0 +1,159 @@
+"""``bastion models`` and ``bastion demo seed`` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from bastion.cli.main import _register, app
+
+from .conftest import Model
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def env(tmp_path: Path, mlflow_template: Path) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    return {"BASTION_HOME": str(home), "BASTION_DATABASE_URL": f"sqlite:///{home / 'bastion.db'}"}
+
+
+def bastion(env: dict[str, str], *args: str) -> Ran:
+    _register()
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
+    result = CliRunner().invoke(app, list(args), env=unset | env, catch_exceptions=False)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def test_models_commands_from_registration_to_verify(
+    env: dict[str, str], tmp_path: Path, fair_model: Model
+) -> None:
+    assert bastion(env, "db", "upgrade").code == 0
+    name = "adult-income"  # the starter policy's gates for the worked example
+    metrics = [f"--metric={k}={v}" for k, v in fair_model.trained.metrics.items()]
+    r = bastion(
+        env, "models", "register", name, "--path", str(fair_model.pickle), *metrics, "--by", "ana"
+    )
+    assert r.code == 0, r.err
+    assert "registered adult-income v1" in r.out
+    r = bastion(env, "models", "register", name, "--path", str(fair_model.pickle), "--by", "ana")
+    assert "already registered as adult-income v1" in r.out
+    r = bastion(env, "models", "register", name, "--by", "ana")
+    assert r.code == 2 and "exactly one of --run" in r.err
+
+    fairness, profile = tmp_path / "fairness.json", tmp_path / "profile.json"
+    fairness.write_text(json.dumps(fair_model.fairness))
+    profile.write_text(json.dumps(fair_model.baseline))
+    r = bastion(
+        env,
+        "models",
+        "evidence",
+        name,
+        "1",
+        "--fairness",
+        str(fairness),
+        "--drift-baseline",
+        str(profile),
+    )
+    assert r.code == 0 and "stored fairness" in r.out and "stored drift_baseline" in r.out
+
+    r = bastion(env, "models", "gates", name, "1", "--stage", "production")
+    assert r.code == 1 and "model_card" in r.out
+    card = tmp_path / "card.md"
+    r = bastion(
+        env,
+        "models",
+        "card",
+        name,
+        "1",
+        "--set",
+        "intended_use=Demonstrations.",
+        "--out",
+        str(card),
+        "--html",
+        str(tmp_path / "card.html"),
+    )
+    assert r.code == 0, r.err
+    card.write_text(
+        card.read_text().replace(
+            "_Not written yet: Who answers for this model._", "The platform team."
+        )
+    )
+    assert bastion(env, "models", "card", name, "1", "--out", str(card)).code == 0
+    assert "The platform team." in card.read_text() and "Demonstrations." in card.read_text()
+    # --set wins over the file's older text for the same field.
+    r = bastion(
+        env, "models", "card", name, "1", "--set", "intended_use=Teaching.", "--out", str(card)
+    )
+    assert "Teaching." in card.read_text() and "The platform team." in card.read_text()
+    assert "<h1>Model card: adult-income v1</h1>" in (tmp_path / "card.html").read_text()
+
+    for stage in ("staging", "production"):
+        r = bastion(
+            env,
+            "models",
+            "request-promotion",
+            name,
+            "1",
+            "--to",
+            stage,
+            "--reason",
+            "release",
+            "--by",
+            "ana",
+        )
+        assert r.code == 0, r.err
+        request_id = r.out.split("request ")[1].split(":")[0]
+        r = bastion(env, "models", "approve", request_id, "--by", "ana")
+        assert r.code == 1 and "ana requested" in r.err
+        r = bastion(env, "models", "approve", request_id, "--by", "ada", "--notes", "ok")
+        assert r.code == 0 and f"now in {stage}" in r.out
+
+    listed = json.loads(bastion(env, "models", "list", "--json").out)
+    assert listed[0]["production"] == 1
+    requests = json.loads(bastion(env, "models", "requests", "--json").out)
+    assert [r["decided_by"] for r in requests] == ["ada", "ada"]
+    lineage = json.loads(bastion(env, "models", "lineage", name, "1", "--json").out)
+    assert [c["to_stage"] for c in lineage["stage_changes"]] == [
+        "development",
+        "staging",
+        "production",
+    ]
+    assert lineage["dataset"] is None
+    assert "production" in bastion(env, "models", "show", name).out
+    assert bastion(env, "models", "verify").code == 0
+
+    # Someone moves the alias with MLflow's own client: verify notices and fails.
+    MlflowClient(f"sqlite:///{env['BASTION_HOME']}/mlflow.db").delete_registered_model_alias(
+        name, "production"
+    )
+    r = bastion(env, "models", "verify")
+    assert r.code == 1 and "alias_missing" in r.out
+    r = bastion(env, "models", "rollback", name, "--reason", "incident")
+    assert r.code == 1 and "nothing to roll back" in r.err
+
+
+def test_demo_seed_twice_adds_history(env: dict[str, str]) -> None:
+    assert bastion(env, "db", "upgrade").code == 0
+    first = bastion(env, "demo", "seed")
+    assert first.code == 0, first.err
+    assert "refused by the gates" in first.out and "demo key for ana" in first.out
+    second = bastion(env, "demo", "seed")
+    assert second.code == 0, second.err
+    assert "registered adult-income v3" in second.out and "demo keys already present" in second.out
+    [model] = json.loads(bastion(env, "models", "list", "--json").out)
+    assert model["versions"] == 4 and model["production"] == 4

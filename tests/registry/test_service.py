@@ -1,0 +1,377 @@
+"""The registry's services on a real MLflow store and the governance database
+(SQLite and PostgreSQL): registration, promotion, gates, rollback, verify, cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from bastion.audit import EventFilter
+from bastion.auth.errors import PermissionDenied
+from bastion.registry import demo
+from bastion.registry.digests import tree_sha256
+from bastion.registry.errors import (
+    ArtifactNotFound,
+    GatesFailed,
+    InvalidModelName,
+    InvalidTransition,
+    JustificationRequired,
+    NoRollbackTarget,
+    OverrideNotAllowed,
+    PromotionPending,
+    RequestNotPending,
+    RunNotFound,
+    SelfApproval,
+)
+from bastion.registry.service import ModelRegistry
+
+from .conftest import (
+    ADA,
+    ANA,
+    BOB,
+    Model,
+    register,
+    set_registry_policy,
+    to_production,
+)
+
+
+def events(runtime: Any, action: str) -> list[Any]:
+    return runtime.events.page(EventFilter(action=action), limit=100, order="asc").events
+
+
+def test_register_from_a_run_records_its_evidence_once(
+    runtime: Any, registry: ModelRegistry, adult: Any, baseline_model: Model, tmp_path: Path
+) -> None:
+    run_id = demo.log_to_mlflow(
+        registry.store.tracking_uri, tmp_path / "art", baseline_model.trained, adult, "baseline"
+    )
+    first = registry.register(ANA, "income", run_id=run_id, code_version="abc123")
+    v = first.version
+    assert first.created and v.version == 1 and v.stage == "development"
+    local = registry.store.local_dir(v.source)
+    assert local is not None and v.artifact_sha256 == tree_sha256(local)
+    assert v.dataset is not None
+    assert v.dataset["name"] == "uci-adult" and v.dataset["rows"] == len(adult)
+    assert v.dataset["digest"] and "sex" in v.dataset["schema"]
+    assert v.metrics["roc_auc"] == pytest.approx(baseline_model.trained.metrics["roc_auc"])
+    assert v.params["mitigation"] == "none"
+    assert v.author == "ana" and v.code_version == "abc123" and v.registered_by == "ana"
+    assert v.training_seconds is not None and v.training_seconds >= 0
+
+    again = registry.register(ADA, "income", run_id=run_id)
+    assert not again.created and again.version.version == 1
+    assert len(events(runtime, "model.register")) == 1
+    mv = MlflowClient(registry.store.tracking_uri).get_model_version("income", "1")
+    assert mv.tags["bastion.artifact_sha256"] == v.artifact_sha256
+
+
+def test_register_from_files(
+    registry: ModelRegistry, baseline_model: Model, tmp_path: Path
+) -> None:
+    data = tmp_path / "train.csv"
+    baseline_model.trained.train.to_csv(data, index=False)
+    pickled = registry.register(
+        ANA,
+        "income",
+        path=baseline_model.pickle,
+        dataset_path=data,
+        metrics={"roc_auc": 0.9},
+        params={"C": 1.0},
+    )
+    v = pickled.version
+    assert pickled.created and v.version == 1
+    assert v.metrics == {"roc_auc": 0.9} and v.params == {"C": "1.0"}
+    assert v.dataset is not None and v.dataset["rows"] == len(baseline_model.trained.train)
+    assert v.dataset["digest_kind"] == "sha256"
+    assert not registry.register(ANA, "income", path=baseline_model.pickle).created
+    folder = registry.register(ANA, "income", path=baseline_model.folder)
+    assert folder.created and folder.version.version == 2
+    assert folder.version.artifact_sha256 == tree_sha256(baseline_model.folder)
+
+    with pytest.raises(ArtifactNotFound):
+        registry.register(ANA, "income", path=tmp_path / "nope.pkl")
+    with pytest.raises(RunNotFound):
+        registry.register(ANA, "income", run_id="0" * 32)
+    with pytest.raises(InvalidModelName):
+        registry.register(ANA, "bad name!", path=baseline_model.pickle)
+
+
+def test_promotion_needs_gates_and_a_second_person(
+    runtime: Any, registry: ModelRegistry, baseline_model: Model, fair_model: Model, tmp_path: Path
+) -> None:
+    client = MlflowClient(registry.store.tracking_uri)
+    v1 = register(registry, fair_model, tmp_path, "v1", evidence=False)
+
+    # Staging needs a model card; the request says so and is refused.
+    with pytest.raises(GatesFailed, match="model_card"):
+        registry.request_promotion(ANA, "income", v1, "staging", "first release")
+    registry.update_card(ANA, "income", v1, "model", demo.MODEL_CARD)
+    request = registry.request_promotion(ANA, "income", v1, "staging", "first release")
+    assert request.status == "pending" and all(g.passed for g in request.gates)
+    assert client.get_registered_model("income").aliases == {}  # nothing moves yet
+    with pytest.raises(PromotionPending):
+        registry.request_promotion(ANA, "income", v1, "staging", "again")
+    with pytest.raises(PermissionDenied):
+        registry.approve(ANA, request.id)  # an analyst is no approver
+    approved = registry.approve(ADA, request.id, notes="card read")
+    assert approved.status == "approved" and approved.decided_by == "ada"
+    assert int(client.get_model_version_by_alias("income", "staging").version) == v1
+    with pytest.raises(RequestNotPending):
+        registry.approve(BOB, request.id)
+    with pytest.raises(InvalidTransition):
+        registry.request_promotion(ANA, "income", v1, "staging", "already there")
+
+    # Production wants the fairness report and the drift baseline too.
+    with pytest.raises(GatesFailed) as refused:
+        registry.request_promotion(ANA, "income", v1, "production", "go live")
+    assert "fairness" in refused.value.message and "drift_baseline" in refused.value.message
+    registry.record_evidence(ANA, "income", v1, "fairness", fair_model.fairness)
+    registry.record_evidence(ANA, "income", v1, "drift_baseline", fair_model.baseline)
+    gates = registry.check_gates("income", v1, "production")
+    assert all(g.passed for g in gates), gates
+    request = registry.request_promotion(ANA, "income", v1, "production", "go live")
+    registry.approve(ADA, request.id)
+    aliases = client.get_registered_model("income").aliases
+    assert {k: int(v) for k, v in aliases.items()} == {"production": v1}
+    assert registry.get_version("income", v1).stage == "production"
+
+    # The baseline model fails the fairness gate (selection rates by sex).
+    v2 = register(registry, baseline_model, tmp_path, "v2")
+    to_staging = registry.request_promotion(ANA, "income", v2, "staging", "retrained")
+    registry.approve(ADA, to_staging.id)
+    with pytest.raises(GatesFailed, match="four_fifths over sex"):
+        registry.request_promotion(ANA, "income", v2, "production", "retrained")
+
+    actions = [e.action for e in runtime.events.page(EventFilter(), limit=200).events]
+    for action in (
+        "model.promotion.request",
+        "model.promotion.approve",
+        "model.alias.move",
+        "model.evidence",
+    ):
+        assert action in actions
+    denied = [e for e in events(runtime, "model.promotion.request") if e.outcome == "denied"]
+    assert len(denied) == 3
+
+
+def test_gates_are_evaluated_again_at_approval(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    request = registry.request_promotion(ANA, "income", v1, "staging", "first")
+    set_registry_policy(runtime, {"gates": {"staging": {"metrics": {"roc_auc": {"min": 0.99}}}}})
+    with pytest.raises(GatesFailed, match=r"roc_auc = 0\.9\d+, below the minimum 0\.99"):
+        registry.approve(ADA, request.id)
+    assert registry.get_request(request.id).status == "pending"
+    with pytest.raises(JustificationRequired):
+        registry.approve(ADA, request.id, overrides={"metric:roc_auc": "ok"})
+    done = registry.approve(
+        ADA,
+        request.id,
+        overrides={"metric:roc_auc": "the 0.99 floor is a typo in the draft policy"},
+    )
+    assert done.status == "approved"
+    [gate] = [g for g in done.decision_gates or [] if g.gate == "metric:roc_auc"]
+    assert gate.overridden and not gate.passed and gate.overridden_by == "ada"
+    [event] = events(runtime, "model.gate.override")
+    assert event.details["justification"].startswith("the 0.99 floor")
+
+
+def test_only_admins_override_and_policy_can_forbid_it(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    v1 = register(registry, fair_model, tmp_path, "v1", evidence=False)
+    why = {"model_card": "card is being written by the legal team this week"}
+    with pytest.raises(OverrideNotAllowed):
+        registry.request_promotion(ANA, "income", v1, "staging", "first", overrides=why)
+    request = registry.request_promotion(ADA, "income", v1, "staging", "first", overrides=why)
+    assert [g.gate for g in request.gates if g.overridden] == ["model_card"]
+    assert request.overrides[0]["by"] == "ada"
+    with pytest.raises(SelfApproval):
+        registry.approve(ADA, request.id)
+    assert registry.approve(BOB, request.id).status == "approved"
+
+    set_registry_policy(runtime, {"gates": demo.EXAMPLE_GATES, "allow_override": False})
+    v2 = register(registry, fair_model, tmp_path, "v2", evidence=False)
+    with pytest.raises(OverrideNotAllowed, match="allow_override"):
+        registry.request_promotion(ADA, "income", v2, "staging", "second", overrides=why)
+
+
+def test_reject_records_the_decision(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    request = registry.request_promotion(ANA, "income", v1, "staging", "first")
+    with pytest.raises(PermissionDenied):
+        registry.reject(ANA, request.id, "never mind")
+    rejected = registry.reject(ADA, request.id, "wrong training window")
+    assert rejected.status == "rejected" and rejected.notes == "wrong training window"
+    assert registry.get_version("income", v1).stage == "development"
+    assert events(runtime, "model.promotion.reject")[0].details["notes"] == "wrong training window"
+
+
+def test_production_rollback_is_immediate_and_admin_only(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    client = MlflowClient(registry.store.tracking_uri)
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    to_production(registry, "income", v1)
+    with pytest.raises(NoRollbackTarget):
+        registry.rollback(ADA, "income", "nothing before it")
+    v2 = register(registry, fair_model, tmp_path, "v2")
+    to_production(registry, "income", v2)
+    assert registry.get_version("income", v1).stage == "archived"
+
+    with pytest.raises(PermissionDenied):
+        registry.rollback(ANA, "income", "latency doubled")
+    restored = registry.rollback(ADA, "income", "latency doubled after v2")
+    assert restored.version == v1 and restored.stage == "production"
+    assert int(client.get_model_version_by_alias("income", "production").version) == v1
+    assert registry.get_version("income", v2).stage == "archived"
+    [event] = events(runtime, "model.rollback")
+    assert event.details == {
+        "from_version": v2,
+        "to_version": v1,
+        "reason": "latency doubled after v2",
+    }
+    kinds = [c.kind for c in registry.lineage("income", v1).stage_changes]
+    assert kinds == ["registration", "promotion", "promotion", "replaced", "rollback"]
+
+
+def test_verify_finds_aliases_moved_behind_bastions_back(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    client = MlflowClient(registry.store.tracking_uri)
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    v2 = register(registry, fair_model, tmp_path, "v2")
+    to_production(registry, "income", v1)
+    assert registry.verify(ADA).ok
+
+    client.set_registered_model_alias("income", "production", str(v2))
+    client.set_registered_model_alias("income", "staging", str(v2))
+    found = {(f.problem, f.alias, f.version) for f in registry.verify(ADA).findings}
+    assert found == {("alias_moved", "production", v2), ("alias_unexpected", "staging", v2)}
+
+    client.delete_registered_model_alias("income", "production")
+    client.delete_registered_model_alias("income", "staging")
+    local = registry.store.local_dir(registry.get_version("income", v2).source)
+    assert local is not None
+    (local / "MLmodel").write_text("tampered")
+    report = registry.verify(ADA)
+    found = {(f.problem, f.version) for f in report.findings}
+    assert found == {("alias_missing", v1), ("artifact_changed", v2)}
+    last = events(runtime, "model.verify")[-1]
+    assert last.outcome == "failure" and len(last.details["findings"]) == 2
+
+
+def test_lineage_runs_from_dataset_to_stage_changes(
+    registry: ModelRegistry, adult: Any, fair_model: Model, tmp_path: Path
+) -> None:
+    run_id = demo.log_to_mlflow(
+        registry.store.tracking_uri, tmp_path / "art", fair_model.trained, adult, "fair"
+    )
+    v = registry.register(ANA, "income", run_id=run_id).version.version
+    registry.update_card(ANA, "income", v, "model", demo.MODEL_CARD)
+    registry.record_evidence(ANA, "income", v, "fairness", fair_model.fairness)
+    registry.record_evidence(ANA, "income", v, "drift_baseline", fair_model.baseline)
+    to_production(registry, "income", v)
+    lineage = registry.lineage("income", v)
+    assert lineage.dataset is not None and lineage.dataset["rows"] == len(adult)
+    assert lineage.run["run_id"] == run_id
+    assert lineage.model["stage"] == "production"
+    assert [r.to_stage for r in lineage.requests] == ["staging", "production"]
+    assert [c.to_stage for c in lineage.stage_changes] == ["development", "staging", "production"]
+    assert [e.kind for e in lineage.evidence] == ["fairness", "drift_baseline"]
+
+
+def test_cards_keep_what_people_wrote(
+    registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    v = register(registry, fair_model, tmp_path, "v1")
+    first = registry.render_card("income", v, "model", "markdown")
+    assert demo.MODEL_CARD["intended_use"] in first
+    assert "_Not written yet: Risks to people" in first
+    assert "| four_fifths | sex |" in first
+    edited = first.replace(
+        "_Not written yet: Risks to people, and how they are mitigated._",
+        "Trained on 1994 census data; incomes have changed since.",
+    )
+    again = registry.regenerate_card(ANA, "income", v, "model", edited)
+    assert "Trained on 1994 census data; incomes have changed since." in again
+    fields = registry.card_fields("income", v, "model")
+    assert fields["ethical_considerations"].startswith("Trained on 1994")
+    assert fields["limitations"] == demo.MODEL_CARD["limitations"]
+    # Regenerated from nothing (the stored fields), the edit is still there.
+    assert "incomes have changed since" in registry.render_card("income", v, "model")
+
+    registry.update_card(ANA, "income", v, "model", {"owners": "<script>alert(1)</script>"})
+    html = registry.render_card("income", v, "model", "html")
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    data = registry.render_card("income", v, "data", "markdown")
+    assert "Data card" in data and "<!-- bastion:edit known_biases -->" in data
+
+
+def test_register_a_model_logged_with_mlflow_log_model(
+    registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    """MLflow 3's logged models (``log_model(name=...)``), registered while the process's
+    global tracking URI points elsewhere, as in a server that never sets it."""
+    import mlflow
+    import mlflow.sklearn
+
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(registry.store.tracking_uri)
+    try:
+        experiment = MlflowClient(registry.store.tracking_uri).create_experiment(
+            "logged", artifact_location=(tmp_path / "logged").as_uri()
+        )
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_metrics(fair_model.trained.metrics)
+            mlflow.sklearn.log_model(
+                fair_model.trained.model,
+                name="model",
+                serialization_format="cloudpickle",
+                pip_requirements=["scikit-learn"],
+            )
+    finally:
+        mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    try:
+        v = registry.register(ANA, "income", run_id=run.info.run_id).version
+        assert v.source.startswith("models:/m-") and v.metrics["roc_auc"] > 0.85
+        local = registry.store.local_dir(v.source)
+        assert local is not None and (local / "MLmodel").is_file()
+        assert v.artifact_sha256 == tree_sha256(local)
+        assert registry.verify(ADA).ok
+    finally:
+        mlflow.set_tracking_uri(before)
+
+
+def test_two_approvers_at_once_move_the_alias_once(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bastion.errors import BastionError
+
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    request = registry.request_promotion(ANA, "income", v1, "staging", "first")
+
+    def decide(who: Any) -> str:
+        try:
+            return registry.approve(who, request.id).status
+        except BastionError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(decide, [ADA, BOB]))
+    assert outcomes == ["approved", "request_not_pending"]
+    moves = events(runtime, "model.alias.move")
+    assert len(moves) == 1
+    assert [c.kind for c in registry.lineage("income", v1).stage_changes] == [
+        "registration",
+        "promotion",
+    ]
