@@ -145,6 +145,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bastion.test") as c:
         yield c
+    await app.state.gateway.aclose()  # no lifespan over ASGI: close its upstream pools
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from bastion import __version__
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import RequestContext
-from bastion.api.routes import audit, keys, ops, policy
+from bastion.api.routes import audit, gateway, keys, models, ops, policy
+from bastion.gateway.setup import build_gateway
 from bastion.observability import configure_logging
 from bastion.runtime import Runtime, open_runtime
 from bastion.settings import Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             watcher.cancel()
+            await app.state.gateway.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await run_in_threadpool(runtime.close)
@@ -69,8 +71,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    # Opens nothing: upstream connections and Redis connect on first use.
+    app.state.gateway = build_gateway(runtime)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy):
+    for module in (ops, keys, audit, policy, gateway, models):
         app.include_router(module.router)
     app.add_middleware(
         RequestContext, metrics=runtime.metrics, max_body_bytes=settings.max_body_bytes

@@ -38,7 +38,7 @@ def ensure_home(settings: Settings) -> Path:
     return home
 
 
-def _secret_key(settings: Settings) -> bytes:
+def secret_key(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     path = settings.home / "secret.key"
@@ -126,7 +126,7 @@ def open_runtime(
         signer = signer_for(settings)
         ledger = LedgerWriter(
             db,
-            Digester(_secret_key(settings)),
+            Digester(secret_key(settings)),
             signer,
             label=label,
             batch_max=settings.audit_batch_max,

@@ -86,6 +86,35 @@ class Settings(BaseSettings):
         "`bastion serve --workers N`.",
     )
 
+    gateway_request_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest a gateway call may take, all retries and fallbacks included "
+        "(seconds).",
+    )
+    gateway_max_retry_wait_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="Longest wait before a retry (an upstream's `Retry-After` beyond this "
+        "moves on to the next fallback instead).",
+    )
+    counters_timeout_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Socket timeout for Redis counters; past it, `defaults.on_counter_error` "
+        "decides.",
+    )
+    privacy_hmac_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the privacy `hash` operator (at least 16 bytes, hex); default "
+        "derived from the secret key.",
+    )
+    privacy_encryption_key: SecretStr | None = Field(
+        default=None,
+        description="AES-GCM key of the privacy `encrypt` operator (32 bytes, hex); default "
+        "derived from the secret key.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -112,3 +141,9 @@ def secret_from_env(name: str) -> SecretStr | None:
 def export_to_children(name: str, value: str) -> None:
     """Set a variable for worker processes that the server is about to spawn."""
     os.environ[name] = value
+
+
+def quiet_mlflow() -> None:
+    """MLflow reports usage to its makers unless its own environment switch says not
+    to; Bastion runs offline and tells no one about its users. Set before MLflow loads."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

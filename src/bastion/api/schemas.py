@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.audit import EventView
 from bastion.auth.service import KeyView
+from bastion.policy.schema import KeyRestrictions
 
 
 class KeyCreate(BaseModel):
@@ -19,6 +20,10 @@ class KeyCreate(BaseModel):
     team: str | None = Field(default=None, max_length=200)
     name: str | None = Field(default=None, max_length=200)
     expires_at: datetime | None = None
+    restrictions: KeyRestrictions | None = Field(
+        default=None,
+        description="Narrow this key: models, max_tokens_per_request, limits, budgets.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -33,6 +38,7 @@ class KeyOut(BaseModel):
     created_by: str
     expires_at: datetime | None
     revoked_at: datetime | None
+    restrictions: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, key: KeyView) -> KeyOut:

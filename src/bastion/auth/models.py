@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base, utcnow
@@ -25,3 +26,5 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(200))
+    #: Narrowing of models, limits and budgets (``KeyRestrictions``); None: the policy's.
+    restrictions: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

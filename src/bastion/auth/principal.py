@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bastion.auth.permissions import Permission
+
+if TYPE_CHECKING:
+    from bastion.policy.schema import KeyRestrictions
 
 
 @dataclass(frozen=True)
@@ -15,6 +19,8 @@ class Principal:
     team: str | None
     role: str
     permissions: frozenset[Permission]
+    #: What this key is narrowed to (models, limits, budgets); None: the policy alone.
+    restrictions: KeyRestrictions | None = None
 
     @property
     def actor(self) -> str:

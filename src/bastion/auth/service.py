@@ -31,6 +31,7 @@ from bastion.auth.repository import KeyRepository
 from bastion.db import Database, utcnow
 from bastion.errors import InvalidInput
 from bastion.policy import PolicyStore
+from bastion.policy.schema import KeyRestrictions
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class KeyView:
     created_by: str
     expires_at: datetime | None
     revoked_at: datetime | None
+    restrictions: dict[str, object] | None = None
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyView:
@@ -59,6 +61,7 @@ class KeyView:
             created_by=row.created_by,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            restrictions=row.restrictions,
         )
 
     @property
@@ -107,6 +110,7 @@ class KeyService:
         team: str | None = None,
         name: str | None = None,
         expires_at: datetime | None = None,
+        restrictions: KeyRestrictions | None = None,
     ) -> CreatedKey:
         roles = self.policy.policy.role_names()
         if role not in roles:
@@ -125,6 +129,7 @@ class KeyService:
             expires_at = expires_at.replace(tzinfo=UTC)  # a time without a zone is UTC
         if expires_at is not None and expires_at <= utcnow():
             raise InvalidKeyRequest("expires_at is in the past: give a future time")
+        stored = restrictions.model_dump(exclude_defaults=True) if restrictions else None
         new = generate_key()
         self.ledger.append(
             EventIn(
@@ -137,6 +142,7 @@ class KeyService:
                     "team": team,
                     "role": role,
                     "expires_at": expires_at.isoformat() if expires_at else None,
+                    "restrictions": stored,
                 },
             )
         )
@@ -151,6 +157,7 @@ class KeyService:
             created_at=utcnow(),
             created_by=actor.user,
             expires_at=expires_at,
+            restrictions=stored or None,
         )
         with self.db.session() as session:
             KeyRepository(session).add(row)
@@ -242,6 +249,7 @@ class KeyService:
                 team=row.team,
                 role=row.role,
                 permissions=self.permissions_for(row.role),
+                restrictions=_restrictions(row.restrictions),
             )
             entry = _Cached(
                 principal, row.digest, row.expires_at, policy_digest, now + self.cache_ttl_s
@@ -255,3 +263,9 @@ class KeyService:
 
 class InvalidKeyRequest(InvalidInput):
     code = "invalid_key_request"
+
+
+def _restrictions(stored: dict[str, object] | None) -> KeyRestrictions | None:
+    if not stored:
+        return None
+    return KeyRestrictions.model_validate(stored)

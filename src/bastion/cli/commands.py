@@ -24,3 +24,7 @@ def register(app: typer.Typer) -> None:
     from bastion.cli.pii import app as pii_app
 
     app.add_typer(pii_app, name="pii")
+
+    from bastion.cli.models import app as models_app
+
+    app.add_typer(models_app, name="models", no_args_is_help=True)

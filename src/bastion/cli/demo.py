@@ -10,11 +10,23 @@ app = typer.Typer(help="Demo data for a first look.", no_args_is_help=True)
 
 
 @app.command()
-def seed() -> None:
-    """Create demo keys for an analyst and a guest (once), so roles can be tried."""
+def seed(
+    models: bool = typer.Option(
+        True, help="Also run the model-registry example (adds two versions each time)."
+    ),
+) -> None:
+    """Create demo keys for an analyst and a guest (once), so roles can be tried, and
+    take the worked income model through the registry's gates and approvals."""
     from bastion.auth.principal import cli_principal
 
     with runtime(label="demo") as rt:
+        if models:
+            from bastion.registry import demo
+            from bastion.registry.service import ModelRegistry
+
+            registry = ModelRegistry.from_runtime(rt)
+            for line in demo.seed(registry, rt.settings.home / "mlartifacts"):
+                console.print(line, highlight=False)
         existing = {(k.user, k.role) for k in rt.keys.list_keys()}
         made = []
         for user, role, team in (("ana", "analyst", "risk"), ("gus", "guest", None)):
@@ -25,7 +37,7 @@ def seed() -> None:
                     )
                 )
     if not made:
-        console.print("demo data already present")
+        console.print("demo keys already present")
         return
     for created in made:
         console.print(

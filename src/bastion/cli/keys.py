@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from bastion.cli.common import console, fail, print_json, runtime
+
+if TYPE_CHECKING:
+    from bastion.policy.schema import KeyRestrictions
 
 app = typer.Typer(help="API keys.", no_args_is_help=True)
 
@@ -31,6 +35,43 @@ def parse_expiry(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+BUDGET = re.compile(r"^\s*\$?(\d+(?:\.\d+)?)\s*/\s*(day|week|month)\s*$")
+
+
+def parse_restrictions(
+    models: str | None,
+    max_tokens: int | None,
+    rpm: int | None,
+    tpm: int | None,
+    budgets: list[str],
+) -> KeyRestrictions | None:
+    from pydantic import ValidationError
+
+    from bastion.policy.schema import KeyRestrictions
+
+    parsed = []
+    for value in budgets:
+        match = BUDGET.match(value)
+        if match is None:
+            fail(f"--budget {value!r}: give USD per window, like 5/day, 20/week or 50/month", 2)
+        parsed.append({"usd": float(match.group(1)), "per": match.group(2)})
+    fields: dict[str, object] = {}
+    if models:
+        fields["models"] = [m.strip() for m in models.split(",") if m.strip()]
+    if max_tokens is not None:
+        fields["max_tokens_per_request"] = max_tokens
+    if rpm is not None or tpm is not None:
+        fields["limits"] = {"requests_per_minute": rpm, "tokens_per_minute": tpm}
+    if parsed:
+        fields["budgets"] = parsed
+    if not fields:
+        return None
+    try:
+        return KeyRestrictions.model_validate(fields)
+    except ValidationError as exc:
+        fail(f"key restrictions: {exc.errors()[0]['msg']}", 2)
+
+
 @app.command()
 def create(
     user: str = typer.Option(..., help="Who the key belongs to."),
@@ -39,14 +80,30 @@ def create(
     name: str | None = typer.Option(None, help="A label to tell keys apart."),
     expires: str | None = typer.Option(None, help="30d, 12h, 2w, or an ISO 8601 time."),
     by: str = typer.Option("cli", help="Who is creating it (recorded in the ledger)."),
+    models: str | None = typer.Option(
+        None, help="Only these models (comma-separated; patterns like gpt-* allowed)."
+    ),
+    max_tokens: int | None = typer.Option(None, help="Most output tokens per request."),
+    rpm: int | None = typer.Option(None, help="Requests per minute for this key."),
+    tpm: int | None = typer.Option(None, help="Tokens per minute for this key."),
+    budget: list[str] = typer.Option(
+        [], help="A USD budget for this key, like 5/day, 20/week, 50/month (repeatable)."
+    ),
 ) -> None:
     """Create a key and print it once (Bastion keeps only its digest)."""
     from bastion.auth.principal import cli_principal
 
     expires_at = parse_expiry(expires)
+    restrictions = parse_restrictions(models, max_tokens, rpm, tpm, budget)
     with runtime() as rt:
         created = rt.keys.create(
-            cli_principal(by), user=user, role=role, team=team, name=name, expires_at=expires_at
+            cli_principal(by),
+            user=user,
+            role=role,
+            team=team,
+            name=name,
+            expires_at=expires_at,
+            restrictions=restrictions,
         )
     console.print(f"created {created.key.prefix} (id {created.key.id}) for {user}, role {role}")
     console.print("the key (shown once):")

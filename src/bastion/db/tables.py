@@ -3,7 +3,26 @@
 from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
 from bastion.auth.models import ApiKey
 from bastion.db.base import Base
+from bastion.registry.models import (
+    CardRow,
+    EvidenceRow,
+    ModelVersionRow,
+    PromotionRequestRow,
+    StageChangeRow,
+)
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "AuditCheckpoint", "AuditContent", "AuditEvent", "AuditStream", "metadata"]
+__all__ = [
+    "ApiKey",
+    "AuditCheckpoint",
+    "AuditContent",
+    "AuditEvent",
+    "AuditStream",
+    "CardRow",
+    "EvidenceRow",
+    "ModelVersionRow",
+    "PromotionRequestRow",
+    "StageChangeRow",
+    "metadata",
+]

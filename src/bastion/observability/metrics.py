@@ -14,6 +14,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
 
+OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -53,6 +54,87 @@ class Metrics:
             "Requests refused by authentication or authorisation, by error code.",
             ["code"],
             registry=registry,
+        )
+
+        # The gateway. ``model`` is a policy model name ("unknown" for names not in the
+        # policy), ``provider`` a policy provider name: both bounded by the policy.
+        self.llm_requests = Counter(
+            "bastion_llm_requests",
+            "Gateway calls by endpoint, model and outcome (success, refused, failure, "
+            "cancelled, error).",
+            ["endpoint", "model", "outcome"],
+            registry=registry,
+        )
+        self.llm_tokens = Counter(
+            "bastion_llm_tokens",
+            "Tokens through the gateway, by model and direction (input, output).",
+            ["model", "direction"],
+            registry=registry,
+        )
+        self.llm_cost = Counter(
+            "bastion_llm_cost_usd",
+            "Cost of gateway calls in USD, by the model that served them.",
+            ["model"],
+            registry=registry,
+        )
+        self.llm_rate_limited = Counter(
+            "bastion_llm_rate_limited",
+            "Calls refused by a rate limit, by scope kind (key, user, team) and metric.",
+            ["scope", "metric"],
+            registry=registry,
+        )
+        self.llm_budget_refused = Counter(
+            "bastion_llm_budget_refused",
+            "Calls refused because a budget could be overrun, by scope kind and window.",
+            ["scope", "per"],
+            registry=registry,
+        )
+        self.llm_counter_errors = Counter(
+            "bastion_llm_counter_errors",
+            "Rate-limit and budget counters that could not be reached, by step.",
+            ["step"],
+            registry=registry,
+        )
+        self.llm_attempts = Counter(
+            "bastion_llm_upstream_attempts",
+            "Attempts at upstreams, by provider and outcome (ok or a failure kind).",
+            ["provider", "outcome"],
+            registry=registry,
+        )
+        self.llm_duration = Histogram(
+            "bastion_llm_request_duration_seconds",
+            "Whole gateway calls, by endpoint and model.",
+            ["endpoint", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.llm_upstream_duration = Histogram(
+            "bastion_llm_upstream_duration_seconds",
+            "Time spent waiting on upstreams per call, by provider.",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.llm_ttft = Histogram(
+            "bastion_llm_time_to_first_token_seconds",
+            "Time to a stream's first chunk, by model.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.llm_overhead = Histogram(
+            "bastion_llm_overhead_seconds",
+            "Time spent in Bastion per call, upstream time and retry waits excluded.",
+            ["endpoint"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.llm_budget_remaining = Gauge(
+            "bastion_llm_budget_remaining_usd",
+            "What is left of each team budget in its current window (USD).",
+            ["team", "per"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
         )
 
     def render(self) -> bytes:

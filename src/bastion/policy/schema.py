@@ -2,9 +2,11 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``. Unknown keys are errors (a typo must not silently disable a rule).
+``retention``, ``monitoring``, ``registry``. Unknown keys are errors (a typo must not
+silently disable a rule).
 The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
-``monitoring`` by :mod:`bastion.monitoring.config`.
+``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
+:mod:`bastion.registry.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
+from bastion.registry.config import RegistryPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -41,6 +44,10 @@ class ProviderConfig(Strict):
     first_token_timeout_s: PositiveFloat | None = None
     stall_timeout_s: PositiveFloat | None = None
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    #: Consecutive failures that open the upstream's circuit breaker, and how long it
+    #: stays open before one probe call is let through.
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_reset_s: PositiveFloat = 30.0
     api_version: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
 
@@ -84,6 +91,15 @@ class TeamConfig(Strict):
     max_tokens_per_request: PositiveInt | None = None
 
 
+class KeyRestrictions(Strict):
+    """Narrowing stored with one API key (``bastion keys create --models … --rpm …``)."""
+
+    models: list[str] | None = None
+    max_tokens_per_request: PositiveInt | None = None
+    limits: Limits | None = None
+    budgets: list[Budget] = Field(default_factory=list)
+
+
 class UserConfig(Strict):
     models: list[str] | None = None
     budgets: list[Budget] = Field(default_factory=list)
@@ -118,6 +134,7 @@ class Policy(Strict):
     audit: AuditConfig = AuditConfig()
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
+    registry: RegistryPolicy = RegistryPolicy()
 
     def role_names(self) -> set[str]:
         return set(DEFAULT_ROLE_PERMISSIONS) | set(self.roles)

@@ -55,6 +55,34 @@ denylist:
 
 audit: {store_content: false}
 retention: {content_days: 30, events_days: 365}
+
+# Model releases: the evidence a version needs before it may enter a stage. Checked
+# when a promotion is requested and again when it is approved; an admin may override
+# a failing gate only with a written justification (recorded in the ledger).
+registry:
+  gates:
+    staging:
+      model_card: true              # the card's intended use is written
+    production:
+      model_card: true
+      drift_baseline: true          # a reference profile is stored for monitoring
+      fairness: {checks: [four_fifths]}   # a stored Fairlearn report passes these checks
+      # metrics: {roc_auc: {min: 0.80}}             # absolute thresholds on run metrics
+      # no_worse_than_production: {roc_auc: {margin: 0.01}}
+  models:
+    adult-income:                   # the worked example (`bastion demo seed`)
+      gates:
+        staging:
+          metrics: {roc_auc: {min: 0.80}}
+          model_card: true
+        production:
+          metrics: {roc_auc: {min: 0.85}, accuracy: {min: 0.80}}
+          no_worse_than_production: {roc_auc: {margin: 0.02}}
+          # Demographic parity by sex; race groups are reported but too small to judge.
+          fairness: {checks: [demographic_parity_ratio, four_fifths], features: [sex]}
+          model_card: true
+          drift_baseline: true
+  allow_override: true
 """
 
 

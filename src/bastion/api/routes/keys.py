@@ -24,6 +24,7 @@ def create_key(body: KeyCreate, runtime: RuntimeDep, principal: Admin) -> KeyCre
         team=body.team,
         name=body.name,
         expires_at=body.expires_at,
+        restrictions=body.restrictions,
     )
     return KeyCreated(**KeyOut.of(created.key).model_dump(), key=created.secret)
 

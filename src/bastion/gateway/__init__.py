@@ -1,0 +1,1 @@
+"""The governed LLM gateway (see docs/gateway.md)."""

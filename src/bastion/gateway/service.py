@@ -1,0 +1,912 @@
+"""The gateway's data path: one call from admission to audit (DESIGN.md, steps 1–11).
+
+:class:`Gateway` is plain Python; the HTTP routes in ``bastion.api.routes.gateway``
+only parse, call it and render. Authentication (step 1) has happened before it is called.
+
+Every call — served, refused or failed — ends in exactly one ledger event, committed
+before the response completes (for a stream: before ``[DONE]``, or before the error
+event that ends it). A reservation taken at admission is always settled or released,
+also when the client goes away mid-stream (the accounting runs shielded from
+cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from bastion.audit import EventIn
+from bastion.auth.principal import Principal
+from bastion.errors import BastionError, InvalidInput
+from bastion.gateway.access import Access, resolve_access
+from bastion.gateway.breaker import Breakers
+from bastion.gateway.counters import Admission, Counters, LimitState, Reservation
+from bastion.gateway.errors import (
+    BudgetExceeded,
+    ContextLengthExceeded,
+    CountersUnavailable,
+    ModelNotAllowed,
+    ModelNotFound,
+    RateLimited,
+    RequestTooLarge,
+    UpstreamFailure,
+)
+from bastion.gateway.pricing import cost_usd, worst_case_usd
+from bastion.gateway.providers import registry
+from bastion.gateway.providers.base import JSON, InProcessProvider, Provider, Target
+from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
+from bastion.gateway.resilience import BREAKER_KINDS, Resilience, Trail
+from bastion.gateway.tokens import count_inputs, count_messages, count_text
+from bastion.gateway.upstream import (
+    ChunkStream,
+    LocalChunkStream,
+    Transport,
+    chunks_to_completion,
+    completion_to_chunks,
+)
+from bastion.policy.schema import ModelConfig, Policy
+from bastion.privacy import PrivacyGuard, PrivacyKeys, Vault
+from bastion.privacy.errors import PrivacyError
+from bastion.runtime import Runtime
+from bastion.settings import secret_from_env
+
+log = logging.getLogger("bastion.gateway")
+
+DEFAULT_MAX_TOKENS = 4096
+
+
+@dataclass
+class Call:
+    """One call's record: what the audit event and the metrics are built from."""
+
+    principal: Principal
+    endpoint: str  # "chat" | "embeddings"
+    started: float = field(default_factory=time.perf_counter)
+    requested_model: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    trail: Trail = field(default_factory=Trail)
+    decisions: dict[str, Any] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_source: str = "none"
+    cost_usd: float = 0.0
+    reserved_usd: float = 0.0
+    ttft_s: float | None = None
+    finish_reason: str | None = None
+    outcome: str = "success"
+    status: int = 200
+    error_code: str | None = None
+    sent: JSON | None = None  # the masked body that went upstream
+    answer_text: str = ""  # what came back (before restoring placeholders)
+    limit_states: list[LimitState] = field(default_factory=list)
+    model_known: bool = False
+    done: bool = False
+
+    @property
+    def model_label(self) -> str:
+        """For metrics: a policy model name, never a caller's free text."""
+        return (
+            (self.served_model or self.requested_model or "unknown")
+            if self.model_known
+            else "unknown"
+        )
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def overhead_s(self) -> float:
+        return max(0.0, self.elapsed_s() - self.trail.upstream_s - self.trail.waited_s)
+
+
+@dataclass
+class Reply:
+    """A whole answer, or a stream of SSE bytes; with the headers Bastion adds."""
+
+    body: JSON | None
+    headers: dict[str, str]
+    stream: AsyncIterator[bytes] | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        runtime: Runtime,
+        counters: Counters,
+        *,
+        transport: Transport | None = None,
+        privacy_keys: PrivacyKeys | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.counters = counters
+        self.transport = transport or Transport()
+        self.breakers = Breakers()
+        self.resilience = Resilience(
+            self.breakers, max_wait_s=self.settings.gateway_max_retry_wait_s
+        )
+        self.privacy_keys = privacy_keys or PrivacyKeys()
+        self._guard: tuple[int, PrivacyGuard] | None = None
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+        await self.counters.aclose()
+
+    # --- policy -----------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        return self.runtime.policy.policy
+
+    def guard(self, policy: Policy) -> PrivacyGuard:
+        cached = self._guard
+        if cached is not None and cached[0] == id(policy):
+            return cached[1]
+        vaults = cached[1].vaults if cached is not None else None
+        guard = PrivacyGuard(policy.privacy, policy.denylist, keys=self.privacy_keys, vaults=vaults)
+        self._guard = (id(policy), guard)
+        return guard
+
+    def models_for(self, principal: Principal) -> list[tuple[str, ModelConfig]]:
+        policy = self.policy
+        access = resolve_access(policy, principal)
+        return [(name, cfg) for name, cfg in policy.models.items() if access.allows(name)]
+
+    def _model(
+        self, policy: Policy, access: Access, name: str, kind: str, call: Call
+    ) -> ModelConfig:
+        cfg = policy.models.get(name)
+        if cfg is None:
+            raise ModelNotFound(f"the model {name!r} does not exist", param="model")
+        call.model_known = True
+        if not access.allows(name):
+            call.decisions["model"] = "denied"
+            raise ModelNotAllowed(
+                f"your key may not use the model {name!r}; GET /v1/models lists the ones it may",
+                param="model",
+            )
+        if cfg.kind != kind:
+            raise InvalidInput(
+                f"the model {name!r} is a {cfg.kind} model; use the "
+                f"{'embeddings' if cfg.kind == 'embedding' else 'chat completions'} endpoint",
+                param="model",
+                code="model_kind_mismatch",
+            )
+        call.decisions["model"] = "allowed"
+        return cfg
+
+    def _chain(self, policy: Policy, access: Access, name: str, kind: str) -> list[str]:
+        chain = [name]
+        for fallback in policy.models[name].fallbacks:
+            cfg = policy.models.get(fallback)
+            if cfg and cfg.kind == kind and access.allows(fallback) and fallback not in chain:
+                chain.append(fallback)
+        return chain
+
+    def _target(self, policy: Policy, name: str) -> Target | UpstreamFailure:
+        cfg = policy.models[name]
+        provider_cfg = policy.providers.get(cfg.provider)
+        if provider_cfg is None:  # the built-in local provider
+            from bastion.policy.schema import ProviderConfig
+
+            provider_cfg = ProviderConfig(kind="local")
+        api_key = None
+        if provider_cfg.api_key_env:
+            api_key = secret_from_env(provider_cfg.api_key_env)
+            if api_key is None:
+                return UpstreamFailure(
+                    "auth",
+                    f"the provider {cfg.provider!r} has no API key "
+                    f"(environment variable {provider_cfg.api_key_env} is not set)",
+                )
+        return Target(name, cfg.upstream_model or name, cfg.provider, provider_cfg, api_key)
+
+    # --- admission ----------------------------------------------------------------
+
+    async def _admit(
+        self, policy: Policy, access: Access, tokens: int, cost: float, call: Call
+    ) -> Reservation | None:
+        admission = Admission(access.rate_limits, access.budgets, tokens, cost)
+        call.reserved_usd = cost
+        metrics = self.runtime.metrics
+        try:
+            reservation = await self.counters.admit(admission)
+        except RateLimited as exc:
+            call.decisions["limits"] = "refused"
+            metrics.llm_rate_limited.labels(
+                exc.details.get("scope_kind", "unknown"), exc.details.get("metric", "unknown")
+            ).inc()
+            raise
+        except BudgetExceeded as exc:
+            call.decisions["limits"] = "admitted"
+            call.decisions["budget"] = "refused"
+            metrics.llm_budget_refused.labels(
+                exc.details.get("scope_kind", "unknown"), exc.details.get("per", "unknown")
+            ).inc()
+            raise
+        except CountersUnavailable:
+            if policy.defaults.on_counter_error == "refuse":
+                call.decisions["limits"] = "counters_unavailable"
+                raise
+            call.decisions["limits"] = "unchecked"
+            call.flags.add("counters_unavailable")
+            metrics.llm_counter_errors.labels("admit").inc()
+            return None
+        call.decisions["limits"] = "admitted"
+        call.decisions["budget"] = "reserved"
+        call.limit_states = list(reservation.limits)
+        return reservation
+
+    async def _settle(self, reservation: Reservation | None, call: Call) -> None:
+        if reservation is None:
+            return
+        try:
+            if call.outcome in ("success", "cancelled") or call.completion_tokens:
+                await self.counters.settle(
+                    reservation,
+                    tokens=call.prompt_tokens + call.completion_tokens,
+                    cost_usd=call.cost_usd,
+                )
+            else:
+                await self.counters.release(reservation)
+        except CountersUnavailable:
+            # Logged without amounts' owners; the reservation expires on its own.
+            log.error(
+                "settling a call's cost failed; its reservation will expire",
+                extra={"model": call.model_label},
+            )
+            self.runtime.metrics.llm_counter_errors.labels("settle").inc()
+
+    def _limits_headers(self, call: Call) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        # The tightest limit of each metric, as OpenAI names them.
+        for metric in ("requests", "tokens"):
+            states = [s for s in call.limit_states if s.limit.metric == metric]
+            if not states:
+                continue
+            tight = min(states, key=lambda s: s.remaining)
+            headers[f"x-ratelimit-limit-{metric}"] = str(tight.limit.per_minute)
+            headers[f"x-ratelimit-remaining-{metric}"] = str(max(0, tight.remaining))
+            headers[f"x-ratelimit-reset-{metric}"] = f"{tight.reset_s:.3f}s"
+        return headers
+
+    def _headers(self, call: Call) -> dict[str, str]:
+        headers = self._limits_headers(call)
+        headers["x-bastion-cost-usd"] = f"{call.cost_usd:.8f}"
+        headers["x-bastion-overhead-ms"] = f"{call.overhead_s() * 1000:.3f}"
+        if call.served_model:
+            headers["x-bastion-model"] = call.served_model
+        return headers
+
+    # --- chat ---------------------------------------------------------------------
+
+    async def chat(
+        self, principal: Principal, body: Any, *, conversation_id: str | None = None
+    ) -> Reply:
+        call = Call(principal, "chat")
+        reservation: Reservation | None = None
+        try:
+            request = parse_chat(body)
+            call.requested_model = request.model
+            call.stream = request.stream
+            policy = self.policy
+            access = resolve_access(policy, principal)
+            model = self._model(policy, access, request.model, "chat", call)
+            prompt_tokens = count_messages(request.messages, request.tools)
+            max_tokens = self._max_tokens(request, model, access, prompt_tokens)
+            call.prompt_tokens = prompt_tokens
+            chain = self._chain(policy, access, request.model, "chat")
+            worst = max(
+                worst_case_usd(policy.models[m], prompt_tokens, max_tokens) * request.n
+                for m in chain
+            )
+            reservation = await self._admit(
+                policy, access, prompt_tokens + max_tokens * request.n, worst, call
+            )
+            guard = self.guard(policy)
+            vault = guard.vault(conversation_id)
+            protected = guard.protect_chat(body, vault)
+            call.flags.update(protected.flags)
+            call.decisions["privacy"] = (
+                {"masked": sum(protected.counts.values())} if protected.counts else "clean"
+            )
+            sent = protected.body
+            if request.max_tokens is None:
+                # Never let an upstream generate more than the reservation covers.
+                sent["max_tokens"] = max_tokens
+            call.sent = sent
+            targets = [self._target(policy, m) for m in chain]
+            if request.stream:
+                return await self._chat_stream(
+                    call, request, sent, targets, guard, vault, reservation, policy
+                )
+            completion, target = await self.resilience.run(
+                targets,
+                lambda t, left: self._complete(t, sent, left),
+                call.trail,
+                self._deadline(),
+            )
+            call.served_model, call.provider = target.model, target.provider
+            answer = self._finish_completion(completion, call, guard, vault, policy)
+            await self._settle(reservation, call)
+            reservation = None
+            await self._audit(call, policy)
+            self._observe(call)
+            return Reply(answer, self._headers(call))
+        except BaseException as exc:
+            await self._fail(call, exc, reservation)
+            raise
+
+    def _deadline(self) -> float:
+        return asyncio.get_running_loop().time() + self.settings.gateway_request_timeout_s
+
+    def _max_tokens(
+        self, request: ChatRequest, model: ModelConfig, access: Access, prompt_tokens: int
+    ) -> int:
+        cap = access.max_tokens_per_request
+        asked = request.max_tokens
+        field_name = request.max_tokens_field
+        if asked is not None and cap is not None and asked > cap:
+            raise RequestTooLarge(
+                f"{field_name}={asked} is more than your limit of {cap} tokens per request",
+                param=field_name,
+            )
+        if asked is not None and model.max_output_tokens and asked > model.max_output_tokens:
+            raise RequestTooLarge(
+                f"{field_name}={asked} is more than the model's {model.max_output_tokens} "
+                "output tokens",
+                param=field_name,
+            )
+        window = model.context_window
+        if window is not None and prompt_tokens >= window:
+            raise ContextLengthExceeded(
+                f"the prompt is {prompt_tokens} tokens; the model's context window is {window}",
+                param="messages",
+            )
+        if asked is None:
+            defaults = [d for d in (cap, model.max_output_tokens) if d]
+            asked = min(defaults) if defaults else DEFAULT_MAX_TOKENS
+            if window is not None:
+                asked = min(asked, window - prompt_tokens)
+        if window is not None and prompt_tokens + asked > window:
+            raise ContextLengthExceeded(
+                f"the prompt ({prompt_tokens} tokens) plus {field_name}={asked} exceeds the "
+                f"model's context window of {window} tokens",
+                param="messages",
+            )
+        return asked
+
+    def _provider(self, target: Target) -> Provider | InProcessProvider:
+        return registry.get(target.config.kind)
+
+    async def _complete(self, target: Target, body: JSON, left: float) -> JSON:
+        provider = self._provider(target)
+        if isinstance(provider, InProcessProvider):
+            return await provider.complete(target, {**body, "model": target.upstream_model})
+        request = provider.chat_request(target, body, stream=False)
+        data = await self.transport.post_json(
+            provider, target, request, min(left, target.config.timeout_s)
+        )
+        return provider.chat_response(target, data)
+
+    def _finish_completion(
+        self, completion: JSON, call: Call, guard: PrivacyGuard, vault: Vault, policy: Policy
+    ) -> JSON:
+        completion = copy.deepcopy(completion)
+        completion["model"] = call.served_model
+        texts = []
+        for choice in completion.get("choices") or []:
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(message, dict):
+                continue
+            call.finish_reason = choice.get("finish_reason") or call.finish_reason
+            content = message.get("content")
+            if isinstance(content, str):
+                texts.append(content)
+                checked = guard.check_response(content, vault)
+                call.flags.update(checked.flags)
+                message["content"] = checked.text
+            for tool_call in message.get("tool_calls") or []:
+                texts.append(str((tool_call.get("function") or {}).get("arguments", "")))
+        call.answer_text = "\n".join(texts)
+        restored, invented = guard.restore_chat(completion, vault)
+        if invented:
+            call.flags.add("invented_placeholder")
+        if call.finish_reason == "length":
+            call.flags.add("truncated_by_max_tokens")
+        usage = completion.get("usage")
+        self._account(call, usage if isinstance(usage, dict) else None, policy)
+        return restored
+
+    def _account(self, call: Call, usage: Mapping[str, Any] | None, policy: Policy) -> None:
+        if usage and isinstance(usage.get("completion_tokens"), int):
+            call.usage_source = "upstream"
+            if isinstance(usage.get("prompt_tokens"), int):
+                call.prompt_tokens = usage["prompt_tokens"]
+            call.completion_tokens = usage["completion_tokens"]
+        else:
+            call.usage_source = "counted"
+            call.completion_tokens = count_text(call.answer_text)
+        model = policy.models.get(call.served_model or "")
+        if model is not None:
+            call.cost_usd = cost_usd(model, call.prompt_tokens, call.completion_tokens)
+
+    # --- streams --------------------------------------------------------------------
+
+    async def _open(
+        self, target: Target, body: JSON, left: float
+    ) -> tuple[ChunkStream, list[JSON]]:
+        """A stream whose first chunk has arrived (until then, retries and fallbacks apply)."""
+        provider = self._provider(target)
+        cfg = target.config
+        first_token_s = min(left, cfg.first_token_timeout_s or cfg.timeout_s)
+        stream: ChunkStream
+        if isinstance(provider, InProcessProvider):
+            stream = LocalChunkStream(
+                provider.stream(target, {**body, "model": target.upstream_model}).__aiter__()
+            )
+        else:
+            request = provider.chat_request(target, body, stream=True)
+            stream = await self.transport.open_stream(
+                provider,
+                target,
+                request,
+                first_token_s=first_token_s,
+                stall_s=cfg.stall_timeout_s or cfg.timeout_s,
+            )
+        try:
+            first = await stream.next_chunk()
+        except BaseException:
+            await stream.aclose()
+            raise
+        if first is None:
+            await stream.aclose()
+            raise UpstreamFailure("malformed", "the upstream's stream ended before any chunk")
+        return stream, [first]
+
+    async def _chat_stream(
+        self,
+        call: Call,
+        request: ChatRequest,
+        sent: JSON,
+        targets: list[Target | UpstreamFailure],
+        guard: PrivacyGuard,
+        vault: Vault,
+        reservation: Reservation | None,
+        policy: Policy,
+    ) -> Reply:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        (stream, first), target = await self.resilience.run(
+            targets, lambda t, left: self._open(t, sent, left), call.trail, self._deadline()
+        )
+        call.ttft_s = loop.time() - started
+        call.served_model, call.provider = target.model, target.provider
+        headers = self._headers(call)
+        body = self._stream_body(
+            call, request, stream, first, target, guard, vault, reservation, policy
+        )
+        return Reply(None, headers, body)
+
+    async def _stream_body(
+        self,
+        call: Call,
+        request: ChatRequest,
+        stream: ChunkStream,
+        first: list[JSON],
+        target: Target,
+        guard: PrivacyGuard,
+        vault: Vault,
+        reservation: Reservation | None,
+        policy: Policy,
+    ) -> AsyncIterator[bytes]:
+        if guard.policy.response.action in ("redact", "block"):
+            async for part in self._buffered_stream_body(
+                call, request, stream, first, target, guard, vault, reservation, policy
+            ):
+                yield part
+            return
+        restorer = guard.stream_restorer(vault)
+        pieces: list[str] = []
+        usage: dict[str, Any] | None = None
+        finished: set[int] = set()
+        pending = list(first)
+        upstream_started = time.perf_counter()
+        try:
+            while True:
+                if pending:
+                    chunk = pending.pop(0)
+                else:
+                    next_chunk = await stream.next_chunk()
+                    if next_chunk is None:
+                        break
+                    chunk = next_chunk
+                if isinstance(chunk.get("usage"), dict):
+                    usage = chunk["usage"]
+                chunk["model"] = target.model
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if isinstance(delta.get("content"), str):
+                        pieces.append(delta["content"])
+                    for tc in delta.get("tool_calls") or []:
+                        pieces.append(str((tc.get("function") or {}).get("arguments") or ""))
+                    if choice.get("finish_reason"):
+                        finished.add(int(choice.get("index", 0)))
+                        call.finish_reason = choice["finish_reason"]
+                out = restorer.restore_chunk(chunk)
+                if out.get("usage") and not out.get("choices") and not request.include_usage:
+                    continue  # asked for by Bastion, not by the client
+                yield _sse(out)
+            if not finished:
+                raise UpstreamFailure(
+                    "malformed", "the upstream's stream ended before the answer was complete"
+                )
+            if not stream.done:
+                call.flags.add("upstream_missing_done")
+            for index, delta in restorer.flush().items():
+                yield _sse(
+                    {
+                        "id": "",
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": target.model,
+                        "choices": [{"index": index, "delta": delta, "finish_reason": None}],
+                    }
+                )
+            call.answer_text = "".join(pieces)
+            self._stream_postscan(call, guard, vault, restorer.invented)
+            call.trail.upstream_s += time.perf_counter() - upstream_started
+            self._account(call, usage, policy)
+            await self._settle(reservation, call)
+            reservation = None
+            await self._audit(call, policy)
+            self._observe(call)
+            call.done = True
+            yield b"data: [DONE]\n\n"
+        except UpstreamFailure as failure:
+            if failure.kind in BREAKER_KINDS:
+                self.breakers.get(
+                    target.provider, target.config.breaker_failures, target.config.breaker_reset_s
+                ).record_failure()
+            call.answer_text = "".join(pieces)
+            call.trail.upstream_s += time.perf_counter() - upstream_started
+            self._account(call, None, policy)  # billed for what was generated
+            call.flags.add("stream_interrupted")
+            with anyio.CancelScope(shield=True):
+                await self._fail(call, failure, reservation)
+            reservation = None
+            yield _sse(
+                {
+                    "error": {
+                        "message": failure.message,
+                        "type": failure.type,
+                        "code": failure.code,
+                        "param": None,
+                    }
+                }
+            )
+        finally:
+            if not call.done and reservation is not None:
+                # The client went away (or the server is stopping): bill what was generated.
+                call.answer_text = "".join(pieces)
+                self._account(call, usage, policy)
+                call.flags.add("client_disconnected")
+                with anyio.CancelScope(shield=True):
+                    await self._fail(call, asyncio.CancelledError(), reservation)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _buffered_stream_body(
+        self,
+        call: Call,
+        request: ChatRequest,
+        stream: ChunkStream,
+        first: list[JSON],
+        target: Target,
+        guard: PrivacyGuard,
+        vault: Vault,
+        reservation: Reservation | None,
+        policy: Policy,
+    ) -> AsyncIterator[bytes]:
+        """A stream whose answer must be scanned before any of it is shown.
+
+        With ``privacy.response.action`` ``redact`` or ``block`` no text may reach the
+        client before the leak scan has seen all of it, so the upstream's stream is read
+        whole (its timeouts still apply), checked as one answer, and then sent as a
+        stream. The client trades time-to-first-token for the guarantee.
+        """
+        chunks = list(first)
+        upstream_started = time.perf_counter()
+        try:
+            while (chunk := await stream.next_chunk()) is not None:
+                chunks.append(chunk)
+            completion = chunks_to_completion(chunks)
+            if not any(c.get("finish_reason") for c in completion["choices"]):
+                raise UpstreamFailure(
+                    "malformed", "the upstream's stream ended before the answer was complete"
+                )
+            if not stream.done:
+                call.flags.add("upstream_missing_done")
+            call.trail.upstream_s += time.perf_counter() - upstream_started
+            answer = self._finish_completion(completion, call, guard, vault, policy)
+            await self._settle(reservation, call)
+            reservation = None
+            await self._audit(call, policy)
+            self._observe(call)
+            call.done = True
+            for out in completion_to_chunks(answer):
+                if out.get("usage") and not out.get("choices") and not request.include_usage:
+                    continue
+                yield _sse(out)
+            yield b"data: [DONE]\n\n"
+        except BastionError as failure:
+            if isinstance(failure, UpstreamFailure):
+                call.flags.add("stream_interrupted")
+                call.answer_text = "".join(
+                    str((c.get("delta") or {}).get("content") or "")
+                    for ch in chunks
+                    for c in ch.get("choices") or []
+                )
+                self._account(call, None, policy)
+            with anyio.CancelScope(shield=True):
+                await self._fail(call, failure, reservation)
+            reservation = None
+            yield _sse(
+                {
+                    "error": {
+                        "message": failure.message,
+                        "type": failure.type,
+                        "code": failure.code,
+                        "param": None,
+                    }
+                }
+            )
+        finally:
+            if not call.done and reservation is not None:
+                call.flags.add("client_disconnected")
+                with anyio.CancelScope(shield=True):
+                    await self._fail(call, asyncio.CancelledError(), reservation)
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+    def _stream_postscan(
+        self, call: Call, guard: PrivacyGuard, vault: Vault, invented: list[str]
+    ) -> None:
+        """Leak flags for a streamed answer (it has gone out; the event records them)."""
+        if policy_response_off(guard):
+            return
+        try:
+            leaks = guard.scanner.scan(call.answer_text, vault)
+        except Exception:
+            call.flags.add("privacy_error")
+            return
+        call.flags.update(f"pii_leak:{leak.entity_type}" for leak in leaks)
+        call.flags.update(guard.denylist.check_flags(call.answer_text))
+        if invented:
+            call.flags.add("invented_placeholder")
+
+    # --- embeddings ---------------------------------------------------------------------
+
+    async def embeddings(self, principal: Principal, body: Any) -> Reply:
+        call = Call(principal, "embeddings")
+        reservation: Reservation | None = None
+        try:
+            request = parse_embeddings(body)
+            call.requested_model = request.model
+            policy = self.policy
+            access = resolve_access(policy, principal)
+            model = self._model(policy, access, request.model, "embedding", call)
+            tokens = count_inputs(request.input)
+            call.prompt_tokens = tokens
+            if (
+                model.context_window is not None
+                and isinstance(request.input, str)
+                and tokens > model.context_window
+            ):
+                raise ContextLengthExceeded(
+                    f"the input is {tokens} tokens; the model accepts {model.context_window}",
+                    param="input",
+                )
+            chain = self._chain(policy, access, request.model, "embedding")
+            worst = max(worst_case_usd(policy.models[m], tokens, 0) for m in chain)
+            reservation = await self._admit(policy, access, tokens, worst, call)
+            guard = self.guard(policy)
+            vault = guard.vault(None)
+            sent = dict(body)
+            sent["input"] = _mask_inputs(guard, vault, request.input, call)
+            call.sent = sent
+            targets = [self._target(policy, m) for m in chain]
+            answer, target = await self.resilience.run(
+                targets, lambda t, left: self._embed(t, sent, left), call.trail, self._deadline()
+            )
+            call.served_model, call.provider = target.model, target.provider
+            answer = dict(answer)
+            answer["model"] = target.model
+            usage = answer.get("usage")
+            if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+                call.prompt_tokens = usage["prompt_tokens"]
+                call.usage_source = "upstream"
+            else:
+                call.usage_source = "counted"
+            served = policy.models[target.model]
+            call.cost_usd = cost_usd(served, call.prompt_tokens, 0)
+            await self._settle(reservation, call)
+            reservation = None
+            await self._audit(call, policy)
+            self._observe(call)
+            return Reply(answer, self._headers(call))
+        except BaseException as exc:
+            await self._fail(call, exc, reservation)
+            raise
+
+    async def _embed(self, target: Target, body: JSON, left: float) -> JSON:
+        provider = self._provider(target)
+        if isinstance(provider, InProcessProvider):
+            return await provider.embed(target, {**body, "model": target.upstream_model})
+        request = provider.embeddings_request(target, body)
+        data = await self.transport.post_json(
+            provider, target, request, min(left, target.config.timeout_s)
+        )
+        return provider.embeddings_response(target, data)
+
+    # --- the end of every call -------------------------------------------------------------
+
+    async def _fail(self, call: Call, exc: BaseException, reservation: Reservation | None) -> None:
+        if call.done:
+            return
+        call.done = True
+        if isinstance(exc, BastionError):
+            call.status = exc.status
+            call.error_code = exc.code
+            refused = not call.trail.attempts and not isinstance(exc, UpstreamFailure)
+            call.outcome = "refused" if refused else "failure"
+            if isinstance(exc, PrivacyError):
+                call.decisions["privacy"] = exc.code
+                call.flags.update(getattr(exc, "flags", ()) or ())
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            call.outcome = "cancelled"
+            call.status = 499
+            call.error_code = "client_disconnected"
+        else:
+            call.outcome = "error"
+            call.status = 500
+            call.error_code = "internal_error"
+        policy = self.policy
+        await self._settle(reservation, call)
+        try:
+            await self._audit(call, policy)
+        except Exception:  # the original error is what the caller must see
+            log.exception("could not record a failed call in the ledger")
+        self._observe(call)
+
+    async def _audit(self, call: Call, policy: Policy) -> None:
+        p = call.principal
+        details: dict[str, Any] = {
+            "endpoint": call.endpoint,
+            "key": p.key_prefix,
+            "team": p.team,
+            "role": p.role,
+            "requested_model": call.requested_model if call.model_known else None,
+            "served_model": call.served_model,
+            "provider": call.provider,
+            "stream": call.stream,
+            "status": call.status,
+            "attempts": [a.as_dict() for a in call.trail.attempts],
+            "decisions": call.decisions,
+            "tokens": {
+                "prompt": call.prompt_tokens,
+                "completion": call.completion_tokens,
+                "source": call.usage_source,
+            },
+            "cost_usd": round(call.cost_usd, 9),
+            "reserved_usd": round(call.reserved_usd, 9),
+            "latency_ms": round(call.elapsed_s() * 1000, 3),
+            "upstream_ms": round(call.trail.upstream_s * 1000, 3),
+            "overhead_ms": round(call.overhead_s() * 1000, 3),
+        }
+        if call.ttft_s is not None:
+            details["ttft_ms"] = round(call.ttft_s * 1000, 3)
+        if call.finish_reason:
+            details["finish_reason"] = call.finish_reason
+        if call.error_code:
+            details["error_code"] = call.error_code
+        content = None
+        if call.sent is not None:
+            # What crossed the boundary: the masked prompt and the raw answer.
+            content = {"prompt": json.dumps(call.sent, sort_keys=True, ensure_ascii=False)}
+            if call.answer_text:
+                content["response"] = call.answer_text
+        resource = f"model:{call.requested_model}" if call.model_known else "model:unknown"
+        event = EventIn(
+            actor=p.actor,
+            action=f"llm.{call.endpoint}",
+            resource=resource,
+            outcome=call.outcome,
+            details=details,
+            flags=tuple(sorted(call.flags)),
+            content=content,
+            store_content=policy.audit.store_content,
+            subject=p.user,
+        )
+        await self.runtime.ledger.append_async(event)
+
+    def _observe(self, call: Call) -> None:
+        m = self.runtime.metrics
+        model = call.model_label
+        m.llm_requests.labels(call.endpoint, model, call.outcome).inc()
+        if call.prompt_tokens and call.outcome != "refused":
+            m.llm_tokens.labels(model, "input").inc(call.prompt_tokens)
+        if call.completion_tokens:
+            m.llm_tokens.labels(model, "output").inc(call.completion_tokens)
+        if call.cost_usd:
+            m.llm_cost.labels(model).inc(call.cost_usd)
+        m.llm_duration.labels(call.endpoint, model).observe(call.elapsed_s())
+        m.llm_overhead.labels(call.endpoint).observe(call.overhead_s())
+        if call.trail.upstream_s and call.provider:
+            m.llm_upstream_duration.labels(call.provider).observe(call.trail.upstream_s)
+        if call.ttft_s is not None:
+            m.llm_ttft.labels(model).observe(call.ttft_s)
+        for attempt in call.trail.attempts:
+            m.llm_attempts.labels(attempt.provider, attempt.outcome).inc()
+
+    async def publish_budgets(self) -> None:
+        """Set the remaining-budget gauge for every team budget in the policy."""
+        from bastion.gateway.counters import BudgetLimit
+
+        policy = self.policy
+        limits = [
+            BudgetLimit(f"team:{team}", b.usd, b.per)
+            for team, cfg in policy.teams.items()
+            for b in cfg.budgets
+        ]
+        if not limits:
+            return
+        states = await self.counters.budget_states(limits)
+        for state in states:
+            team = state.budget.scope.removeprefix("team:")
+            self.runtime.metrics.llm_budget_remaining.labels(team, state.budget.per).set(
+                state.remaining_usd
+            )
+
+
+def policy_response_off(guard: PrivacyGuard) -> bool:
+    return guard.policy.response.action == "off"
+
+
+def _mask_inputs(guard: PrivacyGuard, vault: Vault, value: Any, call: Call) -> Any:
+    if isinstance(value, str):
+        protected = guard.protect_text(value, vault)
+        call.flags.update(protected.flags)
+        return protected.value
+    if isinstance(value, list):
+        return [_mask_inputs(guard, vault, v, call) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def _sse(payload: Mapping[str, Any]) -> bytes:
+    return (
+        b"data: "
+        + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        + b"\n\n"
+    )
+
+
+def new_completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def derive_key(secret: bytes, label: str) -> bytes:
+    return hmac.new(secret, label.encode(), hashlib.sha256).digest()
