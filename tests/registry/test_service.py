@@ -224,22 +224,30 @@ def test_production_rollback_is_immediate_and_admin_only(
         registry.rollback(ADA, "income", "nothing before it")
     v2 = register(registry, fair_model, tmp_path, "v2")
     to_production(registry, "income", v2)
+    v3 = register(registry, fair_model, tmp_path, "v3")
+    to_production(registry, "income", v3)
     assert registry.get_version("income", v1).stage == "archived"
 
     with pytest.raises(PermissionDenied):
         registry.rollback(ANA, "income", "latency doubled")
-    restored = registry.rollback(ADA, "income", "latency doubled after v2")
-    assert restored.version == v1 and restored.stage == "production"
-    assert int(client.get_model_version_by_alias("income", "production").version) == v1
-    assert registry.get_version("income", v2).stage == "archived"
+    restored = registry.rollback(ADA, "income", "latency doubled after v3")
+    assert restored.version == v2 and restored.stage == "production"
+    assert int(client.get_model_version_by_alias("income", "production").version) == v2
+    assert registry.get_version("income", v3).stage == "archived"
     [event] = events(runtime, "model.rollback")
     assert event.details == {
-        "from_version": v2,
-        "to_version": v1,
-        "reason": "latency doubled after v2",
+        "from_version": v3,
+        "to_version": v2,
+        "reason": "latency doubled after v3",
     }
+    # A second rollback goes one step further back, not forward to the bad v3.
+    assert registry.rollback(ADA, "income", "v2 shows it too").version == v1
+    assert int(client.get_model_version_by_alias("income", "production").version) == v1
+    with pytest.raises(NoRollbackTarget):
+        registry.rollback(ADA, "income", "and v1 as well")
     kinds = [c.kind for c in registry.lineage("income", v1).stage_changes]
     assert kinds == ["registration", "promotion", "promotion", "replaced", "rollback"]
+    assert [e.details["to_version"] for e in events(runtime, "model.rollback")] == [v2, v1]
 
 
 def test_verify_finds_aliases_moved_behind_bastions_back(

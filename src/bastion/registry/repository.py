@@ -118,18 +118,28 @@ class RegistryRepository:
         return self.session.scalars(query.order_by(StageChangeRow.id)).all()
 
     def previous_production(self, name: str, current: int) -> ModelVersionRow | None:
-        """The latest version other than ``current`` that was put into production."""
-        version_id = self.session.scalar(
-            select(StageChangeRow.version_id)
-            .where(
-                StageChangeRow.name == name,
-                StageChangeRow.to_stage == "production",
-                StageChangeRow.version != current,
-            )
-            .order_by(StageChangeRow.id.desc())
-            .limit(1)
-        )
-        return self.session.get(ModelVersionRow, version_id) if version_id is not None else None
+        """The version that served before ``current``, skipping versions rolled back from.
+
+        Production's history is a stack: a promotion pushes, a rollback pops. Rolling
+        back twice goes two steps back, never forward again to the version that the
+        first rollback removed.
+        """
+        changes = self.session.execute(
+            select(StageChangeRow.version, StageChangeRow.version_id, StageChangeRow.kind)
+            .where(StageChangeRow.name == name, StageChangeRow.to_stage == "production")
+            .order_by(StageChangeRow.id)
+        ).all()
+        stack: list[tuple[int, int]] = []
+        for version, version_id, kind in changes:
+            entry = (version, version_id)
+            if kind == "rollback" and entry in stack:
+                del stack[stack.index(entry) + 1 :]
+                continue
+            if entry in stack:
+                stack.remove(entry)
+            stack.append(entry)
+        below = [version_id for version, version_id in stack if version != current]
+        return self.session.get(ModelVersionRow, below[-1]) if below else None
 
     # -- evidence and cards -------------------------------------------------------------
 
