@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,11 +149,49 @@ def test_models_commands_from_registration_to_verify(
     assert r.code == 1 and "nothing to roll back" in r.err
 
 
-def test_demo_seed_twice_adds_history(env: dict[str, str]) -> None:
+# Runs ``bastion demo seed`` in a process of its own, as ``make run`` does, and reports
+# every name it looked up or address it connected to that is not this machine, and
+# whether MLflow started its usage reporting.
+OFFLINE_SEED = """
+import json, sys
+LOCAL = {"127.0.0.1", "::1", "localhost", None}
+reached = []
+def hook(event, args):
+    if event == "socket.getaddrinfo" and args[0] not in LOCAL:
+        reached.append(str(args[0]))
+    elif event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in LOCAL:
+        reached.append(str(args[1][0]))
+sys.addaudithook(hook)
+from bastion.cli.main import _register, app
+_register()
+try:
+    app(["demo", "seed"])
+except SystemExit as exit:
+    code = exit.code
+from mlflow.telemetry import get_telemetry_client
+print(json.dumps({"code": code, "reached": reached,
+                  "telemetry": get_telemetry_client() is not None}), file=sys.stderr)
+"""
+
+
+def test_demo_seed_twice_adds_history_and_stays_offline(env: dict[str, str]) -> None:
     assert bastion(env, "db", "upgrade").code == 0
-    first = bastion(env, "demo", "seed")
-    assert first.code == 0, first.err
-    assert "refused by the gates" in first.out and "demo key for ana" in first.out
+    # MLflow reports usage unless told not to (it keeps quiet by itself only under
+    # pytest or CI, hence a process without their variables).
+    quiet = ("PYTEST_", "CI", "GITHUB_", "MLFLOW_", "DO_NOT_TRACK", "BASTION_")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(quiet)}
+    first = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SEED],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    outcome = json.loads(first.stderr.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "reached": [], "telemetry": False}, first.stderr
+    assert "refused by the gates" in first.stdout
+    for who in ("ana (analyst)", "ada (admin)", "gus (guest)"):
+        assert f"demo key for {who}" in first.stdout
     second = bastion(env, "demo", "seed")
     assert second.code == 0, second.err
     assert "registered adult-income v3" in second.out and "demo keys already present" in second.out

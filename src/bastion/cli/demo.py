@@ -15,8 +15,9 @@ def seed(
         True, help="Also run the model-registry example (adds two versions each time)."
     ),
 ) -> None:
-    """Create demo keys for an analyst and a guest (once), so roles can be tried, and
-    take the worked income model through the registry's gates and approvals."""
+    """Create demo keys (once) for the example's two people, ana (analyst, asks) and ada
+    (admin, approves), and a guest, so roles can be tried; and take the worked income
+    model through the registry's gates and approvals."""
     from bastion.auth.principal import cli_principal
 
     with runtime(label="demo") as rt:
@@ -29,7 +30,11 @@ def seed(
                 console.print(line, highlight=False)
         existing = {(k.user, k.role) for k in rt.keys.list_keys()}
         made = []
-        for user, role, team in (("ana", "analyst", "risk"), ("gus", "guest", None)):
+        for user, role, team in (
+            ("ana", "analyst", "risk"),
+            ("ada", "admin", "risk"),
+            ("gus", "guest", None),
+        ):
             if (user, role) not in existing:
                 made.append(
                     rt.keys.create(

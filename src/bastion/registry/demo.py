@@ -240,6 +240,9 @@ def log_to_mlflow(
     tracking_uri: str, artifact_root: Path, trained: Trained, frame: pd.DataFrame, run_name: str
 ) -> str:
     """Log the run as a data scientist would: params, metrics, the dataset, the model."""
+    from bastion.settings import quiet_mlflow
+
+    quiet_mlflow()  # before MLflow's first import: it phones home unless told not to
     from mlflow import MlflowClient
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag
@@ -325,7 +328,7 @@ def seed(registry: ModelRegistry, artifact_root: Path, data: Path | None = None)
                 ANALYST, MODEL_NAME, v, "production", "beats the current model on held-out data"
             )
         except GatesFailed as exc:
-            lines.append(f"  production refused by the gates: {exc.message[:160]}…")
+            lines.append(f"  production refused by the gates: {exc.message}")
             registry.archive(ANALYST, MODEL_NAME, v, "fails the fairness gate; superseded")
             continue
         try:

@@ -200,6 +200,9 @@ class MlflowStore:
         if local is not None and local.is_dir():
             yield local
             return
+        from bastion.settings import quiet_mlflow
+
+        quiet_mlflow()
         with tempfile.TemporaryDirectory(prefix="bastion-model-") as tmp:
             with self._errors("download the model"):
                 import mlflow.artifacts
