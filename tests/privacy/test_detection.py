@@ -27,6 +27,14 @@ POSITIVES = [
     ("US office (415) 555-2671 x42", "PHONE_NUMBER", "(415) 555-2671 x42"),
     ("Ruf an: 030 901820 55", "PHONE_NUMBER", "030 901820 55"),
     ("phone 9498777106", "PHONE_NUMBER", "9498777106"),
+    # a label after the number, joined by a hyphen or a space
+    ("the line 3660170548-Fax", "PHONE_NUMBER", "3660170548"),
+    ("Lines: 020 7946 0958-Office, 020 7946 0959-Fax", "PHONE_NUMBER", "020 7946 0959"),
+    # a grouping the region uses besides its main one (Spanish mobiles as 3-3-3)
+    ("Escríbeme al 612 345 678 hoy", "PHONE_NUMBER", "612 345 678"),
+    # an area code in parentheses and an extension mark a phone number even where the
+    # numbering plan has not allocated the area code (yet)
+    ("Desk: (898)666-3621x0135", "PHONE_NUMBER", "(898)666-3621x0135"),
     # cards: every network, Mastercard 2-series, 19 digits
     ("Visa 4111 1111 1111 1111 on file", "CREDIT_CARD", "4111 1111 1111 1111"),
     ("mc 2221000000000009 expires", "CREDIT_CARD", "2221000000000009"),
@@ -104,6 +112,12 @@ NEGATIVES = [
     ("my BSNL account 111222333", ("NL_BSN",)),
     # house numbers are not phones
     ("The office is at 17151 2450 Crown St", ("PHONE_NUMBER",)),
+    ("ship to 94105 2230 Market Street", ("PHONE_NUMBER",)),
+    # "number" alone is not a phone's context: licence and account numbers follow it too
+    ("driver's license number is 6940579", ("PHONE_NUMBER",)),
+    ("licence number 2270-66-1551 expires", ("PHONE_NUMBER",)),
+    # amounts written with thousands separators
+    ("Total: 78 651 450 euros", ("PHONE_NUMBER",)),
     # versions and plain words
     ("Python 3.11 and ::", ("IP_ADDRESS",)),
     ("The Monday meeting in Paris. Thanks", ("PERSON",)),

@@ -1,9 +1,10 @@
 """The analyzer: every recognizer once over the text, then one resolution pass.
 
 For each finding, in order: context words (whole words, within ``context_window`` words
-before it) raise its score; the type's threshold drops it or keeps it; the allow-list
-drops it; finally overlapping findings are resolved by priority, then score, then
-length (an e-mail is not also a URL or a name; an IP is not a phone).
+before it, or a label among the first words after it) raise its score; the type's
+threshold drops it or keeps it; the allow-list drops it; finally overlapping findings
+are resolved by priority, then score, then length (an e-mail is not also a URL or a
+name; an IP is not a phone).
 
 Presidio's analyzer does the same job; this one differs where its issues point: no
 model or suffix list is fetched, context words never match inside other words, phone
@@ -22,6 +23,8 @@ from bastion.privacy.entities import Span
 from bastion.privacy.names import NameLists, PersonRecognizer
 from bastion.privacy.recognizers import (
     CONTEXT,
+    CONTEXT_AFTER,
+    CONTEXT_AFTER_WORDS,
     CardRecognizer,
     EmailRecognizer,
     IbanRecognizer,
@@ -79,6 +82,9 @@ class Analyzer:
         self._context = {
             t: tuple(" " + w + " " for w in words) for t, words in CONTEXT.items() if t in wanted
         }
+        self._context_after = {
+            t: frozenset(words) for t, words in CONTEXT_AFTER.items() if t in wanted
+        }
 
     @classmethod
     def from_policy(
@@ -128,8 +134,16 @@ class Analyzer:
         return resolve_overlaps(found)
 
     def _has_context(self, text: str, span: Span) -> bool:
+        if not self.context_window:
+            return False
+        labels = self._context_after.get(span.entity_type)
+        if labels:
+            after = text[span.end : span.end + 24].casefold()
+            words = _WORDS.findall(after)[:CONTEXT_AFTER_WORDS]
+            if any(w.strip("'’-") in labels for w in words):
+                return True
         phrases = self._context.get(span.entity_type)
-        if not phrases or not self.context_window:
+        if not phrases:
             return False
         window = text[max(0, span.start - 12 * self.context_window) : span.start].casefold()
         words = _WORDS.findall(window)[-self.context_window :]
