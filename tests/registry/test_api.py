@@ -165,8 +165,12 @@ async def test_register_promote_verify_over_http(
     assert r.status_code == 409 and r.json()["error"]["code"] == "no_rollback_target"
 
 
-async def test_missing_things_are_404_with_codes(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], registry: ModelRegistry
+async def test_bad_input_gets_a_stable_code(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    registry: ModelRegistry,
+    fair_model: Model,
+    tmp_path: Path,
 ) -> None:
     r = await client.get("/api/models/nope", headers=admin_headers)
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
@@ -179,3 +183,37 @@ async def test_missing_things_are_404_with_codes(
     r = await client.get("/api/models/x/versions/1/card?kind=model", headers=admin_headers)
     assert r.status_code == 404
     assert demo.MODEL_NAME not in {m.name for m in registry.list_models()}
+
+    r = await client.get("/api/models/income/versions/one/lineage", headers=admin_headers)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.json()["error"]["param"] == "version"
+    r = await client.post(
+        "/api/models/income/versions",
+        content=b'{"run_id": "abc"',
+        headers=admin_headers | {"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    r = await client.post("/api/models/income/versions", json={"run": "abc"}, headers=admin_headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
+    assert "run_id: Field required" in r.json()["error"]["message"]
+
+    # A run whose upload stopped half way, and a run that failed.
+    folder = variant(fair_model, tmp_path, "cut")
+    pickled = folder / "model.pkl"
+    pickled.write_bytes(pickled.read_bytes()[:100])
+    cut = registry.store.log_model_folder(folder, params={}, metrics={}, tags={})
+    r = await client.post(
+        "/api/models/income/versions", json={"run_id": cut.run_id}, headers=admin_headers
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "model_artifact_incomplete"
+    assert "model.pkl is cut short" in r.json()["error"]["message"]
+    mlflow = MlflowClient(registry.store.tracking_uri)
+    failed = mlflow.create_run(registry.store.experiment_id()).info.run_id
+    mlflow.log_artifacts(failed, str(fair_model.folder), "model")
+    mlflow.set_terminated(failed, "FAILED")
+    r = await client.post(
+        "/api/models/income/versions", json={"run_id": failed}, headers=admin_headers
+    )
+    assert r.status_code == 409 and r.json()["error"]["code"] == "mlflow_run_failed"
+    r = await client.get("/api/models", headers=admin_headers)
+    assert r.json()["data"] == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ from mlflow import MlflowClient
 from bastion.audit import EventFilter
 from bastion.auth.errors import PermissionDenied
 from bastion.registry import demo
-from bastion.registry.digests import tree_sha256
+from bastion.registry.digests import model_sha256, tree_sha256
 from bastion.registry.errors import (
+    ArtifactIncomplete,
     ArtifactNotFound,
     GatesFailed,
     InvalidModelName,
@@ -23,9 +25,11 @@ from bastion.registry.errors import (
     OverrideNotAllowed,
     PromotionPending,
     RequestNotPending,
+    RunFailed,
     RunNotFound,
     SelfApproval,
 )
+from bastion.registry.mlflow_store import save_sklearn_model
 from bastion.registry.service import ModelRegistry
 
 from .conftest import (
@@ -53,7 +57,8 @@ def test_register_from_a_run_records_its_evidence_once(
     v = first.version
     assert first.created and v.version == 1 and v.stage == "development"
     local = registry.store.local_dir(v.source)
-    assert local is not None and v.artifact_sha256 == tree_sha256(local)
+    assert local is not None and v.stored_sha256 == tree_sha256(local)
+    assert v.artifact_sha256 == model_sha256(local, "the run's model")
     assert v.dataset is not None
     assert v.dataset["name"] == "uci-adult" and v.dataset["rows"] == len(adult)
     assert v.dataset["digest"] and "sex" in v.dataset["schema"]
@@ -90,7 +95,8 @@ def test_register_from_files(
     assert not registry.register(ANA, "income", path=baseline_model.pickle).created
     folder = registry.register(ANA, "income", path=baseline_model.folder)
     assert folder.created and folder.version.version == 2
-    assert folder.version.artifact_sha256 == tree_sha256(baseline_model.folder)
+    assert folder.version.artifact_sha256 == model_sha256(baseline_model.folder, "folder")
+    assert folder.version.stored_sha256 == tree_sha256(baseline_model.folder)
 
     with pytest.raises(ArtifactNotFound):
         registry.register(ANA, "income", path=tmp_path / "nope.pkl")
@@ -98,6 +104,84 @@ def test_register_from_files(
         registry.register(ANA, "income", run_id="0" * 32)
     with pytest.raises(InvalidModelName):
         registry.register(ANA, "bad name!", path=baseline_model.pickle)
+
+
+def test_the_same_model_saved_twice_is_one_version(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    """MLflow stamps a fresh uuid and time into MLmodel on every save; the model is the
+    same, and so is its version."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    save_sklearn_model(fair_model.trained.model, first)
+    save_sklearn_model(fair_model.trained.model, second)
+    assert (first / "MLmodel").read_text() != (second / "MLmodel").read_text()
+    runs = [
+        registry.store.log_model_folder(folder, params={}, metrics={}, tags={})
+        for folder in (first, second)
+    ]
+    v1 = registry.register(ANA, "income", run_id=runs[0].run_id)
+    again = registry.register(ANA, "income", run_id=runs[1].run_id)
+    assert v1.created and not again.created and again.version.version == 1
+    assert not registry.register(ANA, "income", path=second).created
+    assert len(events(runtime, "model.register")) == 1
+    assert registry.verify(ADA).ok
+
+
+def half_written(model: Model, tmp_path: Path, damage: str) -> Path:
+    folder = tmp_path / f"model-{damage}"
+    shutil.copytree(model.folder, folder)
+    pickled = folder / "model.pkl"
+    if damage == "truncated":
+        pickled.write_bytes(pickled.read_bytes()[: pickled.stat().st_size // 2])
+    elif damage == "missing":
+        pickled.unlink()
+    elif damage == "mlmodel":
+        text = (folder / "MLmodel").read_text()
+        (folder / "MLmodel").write_text(text[: len(text) // 3] + "\n  [unclosed")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ("truncated", "model.pkl is cut short"),
+        ("missing", "names model.pkl, which is missing"),
+        ("mlmodel", "MLmodel cannot be read"),
+    ],
+)
+def test_a_half_written_model_is_refused(
+    runtime: Any,
+    registry: ModelRegistry,
+    fair_model: Model,
+    tmp_path: Path,
+    damage: str,
+    says: str,
+) -> None:
+    folder = half_written(fair_model, tmp_path, damage)
+    run = registry.store.log_model_folder(folder, params={}, metrics={}, tags={})
+    with pytest.raises(ArtifactIncomplete, match=says):
+        registry.register(ANA, "income", run_id=run.run_id)
+    with pytest.raises(ArtifactIncomplete, match=says):
+        registry.register(ANA, "income", path=folder)
+    assert registry.list_models() == [] and events(runtime, "model.register") == []
+    assert MlflowClient(registry.store.tracking_uri).search_registered_models() == []
+
+
+def test_a_cut_short_pickle_and_a_failed_run_are_refused(
+    registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    cut = tmp_path / "cut.joblib"
+    cut.write_bytes(fair_model.pickle.read_bytes()[:-40])
+    with pytest.raises(ArtifactIncomplete, match="cut short"):
+        registry.register(ANA, "income", path=cut)
+
+    client = MlflowClient(registry.store.tracking_uri)
+    run = client.create_run(registry.store.experiment_id()).info.run_id
+    client.log_artifacts(run, str(fair_model.folder), "model")
+    client.set_terminated(run, "FAILED")
+    with pytest.raises(RunFailed, match="ended FAILED"):
+        registry.register(ANA, "income", run_id=run)
+    assert registry.list_models() == []
 
 
 def test_promotion_needs_gates_and_a_second_person(
@@ -352,7 +436,7 @@ def test_register_a_model_logged_with_mlflow_log_model(
         assert v.source.startswith("models:/m-") and v.metrics["roc_auc"] > 0.85
         local = registry.store.local_dir(v.source)
         assert local is not None and (local / "MLmodel").is_file()
-        assert v.artifact_sha256 == tree_sha256(local)
+        assert v.stored_sha256 == tree_sha256(local)
         assert registry.verify(ADA).ok
     finally:
         mlflow.set_tracking_uri(before)

@@ -9,6 +9,7 @@ BastionError (bastion.errors)
 ├── InvalidInput
 │   ├── InvalidModelName         invalid_model_name          400
 │   ├── ArtifactNotFound         model_artifact_not_found    400
+│   ├── ArtifactIncomplete       model_artifact_incomplete   400
 │   ├── InvalidEvidence          invalid_evidence            400
 │   ├── InvalidTransition        invalid_stage_transition    400
 │   └── JustificationRequired    justification_required      400
@@ -19,6 +20,7 @@ BastionError (bastion.errors)
 │   ├── GatesFailed              gates_failed                409
 │   ├── RequestNotPending        request_not_pending         409
 │   ├── PromotionPending         promotion_pending           409
+│   ├── RunFailed                mlflow_run_failed           409
 │   └── NoRollbackTarget         no_rollback_target          409
 └── Unavailable
     └── MlflowUnavailable        mlflow_unavailable          503
@@ -53,6 +55,10 @@ class ArtifactNotFound(InvalidInput):
     code = "model_artifact_not_found"
 
 
+class ArtifactIncomplete(InvalidInput):
+    code = "model_artifact_incomplete"
+
+
 class InvalidEvidence(InvalidInput):
     code = "invalid_evidence"
 
@@ -83,6 +89,10 @@ class RequestNotPending(Conflict):
 
 class PromotionPending(Conflict):
     code = "promotion_pending"
+
+
+class RunFailed(Conflict):
+    code = "mlflow_run_failed"
 
 
 class NoRollbackTarget(Conflict):

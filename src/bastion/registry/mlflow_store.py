@@ -38,6 +38,7 @@ class RunEvidence:
     code_version: str | None
     model_uri: str
     model_dir: Path | None  # local artifact folder when the store is on this machine
+    status: str = "FINISHED"  # RUNNING, SCHEDULED, FINISHED, FAILED or KILLED
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -135,20 +136,24 @@ class MlflowStore:
         with self._errors("find the run's model"):
             model_uri, model_dir = self._run_model(run, artifact_path)
         info, tags = run.info, dict(run.data.tags)
-        seconds = None
-        if info.start_time and info.end_time:
+        metrics = {k: float(v) for k, v in run.data.metrics.items()}
+        # Training time as the run logged it; otherwise the run's length (which also
+        # counts evaluating and logging).
+        seconds = metrics.get("training_seconds")
+        if seconds is None and info.start_time and info.end_time:
             seconds = max(0.0, (info.end_time - info.start_time) / 1000)
         return RunEvidence(
             run_id=info.run_id,
             experiment_id=info.experiment_id,
             params=dict(run.data.params),
-            metrics={k: float(v) for k, v in run.data.metrics.items()},
+            metrics=metrics,
             dataset=_dataset(run),
             training_seconds=seconds,
             author=tags.get("mlflow.user"),
             code_version=tags.get("mlflow.source.git.commit"),
             model_uri=model_uri,
             model_dir=model_dir,
+            status=str(info.status),
             tags={k: v for k, v in tags.items() if not k.startswith("mlflow.")},
         )
 

@@ -29,13 +29,21 @@ from bastion.errors import InvalidInput
 from bastion.registry import promotion
 from bastion.registry.cards import CardKind, check_fields, read_edits, render
 from bastion.registry.config import check_name
-from bastion.registry.digests import artifact_sha256, dataset_summary, json_sha256, tree_sha256
+from bastion.registry.digests import (
+    artifact_sha256,
+    dataset_summary,
+    json_sha256,
+    model_sha256,
+    tree_sha256,
+)
 from bastion.registry.errors import (
+    ArtifactIncomplete,
     ArtifactNotFound,
     InvalidEvidence,
     InvalidTransition,
     ModelNotFound,
     RequestNotFound,
+    RunFailed,
     VersionNotFound,
 )
 from bastion.registry.gates import Evidence, GateResult, evaluate
@@ -139,20 +147,28 @@ class ModelRegistry:
         given_dataset = dataset_summary(dataset_path) if dataset_path is not None else dataset
         if path is not None:
             digest = artifact_sha256(path)
-            existing = self._existing(name, digest)
+            # Versions registered before MLmodel's stamps were left out of the key.
+            raw = tree_sha256(path) if path.is_dir() else digest
+            existing = self._existing(name, digest, raw)
             if existing is not None:
                 return Registered(created=False, version=existing)
             run = self._log_path(path, params or {}, metrics or {}, name)
+            with self.store.model_files(run.model_uri, run.model_dir) as folder:
+                stored = tree_sha256(folder)
         else:
             assert run_id is not None
             run = self.store.run_evidence(run_id, artifact_path)
+            if run.status in ("FAILED", "KILLED"):
+                raise RunFailed(
+                    f"MLflow run {run.run_id} ended {run.status}: its model and metrics may "
+                    "be incomplete; register a run that finished"
+                )
             with self.store.model_files(run.model_uri, run.model_dir) as folder:
-                digest = tree_sha256(folder)
-            existing = self._existing(name, digest)
+                digest = model_sha256(folder, f"the model of run {run.run_id}")
+                stored = tree_sha256(folder)
+            existing = self._existing(name, digest, stored)
             if existing is not None:
                 return Registered(created=False, version=existing)
-        with self.store.model_files(run.model_uri, run.model_dir) as folder:
-            stored = tree_sha256(folder)
         merged_metrics = {**run.metrics, **(metrics or {})}
         merged_params = {**run.params, **{k: str(v) for k, v in (params or {}).items()}}
         ds = given_dataset or run.dataset
@@ -225,22 +241,21 @@ class ModelRegistry:
             return Registered(created=False, version=existing)
         return Registered(created=True, version=view)
 
-    def _existing(self, name: str, digest: str) -> VersionView | None:
+    def _existing(self, name: str, *digests: str) -> VersionView | None:
         with self.db.session() as session:
-            row = RegistryRepository(session).version_by_digest(name, digest)
-            return VersionView.of(row) if row is not None else None
+            repo = RegistryRepository(session)
+            for digest in dict.fromkeys(digests):
+                row = repo.version_by_digest(name, digest)
+                if row is not None:
+                    return VersionView.of(row)
+            return None
 
     def _log_path(
         self, path: Path, params: dict[str, Any], metrics: dict[str, float], name: str
     ) -> RunEvidence:
         tags = {"bastion.model": name, "bastion.source": str(path)}
         str_params = {k: str(v) for k, v in params.items()}
-        if path.is_dir():
-            if not (path / "MLmodel").is_file():
-                raise ArtifactNotFound(
-                    f"{path} is a folder without an MLmodel file: save the model with "
-                    "mlflow.sklearn.save_model, or give a pickled model file"
-                )
+        if path.is_dir():  # checked whole by artifact_sha256
             return self.store.log_model_folder(path, params=str_params, metrics=metrics, tags=tags)
         model = _load_pickled(path)
         from bastion.registry.mlflow_store import save_sklearn_model
@@ -674,6 +689,11 @@ def _load_pickled(path: Path) -> Any:
 
     try:
         model = joblib.load(path)
+    except EOFError as exc:
+        raise ArtifactIncomplete(
+            f"{path} ends before the model does: the file is cut short (a copy or upload "
+            "that stopped half way?)"
+        ) from exc
     except Exception as exc:
         raise ArtifactNotFound(f"could not load a model from {path}: {exc}") from exc
     if not hasattr(model, "predict"):
