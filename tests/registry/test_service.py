@@ -277,6 +277,9 @@ def test_only_admins_override_and_policy_can_forbid_it(
     assert request.overrides[0]["by"] == "ada"
     with pytest.raises(SelfApproval):
         registry.approve(ADA, request.id)
+    [attempt] = events(runtime, "model.promotion.approve")
+    assert attempt.outcome == "denied" and attempt.actor == "user:ada"
+    assert attempt.details == {"request_id": request.id, "refused": "self_approval"}
     assert registry.approve(BOB, request.id).status == "approved"
 
     set_registry_policy(runtime, {"gates": demo.EXAMPLE_GATES, "allow_override": False})
@@ -295,7 +298,9 @@ def test_reject_records_the_decision(
     rejected = registry.reject(ADA, request.id, "wrong training window")
     assert rejected.status == "rejected" and rejected.notes == "wrong training window"
     assert registry.get_version("income", v1).stage == "development"
-    assert events(runtime, "model.promotion.reject")[0].details["notes"] == "wrong training window"
+    refused, decided = events(runtime, "model.promotion.reject")
+    assert refused.outcome == "denied" and refused.details["refused"] == "permission_denied"
+    assert decided.outcome == "success" and decided.details["notes"] == "wrong training window"
 
 
 def test_production_rollback_is_immediate_and_admin_only(
@@ -318,7 +323,8 @@ def test_production_rollback_is_immediate_and_admin_only(
     assert restored.version == v2 and restored.stage == "production"
     assert int(client.get_model_version_by_alias("income", "production").version) == v2
     assert registry.get_version("income", v3).stage == "archived"
-    [event] = events(runtime, "model.rollback")
+    denied, event = events(runtime, "model.rollback")
+    assert denied.outcome == "denied" and denied.actor == "user:ana"
     assert event.details == {
         "from_version": v3,
         "to_version": v2,
@@ -331,7 +337,8 @@ def test_production_rollback_is_immediate_and_admin_only(
         registry.rollback(ADA, "income", "and v1 as well")
     kinds = [c.kind for c in registry.lineage("income", v1).stage_changes]
     assert kinds == ["registration", "promotion", "promotion", "replaced", "rollback"]
-    assert [e.details["to_version"] for e in events(runtime, "model.rollback")] == [v2, v1]
+    done = [e for e in events(runtime, "model.rollback") if e.outcome == "success"]
+    assert [e.details["to_version"] for e in done] == [v2, v1]
 
 
 def test_verify_finds_aliases_moved_behind_bastions_back(

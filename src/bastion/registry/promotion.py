@@ -172,12 +172,25 @@ def request_promotion(
 
 
 def _decider(reg: ModelRegistry, actor: Principal, request: PromotionRequestRow, verb: str) -> None:
+    refusal: PermissionDenied | SelfApproval | None = None
     if not actor.can(Permission.MODELS_APPROVE):
-        raise PermissionDenied(f"only approvers (models:approve) may {verb} a promotion request")
-    if actor.user == request.requested_by:
-        raise SelfApproval(
+        refusal = PermissionDenied(
+            f"only approvers (models:approve) may {verb} a promotion request"
+        )
+    elif actor.user == request.requested_by:
+        refusal = SelfApproval(
             f"{actor.user} requested {request.id} and cannot {verb} it: another approver must"
         )
+    if refusal is not None:
+        # An attempt to decide one's own request is itself worth an auditor's eye.
+        reg._event(
+            actor,
+            f"model.promotion.{verb}",
+            f"model:{request.name}/{request.version}",
+            {"request_id": request.id, "refused": refusal.code},
+            outcome="denied",
+        )
+        raise refusal
     if request.status != "pending":
         raise RequestNotPending(
             f"request {request.id} is already {request.status} by {request.decided_by}"
@@ -367,9 +380,13 @@ def _move(
 def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> VersionView:
     """Emergency: production goes back to the version that was there before, at once."""
     if not actor.can(Permission.MODELS_ADMIN):
-        raise PermissionDenied(
+        refused = PermissionDenied(
             "only admins (models:admin) may roll back; others request a promotion"
         )
+        reg._event(
+            actor, "model.rollback", f"model:{name}", {"refused": refused.code}, outcome="denied"
+        )
+        raise refused
     reason = _text(reason, "reason")
     with reg.db.session() as session:
         repo = RegistryRepository(session)
