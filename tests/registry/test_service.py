@@ -18,6 +18,7 @@ from bastion.registry.errors import (
     ArtifactIncomplete,
     ArtifactNotFound,
     GatesFailed,
+    InvalidCard,
     InvalidModelName,
     InvalidTransition,
     JustificationRequired,
@@ -406,6 +407,21 @@ def test_cards_keep_what_people_wrote(
     assert fields["limitations"] == demo.MODEL_CARD["limitations"]
     # Regenerated from nothing (the stored fields), the edit is still there.
     assert "incomes have changed since" in registry.render_card("income", v, "model")
+
+    # A section whose marker was deleted would lose its text: refused, naming it.
+    cut_end = again.replace(
+        "incomes have changed since.\n<!-- bastion:end -->", "incomes have changed since."
+    )
+    with pytest.raises(InvalidCard, match="'ethical_considerations' has lost its end marker"):
+        registry.regenerate_card(ANA, "income", v, "model", cut_end.replace("1994", "1996"))
+    cut_start = again.replace("<!-- bastion:edit owners -->\n", "")
+    with pytest.raises(InvalidCard, match="lost its start marker"):
+        registry.regenerate_card(ANA, "income", v, "model", cut_start)
+    assert registry.card_fields("income", v, "model")["ethical_considerations"].startswith(
+        "Trained on 1994"
+    )
+    with pytest.raises(InvalidCard, match="card marker"):
+        registry.update_card(ANA, "income", v, "model", {"owners": "x <!-- bastion:end --> y"})
 
     registry.update_card(ANA, "income", v, "model", {"owners": "<script>alert(1)</script>"})
     html = registry.render_card("income", v, "model", "html")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from bastion.registry.errors import InvalidEvidence
+from bastion.registry.errors import InvalidCard
 
 CardKind = Literal["model", "data"]
 
@@ -35,6 +35,9 @@ FIELDS: dict[str, dict[str, str]] = {
 MAX_FIELD_CHARS = 20_000
 
 _BLOCK = re.compile(r"<!-- bastion:edit ([a-z_]+) -->\n(.*?)\n?<!-- bastion:end -->", re.DOTALL)
+_OPENER = re.compile(r"<!-- bastion:edit ([a-z_]+) -->")
+_END = "<!-- bastion:end -->"
+_MARKER = "<!-- bastion:"
 
 
 def placeholder(kind: str, field: str) -> str:
@@ -44,22 +47,43 @@ def placeholder(kind: str, field: str) -> str:
 def check_fields(kind: str, fields: dict[str, str]) -> dict[str, str]:
     known = FIELDS.get(kind)
     if known is None:
-        raise InvalidEvidence(f"unknown card kind {kind!r}: use model or data")
+        raise InvalidCard(f"unknown card kind {kind!r}: use model or data")
     unknown = sorted(set(fields) - set(known))
     if unknown:
-        raise InvalidEvidence(
+        raise InvalidCard(
             f"a {kind} card has no field {', '.join(unknown)}; its fields are {', '.join(known)}"
         )
     for field, text in fields.items():
         if not isinstance(text, str) or len(text) > MAX_FIELD_CHARS:
-            raise InvalidEvidence(f"{field} must be text of at most {MAX_FIELD_CHARS} characters")
+            raise InvalidCard(f"{field} must be text of at most {MAX_FIELD_CHARS} characters")
+        if _MARKER in text:
+            raise InvalidCard(f"{field} contains a card marker ({_MARKER}…): remove it")
     return {k: v.strip() for k, v in fields.items()}
 
 
 def read_edits(kind: str, markdown: str) -> dict[str, str]:
-    """The editable blocks of a card file (placeholders count as not written)."""
+    """The editable blocks of a card file (placeholders count as not written).
+
+    A block whose end marker was deleted would swallow the next one, and regenerating
+    would then drop what was written in either: refused, saying which block it is."""
+    blocks = _BLOCK.findall(markdown)
+    opened = _OPENER.findall(markdown)
+    swallowing = [f for f, body in blocks if _OPENER.search(body)]
+    if swallowing or len(opened) != len(blocks):
+        field = swallowing[0] if swallowing else opened[len(blocks)]
+        raise InvalidCard(
+            f"the card's editable section {field!r} has lost its end marker: put "
+            "`<!-- bastion:end -->` back on the line after its text, then regenerate "
+            "(nothing was overwritten)"
+        )
+    if markdown.count(_END) > len(blocks):
+        raise InvalidCard(
+            f"an editable section of the card has lost its start marker: put "
+            f"`<!-- bastion:edit FIELD -->` back on the line before its text (fields: "
+            f"{', '.join(FIELDS.get(kind, {}))}), then regenerate (nothing was overwritten)"
+        )
     found = {}
-    for field, body in _BLOCK.findall(markdown):
+    for field, body in blocks:
         if field in FIELDS.get(kind, {}):
             text = body.strip()
             found[field] = "" if text == placeholder(kind, field) else text

@@ -11,6 +11,7 @@ BastionError (bastion.errors)
 │   ├── ArtifactNotFound         model_artifact_not_found    400
 │   ├── ArtifactIncomplete       model_artifact_incomplete   400
 │   ├── InvalidEvidence          invalid_evidence            400
+│   ├── InvalidCard              invalid_card                400
 │   ├── InvalidTransition        invalid_stage_transition    400
 │   └── JustificationRequired    justification_required      400
 ├── Forbidden
@@ -61,6 +62,10 @@ class ArtifactIncomplete(InvalidInput):
 
 class InvalidEvidence(InvalidInput):
     code = "invalid_evidence"
+
+
+class InvalidCard(InvalidInput):
+    code = "invalid_card"
 
 
 class InvalidTransition(InvalidInput):
