@@ -27,11 +27,11 @@ class Ran:
 
 
 @pytest.fixture
-def env(tmp_path: Path, mlflow_template: Path) -> dict[str, str]:
+def env(tmp_path: Path, mlflow_template: Path, database_url: str) -> dict[str, str]:
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     shutil.copy(mlflow_template, home / "mlflow.db")
-    return {"BASTION_HOME": str(home), "BASTION_DATABASE_URL": f"sqlite:///{home / 'bastion.db'}"}
+    return {"BASTION_HOME": str(home), "BASTION_DATABASE_URL": database_url}
 
 
 def bastion(env: dict[str, str], *args: str) -> Ran:
@@ -147,6 +147,15 @@ def test_models_commands_from_registration_to_verify(
     assert r.code == 1 and "alias_missing" in r.out
     r = bastion(env, "models", "rollback", name, "--reason", "incident")
     assert r.code == 1 and "nothing to roll back" in r.err
+    # Every request, decision and alias move went into the ledger, which still verifies.
+    r = bastion(env, "audit", "verify")
+    assert r.code == 0, r.err + r.out
+    exported = bastion(env, "audit", "export", "--action", "model.alias.move").out
+    moves = [json.loads(line) for line in exported.splitlines()]
+    assert [(m["details"]["alias"], m["actor"]) for m in moves] == [
+        ("staging", "user:ada"),
+        ("production", "user:ada"),
+    ]
 
 
 # Runs ``bastion demo seed`` in a process of its own, as ``make run`` does, and reports
@@ -197,3 +206,5 @@ def test_demo_seed_twice_adds_history_and_stays_offline(env: dict[str, str]) -> 
     assert "registered adult-income v3" in second.out and "demo keys already present" in second.out
     [model] = json.loads(bastion(env, "models", "list", "--json").out)
     assert model["versions"] == 4 and model["production"] == 4
+    assert bastion(env, "models", "verify").code == 0
+    assert bastion(env, "audit", "verify").code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import runpy
 import shutil
 import sys
@@ -17,11 +18,18 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "registry" / "adult
 
 
 def test_the_example_releases_v2_and_adds_history_when_run_again(
-    tmp_path: Path, mlflow_template: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    tmp_path: Path,
+    mlflow_template: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
 ) -> None:
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     shutil.copy(mlflow_template, home / "mlflow.db")
+    for name in [k for k in os.environ if k.startswith("BASTION_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("BASTION_DATABASE_URL", database_url)
     monkeypatch.setattr(sys, "argv", [str(EXAMPLE), "--home", str(home)])
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     first = capsys.readouterr().out
