@@ -340,6 +340,12 @@ def test_production_rollback_is_immediate_and_admin_only(
     assert kinds == ["registration", "promotion", "promotion", "replaced", "rollback"]
     done = [e for e in events(runtime, "model.rollback") if e.outcome == "success"]
     assert [e.details["to_version"] for e in done] == [v2, v1]
+    # The card tells the story: the gates each approver saw, the rollback and its reason.
+    card = registry.render_card("income", v2, "model")
+    assert "Gates when ada approved" in card and "`fairness`: pass" in card
+    assert "archived → production (rollback, ada: latency doubled after v3)" in card
+    html = registry.render_card("income", v2, "model", "html")
+    assert "(rollback, ada: latency doubled after v3)" in html
 
 
 def test_verify_finds_aliases_moved_behind_bastions_back(

@@ -1,10 +1,10 @@
 """The worked example: an income model on UCI Adult, governed from training to production.
 
 Used by ``examples/registry/adult_income.py`` (which narrates it) and by
-``bastion demo seed`` (so a new user opens a registry with history). The data is a
-10,000-row sample of UCI Adult shipped in this package (``data/adult.csv.gz``,
-CC BY 4.0, Becker & Kohavi 1996), so the example runs offline from a fresh clone; pass
-the full ``adult.data`` to train on all 32,561 rows.
+``bastion demo seed`` (so a new user opens a registry with history). The data is UCI
+Adult's training file (32,561 people) shipped in this package (``data/adult.csv.gz``,
+CC BY 4.0, Becker & Kohavi 1996), so the example runs offline from a fresh clone;
+``--data`` takes ``adult.data`` or ``adult.test`` as UCI ships them.
 
 The story, each step through the registry's services as two different people:
 
