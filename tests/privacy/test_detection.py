@@ -79,6 +79,16 @@ POSITIVES = [
     ("hi, my name is john smith and I need help", "PERSON", "john smith"),
     ("a letter from Ludwig van Beethoven arrived", "PERSON", "Ludwig van Beethoven"),
     ("Mr. Okonkwo will call", "PERSON", "Okonkwo"),
+    # places: countries and large cities alone, other cities after a cue or on an
+    # address line, multi-word names, qualifiers left outside
+    ("We flew in from Germany on Monday.", "LOCATION", "Germany"),
+    ("Offices in New York and São Paulo", "LOCATION", "New York"),
+    ("Offices in New York and São Paulo", "LOCATION", "São Paulo"),
+    ("She moved to Lisbon last year.", "LOCATION", "Lisbon"),
+    ("The orchestra toured Southern Italy", "LOCATION", "Italy"),
+    ("Send it to 12 Baker Street, London", "LOCATION", "London"),
+    ("the Czech Republic and England", "LOCATION", "Czech Republic"),
+    ("I grew up in Florence", "LOCATION", "Florence"),
 ]
 
 
@@ -123,6 +133,10 @@ NEGATIVES = [
     ("The Monday meeting in Paris. Thanks", ("PERSON",)),
     ("Please send the report today.", ("PERSON",)),
     ("Call the SSN team at NASA", ("PERSON",)),
+    # a city that is also a word or a first name needs a cue to be a place
+    ("Reading is fun, said Mary.", ("LOCATION",)),
+    ("Florence Nightingale was a nurse", ("LOCATION",)),
+    ("Mobile: 0496 46 46 70", ("LOCATION",)),
 ]
 
 
@@ -180,6 +194,18 @@ def test_national_phone_formats_follow_regions() -> None:
     text = "Telefon 030 901820 55"
     assert found(Analyzer(["PHONE_NUMBER"], phone_regions=["DE"]), text)
     assert not found(Analyzer(["PHONE_NUMBER"], phone_regions=["US"]), text)
+
+
+def test_a_name_and_a_place_of_the_same_word_are_told_apart(analyzer: Analyzer) -> None:
+    assert found(analyzer, "Jordan Smith called from Jordan") == [
+        ("PERSON", "Jordan Smith"),
+        ("LOCATION", "Jordan"),
+    ]
+
+
+def test_locations_are_off_by_default() -> None:
+    # Masking every city would cost answers their meaning; a policy switches it on.
+    assert not Analyzer().analyze("We flew in from Germany on Monday.")
 
 
 def test_offsets_are_characters(analyzer: Analyzer) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from bastion.privacy import entities as E
 from bastion.privacy.config import DEFAULT_PHONE_REGIONS, PrivacyPolicy
 from bastion.privacy.entities import Span
-from bastion.privacy.names import NameLists, PersonRecognizer
+from bastion.privacy.names import NameLists, NameRecognizer, PlaceLists
 from bastion.privacy.recognizers import (
     CONTEXT,
     CONTEXT_AFTER,
@@ -55,6 +55,7 @@ class Analyzer:
         context_window: int = 5,
         extra_recognizers: Iterable[Recognizer] = (),
         name_lists: NameLists | None = None,
+        place_lists: PlaceLists | None = None,
     ) -> None:
         self.entities = frozenset(entities)
         self.thresholds = dict(thresholds or {})
@@ -75,7 +76,9 @@ class Analyzer:
             UrlRecognizer(),
             PhoneRecognizer(phone_regions),
             NationalIdRecognizer(wanted),
-            PersonRecognizer(name_lists),
+            NameRecognizer(
+                name_lists, place_lists, wanted, floor=self._floor(E.PERSON, E.LOCATION)
+            ),
             *extra_recognizers,
         ]
         self.recognizers = tuple(r for r in built if r.entities & wanted)
@@ -85,6 +88,13 @@ class Analyzer:
         self._context_after = {
             t: frozenset(words) for t, words in CONTEXT_AFTER.items() if t in wanted
         }
+
+    def _floor(self, *entity_types: str) -> float:
+        """The lowest threshold among types that have no context words (whose scores
+        nothing raises later), so recognizers can skip what would be dropped anyway."""
+        if any(t in CONTEXT or t in CONTEXT_AFTER for t in entity_types):
+            return 0.0
+        return min(self.thresholds.get(t, self.default_threshold) for t in entity_types)
 
     @classmethod
     def from_policy(
@@ -105,10 +115,10 @@ class Analyzer:
         )
 
     def warm(self) -> None:
-        """Load lazy data (name lists) now rather than on the first request."""
+        """Load lazy data (name and place lists) now rather than on the first request."""
         for r in self.recognizers:
-            if isinstance(r, PersonRecognizer):
-                _ = r.lists
+            if isinstance(r, NameRecognizer):
+                r.warm()
 
     def analyze(self, text: str, entities: Collection[str] | None = None) -> list[Span]:
         """Non-overlapping findings in ``text``, in order of position."""

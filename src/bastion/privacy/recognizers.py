@@ -384,6 +384,8 @@ class _Region:
     national_prefix: str
     lengths: frozenset[int]
     pattern: re.Pattern[str]
+    #: Whether other regions share the country code (+1: the US, Canada, ...).
+    shared: bool
     #: (leading digits, digit groups) of each way the region writes its numbers, by the
     #: number of groups.
     formats: dict[int, tuple[tuple[re.Pattern[str] | None, re.Pattern[str]], ...]]
@@ -418,6 +420,7 @@ def _region(code: str) -> _Region:
         national_prefix=meta.national_prefix or "",
         lengths=frozenset(desc.possible_length or ()),
         pattern=re.compile(desc.national_number_pattern or r"\d+"),
+        shared=len(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())) > 1,
         formats={n: tuple(f) for n, f in formats.items()},
     )
 
@@ -498,11 +501,7 @@ class PhoneRecognizer:
         if min(cap, top + min(_MARKS_CAP, marks + _MARK_GROUPING)) <= best:
             return 0.0
         base = _POSSIBLE
-        if (
-            can_be_valid
-            and region.pattern.fullmatch(nsn)
-            and phonenumbers.is_valid_number(_number(region.country_code, nsn))
-        ):
+        if can_be_valid and region.pattern.fullmatch(nsn) and _valid(region, nsn):
             base = _VALID
         if (
             base + min(marks, _MARKS_CAP) < cap
@@ -511,6 +510,15 @@ class PhoneRecognizer:
         ):
             marks += _MARK_GROUPING
         return min(cap, base + min(marks, _MARKS_CAP))
+
+
+def _valid(region: _Region, nsn: str) -> bool:
+    number = _number(region.country_code, nsn)
+    # Checking the one region is a third of the cost of finding the number's region
+    # first; where the code is shared, a number of a sibling region is valid too.
+    if phonenumbers.is_valid_number_for_region(number, region.code):
+        return True
+    return region.shared and phonenumbers.is_valid_number(number)
 
 
 def _grouped_as_formatted(head: str, nsn: str, region: _Region) -> bool:
@@ -581,6 +589,8 @@ class IdRule:
     pattern: re.Pattern[str]
     validate: Callable[[str], bool]
     score: float
+    #: Letters and digits in the shortest valid value (a cheap filter on candidates).
+    length: int
 
 
 def _d(pattern: str) -> re.Pattern[str]:
@@ -588,42 +598,50 @@ def _d(pattern: str) -> re.Pattern[str]:
 
 
 ID_RULES: tuple[IdRule, ...] = (
-    IdRule(E.UK_NINO, _NINO, _nino_valid, 0.7),
-    IdRule(E.UK_NHS, _d(r"\d{3}[ -]?\d{3}[ -]?\d{4}"), _gb_nhs.is_valid, 0.3),
-    IdRule(E.DE_TAX_ID, _d(r"\d{2} ?\d{3} ?\d{3} ?\d{3}"), _de_idnr.is_valid, 0.3),
+    IdRule(E.UK_NINO, _NINO, _nino_valid, 0.7, 9),
+    IdRule(E.UK_NHS, _d(r"\d{3}[ -]?\d{3}[ -]?\d{4}"), _gb_nhs.is_valid, 0.3, 10),
+    IdRule(E.DE_TAX_ID, _d(r"\d{2} ?\d{3} ?\d{3} ?\d{3}"), _de_idnr.is_valid, 0.3, 11),
     IdRule(
         E.FR_NIR,
         _d(r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2A|2B) ?\d{3} ?\d{3} ?\d{2}"),
         _fr_nir.is_valid,
         0.6,
+        15,
     ),
-    IdRule(E.ES_NIF, _d(r"\d{8}-?[A-Z]"), _es_dni.is_valid, 0.7),
-    IdRule(E.ES_NIE, _d(r"[XYZ]-?\d{7}-?[A-Z]"), _es_nie.is_valid, 0.75),
+    IdRule(E.ES_NIF, _d(r"\d{8}-?[A-Z]"), _es_dni.is_valid, 0.7, 9),
+    IdRule(E.ES_NIE, _d(r"[XYZ]-?\d{7}-?[A-Z]"), _es_nie.is_valid, 0.75, 9),
     IdRule(
         E.IT_FISCAL_CODE,
         _d(r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPR-T][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"),
         _it_cf.is_valid,
         0.85,
+        16,
     ),
-    IdRule(E.NL_BSN, _d(r"\d{4}\.?\d{2}\.?\d{3}"), _nl_bsn.is_valid, 0.3),
-    IdRule(E.PL_PESEL, _d(r"\d{11}"), _pl_pesel.is_valid, 0.3),
+    IdRule(E.NL_BSN, _d(r"\d{4}\.?\d{2}\.?\d{3}"), _nl_bsn.is_valid, 0.3, 9),
+    IdRule(E.PL_PESEL, _d(r"\d{11}"), _pl_pesel.is_valid, 0.3, 11),
     IdRule(
-        E.FI_PERSONAL_IDENTITY_CODE, _d(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), _fi_hetu.is_valid, 0.8
+        E.FI_PERSONAL_IDENTITY_CODE, _d(r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"), _fi_hetu.is_valid, 0.8, 10
     ),
     IdRule(
-        E.US_ITIN, _d(r"9\d{2}-?(?:5\d|6[0-5]|7\d|8[0-8]|9[0-24-9])-?\d{4}"), _us_itin.is_valid, 0.5
+        E.US_ITIN,
+        _d(r"9\d{2}-?(?:5\d|6[0-5]|7\d|8[0-8]|9[0-24-9])-?\d{4}"),
+        _us_itin.is_valid,
+        0.5,
+        9,
     ),
-    IdRule(E.IN_AADHAAR, _d(r"[2-9]\d{3} ?\d{4} ?\d{4}"), _in_aadhaar.is_valid, 0.3),
-    IdRule(E.IN_PAN, _d(r"[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]"), _in_pan.is_valid, 0.45),
-    IdRule(E.AU_TFN, _d(r"\d{3} ?\d{3} ?\d{2,3}"), _au_tfn.is_valid, 0.2),
-    IdRule(E.CA_SIN, _d(r"\d{3}[ -]?\d{3}[ -]?\d{3}"), _ca_sin.is_valid, 0.3),
+    IdRule(E.IN_AADHAAR, _d(r"[2-9]\d{3} ?\d{4} ?\d{4}"), _in_aadhaar.is_valid, 0.3, 12),
+    IdRule(E.IN_PAN, _d(r"[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]"), _in_pan.is_valid, 0.45, 10),
+    IdRule(E.AU_TFN, _d(r"\d{3} ?\d{3} ?\d{2,3}"), _au_tfn.is_valid, 0.2, 8),
+    IdRule(E.CA_SIN, _d(r"\d{3}[ -]?\d{3}[ -]?\d{3}"), _ca_sin.is_valid, 0.3, 9),
 )
 
 
 # Where an identifier could start: up to six capitals then a digit (covers every rule
 # above), followed by more letters, digits and separators. One pass finds these; the
 # rules then run only inside them, instead of fifteen passes over the whole text.
-_ID_CANDIDATE = re.compile(r"(?<![\w-])(?=[A-Z]{0,6} ?\d)[A-Z\d]+(?:[ .\-+][A-Z\d]+)*(?![\w-])")
+_ID_CANDIDATE = re.compile(
+    r"[A-Z\d](?<![\w-][A-Z\d])(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))[A-Z\d]*(?:[ .\-+][A-Z\d]+)*(?![\w-])"
+)
 
 
 class NationalIdRecognizer:
@@ -640,7 +658,11 @@ class NationalIdRecognizer:
             lo, hi = c.span()
             if hi - lo < 8:
                 continue
+            value = c.group()
+            size = len(value) - sum(value.count(sep) for sep in " .-+")
             for rule in self.rules:
+                if size < rule.length:
+                    continue
                 # endpos makes the rule's look-ahead see an end at ``hi``, which is a
                 # real boundary: the candidate pattern ends only before one.
                 for m in rule.pattern.finditer(text, lo, hi):
