@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         default=None,
         description="Redis URL for counters shared by several gateway replicas.",
     )
+    redis_prefix: str = Field(
+        default="bastion:counters:",
+        min_length=1,
+        max_length=100,
+        description="Prefix of every Redis key the counters use (separates deployments "
+        "sharing one Redis).",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Key for keyed digests in the audit ledger; default a key file in `home`.",
@@ -99,10 +106,10 @@ class Settings(BaseSettings):
         "moves on to the next fallback instead).",
     )
     counters_timeout_s: float = Field(
-        default=0.5,
+        default=2.0,
         gt=0,
         description="Socket timeout for Redis counters; past it, `defaults.on_counter_error` "
-        "decides.",
+        "decides (a busy event loop's lag counts against it: keep it well above 0.5 s).",
     )
     privacy_hmac_key: SecretStr | None = Field(
         default=None,
@@ -145,5 +152,9 @@ def export_to_children(name: str, value: str) -> None:
 
 def quiet_mlflow() -> None:
     """MLflow reports usage to its makers unless its own environment switch says not
-    to; Bastion runs offline and tells no one about its users. Set before MLflow loads."""
+    to; Bastion runs offline and tells no one about its users. Set before MLflow loads.
+    With a tracking server MLflow also prints run links and download progress bars
+    into the output of commands (``--json`` among them)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -248,18 +248,18 @@ def log_to_mlflow(
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.types.utils import _infer_schema
 
-    from bastion.registry.mlflow_store import save_sklearn_model
+    from bastion.registry.mlflow_store import local_store, save_sklearn_model
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # MLflow resets it on import
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("adult-income")
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(
-            "adult-income", artifact_location=(artifact_root / "adult-income").resolve().as_uri()
-        )
-    )
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    elif local_store(tracking_uri):
+        location = (artifact_root / "adult-income").resolve().as_uri()
+        experiment_id = client.create_experiment("adult-income", artifact_location=location)
+    else:  # a tracking server keeps the artifacts where it is configured to
+        experiment_id = client.create_experiment("adult-income")
     run = client.create_run(experiment_id, run_name=run_name, tags={"mlflow.user": ANALYST.user})
     run_id: str = run.info.run_id
     try:

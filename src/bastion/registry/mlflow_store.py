@@ -42,6 +42,13 @@ class RunEvidence:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+def local_store(tracking_uri: str) -> bool:
+    """True for a store on this machine (MLflow's SQLite or file store), whose artifacts
+    Bastion keeps under its home; a tracking server keeps artifacts where it decides."""
+    scheme = urlparse(tracking_uri).scheme
+    return scheme in ("", "file", "sqlite") or len(scheme) == 1  # "C:" on Windows
+
+
 def _local_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme in ("", "file"):
@@ -225,13 +232,15 @@ class MlflowStore:
                 found = self.client.get_experiment_by_name(EXPERIMENT)
                 if found is not None:
                     self._experiment_id = str(found.experiment_id)
-                else:
+                elif local_store(self.tracking_uri):
                     self.artifact_root.mkdir(parents=True, exist_ok=True)
                     self._experiment_id = str(
                         self.client.create_experiment(
                             EXPERIMENT, artifact_location=self.artifact_root.resolve().as_uri()
                         )
                     )
+                else:
+                    self._experiment_id = str(self.client.create_experiment(EXPERIMENT))
         return self._experiment_id
 
     def log_model_folder(
