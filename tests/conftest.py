@@ -56,6 +56,47 @@ def postgres_problem() -> str | None:
     return None
 
 
+@functools.cache
+def redis_problem() -> str | None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return (
+            f"Redis not reachable at {REDIS_URL} ({type(exc).__name__}); set BASTION_TEST_REDIS_URL"
+        )
+    return None
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (skipped where unreachable, an error in CI)."""
+    if problem := redis_problem():
+        unavailable(problem)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of the test's own; its keys are deleted afterwards."""
+    import redis
+
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the project; tests that need it skip where it is absent."""

@@ -267,6 +267,7 @@ async def test_readyz_reports_each_check(client: httpx.AsyncClient, runtime: Any
         "schema": "ok",
         "policy": "ok",
         "ledger": "ok",
+        "counters": "ok",
     }
     runtime.ledger.close()
     not_ready = await client.get("/readyz")

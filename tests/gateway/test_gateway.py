@@ -294,6 +294,27 @@ async def test_two_hundred_concurrent_calls_never_overspend(sdk, runtime, app) -
     assert billed == pytest.approx(state.spent_usd, rel=1e-6)
 
 
+async def test_metrics_show_each_team_budget_left_and_no_caller_ids(sdk, app, runtime) -> None:  # type: ignore[no-untyped-def]
+    client = sdk("admin", team="capped", user="ann.secret-user")
+    answer = await client.chat.completions.with_raw_response.create(
+        model="pricey", messages=hello(), max_tokens=20
+    )
+    cost = float(answer.headers["x-bastion-cost-usd"])
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    text = (await http.get("/metrics")).text
+    await http.aclose()
+    [line] = [
+        x
+        for x in text.splitlines()
+        if x.startswith('bastion_llm_budget_remaining_usd{per="day",team="capped"}')
+    ]
+    assert float(line.split()[-1]) == pytest.approx(1.0 - cost, abs=1e-6)
+    assert (
+        'bastion_llm_requests_total{endpoint="chat",model="pricey",outcome="success"} 1.0' in text
+    )
+    assert "ann.secret-user" not in text and answer.headers["x-request-id"] not in text
+
+
 async def test_counters_down_refuse_or_allow_by_policy(sdk, app, runtime, home, upstream) -> None:  # type: ignore[no-untyped-def]
     from bastion.gateway.counters import create_counters
 
@@ -307,11 +328,18 @@ async def test_counters_down_refuse_or_allow_by_policy(sdk, app, runtime, home, 
         await client.chat.completions.create(model="local", messages=hello())
     assert err.value.status_code == 503
     assert err.value.code == "counters_unavailable"
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+    ready = await http.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["counters"] == "unreachable: counters_unavailable"
+    assert (await http.get("/metrics")).status_code == 200  # the rest still goes out
     write_policy(home / "policy.yaml", upstream.base_url, on_counter_error="allow")
     runtime.reload_policy("system", "test")
     answer = await client.chat.completions.create(model="local", messages=hello())
     assert answer.choices[0].message.content
     assert "counters_unavailable" in chat_events(runtime)[-1].flags
+    assert (await http.get("/readyz")).status_code == 200  # allowed without counters
+    await http.aclose()
 
 
 # --- resilience -------------------------------------------------------------------------------

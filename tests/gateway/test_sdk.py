@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,84 +16,20 @@ import openai
 import pytest
 
 from .policy import write_policy
+from .serving import Server, cli, serve_env
 
-BASTION = [sys.executable, "-m", "bastion.cli.main"]
 EMAIL = "jane.doe@example.com"
 PHONE = "+44 20 7946 0958"
 CARD = "4111 1111 1111 1111"
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
-    env |= {
-        "BASTION_HOME": str(home),
-        "BASTION_POLICY_RELOAD_INTERVAL_S": "60",
-        "BASTION_LOG_FORMAT": "json",
-        "BASTION_LOG_LEVEL": "DEBUG",
-        **extra,
-    }
-    return env
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, home: Path, env: dict[str, str], log: Path) -> None:
-        self.home, self.env, self.log = home, env, log
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [*BASTION, "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [*BASTION, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     home = tmp_path_factory.mktemp("served")
     write_policy(home / "policy.yaml", fake_upstream.base_url, store_content=True)
-    env = _env(home)
-    _cli(env, "db", "upgrade")
-    key = _cli(env, "keys", "create", "--user", "dev", "--role", "admin").strip().splitlines()[-1]
+    env = serve_env(home)
+    cli(env, "db", "upgrade")
+    key = cli(env, "keys", "create", "--user", "dev", "--role", "admin").strip().splitlines()[-1]
     server = Server(home, env, home / "server.log")
     server.start()
     try:

@@ -197,3 +197,18 @@ def test_policy_check_on_a_missing_file_says_so(tmp_path: Path) -> None:
 def test_hostile_yaml_is_refused_quickly(text: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         parse_policy(text, "p.yaml")
+
+
+def test_off_and_yes_are_words_not_booleans() -> None:
+    """YAML 1.1 reads `off` as false; a policy reads it as the word users wrote."""
+    text = ISSUE_EXAMPLE.replace("response: {action: flag}", "response: {action: off}")
+    text = text.replace("prompt: {action: mask,", "prompt: {action: off,")
+    policy = parse_policy(text).policy
+    assert policy.privacy.response.action == "off"
+    assert policy.privacy.prompt.action == "off"
+    assert (
+        parse_policy(
+            ISSUE_EXAMPLE.replace("store_content: false", "store_content: true")
+        ).policy.audit.store_content
+        is True
+    )

@@ -59,7 +59,11 @@ class Guard:
                 raise MissingKey(
                     "no API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`"
                 )
-            principal = await run_in_threadpool(runtime.keys.authenticate, secret)
+            # A key seen lately is answered from memory on the loop; only a miss pays
+            # for the thread hop and the database.
+            principal = runtime.keys.authenticate_cached(secret)
+            if principal is None:
+                principal = await run_in_threadpool(runtime.keys.authenticate, secret)
             if not principal.can(self.permission):
                 raise PermissionDenied(
                     f"role {principal.role!r} lacks the permission {self.permission.value!r} "

@@ -220,19 +220,33 @@ class KeyService:
             return frozenset(config.permissions)
         return DEFAULT_ROLE_PERMISSIONS.get(role, NEW_ROLE_PERMISSIONS)
 
-    def authenticate(self, secret: str) -> Principal:
+    def authenticate_cached(self, secret: str) -> Principal | None:
+        """The principal of a key verified within the cache TTL, without touching the
+        database (so an event loop may call it); None when only the database can tell."""
         prefix = split_key(secret)
         if prefix is None:
             raise InvalidKey("the API key is not a Bastion key: check it was copied whole")
+        cached = self._cache.get(prefix)
+        if (
+            cached is None
+            or cached.until <= time.monotonic()
+            or cached.policy_digest != self.policy.current.digest
+        ):
+            return None
+        if not matches(secret, cached.digest):
+            raise InvalidKey("the API key is not valid: check it or create a new one")
+        if cached.expires_at is not None and cached.expires_at <= utcnow():
+            raise ExpiredKey("the API key has expired: ask an admin for a new one")
+        return cached.principal
+
+    def authenticate(self, secret: str) -> Principal:
+        principal = self.authenticate_cached(secret)
+        if principal is not None:
+            return principal
+        prefix = split_key(secret)
+        assert prefix is not None  # authenticate_cached refused anything else
         now = time.monotonic()
         policy_digest = self.policy.current.digest
-        cached = self._cache.get(prefix)
-        if cached is not None and cached.until > now and cached.policy_digest == policy_digest:
-            if not matches(secret, cached.digest):
-                raise InvalidKey("the API key is not valid: check it or create a new one")
-            if cached.expires_at is not None and cached.expires_at <= utcnow():
-                raise ExpiredKey("the API key has expired: ask an admin for a new one")
-            return cached.principal
         epoch = self._epoch
         with self.db.session() as session:
             row = KeyRepository(session).by_prefix(prefix)

@@ -13,7 +13,6 @@ cancellation).
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import hmac
 import json
@@ -144,6 +143,13 @@ class Gateway:
     async def aclose(self) -> None:
         await self.transport.aclose()
         await self.counters.aclose()
+
+    def warm(self) -> None:
+        """Load what the first call would otherwise load (name lists, the tokenizer),
+        so no caller pays for it. Run at startup, before the server takes requests."""
+        guard = self.guard(self.policy)
+        guard.analyze("Write to Jane Doe at jane@example.com or +1 415 555 0132.")
+        count_text("warm")
 
     # --- policy -----------------------------------------------------------------
 
@@ -405,7 +411,7 @@ class Gateway:
     def _finish_completion(
         self, completion: JSON, call: Call, guard: PrivacyGuard, vault: Vault, policy: Policy
     ) -> JSON:
-        completion = copy.deepcopy(completion)
+        # The completion was parsed for this call alone: changed in place, never shared.
         completion["model"] = call.served_model
         texts = []
         for choice in completion.get("choices") or []:

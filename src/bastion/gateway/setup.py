@@ -25,7 +25,10 @@ def privacy_keys(runtime: Runtime) -> PrivacyKeys:
 
 
 def build_gateway(runtime: Runtime) -> Gateway:
+    settings = runtime.settings
     counters = create_counters(
-        runtime.settings.redis_url, socket_timeout_s=runtime.settings.counters_timeout_s
+        settings.redis_url,
+        key_prefix=settings.redis_prefix,
+        socket_timeout_s=settings.counters_timeout_s,
     )
     return Gateway(runtime, counters, privacy_keys=privacy_keys(runtime))

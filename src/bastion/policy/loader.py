@@ -99,6 +99,17 @@ class _PolicyLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+# YAML 1.2 booleans: only true/false. YAML 1.1 also reads on/off/yes/no as booleans,
+# which turned `action: off` into False and an error that named no cause.
+_PolicyLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PolicyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
     loader = _PolicyLoader(text)
     try:

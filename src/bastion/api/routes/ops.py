@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,8 @@ from bastion.api.schemas import Whoami
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.db.migrate import current_revision, head_revision
+from bastion.errors import BastionError
+from bastion.gateway.service import Gateway
 
 router = APIRouter()
 
@@ -52,9 +54,10 @@ def _readiness(runtime: Any) -> dict[str, str]:
     "/readyz", tags=["operations"], summary="Ready to serve: database, schema, policy, ledger"
 )
 async def readyz(
-    runtime: RuntimeDep, _: Annotated[None, Depends(requires(Permission.PUBLIC))]
+    request: Request, runtime: RuntimeDep, _: Annotated[None, Depends(requires(Permission.PUBLIC))]
 ) -> JSONResponse:
     checks = await run_in_threadpool(_readiness, runtime)
+    checks["counters"] = await _counters_check(request.app.state.gateway)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "not ready", "checks": checks},
@@ -64,12 +67,31 @@ async def readyz(
 
 @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
 async def metrics(
+    request: Request,
     runtime: RuntimeDep,
     _: Annotated[
         Principal | None, Depends(requires(Permission.METRICS_READ, public_when="metrics_public"))
     ],
 ) -> Response:
+    gateway = request.app.state.gateway
+    try:
+        # Remaining budgets are read at scrape time: they change with every call.
+        await gateway.publish_budgets()
+    except BastionError:  # counters unreachable: the other figures still go out
+        runtime.metrics.llm_counter_errors.labels("metrics").inc()
     return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _counters_check(gateway: Gateway) -> str:
+    """Rate-limit and budget counters: in-process always answer; Redis must. Counted as
+    not ready only when the policy refuses calls without them."""
+    try:
+        await gateway.counters.ping()
+    except BastionError as exc:
+        if gateway.policy.defaults.on_counter_error == "allow":
+            return "ok"
+        return f"unreachable: {exc.code}"
+    return "ok"
 
 
 @router.get("/api/whoami", tags=["auth"], summary="The caller behind the presented key")

@@ -44,7 +44,7 @@ def create_counters(
     *,
     reservation_ttl_s: float = 900,
     key_prefix: str = "bastion:counters:",
-    socket_timeout_s: float = 0.5,
+    socket_timeout_s: float = 2.0,
 ) -> Counters:
     """Redis counters when a URL is given (several replicas), else in-process ones.
 

@@ -77,7 +77,7 @@ class RedisCounters(Counters):
         *,
         reservation_ttl_s: float = 900,
         key_prefix: str = "bastion:counters:",
-        socket_timeout_s: float = 0.5,
+        socket_timeout_s: float = 2.0,
         max_connections: int = 64,
         clock: Callable[[], float] | None = None,
     ) -> None:
