@@ -89,6 +89,13 @@ POSITIVES = [
     ("Send it to 12 Baker Street, London", "LOCATION", "London"),
     ("the Czech Republic and England", "LOCATION", "Czech Republic"),
     ("I grew up in Florence", "LOCATION", "Florence"),
+    # street lines in the three common layouts, with a unit after them
+    ("Send it to 221B Baker Street, London", "STREET_ADDRESS", "221B Baker Street"),
+    ("Billing: 2450 Crown St. Apt. 4, Leeds", "STREET_ADDRESS", "2450 Crown St. Apt. 4"),
+    ("Rue de Rivoli 12, Paris", "STREET_ADDRESS", "Rue de Rivoli 12"),
+    ("Via Roma 131\nSuite 12\nMilano", "STREET_ADDRESS", "Via Roma 131\nSuite 12"),
+    ("Friedhofstrasse 33, 8000 Zürich", "STREET_ADDRESS", "Friedhofstrasse 33"),
+    ("Drottninggatan 7, Stockholm", "STREET_ADDRESS", "Drottninggatan 7"),
 ]
 
 
@@ -137,6 +144,12 @@ NEGATIVES = [
     ("Reading is fun, said Mary.", ("LOCATION",)),
     ("Florence Nightingale was a nurse", ("LOCATION",)),
     ("Mobile: 0496 46 46 70", ("LOCATION",)),
+    # a number next to words is not yet a street
+    ("Chapter 12 Road Safety", ("STREET_ADDRESS",)),
+    ("I bought 3 Park tickets", ("STREET_ADDRESS",)),
+    ("in 2019 we moved to 4 new offices", ("STREET_ADDRESS",)),
+    # a postcode and a house number before a street are not a phone number
+    ("Ship to: 03262 2437 Main St Suite 442", ("PHONE_NUMBER",)),
 ]
 
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from bastion.privacy import entities as E
+from bastion.privacy.addresses import AddressRecognizer
 from bastion.privacy.config import DEFAULT_PHONE_REGIONS, PrivacyPolicy
 from bastion.privacy.entities import Span
 from bastion.privacy.names import NameLists, NameRecognizer, PlaceLists
@@ -25,14 +26,12 @@ from bastion.privacy.recognizers import (
     CONTEXT,
     CONTEXT_AFTER,
     CONTEXT_AFTER_WORDS,
-    CardRecognizer,
     EmailRecognizer,
     IbanRecognizer,
-    IpRecognizer,
     NationalIdRecognizer,
+    NumberRecognizer,
     PhoneRecognizer,
     Recognizer,
-    SsnRecognizer,
     UrlRecognizer,
 )
 
@@ -70,15 +69,14 @@ class Analyzer:
         built: list[Recognizer] = [
             EmailRecognizer(),
             IbanRecognizer(),
-            IpRecognizer(),
-            CardRecognizer(),
-            SsnRecognizer(),
+            NumberRecognizer(),
             UrlRecognizer(),
             PhoneRecognizer(phone_regions),
             NationalIdRecognizer(wanted),
             NameRecognizer(
                 name_lists, place_lists, wanted, floor=self._floor(E.PERSON, E.LOCATION)
             ),
+            AddressRecognizer(),
             *extra_recognizers,
         ]
         self.recognizers = tuple(r for r in built if r.entities & wanted)

@@ -17,6 +17,7 @@ IP_ADDRESS = "IP_ADDRESS"
 URL = "URL"
 PERSON = "PERSON"
 LOCATION = "LOCATION"
+STREET_ADDRESS = "STREET_ADDRESS"
 UK_NINO = "UK_NINO"
 UK_NHS = "UK_NHS"
 DE_TAX_ID = "DE_TAX_ID"
@@ -45,6 +46,7 @@ KNOWN_ENTITIES: frozenset[str] = frozenset(
         URL,
         PERSON,
         LOCATION,
+        STREET_ADDRESS,
         UK_NINO,
         UK_NHS,
         DE_TAX_ID,
@@ -109,6 +111,8 @@ PRIORITY: dict[str, int] = {
     PHONE_NUMBER: 50,
     PERSON: 20,
     LOCATION: 10,
+    # A street line outranks a phone: "03262 2437 Main St" is a postcode and a house.
+    STREET_ADDRESS: 55,
 }
 NATIONAL_ID_PRIORITY = 70
 
@@ -117,6 +121,11 @@ NUMERIC_ENTITIES: frozenset[str] = frozenset(
     {PHONE_NUMBER, CREDIT_CARD, US_SSN, DE_TAX_ID, NL_BSN, PL_PESEL, US_ITIN, IN_AADHAAR}
     | {AU_TFN, CA_SIN, UK_NHS, FR_NIR}
 )
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The words of ``text`` as a set (for the recognizers' word lists)."""
+    return frozenset(text.split())
 
 
 def placeholder_tag(entity_type: str) -> str:

@@ -199,46 +199,37 @@ class UrlRecognizer:
 
 # --- IP addresses -----------------------------------------------------------------
 
-_IPV4 = re.compile(r"\d(?<![\w.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d)")
 _IPV6 = re.compile(
     r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4}|:)?"
     r"(?:%[\w.]+)?(?![\w:])"
 )
+# Two colons at most four hex digits apart: a cheap test before the IPv6 pattern.
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
-class IpRecognizer:
-    name = "ip"
-    entities = frozenset({E.IP_ADDRESS})
+def _ipv4(m: re.Match[str]) -> Span | None:
+    try:
+        ipaddress.IPv4Address(m.group())
+    except ValueError:
+        return None
+    return Span(E.IP_ADDRESS, m.start(), m.end(), 0.8, m.group(), "ip")
 
-    def find(self, text: str) -> Iterator[Span]:
-        if "." in text:
-            for m in _IPV4.finditer(text):
-                try:
-                    ipaddress.IPv4Address(m.group())
-                except ValueError:
-                    continue
-                yield Span(E.IP_ADDRESS, m.start(), m.end(), 0.8, m.group(), self.name)
-        if "::" in text or text.count(":") >= 7:
-            for m in _IPV6.finditer(text):
-                value = m.group()
-                if len(value) < 3 or not any(c.isalnum() for c in value):
-                    continue
-                try:
-                    ipaddress.IPv6Address(value.split("%", 1)[0])
-                except ValueError:
-                    continue
-                yield Span(E.IP_ADDRESS, m.start(), m.end(), 0.85, value, self.name)
+
+def _ipv6(text: str) -> Iterator[Span]:
+    if _IPV6_HINT.search(text) is None:
+        return
+    for m in _IPV6.finditer(text):
+        value = m.group()
+        if len(value) < 3 or not any(c.isalnum() for c in value):
+            continue
+        try:
+            ipaddress.IPv6Address(value.split("%", 1)[0])
+        except ValueError:
+            continue
+        yield Span(E.IP_ADDRESS, m.start(), m.end(), 0.85, value, "ip")
 
 
 # --- payment cards ----------------------------------------------------------------
-
-_CARD = re.compile(
-    r"\d(?<![\w-]\d)(?:"
-    r"\d{11,18}"
-    r"|\d{3}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"  # 4-4-4-4 (13..19 digits)
-    r"|\d{3}([ -])\d{6}\2\d{4,5}"  # Amex 4-6-5, Diners 4-6-4
-    r")(?![\w-])"
-)
 
 
 def card_network(digits: str) -> str | None:
@@ -275,25 +266,20 @@ def card_network(digits: str) -> str | None:
     return None
 
 
-class CardRecognizer:
-    name = "card"
-    entities = frozenset({E.CREDIT_CARD})
-
-    def find(self, text: str) -> Iterator[Span]:
-        for m in _CARD.finditer(text):
-            value = m.group()
-            digits = value.replace(" ", "").replace("-", "")
-            if not _luhn.is_valid(digits):
-                continue
-            if card_network(digits) is not None:
-                score = 0.9 if len(digits) != len(value) else 0.8
-            elif digits[0] in "23456" and 13 <= len(digits) <= 19:
-                # Not in a published range but a payment-card industry digit (ISO/IEC
-                # 7812 MII 2-6) and a good Luhn sum: new ranges are allocated every year.
-                score = 0.6
-            else:
-                continue
-            yield Span(E.CREDIT_CARD, m.start(), m.end(), score, value, self.name)
+def _card(m: re.Match[str]) -> Span | None:
+    value = m.group()
+    digits = value.replace(" ", "").replace("-", "")
+    if not _luhn.is_valid(digits):
+        return None
+    if card_network(digits) is not None:
+        score = 0.9 if len(digits) != len(value) else 0.8
+    elif digits[0] in "23456" and 13 <= len(digits) <= 19:
+        # Not in a published range but a payment-card industry digit (ISO/IEC 7812 MII
+        # 2-6) and a good Luhn sum: new ranges are allocated every year.
+        score = 0.6
+    else:
+        return None
+    return Span(E.CREDIT_CARD, m.start(), m.end(), score, value, "card")
 
 
 # --- IBAN -------------------------------------------------------------------------
@@ -325,24 +311,60 @@ class IbanRecognizer:
 
 # --- US SSN -----------------------------------------------------------------------
 
-_SSN = re.compile(r"\d(?<![\w-]\d)\d{2}([- ]?)\d{2}\1\d{4}(?![\w-])")
+
+def _ssn(m: re.Match[str]) -> Span | None:
+    """``stdnum.us.ssn`` rejects area 000, 666, 900-999, group 00, serial 0000 and the
+    numbers known to be published (078-05-1120 and others)."""
+    value = m.group()
+    if not _us_ssn.is_valid(value.replace(" ", "-")):
+        return None
+    sep = m.group("sep")
+    score = 0.75 if sep == "-" else 0.45 if sep == " " else 0.3
+    return Span(E.US_SSN, m.start(), m.end(), score, value, "ssn")
 
 
-class SsnRecognizer:
-    """US SSN; ``stdnum.us.ssn`` rejects area 000, 666, 900-999, group 00, serial 0000
-    and the numbers known to be published (078-05-1120 and others)."""
+# --- cards, SSNs and IPv4 addresses: one pass -------------------------------------
 
-    name = "ssn"
-    entities = frozenset({E.US_SSN})
+# After the shared first digit, each branch checks the look-behind its own type needs
+# (an IPv4 address is not preceded by ".", a card or an SSN not by "-").
+_NUMBERS = re.compile(
+    r"\d(?<![\w]\d)(?:"
+    r"(?P<ip>(?<![.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d))"
+    r"|(?P<card>(?<![-]\d)(?:"
+    r"\d{11,18}"
+    r"|\d{3}(?P<c4>[ -])\d{4}(?P=c4)\d{4}(?P=c4)\d{1,4}(?:(?P=c4)\d{1,3})?"  # 4-4-4-4
+    r"|\d{3}(?P<c6>[ -])\d{6}(?P=c6)\d{4,5}"  # Amex 4-6-5, Diners 4-6-4
+    r")(?![\w-]))"
+    r"|(?P<ssn>(?<![-]\d)\d{2}(?P<sep>[- ]?)\d{2}(?P=sep)\d{4}(?![\w-]))"
+    r")"
+)
+_VALIDATE: dict[str, Callable[[re.Match[str]], Span | None]] = {
+    "ip": _ipv4,
+    "card": _card,
+    "ssn": _ssn,
+}
+
+
+class NumberRecognizer:
+    """Payment cards, US SSNs and IP addresses: one pass over the text finds the digit
+    runs of all three (their shapes do not overlap), each then validated by its type."""
+
+    name = "numbers"
+    entities = frozenset({E.CREDIT_CARD, E.US_SSN, E.IP_ADDRESS})
 
     def find(self, text: str) -> Iterator[Span]:
-        for m in _SSN.finditer(text):
-            value = m.group()
-            if not _us_ssn.is_valid(value.replace(" ", "-")):
-                continue
-            sep = m.group(1)
-            score = 0.75 if sep == "-" else 0.45 if sep == " " else 0.3
-            yield Span(E.US_SSN, m.start(), m.end(), score, value, self.name)
+        for m in _NUMBERS.finditer(text):
+            kind = m.lastgroup
+            # lastgroup names the outermost group that matched; a separator group can
+            # only match inside its own branch.
+            if kind in ("c4", "c6"):
+                kind = "card"
+            elif kind == "sep":
+                kind = "ssn"
+            span = _VALIDATE[kind or ""](m) if kind in _VALIDATE else None
+            if span is not None:
+                yield span
+        yield from _ipv6(text)
 
 
 # --- phone numbers ----------------------------------------------------------------
@@ -451,6 +473,16 @@ class PhoneRecognizer:
 
     def __init__(self, regions: Sequence[str]) -> None:
         self.regions = tuple(_region(r) for r in regions)
+        # The regions a national number of n digits can belong to (with or without its
+        # trunk prefix), so each candidate visits only those.
+        self._by_length: dict[int, tuple[_Region, ...]] = {
+            n: tuple(
+                r
+                for r in self.regions
+                if n in r.lengths or (r.national_prefix and n - len(r.national_prefix) in r.lengths)
+            )
+            for n in range(7, 16)
+        }
 
     def find(self, text: str) -> Iterator[Span]:
         for m in _PHONE.finditer(text):
@@ -462,7 +494,7 @@ class PhoneRecognizer:
     def _score(self, value: str) -> float:
         ext = _EXTENSION.search(value)
         head = value[: ext.start()] if ext else value
-        digits = "".join(ch for ch in _TRUNK_ZERO.sub("", head) if ch.isdigit())
+        digits = "".join(filter(str.isdigit, _TRUNK_ZERO.sub("", head) if "(" in head else head))
         if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(value):
             return 0.0
         if value.startswith(("+", "00")):
@@ -474,7 +506,7 @@ class PhoneRecognizer:
         cap = _WEAK_CAP if head.isdigit() or (len(digits) < 9 and not paren) else 1.0
         marks = _MARK_PAREN * paren + _MARK_EXTENSION * (ext is not None)
         best = 0.0
-        for region in self.regions:
+        for region in self._by_length[len(digits)]:
             score = self._national(region, head, digits, marks, cap, best)
             if score > best:
                 best = score
