@@ -35,11 +35,7 @@ from typing import NamedTuple
 
 from bastion.privacy import entities as E
 from bastion.privacy.entities import Span
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
+from bastion.privacy.entities import word_set as _words
 
 _STRONG_CUE = re.compile(
     r"(?i)(?<!\w)(?:my name is|name is|name's|names are|named|called|dear|signed|sincerely|"

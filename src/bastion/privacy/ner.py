@@ -1,19 +1,77 @@
 """Optional model-based recognizers, switched on by the policy's ``privacy.ner``.
 
 Neither backend is a dependency of Bastion: the import happens when a policy asks for
-one, and a missing package is a clear configuration error, not an ImportError at start.
-Models must already be installed (a spaCy package, or a GLiNER model in the local
-cache): Bastion never downloads one.
+one, and a missing package or model is a clear configuration error
+(:class:`NerBackendUnavailable`, code ``ner_backend_unavailable``) raised when the guard
+is built, not an ImportError later.
+
+Nothing is ever downloaded. Both libraries would fetch a missing model on their own:
+Presidio's spaCy engine runs ``spacy download`` (a pip install) for a model that is not
+installed, and GLiNER asks the Hugging Face hub. So the model is looked for first, on
+disk only (an installed spaCy package or a pipeline directory; a GLiNER directory or a
+snapshot already in the local Hugging Face cache), and the library is handed only what
+was found there.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from bastion.privacy.config import NerPolicy
 from bastion.privacy.entities import Span
 from bastion.privacy.errors import NerBackendUnavailable
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def spacy_model_path(model: str) -> str | None:
+    """Where the spaCy pipeline ``model`` is on disk (a directory, or an installed
+    package), or None. Looks; never fetches."""
+    if Path(model).is_dir():
+        return model
+    if model.isidentifier():
+        try:
+            if importlib.util.find_spec(model) is not None:
+                return model
+        except (ImportError, ValueError):
+            return None
+    return None
+
+
+def gliner_model_path(model: str) -> str | None:
+    """A GLiNER model directory: ``model`` itself, or its snapshot already in the local
+    Hugging Face cache. Looks; never fetches."""
+    if Path(model).is_dir():
+        return model
+    try:
+        from huggingface_hub import snapshot_download  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    try:
+        return str(snapshot_download(model, local_files_only=True))
+    except Exception:  # not in the cache (LocalEntryNotFoundError), or not a hub id
+        return None
+
+
+def _unavailable(backend: str, missing: list[str], how: str) -> NerBackendUnavailable:
+    what = " and ".join(missing)
+    verb = "is" if len(missing) == 1 else "are"
+    return NerBackendUnavailable(
+        f"privacy.ner.backend is {backend!r} but {what} {verb} not installed; {how}, or "
+        "remove privacy.ner. Bastion never downloads a model.",
+        backend=backend,
+        missing=missing,
+    )
 
 
 class PresidioNerRecognizer:
@@ -22,24 +80,33 @@ class PresidioNerRecognizer:
     name = "presidio_ner"
 
     def __init__(self, policy: NerPolicy) -> None:
-        try:
-            from presidio_analyzer import AnalyzerEngine
-            from presidio_analyzer.nlp_engine import NlpEngineProvider
-        except ImportError as exc:
-            raise NerBackendUnavailable(
-                "privacy.ner.backend is 'presidio' but presidio-analyzer is not installed; "
-                "install presidio-analyzer and a spaCy model, or remove privacy.ner"
-            ) from exc
+        missing = []
+        if not _importable("presidio_analyzer"):
+            missing.append("the presidio-analyzer package")
+        path = spacy_model_path(policy.model)
+        if path is None:
+            missing.append(f"the spaCy model {policy.model!r}")
+        if missing or path is None:
+            raise _unavailable(
+                "presidio",
+                missing,
+                "install presidio-analyzer and the model's package (or give the model's directory)",
+            )
+        from presidio_analyzer import AnalyzerEngine
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+
         try:
             nlp = NlpEngineProvider(
                 nlp_configuration={
                     "nlp_engine_name": "spacy",
-                    "models": [{"lang_code": "en", "model_name": policy.model}],
+                    "models": [{"lang_code": "en", "model_name": path}],
                 }
             ).create_engine()
         except (OSError, ValueError) as exc:
             raise NerBackendUnavailable(
-                f"the spaCy model {policy.model!r} is not installed; install it as a package"
+                f"the spaCy model {policy.model!r} could not be loaded ({type(exc).__name__}); "
+                "reinstall it",
+                backend="presidio",
             ) from exc
         self._engine: Any = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
         self.entities = frozenset(policy.entities)
@@ -55,22 +122,33 @@ class PresidioNerRecognizer:
 
 
 class GlinerRecognizer:
-    """A GLiNER model already on disk (``model`` is a local path or a cached id)."""
+    """A GLiNER model already on disk (``model`` is a directory or a cached hub id)."""
 
     name = "gliner"
 
     def __init__(self, policy: NerPolicy) -> None:
+        missing = []
+        if not _importable("gliner"):
+            missing.append("the gliner package")
+        path = gliner_model_path(policy.model)
+        if path is None:
+            missing.append(f"the GLiNER model {policy.model!r}")
+        if missing or path is None:
+            raise _unavailable(
+                "gliner",
+                missing,
+                "install gliner and save the model to a directory (or into the local "
+                "Hugging Face cache)",
+            )
+        from gliner import GLiNER  # type: ignore[import-not-found, unused-ignore]
+
         try:
-            from gliner import GLiNER  # type: ignore[import-not-found, unused-ignore]
-        except ImportError as exc:
-            raise NerBackendUnavailable(
-                "privacy.ner.backend is 'gliner' but the gliner package is not installed"
-            ) from exc
-        try:
-            self._model: Any = GLiNER.from_pretrained(policy.model, local_files_only=True)
+            self._model: Any = GLiNER.from_pretrained(path, local_files_only=True)
         except Exception as exc:
             raise NerBackendUnavailable(
-                f"the GLiNER model {policy.model!r} is not available locally"
+                f"the GLiNER model {policy.model!r} could not be loaded from {path} "
+                f"({type(exc).__name__}); save it again, tokenizer included",
+                backend="gliner",
             ) from exc
         self.entities = frozenset(policy.entities)
         self.threshold = policy.threshold
