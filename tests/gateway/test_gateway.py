@@ -596,3 +596,52 @@ async def test_detection_failure_refuses_and_forwards_nothing(
     assert err.value.code == "privacy_detection_failed"
     assert upstream.requests == []
     assert chat_events(runtime)[-1].outcome == "refused"
+
+
+async def test_no_answer_goes_out_unrecorded_when_the_ledger_is_down(sdk, app, runtime) -> None:  # type: ignore[no-untyped-def]
+    from bastion.gateway.counters import BudgetLimit
+
+    client = sdk("admin", team="capped")
+    await client.models.list()
+    runtime.ledger.close()  # the database behind the ledger is gone, say
+    with pytest.raises(openai.InternalServerError) as err:
+        await client.chat.completions.create(model="pricey", messages=hello(), max_tokens=20)
+    assert err.value.status_code == 503
+    assert err.value.code == "audit_unavailable"
+    stream = await client.chat.completions.create(
+        model="pricey", messages=hello("a b c"), max_tokens=20, stream=True
+    )
+    with pytest.raises(openai.APIError) as streamed:
+        await collect(stream)
+    assert "ledger" in str(streamed.value)
+    [state] = await app.state.gateway.counters.budget_states(
+        [BudgetLimit("team:capped", 1.0, "day")]
+    )
+    assert state.reserved_usd == pytest.approx(0.0, abs=1e-9)  # nothing left reserved
+
+
+async def test_an_answer_that_cannot_be_checked_is_withheld_but_billed(
+    sdk,
+    app,
+    upstream,  # type: ignore[no-untyped-def]
+    runtime,
+    monkeypatch,
+) -> None:
+    client = sdk()
+    await client.models.list()
+    guard = app.state.gateway.guard(runtime.policy.policy)
+    analyze = guard.analyzer.analyze
+
+    def broken_on_answers(text: str) -> list[Any]:
+        if text.startswith("echo"):  # the fake upstream's answers; prompts pass
+            raise RuntimeError("detector crashed")
+        return analyze(text)
+
+    monkeypatch.setattr(guard.analyzer, "analyze", broken_on_answers)
+    with pytest.raises(openai.InternalServerError) as err:
+        await client.chat.completions.create(model="once", messages=hello("Say hi"))
+    assert err.value.code == "privacy_detection_failed"
+    assert upstream.count("500-once") == 2  # the upstream answered (after one retry)
+    event = chat_events(runtime)[-1]
+    assert event.outcome == "failure"
+    assert event.details["cost_usd"] > 0  # the upstream was paid: so is the call

@@ -413,28 +413,33 @@ class Gateway:
     ) -> JSON:
         # The completion was parsed for this call alone: changed in place, never shared.
         completion["model"] = call.served_model
+        messages: list[JSON] = []
         texts = []
         for choice in completion.get("choices") or []:
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
             call.finish_reason = choice.get("finish_reason") or call.finish_reason
-            content = message.get("content")
-            if isinstance(content, str):
-                texts.append(content)
-                checked = guard.check_response(content, vault)
-                call.flags.update(checked.flags)
-                message["content"] = checked.text
+            messages.append(message)
+            if isinstance(message.get("content"), str):
+                texts.append(message["content"])
             for tool_call in message.get("tool_calls") or []:
                 texts.append(str((tool_call.get("function") or {}).get("arguments", "")))
         call.answer_text = "\n".join(texts)
+        usage = completion.get("usage")
+        # Accounted before any check: the upstream has been paid whatever happens next.
+        self._account(call, usage if isinstance(usage, dict) else None, policy)
+        for message in messages:
+            content = message.get("content")
+            if isinstance(content, str):
+                checked = guard.check_response(content, vault)
+                call.flags.update(checked.flags)
+                message["content"] = checked.text
         restored, invented = guard.restore_chat(completion, vault)
         if invented:
             call.flags.add("invented_placeholder")
         if call.finish_reason == "length":
             call.flags.add("truncated_by_max_tokens")
-        usage = completion.get("usage")
-        self._account(call, usage if isinstance(usage, dict) else None, policy)
         return restored
 
     def _account(self, call: Call, usage: Mapping[str, Any] | None, policy: Policy) -> None:
@@ -594,16 +599,21 @@ class Gateway:
             with anyio.CancelScope(shield=True):
                 await self._fail(call, failure, reservation)
             reservation = None
-            yield _sse(
-                {
-                    "error": {
-                        "message": failure.message,
-                        "type": failure.type,
-                        "code": failure.code,
-                        "param": None,
-                    }
-                }
-            )
+            yield _sse_error(failure)
+        except BastionError as failure:
+            # Bastion's own step failed after bytes went out (the ledger could not record
+            # the call, say): the stream ends with the reason, never with [DONE].
+            call.answer_text = "".join(pieces)
+            with anyio.CancelScope(shield=True):
+                await self._fail(call, failure, reservation)
+            reservation = None
+            yield _sse_error(failure)
+        except Exception as exc:
+            log.exception("a stream failed inside Bastion")
+            with anyio.CancelScope(shield=True):
+                await self._fail(call, exc, reservation)
+            reservation = None
+            yield _sse_error(INTERNAL_STREAM_ERROR)
         finally:
             if not call.done and reservation is not None:
                 # The client went away (or the server is stopping): bill what was generated.
@@ -670,16 +680,13 @@ class Gateway:
             with anyio.CancelScope(shield=True):
                 await self._fail(call, failure, reservation)
             reservation = None
-            yield _sse(
-                {
-                    "error": {
-                        "message": failure.message,
-                        "type": failure.type,
-                        "code": failure.code,
-                        "param": None,
-                    }
-                }
-            )
+            yield _sse_error(failure)
+        except Exception as exc:
+            log.exception("a stream failed inside Bastion")
+            with anyio.CancelScope(shield=True):
+                await self._fail(call, exc, reservation)
+            reservation = None
+            yield _sse_error(INTERNAL_STREAM_ERROR)
         finally:
             if not call.done and reservation is not None:
                 call.flags.add("client_disconnected")
@@ -900,6 +907,20 @@ def _mask_inputs(guard: PrivacyGuard, vault: Vault, value: Any, call: Call) -> A
     if isinstance(value, list):
         return [_mask_inputs(guard, vault, v, call) if isinstance(v, str) else v for v in value]
     return value
+
+
+#: What a client is told when a stream fails on a bug of Bastion's (logged, with the id).
+INTERNAL_STREAM_ERROR = BastionError(
+    "Bastion failed while streaming this answer; it has been logged with this request id",
+    code="internal_error",
+)
+
+
+def _sse_error(error: BastionError) -> bytes:
+    """The event that ends a failed stream, in OpenAI's error shape (SDKs raise on it)."""
+    return _sse(
+        {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
+    )
 
 
 def _sse(payload: Mapping[str, Any]) -> bytes:
