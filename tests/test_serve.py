@@ -144,10 +144,23 @@ def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old(tmp_path: Path) 
         assert 'bastion_policy_reloads_total{outcome="success"} 1.0' in metrics
 
 
-@pytest.mark.slow
-def test_metrics_add_up_across_worker_processes(tmp_path: Path) -> None:
+def test_workers_without_redis_are_refused(tmp_path: Path) -> None:
+    """Per-worker counters would let N workers spend a budget N times."""
     home = tmp_path / "home"
     env = env_for(home, f"sqlite:///{home / 'bastion.db'}")
+    done = bastion(env, "serve", "--workers", "2")
+    assert done.returncode == 1
+    assert "BASTION_REDIS_URL" in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_metrics_add_up_across_worker_processes(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    home = tmp_path / "home"
+    env = env_for(home, f"sqlite:///{home / 'bastion.db'}")
+    env |= {"BASTION_REDIS_URL": redis_url, "BASTION_REDIS_PREFIX": redis_prefix}
     bastion(env, "db", "upgrade")
     with server(env, tmp_path, "--workers", "2") as (_proc, url, _out, _err):
         for _ in range(60):

@@ -26,6 +26,13 @@ def serve(
     from bastion.settings import export_to_children
 
     settings = load_settings()
+    if workers > 1 and settings.redis_url is None:
+        fail(
+            f"--workers {workers} needs BASTION_REDIS_URL: with in-process counters each "
+            "worker would enforce every rate limit and budget on its own, so together they "
+            "could spend a budget once per worker. Point the workers at a Redis, or serve "
+            "with one worker."
+        )
     ensure_home(settings)
     if settings.policy is None and write_starter_policy(settings.policy_path):
         console.print(f"Wrote a starter policy to [bold]{settings.policy_path}[/]")
