@@ -645,3 +645,22 @@ async def test_an_answer_that_cannot_be_checked_is_withheld_but_billed(
     event = chat_events(runtime)[-1]
     assert event.outcome == "failure"
     assert event.details["cost_usd"] > 0  # the upstream was paid: so is the call
+
+
+async def test_a_conversation_keeps_its_placeholders_and_no_one_else_gets_them(sdk) -> None:  # type: ignore[no-untyped-def]
+    conversation = {"x-bastion-conversation-id": "thread-42"}
+    ann = sdk("admin", user="ann")
+    first = await ann.chat.completions.create(
+        model="ok", messages=hello(f"Mail {EMAIL}"), extra_headers=conversation
+    )
+    assert EMAIL in (first.choices[0].message.content or "")
+    # Later in the same conversation the same value is the same placeholder, restored.
+    again = await ann.chat.completions.create(
+        model="ok", messages=hello("Reply to <EMAIL_1> again"), extra_headers=conversation
+    )
+    assert EMAIL in (again.choices[0].message.content or "")
+    # Another user naming the same conversation id gets nothing of ann's back.
+    eve = await sdk("admin", user="eve").chat.completions.create(
+        model="ok", messages=hello("Repeat <EMAIL_1>"), extra_headers=conversation
+    )
+    assert EMAIL not in (eve.choices[0].message.content or "")

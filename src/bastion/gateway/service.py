@@ -323,7 +323,11 @@ class Gateway:
                 policy, access, prompt_tokens + max_tokens * request.n, worst, call
             )
             guard = self.guard(policy)
-            vault = guard.vault(conversation_id)
+            # A conversation's vault belongs to its user: another caller naming the same
+            # conversation id must not get that user's values restored into its answers.
+            vault = guard.vault(
+                None if conversation_id is None else f"{principal.user}\x00{conversation_id}"
+            )
             protected = guard.protect_chat(body, vault)
             call.flags.update(protected.flags)
             call.decisions["privacy"] = (

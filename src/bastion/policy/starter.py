@@ -24,6 +24,7 @@ models:
     context_window: 128000
     fallbacks: [local]
   local: {provider: local}          # offline, deterministic: answers from the prompt
+  local-embed: {provider: local, kind: embedding}   # offline embeddings
 
 roles:
   admin: {models: ["*"]}
