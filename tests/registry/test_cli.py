@@ -34,10 +34,12 @@ def env(tmp_path: Path, mlflow_template: Path, database_url: str) -> dict[str, s
     return {"BASTION_HOME": str(home), "BASTION_DATABASE_URL": database_url}
 
 
-def bastion(env: dict[str, str], *args: str) -> Ran:
+def bastion(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:
     _register()
     unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
-    result = CliRunner().invoke(app, list(args), env=unset | env, catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, list(args), env=unset | env, catch_exceptions=False, input=stdin
+    )
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
@@ -155,6 +157,55 @@ def test_models_commands_from_registration_to_verify(
     assert [(m["details"]["alias"], m["actor"]) for m in moves] == [
         ("staging", "user:ada"),
         ("production", "user:ada"),
+    ]
+
+
+def test_with_a_key_the_cli_checks_its_holders_role(env: dict[str, str], fair_model: Model) -> None:
+    assert bastion(env, "db", "upgrade").code == 0
+    keys = {}
+    for user, role in (("ana", "analyst"), ("ada", "admin"), ("gus", "guest")):
+        r = bastion(env, "keys", "create", "--user", user, "--role", role)
+        keys[user] = r.out.split()[-1]
+    name, pickled = "income", str(fair_model.pickle)
+    r = bastion(env, "models", "register", name, "--path", pickled, "--key", keys["gus"])
+    assert r.code == 1 and "lacks the permission 'models:write'" in r.err
+    r = bastion(env, "models", "register", name, "--path", pickled, "--key", "-", stdin=keys["ana"])
+    assert r.code == 0 and "registered income v1" in r.out, r.err
+    r = bastion(
+        env, "models", "card", name, "1", "--set", "intended_use=Tests.", "--key", keys["ana"]
+    )
+    assert r.code == 0, r.err
+    r = bastion(
+        env,
+        "models",
+        "request-promotion",
+        name,
+        "1",
+        "--to",
+        "staging",
+        "--reason",
+        "first",
+        "--key",
+        keys["ana"],
+    )
+    assert r.code == 0, r.err
+    request_id = r.out.split("request ")[1].split(":")[0]
+    r = bastion(env, "models", "approve", request_id, "--key", keys["ana"])
+    assert r.code == 1 and "only approvers (models:approve)" in r.err
+    r = bastion(env, "models", "approve", request_id, "--key", keys["ada"], "--by", "ada")
+    assert r.code == 2 and "not both" in r.err
+    r = bastion(env, "models", "approve", request_id, "--key", keys["ada"])
+    assert r.code == 0 and "now in staging" in r.out, r.err
+    r = bastion(env, "models", "rollback", name, "--reason", "incident", "--key", keys["ana"])
+    assert r.code == 1 and "only admins (models:admin)" in r.err
+    r = bastion(env, "models", "verify", "--key", "bst_not_a_key")
+    assert r.code == 1 and "API key" in r.err
+
+    exported = bastion(env, "audit", "export", "--action", "model.promotion.approve").out
+    attempts = [json.loads(line) for line in exported.splitlines()]
+    assert [(a["actor"], a["outcome"]) for a in attempts] == [
+        ("user:ana", "denied"),
+        ("user:ada", "success"),
     ]
 
 

@@ -1,8 +1,10 @@
 """``bastion models``: the model registry at the command line.
 
-Whoever runs these commands has the database in hand, so they act with every
-permission; ``--by`` names them in the ledger (default: the login name). A request and
-its approval must carry different names: that is the point of an approval.
+Whoever runs these commands has the database in hand, so by default they act with
+every permission; ``--by`` names them in the ledger (default: the login name). A
+request and its approval must carry different names: that is the point of an approval.
+``--key`` acts as an API key's holder instead, with that key's role: a CI job or a
+person whose rights should be checked (an analyst cannot approve, only admins roll back).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from bastion.auth.permissions import Permission
 from bastion.cli.common import console, fail, print_json, runtime
 
 if TYPE_CHECKING:
+    from bastion.auth.principal import Principal
     from bastion.registry.cards import CardKind
     from bastion.registry.gates import GateResult
     from bastion.registry.service import ModelRegistry
@@ -36,6 +40,12 @@ def _login() -> str:
 
 
 BY = typer.Option(None, "--by", help="Who is acting (recorded in the ledger); default login.")
+KEY = typer.Option(
+    None,
+    "--key",
+    help="Act as this API key's holder, with its role ('-' reads the key from stdin); "
+    "default: the operator, with every permission.",
+)
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
@@ -47,10 +57,26 @@ def _registry() -> Iterator[ModelRegistry]:
         yield ModelRegistry.from_runtime(rt)
 
 
-def _who(by: str | None) -> Any:
+@contextmanager
+def _acting(
+    by: str | None, key: str | None, needs: Permission = Permission.MODELS_WRITE
+) -> Iterator[tuple[ModelRegistry, Principal]]:
+    """The registry and who acts: the key's holder with ``--key``, else the operator."""
+    from bastion.auth.errors import PermissionDenied
     from bastion.auth.principal import cli_principal
+    from bastion.registry.service import ModelRegistry
 
-    return cli_principal(by or _login())
+    if key is not None and by is not None:
+        fail("give --by or --key, not both: a key names its holder", 2)
+    secret = typer.get_text_stream("stdin").readline().strip() if key == "-" else key
+    with runtime(label="models") as rt:
+        actor = rt.keys.authenticate(secret) if secret else cli_principal(by or _login())
+        if not actor.can(needs):
+            raise PermissionDenied(
+                f"role {actor.role!r} lacks the permission {needs.value!r} this command "
+                "needs: ask an admin for a key with a role that has it"
+            )
+        yield ModelRegistry.from_runtime(rt), actor
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -197,15 +223,16 @@ def register(
     training_seconds: float | None = typer.Option(None, help="How long training took."),
     description: str | None = typer.Option(None, help="A line about this version."),
     by: str | None = BY,
+    key: str | None = KEY,
     as_json: bool = JSON,
 ) -> None:
     """Register a version with its evidence (idempotent by the artifact's SHA-256)."""
     if (run is None) == (path is None):
         fail("give exactly one of --run RUN_ID or --path PATH", 2)
     metrics, params = _numbers(metric), _pairs(param, "--param")
-    with _registry() as registry:
+    with _acting(by, key) as (registry, actor):
         result = registry.register(
-            _who(by),
+            actor,
             name,
             run_id=run,
             path=path,
@@ -238,14 +265,15 @@ def evidence(
         None, help="A reference profile: `bastion drift check --save-reference FILE`."
     ),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Store a fairness report and/or a drift baseline for a version."""
     if fairness is None and drift_baseline is None:
         fail("give --fairness FILE, --drift-baseline FILE, or both", 2)
-    with _registry() as registry:
+    with _acting(by, key) as (registry, actor):
         for kind, path in (("fairness", fairness), ("drift_baseline", drift_baseline)):
             if path is not None:
-                stored = registry.record_evidence(_who(by), name, version, kind, _read_json(path))
+                stored = registry.record_evidence(actor, name, version, kind, _read_json(path))
                 passed = (
                     "" if stored.passed is None else (" (passed)" if stored.passed else " (FAILED)")
                 )
@@ -276,11 +304,12 @@ def request_promotion(
         None, "--override", help="GATE=JUSTIFICATION for a failing gate (admins), repeatable."
     ),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Ask for promotion; gates are checked now and again at approval."""
-    with _registry() as registry:
+    with _acting(by, key) as (registry, actor):
         request = registry.request_promotion(
-            _who(by), name, version, to, reason, _pairs(override, "--override") or None
+            actor, name, version, to, reason, _pairs(override, "--override") or None
         )
     _print_gates(request.gates)
     console.print(
@@ -298,12 +327,12 @@ def approve(
         None, "--override", help="GATE=JUSTIFICATION for a failing gate, repeatable."
     ),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Approve a request (not your own): gates again, then the MLflow alias moves."""
-    with _registry() as registry:
-        request = registry.approve(
-            _who(by), request_id, notes, _pairs(override, "--override") or None
-        )
+    # The registry checks the approver's role itself, and records a refusal.
+    with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
+        request = registry.approve(actor, request_id, notes, _pairs(override, "--override") or None)
     console.print(
         f"approved {request.id}: {request.name} v{request.version} is now in {request.to_stage}",
         highlight=False,
@@ -315,10 +344,11 @@ def reject(
     request_id: str = typer.Argument(...),
     notes: str = typer.Option(..., help="Why."),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Reject a request (not your own), with notes."""
-    with _registry() as registry:
-        request = registry.reject(_who(by), request_id, notes)
+    with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
+        request = registry.reject(actor, request_id, notes)
     console.print(f"rejected {request.id}", highlight=False)
 
 
@@ -354,10 +384,11 @@ def rollback(
     name: str = typer.Argument(...),
     reason: str = typer.Option(..., help="Why (recorded)."),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Emergency: put the previous production version back at once (admins)."""
-    with _registry() as registry:
-        restored = registry.rollback(_who(by), name, reason)
+    with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
+        restored = registry.rollback(actor, name, reason)
     console.print(f"{name}: production is v{restored.version} again", highlight=False)
 
 
@@ -367,10 +398,11 @@ def archive(
     version: int = typer.Argument(...),
     reason: str = typer.Option(..., help="Why (recorded)."),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Archive a version that is not in production."""
-    with _registry() as registry:
-        registry.archive(_who(by), name, version, reason)
+    with _acting(by, key) as (registry, actor):
+        registry.archive(actor, name, version, reason)
     console.print(f"archived {name} v{version}", highlight=False)
 
 
@@ -378,11 +410,12 @@ def archive(
 def verify(
     artifacts: bool = typer.Option(True, help="Also re-hash every version's artifact files."),
     by: str | None = BY,
+    key: str | None = KEY,
     as_json: bool = JSON,
 ) -> None:
     """Compare MLflow's aliases and artifacts with what Bastion approved; exit 1 on drift."""
-    with _registry() as registry:
-        report = registry.verify(_who(by), artifacts=artifacts)
+    with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
+        report = registry.verify(actor, artifacts=artifacts)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
@@ -438,15 +471,18 @@ def card(
         None, "--set", help="FIELD=TEXT for an editable field, repeatable."
     ),
     by: str | None = BY,
+    key: str | None = KEY,
 ) -> None:
     """Generate a model or data card (Markdown, HTML), keeping what people wrote."""
     if kind not in ("model", "data"):
         fail("--kind must be model or data", 2)
     card_kind: CardKind = "model" if kind == "model" else "data"
-    with _registry() as registry:
-        existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else None
+    existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else None
+    writes = bool(set_) or existing is not None
+    needs = Permission.MODELS_WRITE if writes else Permission.MODELS_READ
+    with _acting(by, key, needs) as (registry, actor):
         markdown = registry.regenerate_card(
-            _who(by), name, version, card_kind, existing, _pairs(set_, "--set")
+            actor, name, version, card_kind, existing, _pairs(set_, "--set")
         )
         page = registry.render_card(name, version, card_kind, "html") if html else None
     if out is None:
