@@ -15,6 +15,7 @@ from bastion.privacy import Analyzer
 
 FLOORS = {
     "EMAIL_ADDRESS": 0.95,
+    "PHONE_NUMBER": 0.9,
     "CREDIT_CARD": 0.9,
     "IBAN_CODE": 0.9,
     "US_SSN": 0.9,

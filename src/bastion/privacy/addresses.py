@@ -99,7 +99,13 @@ class AddressRecognizer:
             span = None
             if len(ahead) == 2 and ahead[0] in " ," and (ahead[1].isupper() or ahead[1] == " "):
                 span = self._number_first(text, m)
-            if span is None and start >= 2 and text[start - 1] == " " and text[start - 2].isalpha():
+            if (
+                span is None
+                and start >= 2
+                and text[start - 1] == " "
+                and text[start - 2].isalpha()
+                and _capitalised_word_before(text, start - 1)
+            ):
                 span = self._number_last(text, m)
             if span is None:
                 continue
@@ -140,3 +146,15 @@ class AddressRecognizer:
             if w in PREFIXES and all(x and (x[0].isupper() or x.islower()) for x in words[i:]):
                 return start - 1 - len(" ".join(words[i:])), m.end(), 0.6
         return None
+
+
+def _capitalised_word_before(text: str, end: int) -> bool:
+    """Whether a capitalised word (or a street word's particle, ``de``) ends at ``end``
+    within its line: streets are named, and "age 45" or "in 2019" are not streets."""
+    space = max(text.rfind(" ", 0, end), text.rfind("\n", 0, end))
+    word = text[space + 1 : end]
+    return bool(word) and (word[0].isupper() or word in _PARTICLES_BEFORE_NUMBER)
+
+
+# "Via XX Settembre 5" has a capital; a lower-case last word before the number is rare.
+_PARTICLES_BEFORE_NUMBER = frozenset({"ul."})

@@ -510,7 +510,7 @@ def _cue(text: str, start: int, strong: frozenset[int]) -> float:
 
 
 def _strong_starts(text: str) -> frozenset[int]:
-    """Where a name would start after each strong cue in ``text``. The cues' last words
+    """Where a capitalised name starts after a strong cue in ``text``. The cues' last words
     are found with str.find (a case-insensitive regex cannot skip ahead), and the whole
     cue is checked only there."""
     lowered = text.lower()
@@ -521,12 +521,19 @@ def _strong_starts(text: str) -> frozenset[int]:
     for needle in _STRONG_NEEDLES:
         at = lowered.find(needle)
         while at >= 0:
-            k = at + len(needle)
+            k = end = at + len(needle)
             while k < n and text[k] in _CUE_TRAIL:
                 k += 1
-            if k > at + len(needle) and _STRONG_CUE.search(text, max(0, k - 32), k):
+            # A whole word ("cc", not "accept"), separators, a capital; then the regex.
+            if (
+                k > end
+                and k < n
+                and text[k].isupper()
+                and (at == 0 or needle[0] == " " or not lowered[at - 1].isalpha())
+                and _STRONG_CUE.search(text, max(0, k - 32), k)
+            ):
                 starts.add(k)
-            at = lowered.find(needle, at + 1)
+            at = lowered.find(needle, end)
     return frozenset(starts)
 
 

@@ -623,6 +623,8 @@ class IdRule:
     score: float
     #: Letters and digits in the shortest valid value (a cheap filter on candidates).
     length: int
+    #: Whether every valid value has a letter (another cheap filter).
+    letters: bool = False
 
 
 def _d(pattern: str) -> re.Pattern[str]:
@@ -630,7 +632,7 @@ def _d(pattern: str) -> re.Pattern[str]:
 
 
 ID_RULES: tuple[IdRule, ...] = (
-    IdRule(E.UK_NINO, _NINO, _nino_valid, 0.7, 9),
+    IdRule(E.UK_NINO, _NINO, _nino_valid, 0.7, 9, True),
     IdRule(E.UK_NHS, _d(r"\d{3}[ -]?\d{3}[ -]?\d{4}"), _gb_nhs.is_valid, 0.3, 10),
     IdRule(E.DE_TAX_ID, _d(r"\d{2} ?\d{3} ?\d{3} ?\d{3}"), _de_idnr.is_valid, 0.3, 11),
     IdRule(
@@ -640,14 +642,15 @@ ID_RULES: tuple[IdRule, ...] = (
         0.6,
         15,
     ),
-    IdRule(E.ES_NIF, _d(r"\d{8}-?[A-Z]"), _es_dni.is_valid, 0.7, 9),
-    IdRule(E.ES_NIE, _d(r"[XYZ]-?\d{7}-?[A-Z]"), _es_nie.is_valid, 0.75, 9),
+    IdRule(E.ES_NIF, _d(r"\d{8}-?[A-Z]"), _es_dni.is_valid, 0.7, 9, True),
+    IdRule(E.ES_NIE, _d(r"[XYZ]-?\d{7}-?[A-Z]"), _es_nie.is_valid, 0.75, 9, True),
     IdRule(
         E.IT_FISCAL_CODE,
         _d(r"[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPR-T][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]"),
         _it_cf.is_valid,
         0.85,
         16,
+        True,
     ),
     IdRule(E.NL_BSN, _d(r"\d{4}\.?\d{2}\.?\d{3}"), _nl_bsn.is_valid, 0.3, 9),
     IdRule(E.PL_PESEL, _d(r"\d{11}"), _pl_pesel.is_valid, 0.3, 11),
@@ -662,7 +665,7 @@ ID_RULES: tuple[IdRule, ...] = (
         9,
     ),
     IdRule(E.IN_AADHAAR, _d(r"[2-9]\d{3} ?\d{4} ?\d{4}"), _in_aadhaar.is_valid, 0.3, 12),
-    IdRule(E.IN_PAN, _d(r"[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]"), _in_pan.is_valid, 0.45, 10),
+    IdRule(E.IN_PAN, _d(r"[A-Z]{3}[ABCFGHLJPT][A-Z]\d{4}[A-Z]"), _in_pan.is_valid, 0.45, 10, True),
     IdRule(E.AU_TFN, _d(r"\d{3} ?\d{3} ?\d{2,3}"), _au_tfn.is_valid, 0.2, 8),
     IdRule(E.CA_SIN, _d(r"\d{3}[ -]?\d{3}[ -]?\d{3}"), _ca_sin.is_valid, 0.3, 9),
 )
@@ -692,8 +695,9 @@ class NationalIdRecognizer:
                 continue
             value = c.group()
             size = len(value) - sum(value.count(sep) for sep in " .-+")
+            letters = value.lower() != value  # candidates hold only A-Z, digits, separators
             for rule in self.rules:
-                if size < rule.length:
+                if size < rule.length or (rule.letters and not letters):
                     continue
                 # endpos makes the rule's look-ahead see an end at ``hi``, which is a
                 # real boundary: the candidate pattern ends only before one.
