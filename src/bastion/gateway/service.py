@@ -600,24 +600,17 @@ class Gateway:
             call.trail.upstream_s += time.perf_counter() - upstream_started
             self._account(call, None, policy)  # billed for what was generated
             call.flags.add("stream_interrupted")
-            with anyio.CancelScope(shield=True):
-                await self._fail(call, failure, reservation)
+            yield await self._end_failed(call, failure, reservation)
             reservation = None
-            yield _sse_error(failure)
         except BastionError as failure:
             # Bastion's own step failed after bytes went out (the ledger could not record
             # the call, say): the stream ends with the reason, never with [DONE].
             call.answer_text = "".join(pieces)
-            with anyio.CancelScope(shield=True):
-                await self._fail(call, failure, reservation)
+            yield await self._end_failed(call, failure, reservation)
             reservation = None
-            yield _sse_error(failure)
         except Exception as exc:
-            log.exception("a stream failed inside Bastion")
-            with anyio.CancelScope(shield=True):
-                await self._fail(call, exc, reservation)
+            yield await self._end_failed(call, exc, reservation)
             reservation = None
-            yield _sse_error(INTERNAL_STREAM_ERROR)
         finally:
             if not call.done and reservation is not None:
                 # The client went away (or the server is stopping): bill what was generated.
@@ -681,16 +674,11 @@ class Gateway:
                     for c in ch.get("choices") or []
                 )
                 self._account(call, None, policy)
-            with anyio.CancelScope(shield=True):
-                await self._fail(call, failure, reservation)
+            yield await self._end_failed(call, failure, reservation)
             reservation = None
-            yield _sse_error(failure)
         except Exception as exc:
-            log.exception("a stream failed inside Bastion")
-            with anyio.CancelScope(shield=True):
-                await self._fail(call, exc, reservation)
+            yield await self._end_failed(call, exc, reservation)
             reservation = None
-            yield _sse_error(INTERNAL_STREAM_ERROR)
         finally:
             if not call.done and reservation is not None:
                 call.flags.add("client_disconnected")
@@ -698,6 +686,16 @@ class Gateway:
                     await self._fail(call, asyncio.CancelledError(), reservation)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
+
+    async def _end_failed(
+        self, call: Call, error: BaseException, reservation: Reservation | None
+    ) -> bytes:
+        """Record a stream that failed after its first byte; the event that ends it."""
+        if not isinstance(error, BastionError):
+            log.exception("a stream failed inside Bastion", exc_info=error)
+        with anyio.CancelScope(shield=True):
+            await self._fail(call, error, reservation)
+        return _sse_error(error if isinstance(error, BastionError) else INTERNAL_STREAM_ERROR)
 
     def _stream_postscan(
         self, call: Call, guard: PrivacyGuard, vault: Vault, invented: list[str]

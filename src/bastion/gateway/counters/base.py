@@ -32,6 +32,11 @@ EPSILON_S = 1e-6
 #: A refusal caused only by reservations in flight (not by spent money) is worth
 #: retrying soon: those requests settle, usually below their worst case.
 IN_FLIGHT_RETRY_S = 1.0
+#: A reservation can still be settled this long after its deadline (the cost is then
+#: added to spent); after that, settling it has no effect.
+MARKER_GRACE_S = 3600.0
+#: Ended budget windows are kept this long (late settlements, the last window's figures).
+WINDOW_RETENTION_S = 86400
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 from bastion.gateway.counters.base import (
     EPSILON_S,
+    MARKER_GRACE_S,
+    WINDOW_RETENTION_S,
     WINDOW_S,
     Admission,
     BudgetLimit,
@@ -36,11 +38,6 @@ from bastion.gateway.counters.base import (
     too_large,
 )
 
-#: A reservation can still be settled this long after its deadline (the cost is then
-#: added to spent); after that, settling it has no effect.
-MARKER_GRACE_S = 3600.0
-#: Ended windows stay this long (late settlements, the previous window's figures).
-WINDOW_RETENTION_S = 86400.0
 SWEEP_EVERY_S = 60.0
 
 

@@ -37,6 +37,8 @@ from redis.retry import Retry
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bastion.gateway.counters.base import (
+    MARKER_GRACE_S,
+    WINDOW_RETENTION_S,
     WINDOW_S,
     Admission,
     BudgetLimit,
@@ -54,8 +56,6 @@ from bastion.gateway.counters.base import (
 )
 from bastion.gateway.errors import CountersUnavailable
 
-MARKER_GRACE_S = 3600.0
-WINDOW_RETENTION_S = 86400
 SETTLE_ATTEMPTS = 3
 _ERRORS = (RedisError, OSError, TimeoutError)
 
