@@ -205,3 +205,15 @@ def test_personal_data_appears_in_no_log_table_or_metric(served, fake_upstream) 
                     assert digits not in haystack.replace(" ", ""), (secret, where)
     finally:
         served["server"].start()
+
+
+def test_the_readme_example_runs_as_written(served, capsys) -> None:  # type: ignore[no-untyped-def]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Govern LLM calls", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("http://127.0.0.1:8000/v1", served["url"] + "/v1")
+    code = code.replace('api_key="bst_..."', f'api_key="{served["key"]}"')
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("local ")
+    assert "Bastion records every call" in printed
