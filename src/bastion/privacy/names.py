@@ -421,10 +421,6 @@ class NameRecognizer:
         return self._span(E.PERSON, text, start, end, score - 0.1 * common + cue)
 
 
-#: The recognizer was PERSON-only under this name; it is kept for callers that use it.
-PersonRecognizer = NameRecognizer
-
-
 def _split(run: str, offset: int) -> Iterator[list[_Tok]]:
     """The tokens of one regex run, cut where a full stop ends a word that is neither an
     initial nor a title (there a sentence ends: "... Smith. Then ...")."""

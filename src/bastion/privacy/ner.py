@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +63,32 @@ def gliner_model_path(model: str) -> str | None:
         return None
 
 
-def _unavailable(backend: str, missing: list[str], how: str) -> NerBackendUnavailable:
-    what = " and ".join(missing)
-    verb = "is" if len(missing) == 1 else "are"
-    return NerBackendUnavailable(
-        f"privacy.ner.backend is {backend!r} but {what} {verb} not installed; {how}, or "
-        "remove privacy.ner. Bastion never downloads a model.",
-        backend=backend,
-        missing=missing,
-    )
+def _require(
+    backend: str,
+    package: str,
+    module: str,
+    model: str,
+    model_kind: str,
+    find_model: Callable[[str], str | None],
+    how: str,
+) -> str:
+    """The model's path on disk; or NerBackendUnavailable naming every missing piece."""
+    missing = []
+    if not _importable(module):
+        missing.append(f"the {package} package")
+    path = find_model(model)
+    if path is None:
+        missing.append(f"the {model_kind} model {model!r}")
+    if missing or path is None:
+        what = " and ".join(missing)
+        verb = "is" if len(missing) == 1 else "are"
+        raise NerBackendUnavailable(
+            f"privacy.ner.backend is {backend!r} but {what} {verb} not installed; {how}, "
+            "or remove privacy.ner. Bastion never downloads a model.",
+            backend=backend,
+            missing=missing,
+        )
+    return path
 
 
 class PresidioNerRecognizer:
@@ -80,18 +97,15 @@ class PresidioNerRecognizer:
     name = "presidio_ner"
 
     def __init__(self, policy: NerPolicy) -> None:
-        missing = []
-        if not _importable("presidio_analyzer"):
-            missing.append("the presidio-analyzer package")
-        path = spacy_model_path(policy.model)
-        if path is None:
-            missing.append(f"the spaCy model {policy.model!r}")
-        if missing or path is None:
-            raise _unavailable(
-                "presidio",
-                missing,
-                "install presidio-analyzer and the model's package (or give the model's directory)",
-            )
+        path = _require(
+            "presidio",
+            "presidio-analyzer",
+            "presidio_analyzer",
+            policy.model,
+            "spaCy",
+            spacy_model_path,
+            "install presidio-analyzer and the model's package (or give the model's directory)",
+        )
         from presidio_analyzer import AnalyzerEngine
         from presidio_analyzer.nlp_engine import NlpEngineProvider
 
@@ -127,19 +141,16 @@ class GlinerRecognizer:
     name = "gliner"
 
     def __init__(self, policy: NerPolicy) -> None:
-        missing = []
-        if not _importable("gliner"):
-            missing.append("the gliner package")
-        path = gliner_model_path(policy.model)
-        if path is None:
-            missing.append(f"the GLiNER model {policy.model!r}")
-        if missing or path is None:
-            raise _unavailable(
-                "gliner",
-                missing,
-                "install gliner and save the model to a directory (or into the local "
-                "Hugging Face cache)",
-            )
+        path = _require(
+            "gliner",
+            "gliner",
+            "gliner",
+            policy.model,
+            "GLiNER",
+            gliner_model_path,
+            "install gliner and save the model to a directory (or into the local Hugging "
+            "Face cache)",
+        )
         from gliner import GLiNER  # type: ignore[import-not-found, unused-ignore]
 
         try:
