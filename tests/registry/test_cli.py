@@ -43,6 +43,15 @@ def bastion(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:
     return Ran(result.exit_code, result.stdout, result.stderr)
 
 
+def request_promotion(env: dict[str, str], name: str, stage: str, *who: str) -> str:
+    """Ask for v1 of ``name`` to go to ``stage``; the new request's id."""
+    r = bastion(
+        env, "models", "request-promotion", name, "1", "--to", stage, "--reason", "release", *who
+    )
+    assert r.code == 0, r.err
+    return r.out.split("request ")[1].split(":")[0]
+
+
 def test_models_commands_from_registration_to_verify(
     env: dict[str, str], tmp_path: Path, fair_model: Model
 ) -> None:
@@ -107,21 +116,7 @@ def test_models_commands_from_registration_to_verify(
     assert "<h1>Model card: adult-income v1</h1>" in (tmp_path / "card.html").read_text()
 
     for stage in ("staging", "production"):
-        r = bastion(
-            env,
-            "models",
-            "request-promotion",
-            name,
-            "1",
-            "--to",
-            stage,
-            "--reason",
-            "release",
-            "--by",
-            "ana",
-        )
-        assert r.code == 0, r.err
-        request_id = r.out.split("request ")[1].split(":")[0]
+        request_id = request_promotion(env, name, stage, "--by", "ana")
         r = bastion(env, "models", "approve", request_id, "--by", "ana")
         assert r.code == 1 and "ana requested" in r.err
         r = bastion(env, "models", "approve", request_id, "--by", "ada", "--notes", "ok")
@@ -175,21 +170,7 @@ def test_with_a_key_the_cli_checks_its_holders_role(env: dict[str, str], fair_mo
         env, "models", "card", name, "1", "--set", "intended_use=Tests.", "--key", keys["ana"]
     )
     assert r.code == 0, r.err
-    r = bastion(
-        env,
-        "models",
-        "request-promotion",
-        name,
-        "1",
-        "--to",
-        "staging",
-        "--reason",
-        "first",
-        "--key",
-        keys["ana"],
-    )
-    assert r.code == 0, r.err
-    request_id = r.out.split("request ")[1].split(":")[0]
+    request_id = request_promotion(env, name, "staging", "--key", keys["ana"])
     r = bastion(env, "models", "approve", request_id, "--key", keys["ana"])
     assert r.code == 1 and "only approvers (models:approve)" in r.err
     r = bastion(env, "models", "approve", request_id, "--key", keys["ada"], "--by", "ada")
