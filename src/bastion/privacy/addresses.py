@@ -79,8 +79,13 @@ _UNIT = re.compile(
     r"(?![\w-])"
 )
 # A number that could be a house number: 1-5 digits (and a letter), not part of a longer
-# number, a date or a code.
-_NUMBER = re.compile(r"\d(?<![\w.,/:+-]\d)\d{0,4}[A-Za-z]?(?![\w/:-]|[.,]\d)")
+# number, a date or a code, with a word before it or a capitalised word after it.
+_NUMBER = re.compile(
+    r"\d(?<![\w.,/:+-]\d)"
+    r"(?P<named>(?<=[^\W\d_] \d))?"  # a word before it: "Via Roma 12"
+    r"\d{0,4}[A-Za-z]?(?![\w/:-]|[.,]\d)"
+    r"(?(named)|(?=,? [A-Z]))"  # else a capitalised word after it: "12 Baker Street"
+)
 _ORDINAL = re.compile(r"\d{1,3}(?:st|nd|rd|th)")
 
 

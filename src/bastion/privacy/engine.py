@@ -159,6 +159,8 @@ class Analyzer:
         return any(p in joined for p in phrases)
 
     def _allowed(self, value: str) -> bool:
+        if not self.allow_list and self.allow_pattern is None:
+            return False
         if value.casefold() in self.allow_list:
             return True
         return self.allow_pattern is not None and self.allow_pattern.fullmatch(value) is not None
