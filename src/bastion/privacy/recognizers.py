@@ -672,10 +672,12 @@ ID_RULES: tuple[IdRule, ...] = (
 
 
 # Where an identifier could start: up to six capitals then a digit (covers every rule
-# above), followed by more letters, digits and separators. One pass finds these; the
-# rules then run only inside them, instead of fifteen passes over the whole text.
+# above), followed by more letters, digits and separators, eight characters or more.
+# One pass finds these; the rules then run only inside them, instead of fifteen passes
+# over the whole text.
 _ID_CANDIDATE = re.compile(
-    r"[A-Z\d](?<![\w-][A-Z\d])(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))[A-Z\d]*(?:[ .\-+][A-Z\d]+)*(?![\w-])"
+    r"[A-Z\d](?<![\w-][A-Z\d])(?=[A-Z\d .\-+]{7})(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))"
+    r"[A-Z\d]*(?:[ .\-+][A-Z\d]+)*(?![\w-])"
 )
 
 
