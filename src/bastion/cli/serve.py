@@ -66,7 +66,8 @@ def serve(
             soft_wrap=True,
         )
     else:
-        console.print("Admin API key   created on first start; make another with")
+        console.print("Admin API key   printed when it was made (`make run` prints the demo's)")
+        console.print("                and never again; make another with")
         console.print("                `bastion keys create --user you --role admin`")
     console.rule()
 
