@@ -23,8 +23,9 @@ have answered (one aiohttp session on uvloop, no connection limit), and latency 
 measured from the due time, so queuing anywhere — generator included — shows up as
 latency. The generator's lag (actual send − due time) is reported beside it. Each point
 runs ``--duration`` seconds at 100, 200 and 500 requests/s; the targets are alternated
-(rotated each run), every figure is the median over ``--runs`` runs, and *added* latency
-is target − direct per percentile, paired within a run. Bastion's own
+(rotated each run), each run starts every server afresh, every figure is the median
+over ``--runs`` runs, and *added* latency is target − direct per percentile, paired
+within a run. Bastion's own
 ``x-bastion-overhead-ms`` header (the server's measure of its time outside the upstream)
 is summarised too. Then the collapse test: 500 requests/s with the 1.5 s upstream.
 
@@ -747,7 +748,8 @@ def ledger_check(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     }
 
 
-async def run_all(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+async def run_once(args: argparse.Namespace, ctx: dict[str, Any], run: int) -> dict[str, Any]:
+    """One run on freshly started servers: a check, a warm-up, then every point."""
     targets: dict[str, Target] = ctx["targets"]
     watch: dict[str, int] = ctx["watch"]
     names = list(targets)
@@ -758,42 +760,39 @@ async def run_all(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, An
         checks = {name: await check_once(session, t) for name, t in targets.items()}
         for name in names:
             sent[name] += 1
-        print(f"checks: {json.dumps(checks)}", flush=True)
+        print(f"run {run + 1} checks: {json.dumps(checks)}", flush=True)
         # Warm up: connections opened, first-call caches filled, node's JIT warm.
         for name in names:
             w = await open_loop(session, targets[name], FAST_MS, 100, args.warmup)
             sent[name] += w["requests"]
             print(f"warm-up {name}: {w['ok']}/{w['requests']} ok", flush=True)
-        for run in range(args.runs):
-            order = names[run % len(names) :] + names[: run % len(names)]
-            plan = [(FAST_MS, rate) for rate in args.rates]
-            if not args.no_collapse:
-                plan.append((SLOW_MS, max(args.rates)))
-            for delay, rate in plan:
-                for name in order:
-                    await asyncio.sleep(args.pause)
-                    p = await measure_point(
-                        session, targets[name], watch, delay, rate, args.duration
-                    )
-                    sent[name] += p["requests"]
-                    p["run"] = run
-                    points.append(p)
-                    cpu = json.dumps({k: round(v) for k, v in p["cpu_pct_of_one_core"].items()})
-                    extra = (
-                        f" overhead p50 {p['overhead_p50_ms']:.2f} p99 {p['overhead_p99_ms']:.2f}"
-                        if "overhead_p50_ms" in p
-                        else ""
-                    )
-                    print(
-                        f"run {run + 1} {delay} ms upstream {rate:g} rps {name:8s}: "
-                        f"p50 {p['p50_ms']:.1f} p90 {p['p90_ms']:.1f} p99 {p['p99_ms']:.1f} ms, "
-                        f"errors {p['error_count']}, sent {p['sent_rate']:.0f}/s, "
-                        f"done {p['achieved_rate']:.0f}/s, lag p99 {p['lag_p99_ms']:.1f} ms, "
-                        f"cpu {cpu}"
-                        f"{extra}",
-                        flush=True,
-                    )
-        if args.profile:
+        order = names[run % len(names) :] + names[: run % len(names)]
+        plan = [(FAST_MS, rate) for rate in args.rates]
+        if not args.no_collapse:
+            plan.append((SLOW_MS, max(args.rates)))
+        for delay, rate in plan:
+            for name in order:
+                await asyncio.sleep(args.pause)
+                p = await measure_point(session, targets[name], watch, delay, rate, args.duration)
+                sent[name] += p["requests"]
+                p["run"] = run
+                points.append(p)
+                cpu = json.dumps({k: round(v) for k, v in p["cpu_pct_of_one_core"].items()})
+                extra = (
+                    f" overhead p50 {p['overhead_p50_ms']:.2f} p99 {p['overhead_p99_ms']:.2f}"
+                    if "overhead_p50_ms" in p
+                    else ""
+                )
+                print(
+                    f"run {run + 1} {delay} ms upstream {rate:g} rps {name:8s}: "
+                    f"p50 {p['p50_ms']:.1f} p90 {p['p90_ms']:.1f} p99 {p['p99_ms']:.1f} ms, "
+                    f"errors {p['error_count']}, sent {p['sent_rate']:.0f}/s, "
+                    f"done {p['achieved_rate']:.0f}/s, lag p99 {p['lag_p99_ms']:.1f} ms, "
+                    f"cpu {cpu}"
+                    f"{extra}",
+                    flush=True,
+                )
+        if args.profile and run == args.runs - 1:
             profile = await profile_bastion(session, targets["bastion"], ctx, args)
             sent["bastion"] += profile.pop("requests")
     return {"checks": checks, "points": points, "sent": dict(sent), "profile": profile}
@@ -866,20 +865,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     info = machine()
     load_before = os.getloadavg()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    try:
-        with servers(args, workdir) as ctx:
-            measured = uvloop.run(run_all(args, ctx))
-            ledger = ledger_check(ctx["env"], workdir)
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    measured: dict[str, Any] = {"points": [], "sent": Counter[str](), "profile": None}
+    ledgers: list[dict[str, Any]] = []
+    for run in range(args.runs):
+        # Every run on servers started afresh (BENCH.md: fresh processes per run).
+        workdir = Path(tempfile.mkdtemp(prefix=f"bench-gateway-{run + 1}-"))
+        try:
+            with servers(args, workdir) as ctx:
+                one = uvloop.run(run_once(args, ctx, run))
+                ledger = ledger_check(ctx["env"], workdir)
+        finally:
+            if args.keep:
+                print(f"kept {workdir}")
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+        ledger["requests_sent_to_bastion"] = one["sent"].get("bastion", 0)
+        ledgers.append(ledger)
+        measured["points"].extend(one["points"])
+        measured["sent"].update(one["sent"])
+        measured["checks"] = one["checks"]
+        measured["profile"] = one["profile"] or measured["profile"]
     load_after = os.getloadavg()
     rows = summarise(measured["points"])
-    ledger["requests_sent_to_bastion"] = measured["sent"].get("bastion", 0)
-    ledger["one_event_per_call"] = ledger["events"] == ledger["requests_sent_to_bastion"]
+    ledger = {
+        "events": sum(x["events"] for x in ledgers),
+        "requests_sent_to_bastion": sum(x["requests_sent_to_bastion"] for x in ledgers),
+        "outcomes": dict(sum((Counter(x["outcomes"]) for x in ledgers), Counter[str]())),
+        "flags": dict(sum((Counter(x["flags"]) for x in ledgers), Counter[str]())),
+        "privacy_decisions": ledgers[-1]["privacy_decisions"],
+        "per_run": [
+            {k: x[k] for k in ("events", "requests_sent_to_bastion", "outcomes")} for x in ledgers
+        ],
+    }
+    ledger["one_event_per_call"] = all(
+        x["events"] == x["requests_sent_to_bastion"] for x in ledgers
+    )
     results: dict[str, Any] = {
         "machine": info,
         "versions": versions(),
