@@ -22,6 +22,7 @@ from bastion.privacy.addresses import AddressRecognizer
 from bastion.privacy.config import DEFAULT_PHONE_REGIONS, PrivacyPolicy
 from bastion.privacy.entities import Span
 from bastion.privacy.names import NameLists, NameRecognizer, PlaceLists
+from bastion.privacy.phones import PhoneRecognizer
 from bastion.privacy.recognizers import (
     CONTEXT,
     CONTEXT_AFTER,
@@ -30,7 +31,6 @@ from bastion.privacy.recognizers import (
     IbanRecognizer,
     NationalIdRecognizer,
     NumberRecognizer,
-    PhoneRecognizer,
     Recognizer,
     UrlRecognizer,
 )
