@@ -131,7 +131,7 @@ class Analyzer:
                 score = span.score
                 threshold = self.thresholds.get(span.entity_type, self.default_threshold)
                 if score < threshold and self._has_context(text, span):
-                    score = min(1.0, score + CONTEXT_BOOST)
+                    score = round(min(1.0, score + CONTEXT_BOOST), 3)
                 if score < threshold or self._allowed(span.text):
                     continue
                 if score != span.score:

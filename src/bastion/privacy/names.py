@@ -306,9 +306,10 @@ class NameRecognizer:
             yield from self._after_cue(text, lists)
 
     def _span(self, entity_type: str, text: str, start: int, end: int, score: float) -> Span | None:
+        score = round(min(1.0, score), 3)  # 0.7 - 0.2 is 0.49999999999999994 unrounded
         if score <= 0.0 or score < self.floor:
             return None
-        return Span(entity_type, start, end, round(min(1.0, score), 3), text[start:end], self.name)
+        return Span(entity_type, start, end, score, text[start:end], self.name)
 
     def _best(
         self,

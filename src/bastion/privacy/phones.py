@@ -193,7 +193,7 @@ class PhoneRecognizer:
             and _grouped_as_formatted(head, nsn, region)
         ):
             marks += _MARK_GROUPING
-        return min(cap, base + min(marks, _MARKS_CAP))
+        return round(min(cap, base + min(marks, _MARKS_CAP)), 3)
 
 
 def _valid(region: _Region, nsn: str) -> bool:
