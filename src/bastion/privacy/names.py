@@ -29,7 +29,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
 
@@ -61,9 +61,6 @@ _STRONG_LAST = _words(
     "employee attn attention cc am i'm name"
 )
 _CUE_TRAIL = " \t\n,:.-"
-#: How those last words are searched for: "is" and "am" only after a space ("this is",
-#: "I am"), or the search would stop inside every "this" and "name".
-_STRONG_NEEDLES = (*sorted(_STRONG_LAST - {"is", "am"}), " is", " am")
 _LOCATIVE = _words(
     "in at from to near via around outside inside across visit visiting visited live lives "
     "lived living based born moved relocated city town village capital province region "
@@ -107,6 +104,11 @@ class NameLists:
     given: frozenset[str]
     family: frozenset[str]
     common: frozenset[str]
+    #: Given and family names together (one look-up where either will do).
+    known: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "known", self.given | self.family)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,10 +273,10 @@ class NameRecognizer:
     def find(self, text: str) -> Iterator[Span]:
         lists = self.lists
         places = self.places if self._locations else None
-        given, family = lists.given, lists.family
+        known = lists.known
         major, cities = (places.major, places.cities) if places else (_NONE, _NONE)
         people = self._people
-        strong = _strong_starts(text)
+        strong = _Strong(text)
         for m in _run_pattern().finditer(text):
             run = m.group()
             if " " in run:
@@ -292,8 +294,8 @@ class NameRecognizer:
             if key not in major and key not in cities:
                 if key in COMMON or key in TITLES:
                     continue
-                if not people or (key not in given and key not in family):
-                    if people and len(word) > 1 and not word.isupper() and start in strong:
+                if not people or key not in known:
+                    if people and len(word) > 1 and not word.isupper() and strong.at(start):
                         span = self._span(E.PERSON, text, start, start + len(word), 0.55)
                         if span is not None:
                             yield span
@@ -317,7 +319,7 @@ class NameRecognizer:
         run: list[_Tok],
         lists: NameLists,
         places: PlaceLists | None,
-        strong: frozenset[int],
+        strong: _Strong,
     ) -> Span | None:
         person = self._score_run(text, run, lists, strong) if self._people else None
         if places is not None:
@@ -356,17 +358,17 @@ class NameRecognizer:
         return Span(E.PERSON, m.start(1), end, 0.6, text[m.start(1) : end], self.name)
 
     def _score_run(
-        self, text: str, run: list[_Tok], lists: NameLists, strong: frozenset[int]
+        self, text: str, run: list[_Tok], lists: NameLists, strong: _Strong
     ) -> Span | None:
-        given, family = lists.given, lists.family
+        given = lists.given
         if len(run) == 1:
             # The common case, kept cheap: one capitalised word.
             tok = run[0]
             key = tok.key
             if key in COMMON or key in TITLES or tok.initial:
                 return None
-            if key not in given and key not in family:
-                if tok.word.isupper() or tok.start not in strong:
+            if key not in lists.known:
+                if tok.word.isupper() or not strong.at(tok.start):
                     return None
                 return self._span(E.PERSON, text, tok.start, tok.end, 0.55)
             score = 0.25 if key in lists.common else 0.45
@@ -385,12 +387,7 @@ class NameRecognizer:
                 cue = 0.4
             run = run[1:]
         # A sentence's first word is capitalised anyway: it counts only as a known name.
-        if (
-            len(run) > 1
-            and run[0].key not in given
-            and run[0].key not in family
-            and _starts_sentence(text, run[0].start)
-        ):
+        if len(run) > 1 and run[0].key not in lists.known and _starts_sentence(text, run[0].start):
             if not cue and run[0].key in _OPENERS:
                 cue = 0.2
             run = run[1:]
@@ -405,7 +402,7 @@ class NameRecognizer:
         for t in names:
             if t.key in COMMON:
                 return None
-            if t.key in given or t.key in family:
+            if t.key in lists.known:
                 known += 1
             elif len(t.word) > 1 and t.word.isupper():
                 return None
@@ -472,7 +469,7 @@ def _place(
         # "Mobile", "Nice": a word first; "Florence", "Logan": as often a name.
         if key in lists.common or key in COMMON:
             score -= 0.3
-        elif key in lists.given or key in lists.family:
+        elif key in lists.known:
             score -= 0.2
     if _locative_cue(text, start) or _address_layout(text, start, end):
         score += 0.3
@@ -495,43 +492,39 @@ def _cue_word(text: str, start: int) -> tuple[str, str, str]:
 _STRONG, _WEAK = 0.4, 0.2
 
 
-def _cue(text: str, start: int, strong: frozenset[int]) -> float:
+def _cue(text: str, start: int, strong: _Strong) -> float:
     """0.4 after a strong cue ("my name is", "Dear"), 0.2 after a weak one ("by",
     "with"), else 0."""
-    if start in strong:
+    before, word, gap = _cue_word(text, start)
+    if word in _STRONG_LAST and strong.verified(before, start):
         return _STRONG
-    _, word, gap = _cue_word(text, start)
     if word in _WEAK_CUE and gap and not gap.strip(" \t\n,"):
         return _WEAK
     return 0.0
 
 
-def _strong_starts(text: str) -> frozenset[int]:
-    """Where a capitalised name starts after a strong cue in ``text``. The cues' last words
-    are found with str.find (a case-insensitive regex cannot skip ahead), and the whole
-    cue is checked only there."""
-    lowered = text.lower()
-    if len(lowered) != len(text):
-        lowered = text
-    starts: set[int] = set()
-    n = len(text)
-    for needle in _STRONG_NEEDLES:
-        at = lowered.find(needle)
-        while at >= 0:
-            k = end = at + len(needle)
-            while k < n and text[k] in _CUE_TRAIL:
-                k += 1
-            # A whole word ("cc", not "accept"), separators, a capital; then the regex.
-            if (
-                k > end
-                and k < n
-                and text[k].isupper()
-                and (at == 0 or needle[0] == " " or not lowered[at - 1].isalpha())
-                and _STRONG_CUE.search(text, max(0, k - 32), k)
-            ):
-                starts.add(k)
-            at = lowered.find(needle, end)
-    return frozenset(starts)
+class _Strong:
+    """Strong cues before the capitalised words of one text, checked where asked and
+    remembered (the whole cue regex runs only after one of the cues' last words)."""
+
+    __slots__ = ("_seen", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._seen: dict[int, bool] = {}
+
+    def at(self, start: int) -> bool:
+        found = self._seen.get(start)
+        if found is None:
+            before, word, _ = _cue_word(self.text, start)
+            found = word in _STRONG_LAST and self.verified(before, start)
+        return found
+
+    def verified(self, before: str, start: int) -> bool:
+        found = self._seen.get(start)
+        if found is None:
+            found = self._seen[start] = _STRONG_CUE.search(before) is not None
+        return found
 
 
 def _locative_cue(text: str, start: int) -> bool:
