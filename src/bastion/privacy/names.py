@@ -119,6 +119,13 @@ class PlaceLists:
     cities: frozenset[str]
     #: The longest place name, in words (bounds the look-ups per run).
     longest: int = 4
+    #: The first word of every place name: a run whose first word is not one is no
+    #: place, and its text need not be looked up.
+    first: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = self.major | self.cities
+        object.__setattr__(self, "first", frozenset(n.split(" ", 1)[0] for n in names))
 
 
 @cache
@@ -455,7 +462,7 @@ def _place(
     end = run[-1].end
     score = 0.0
     while run:
-        if len(run) <= places.longest:
+        if len(run) <= places.longest and run[0].key in places.first:
             key = text[run[0].start : end].casefold()
             score = 0.7 if key in places.major else 0.4 if key in places.cities else 0.0
             if score:
