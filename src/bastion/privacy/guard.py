@@ -81,11 +81,14 @@ class PrivacyGuard:
             ner = load_ner(p.ner)
         extra = (ner,) if ner is not None else ()
         self.analyzer = analyzer or Analyzer.from_policy(p, extra_recognizers=extra)
+        # The name (and place) lists load now, once per process, not on the first request.
+        self.analyzer.warm()
         response_entities = p.response.entities
         if response_entities is None or frozenset(response_entities) == self.analyzer.entities:
             self.response_analyzer = self.analyzer
         else:
             self.response_analyzer = Analyzer.from_policy(p, response_entities, extra)
+            self.response_analyzer.warm()
         self.operators = Operators(
             {t: p.prompt.operator_for(t) for t in p.prompt.operators},
             OperatorSpec(type=p.prompt.default_operator),
