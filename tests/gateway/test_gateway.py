@@ -664,3 +664,24 @@ async def test_a_conversation_keeps_its_placeholders_and_no_one_else_gets_them(s
         model="ok", messages=hello("Repeat <EMAIL_1>"), extra_headers=conversation
     )
     assert EMAIL not in (eve.choices[0].message.content or "")
+
+
+async def test_a_reload_to_a_privacy_section_that_cannot_run_keeps_the_old_policy(  # type: ignore[no-untyped-def]
+    sdk, runtime, home
+) -> None:
+    client = sdk()
+    await client.models.list()
+    path = home / "policy.yaml"
+    before = runtime.policy.current.digest
+    path.write_text(
+        path.read_text().replace(
+            "  on_error: block\n",
+            "  on_error: block\n  ner: {backend: gliner, model: /nowhere/gliner-model}\n",
+        )
+    )
+    outcome = runtime.reload_policy("system", "test")
+    assert outcome.error is not None
+    assert "gliner" in str(outcome.error)
+    assert runtime.policy.current.digest == before  # still in force
+    answer = await client.chat.completions.create(model="local", messages=hello())
+    assert answer.choices[0].message.content  # and calls go on as before

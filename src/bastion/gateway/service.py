@@ -54,6 +54,7 @@ from bastion.gateway.upstream import (
     chunks_to_completion,
     completion_to_chunks,
 )
+from bastion.policy.loader import PolicyError, PolicyIssue
 from bastion.policy.schema import ModelConfig, Policy
 from bastion.privacy import PrivacyGuard, PrivacyKeys, Vault
 from bastion.privacy.errors import PrivacyError
@@ -139,6 +140,7 @@ class Gateway:
         )
         self.privacy_keys = privacy_keys or PrivacyKeys()
         self._guard: tuple[int, PrivacyGuard] | None = None
+        runtime.policy.checks.append(self.check_policy)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
@@ -165,6 +167,17 @@ class Gateway:
         guard = PrivacyGuard(policy.privacy, policy.denylist, keys=self.privacy_keys, vaults=vaults)
         self._guard = (id(policy), guard)
         return guard
+
+    def check_policy(self, policy: Policy) -> None:
+        """A reloaded policy's guard, built before the policy is swapped in: a policy
+        whose privacy section cannot run here (an NER backend that is not installed) is
+        rejected, and the old one stays in force, rather than failing every call."""
+        try:
+            self.guard(policy)
+        except PrivacyError as exc:
+            raise PolicyError(
+                [PolicyIssue(str(self.runtime.policy.path), None, None, "privacy", exc.message)]
+            ) from exc
 
     def models_for(self, principal: Principal) -> list[tuple[str, ModelConfig]]:
         policy = self.policy

@@ -3,11 +3,16 @@
 A reload reads the file, validates it whole, and only then swaps it in: a bad file is
 rejected and the old policy stays in force. Readers take ``store.current`` (one
 attribute read), so a swap never shows a half-loaded policy.
+
+Parts that build something from the policy (the gateway's privacy guard, say) add a
+check to ``checks``: it runs on a reloaded policy before the swap, and a
+:class:`PolicyError` it raises rejects the file like any other error.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +37,7 @@ class PolicyStore:
         self._current: LoadedPolicy | None = None
         self._signature: tuple[int, ...] | None = None
         self.loaded_at: datetime | None = None
+        self.checks: list[Callable[[Policy], None]] = []
 
     @property
     def current(self) -> LoadedPolicy:
@@ -63,6 +69,9 @@ class PolicyStore:
             signature = self._stat()
             try:
                 loaded = load_policy(self.path)
+                if loaded.digest != previous:
+                    for check in self.checks:
+                        check(loaded.policy)
             except PolicyError as exc:
                 self._signature = signature  # do not retry the same bad file every tick
                 return ReloadOutcome(False, previous or "", previous, exc)
