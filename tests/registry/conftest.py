@@ -7,6 +7,7 @@ copy that ships with Bastion.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from bastion.auth.principal import Principal
+from bastion.cli.main import _register, app
 from bastion.registry import demo
 from bastion.registry.mlflow_store import MlflowStore, save_sklearn_model
 from bastion.registry.service import ModelRegistry
@@ -122,3 +125,20 @@ def to_production(registry: ModelRegistry, name: str, version: int) -> None:
     for stage in ("staging", "production"):
         request = registry.request_promotion(ANA, name, version, stage, f"ship v{version}")
         registry.approve(ADA, request.id, notes="looks right")
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+def bastion(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:
+    """Run ``bastion ARGS`` in this process with only ``env``'s BASTION_ variables."""
+    _register()
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
+    result = CliRunner().invoke(
+        app, list(args), env=unset | env, catch_exceptions=False, input=stdin
+    )
+    return Ran(result.exit_code, result.stdout, result.stderr)

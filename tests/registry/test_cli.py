@@ -7,23 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner
 
-from bastion.cli.main import _register, app
-
-from .conftest import Model
-
-
-@dataclass
-class Ran:
-    code: int
-    out: str
-    err: str
+from .conftest import Model, bastion
 
 
 @pytest.fixture
@@ -32,15 +21,6 @@ def env(tmp_path: Path, mlflow_template: Path, database_url: str) -> dict[str, s
     home.mkdir(exist_ok=True)
     shutil.copy(mlflow_template, home / "mlflow.db")
     return {"BASTION_HOME": str(home), "BASTION_DATABASE_URL": database_url}
-
-
-def bastion(env: dict[str, str], *args: str, stdin: str | None = None) -> Ran:
-    _register()
-    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
-    result = CliRunner().invoke(
-        app, list(args), env=unset | env, catch_exceptions=False, input=stdin
-    )
-    return Ran(result.exit_code, result.stdout, result.stderr)
 
 
 def request_promotion(env: dict[str, str], name: str, stage: str, *who: str) -> str:
@@ -66,7 +46,7 @@ def test_models_commands_from_registration_to_verify(
     r = bastion(env, "models", "register", name, "--path", str(fair_model.pickle), "--by", "ana")
     assert "already registered as adult-income v1" in r.out
     r = bastion(env, "models", "register", name, "--by", "ana")
-    assert r.code == 2 and "exactly one of --run" in r.err
+    assert r.code == 2 and "exactly one of --run" in r.err and "[model_source_required]" in r.err
 
     fairness, profile = tmp_path / "fairness.json", tmp_path / "profile.json"
     fairness.write_text(json.dumps(fair_model.fairness))
@@ -118,7 +98,7 @@ def test_models_commands_from_registration_to_verify(
     for stage in ("staging", "production"):
         request_id = request_promotion(env, name, stage, "--by", "ana")
         r = bastion(env, "models", "approve", request_id, "--by", "ana")
-        assert r.code == 1 and "ana requested" in r.err
+        assert r.code == 1 and "ana requested" in r.err and r.err.endswith("[self_approval]\n")
         r = bastion(env, "models", "approve", request_id, "--by", "ada", "--notes", "ok")
         assert r.code == 0 and f"now in {stage}" in r.out
 
@@ -164,6 +144,7 @@ def test_with_a_key_the_cli_checks_its_holders_role(env: dict[str, str], fair_mo
     name, pickled = "income", str(fair_model.pickle)
     r = bastion(env, "models", "register", name, "--path", pickled, "--key", keys["gus"])
     assert r.code == 1 and "lacks the permission 'models:write'" in r.err
+    assert "[permission_denied]" in r.err
     r = bastion(env, "models", "register", name, "--path", pickled, "--key", "-", stdin=keys["ana"])
     assert r.code == 0 and "registered income v1" in r.out, r.err
     r = bastion(
@@ -188,6 +169,35 @@ def test_with_a_key_the_cli_checks_its_holders_role(env: dict[str, str], fair_mo
         ("user:ana", "denied"),
         ("user:ada", "success"),
     ]
+
+
+ERRORS = [
+    # (command, exit code, stable code, what the message says)
+    (["models", "show", "nope"], 1, "model_not_found", "`bastion models list` shows them"),
+    (["models", "show", "income", "9"], 1, "model_version_not_found", "has no version 9"),
+    (["models", "approve", "pr_nope", "--by", "ada"], 1, "promotion_request_not_found", ""),
+    (["models", "register", "bad name!", "--path", "m.pkl"], 2, "invalid_model_name", ""),
+    (["models", "register", "income", "--run", "0" * 32], 1, "mlflow_run_not_found", ""),
+    (["models", "register", "x", "--path", "m", "--metric", "auc=high"], 2, "invalid_option", ""),
+    (["models", "requests", "--status", "lost"], 2, "invalid_status", "use pending, approving"),
+    (["models", "rollback", "income", "--reason", "why"], 1, "no_rollback_target", ""),
+    (["models", "verify", "--key", "bst_not_a_key"], 1, "invalid_api_key", ""),
+    (["models", "verify", "--key", "k", "--by", "ada"], 2, "conflicting_options", "not both"),
+]
+
+
+def test_errors_name_their_stable_code(env: dict[str, str], fair_model: Model) -> None:
+    assert bastion(env, "db", "upgrade").code == 0
+    r = bastion(env, "models", "register", "income", "--path", str(fair_model.pickle))
+    assert r.code == 0, r.err
+    documented = (Path(__file__).parents[2] / "docs" / "registry.md").read_text()
+    for args, exit_code, code, says in ERRORS:
+        r = bastion(env, *args)
+        assert (r.code, r.out) == (exit_code, ""), (args, r.err)
+        # One line: "error: MESSAGE [CODE]", as `bastion drift|fairness` mean to print it.
+        assert r.err.startswith("error: ") and r.err.endswith(f" [{code}]\n"), (args, r.err)
+        assert says in r.err and r.err.count("\n") == 1, (args, r.err)
+        assert f"`{code}`" in documented, f"docs/registry.md does not list {code}"
 
 
 # Runs ``bastion demo seed`` in a process of its own, as ``make run`` does, and reports

@@ -22,6 +22,7 @@ from bastion.registry.errors import (
     InvalidModelName,
     InvalidTransition,
     JustificationRequired,
+    MlflowUnavailable,
     NoRollbackTarget,
     OverrideNotAllowed,
     PromotionPending,
@@ -41,6 +42,7 @@ from .conftest import (
     register,
     set_registry_policy,
     to_production,
+    variant,
 )
 
 
@@ -496,3 +498,92 @@ def test_two_approvers_at_once_move_the_alias_once(
         "registration",
         "promotion",
     ]
+
+
+@pytest.mark.parametrize("source", ["run", "path"])
+def test_concurrent_registrations_of_one_model_make_one_version(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path, source: str
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = variant(fair_model, tmp_path, "v1")
+    run = registry.store.log_model_folder(folder, params={}, metrics={}, tags={})
+    start = threading.Barrier(4)
+
+    def register_it(who: Any) -> Any:
+        start.wait()
+        if source == "run":
+            return registry.register(who, "income", run_id=run.run_id)
+        return registry.register(who, "income", path=folder)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(register_it, [ANA, ADA, BOB, ANA]))
+    assert sorted(r.created for r in results) == [False, False, False, True]
+    assert {r.version.version for r in results} == {1}
+    client = MlflowClient(registry.store.tracking_uri)
+    assert [int(v.version) for v in client.search_model_versions("name='income'")] == [1]
+    # A model given as files is logged as a run once, not once per caller.
+    runs = client.search_runs([registry.store.experiment_id()])
+    assert len(runs) == (2 if source == "path" else 1)
+    assert len(events(runtime, "model.register")) == 1
+    assert [v.version for v in registry.list_versions("income")] == [1]
+
+
+def test_an_approval_that_mlflow_refused_is_not_left_stuck(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    """MLflow fails while the alias moves (here: the version was deleted in MLflow behind
+    Bastion's back). Whether the alias moved is for MLflow to say: the request is left
+    for the next decision or verify to settle, at once rather than after the bound."""
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    request = registry.request_promotion(ANA, "income", v1, "staging", "first")
+    MlflowClient(registry.store.tracking_uri).delete_model_version("income", str(v1))
+    with pytest.raises(MlflowUnavailable, match="move the alias 'staging'"):
+        registry.approve(ADA, request.id)
+    assert registry.get_request(request.id).status == "approving"
+    [settled] = registry.verify(BOB, artifacts=False).settled
+    assert (settled.request_id, settled.status) == (request.id, "pending")
+    assert "did not take effect (the alias 'staging' is not set)" in settled.detail
+    assert registry.get_request(request.id).status == "pending"
+    assert registry.get_version("income", v1).stage == "development"
+    [recovered] = events(runtime, "model.promotion.recover")
+    assert (
+        recovered.details["attempt"]
+        == events(runtime, "model.promotion.approve")[-1].details["attempt"]
+    )
+
+
+def test_an_approval_stuck_by_an_earlier_bastion_is_settled(
+    runtime: Any, registry: ModelRegistry, fair_model: Model, tmp_path: Path
+) -> None:
+    """Before attempts had ids, a process that died mid-approval left its request
+    'approving' for good; such a request is settled like any other."""
+    import sqlalchemy as sa
+
+    v1 = register(registry, fair_model, tmp_path, "v1")
+    request = registry.request_promotion(ANA, "income", v1, "staging", "first")
+    # What that Bastion left: the request claimed, its approval and alias move in the
+    # ledger (no attempt id), the alias moved in MLflow, and nothing more.
+    with runtime.db.session() as session:
+        session.execute(
+            sa.text("UPDATE registry_requests SET status = 'approving' WHERE id = :id"),
+            {"id": request.id},
+        )
+    gates = [g.model_dump() for g in registry.check_gates("income", v1, "staging")]
+    registry._event(
+        ADA,
+        "model.promotion.approve",
+        f"model:income/{v1}",
+        {"request_id": request.id, "to": "staging", "notes": "ok", "gates": gates},
+    )
+    MlflowClient(registry.store.tracking_uri).set_registered_model_alias(
+        "income", "staging", str(v1)
+    )
+    # Nobody holds it (no lease was ever taken): settled at once, whatever the bound.
+    [settled] = registry.verify(BOB, recover_after=3600).settled
+    assert (settled.status, settled.approver) == ("approved", "ada")
+    done = registry.get_request(request.id)
+    assert done.status == "approved" and done.decided_by == "ada" and done.notes == "ok"
+    assert registry.get_version("income", v1).stage == "staging"
+    assert registry.verify(BOB).ok

@@ -5,6 +5,10 @@ every permission; ``--by`` names them in the ledger (default: the login name). A
 request and its approval must carry different names: that is the point of an approval.
 ``--key`` acts as an API key's holder instead, with that key's role: a CI job or a
 person whose rights should be checked (an analyst cannot approve, only admins roll back).
+
+Errors name their stable code after the message, as ``bastion drift|fairness`` do
+(``error: no model 'x' in the registry: … [model_not_found]``); exit 2 for bad input,
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ import pwd
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bastion.auth.permissions import Permission
 from bastion.cli.common import console, fail, print_json, runtime
+from bastion.errors import BastionError, InvalidInput
 
 if TYPE_CHECKING:
     from bastion.auth.principal import Principal
@@ -49,11 +55,24 @@ KEY = typer.Option(
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
+def _refuse(message: str, code: str, exit_code: int = 2) -> NoReturn:
+    # Escaped: rich would take "[code]" (or any bracket in a message) for markup.
+    fail(escape(f"{message} [{code}]"), exit_code)
+
+
+@contextmanager
+def _coded() -> Iterator[None]:
+    try:
+        yield
+    except BastionError as exc:
+        _refuse(exc.message, exc.code, 2 if isinstance(exc, InvalidInput) else 1)
+
+
 @contextmanager
 def _registry() -> Iterator[ModelRegistry]:
     from bastion.registry.service import ModelRegistry
 
-    with runtime(label="models") as rt:
+    with runtime(label="models") as rt, _coded():
         yield ModelRegistry.from_runtime(rt)
 
 
@@ -67,9 +86,9 @@ def _acting(
     from bastion.registry.service import ModelRegistry
 
     if key is not None and by is not None:
-        fail("give --by or --key, not both: a key names its holder", 2)
+        _refuse("give --by or --key, not both: a key names its holder", "conflicting_options")
     secret = typer.get_text_stream("stdin").readline().strip() if key == "-" else key
-    with runtime(label="models") as rt:
+    with runtime(label="models") as rt, _coded():
         actor = rt.keys.authenticate(secret) if secret else cli_principal(by or _login())
         if not actor.can(needs):
             raise PermissionDenied(
@@ -84,7 +103,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
     for item in values or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            fail(f"{what} {item!r}: write KEY=VALUE", 2)
+            _refuse(f"{what} {item!r}: write KEY=VALUE", "invalid_option")
         out[key.strip()] = value.strip()
     return out
 
@@ -95,7 +114,7 @@ def _numbers(values: list[str] | None) -> dict[str, float]:
         try:
             out[key] = float(value)
         except ValueError:
-            fail(f"--metric {key}={value}: the value must be a number", 2)
+            _refuse(f"--metric {key}={value}: the value must be a number", "invalid_option")
     return out
 
 
@@ -105,9 +124,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        fail(f"cannot read {path} as JSON: {exc}", 2)
+        _refuse(f"cannot read {path} as JSON: {exc}", "invalid_json")
     if not isinstance(data, dict):
-        fail(f"{path} does not hold a JSON object", 2)
+        _refuse(f"{path} does not hold a JSON object", "invalid_json")
     return data
 
 
@@ -228,7 +247,7 @@ def register(
 ) -> None:
     """Register a version with its evidence (idempotent by the artifact's SHA-256)."""
     if (run is None) == (path is None):
-        fail("give exactly one of --run RUN_ID or --path PATH", 2)
+        _refuse("give exactly one of --run RUN_ID or --path PATH", "model_source_required")
     metrics, params = _numbers(metric), _pairs(param, "--param")
     with _acting(by, key) as (registry, actor):
         result = registry.register(
@@ -269,7 +288,7 @@ def evidence(
 ) -> None:
     """Store a fairness report and/or a drift baseline for a version."""
     if fairness is None and drift_baseline is None:
-        fail("give --fairness FILE, --drift-baseline FILE, or both", 2)
+        _refuse("give --fairness FILE, --drift-baseline FILE, or both", "evidence_required")
     with _acting(by, key) as (registry, actor):
         for kind, path in (("fairness", fairness), ("drift_baseline", drift_baseline)):
             if path is not None:
@@ -354,7 +373,7 @@ def reject(
 
 @app.command()
 def requests(
-    status: str | None = typer.Option(None, help="pending, approved or rejected."),
+    status: str | None = typer.Option(None, help="pending, approving, approved or rejected."),
     name: str | None = typer.Option(None, help="Only this model."),
     as_json: bool = JSON,
 ) -> None:
@@ -409,18 +428,32 @@ def archive(
 @app.command()
 def verify(
     artifacts: bool = typer.Option(True, help="Also re-hash every version's artifact files."),
+    recover_after: float | None = typer.Option(
+        None,
+        "--recover-after",
+        min=0,
+        help="Settle approvals unfinished for this many seconds (their process died); "
+        "default: the policy's registry.recover_after_s. 0 when you know it died.",
+    ),
     by: str | None = BY,
     key: str | None = KEY,
     as_json: bool = JSON,
 ) -> None:
-    """Compare MLflow's aliases and artifacts with what Bastion approved; exit 1 on drift."""
+    """Settle approvals left unfinished, then compare MLflow's aliases and artifacts with
+    what Bastion approved; exit 1 on drift."""
     with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
-        report = registry.verify(actor, artifacts=artifacts)
+        report = registry.verify(actor, artifacts=artifacts, recover_after=recover_after)
     if as_json:
         print_json(report.model_dump(mode="json"))
     else:
+        for a in report.settled:
+            console.print(
+                f"[yellow]settled[/] {a.request_id} ({a.name} v{a.version} → {a.to_stage}): "
+                f"{a.status}; {escape(a.detail)}",
+                highlight=False,
+            )
         for f in report.findings:
-            console.print(f"[red]{f.problem}[/] {f.name}: {f.detail}", highlight=False)
+            console.print(f"[red]{f.problem}[/] {f.name}: {escape(f.detail)}", highlight=False)
         status = "[green]OK[/]" if report.ok else f"[red]{len(report.findings)} problem(s)[/]"
         console.print(
             f"{status}: {report.models} model(s), {report.versions_checked} artifact(s) checked",
@@ -475,7 +508,7 @@ def card(
 ) -> None:
     """Generate a model or data card (Markdown, HTML), keeping what people wrote."""
     if kind not in ("model", "data"):
-        fail("--kind must be model or data", 2)
+        _refuse("--kind must be model or data", "invalid_option")
     card_kind: CardKind = "model" if kind == "model" else "data"
     existing = out.read_text(encoding="utf-8") if out is not None and out.exists() else None
     writes = bool(set_) or existing is not None

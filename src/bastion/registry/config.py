@@ -23,6 +23,8 @@ The spine's policy schema imports :class:`RegistryPolicy` and nests it under
         adult-income:
           gates: {staging: {model_card: true}}
       allow_override: true                  # admins may override a failing gate
+      recover_after_s: 600                  # an approval or registration unfinished
+                                            # this long (its process died) is settled
 
 Gates are evaluated when a promotion is requested and again when it is approved.
 """
@@ -102,6 +104,13 @@ class RegistryPolicy(_Strict):
     models: dict[str, ModelRules] = Field(default_factory=dict)
     allow_override: bool = Field(
         True, description="admins may override a failing gate with a written justification"
+    )
+    recover_after_s: float = Field(
+        600,
+        ge=0,
+        description="an approval or registration still unfinished after this many seconds "
+        "is taken to have died with its process, and is settled by the next one that meets "
+        "it (or `bastion models verify`)",
     )
 
     def gates_for(self, stage: str, model: str | None = None) -> StageGates:

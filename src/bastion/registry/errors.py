@@ -22,7 +22,9 @@ BastionError (bastion.errors)
 │   ├── RequestNotPending        request_not_pending         409
 │   ├── PromotionPending         promotion_pending           409
 │   ├── RunFailed                mlflow_run_failed           409
-│   └── NoRollbackTarget         no_rollback_target          409
+│   ├── NoRollbackTarget         no_rollback_target          409
+│   ├── RegistrationInProgress   registration_in_progress    409
+│   └── ClaimLost                claim_lost                  409
 └── Unavailable
     └── MlflowUnavailable        mlflow_unavailable          503
 """
@@ -102,6 +104,17 @@ class RunFailed(Conflict):
 
 class NoRollbackTarget(Conflict):
     code = "no_rollback_target"
+
+
+class RegistrationInProgress(Conflict):
+    code = "registration_in_progress"
+
+
+class ClaimLost(Conflict):
+    """An approval or registration ran past ``registry.recover_after_s`` and another
+    process settled it as one that had died."""
+
+    code = "claim_lost"
 
 
 class MlflowUnavailable(Unavailable):

@@ -214,6 +214,15 @@ def apply_overrides(
     return out
 
 
+def overrides_by(results: list[GateResult], user: str) -> list[dict[str, Any]]:
+    """The overrides ``user`` made among ``results``, as a request records them."""
+    return [
+        {"gate": r.gate, "justification": r.justification, "by": user}
+        for r in results
+        if r.overridden and r.overridden_by == user
+    ]
+
+
 def summary(results: list[GateResult]) -> str:
     blocking = [r for r in results if r.blocking]
     return "; ".join(f"{r.gate}: {r.reason}" for r in blocking)

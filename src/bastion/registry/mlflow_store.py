@@ -293,6 +293,21 @@ class MlflowStore:
             )
             return int(version.version)
 
+    def unrecorded_version(
+        self, name: str, digest: str, known: set[int]
+    ) -> tuple[int, str | None, str | None] | None:
+        """The oldest version of ``name`` tagged with ``digest`` that is not in ``known``
+        (made by a registration that died before recording it): number, run id and the
+        ``bastion.source`` tag."""
+        with self._errors("look for the model's versions"):
+            found = self.client.search_model_versions(
+                f"name = '{name}' AND tags.`bastion.artifact_sha256` = '{digest}'"
+            )
+        for mv in sorted(found, key=lambda v: int(v.version)):
+            if int(mv.version) not in known:
+                return int(mv.version), mv.run_id or None, (mv.tags or {}).get("bastion.source")
+        return None
+
     def set_tag(self, name: str, version: int, key: str, value: str) -> None:
         with self._errors("tag the model version"):
             self.client.set_model_version_tag(name, str(version), key, value)

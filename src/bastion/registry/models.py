@@ -2,7 +2,8 @@
 
 MLflow holds the runs, the artifacts and the aliases; these tables hold the evidence
 recorded at registration, stored reports, promotion requests and their decisions, every
-stage change, and the user-written fields of model and data cards.
+stage change, the user-written fields of model and data cards, and the registrations in
+flight.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ class PromotionRequestRow(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     decision_gates: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     overrides: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # While ``approving``: the attempt (named in its ledger events), its approver, and
+    # the lease: since when someone works on it (None: nobody, settle it at once).
+    claim_id: Mapped[str | None] = mapped_column(String(32))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
 
 
 class StageChangeRow(Base):
@@ -113,3 +119,18 @@ class CardRow(Base):
     fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     updated_by: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RegistrationRow(Base):
+    """A registration in flight: whoever holds (name, digest) creates the MLflow version;
+    the row goes in the transaction that records the version. One left behind by a
+    process that died is taken over once its lease is older than the policy's bound
+    (at once when ``claimed_at`` is None: its holder gave up after touching MLflow)."""
+
+    __tablename__ = "registry_registrations"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    artifact_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(32))
+    claimed_by: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]

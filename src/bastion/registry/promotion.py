@@ -6,10 +6,16 @@ justification); an approval is by someone other than the requester, evaluates th
 again and only then moves the MLflow alias. A rollback is the admins' emergency path.
 Each step is a ledger event before the database records it; MLflow is written before
 Bastion's tables, so a failure there leaves them untouched.
+
+An approval holds its request (``approving``) while it works. When it fails before
+MLflow was touched the request is pending again at once; after that, or when its
+process dies, :mod:`bastion.registry.recovery` settles it from what MLflow and the
+ledger say, before the next decision on the model (or by ``bastion models verify``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +26,7 @@ from bastion.db import utcnow
 from bastion.errors import InvalidInput
 from bastion.registry.config import check_name
 from bastion.registry.errors import (
+    ClaimLost,
     GatesFailed,
     InvalidTransition,
     JustificationRequired,
@@ -30,8 +37,16 @@ from bastion.registry.errors import (
     RequestNotPending,
     SelfApproval,
 )
-from bastion.registry.gates import GateResult, apply_overrides, evaluate, summary
+from bastion.registry.gates import (
+    GateResult,
+    apply_overrides,
+    evaluate,
+    overrides_by,
+    summary,
+)
 from bastion.registry.models import ModelVersionRow, PromotionRequestRow, StageChangeRow
+from bastion.registry.moves import announce_move, make_move, move_aliases, plan_move
+from bastion.registry.recovery import finish_approval, settle_unfinished
 from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import RequestView, VersionView
 
@@ -84,7 +99,6 @@ def _overrides(
 def _record_overrides(
     reg: ModelRegistry, actor: Principal, resource: str, results: list[GateResult], request_id: str
 ) -> list[dict[str, Any]]:
-    done = []
     for r in results:
         if r.overridden and r.overridden_by == actor.user:
             reg._event(
@@ -98,8 +112,7 @@ def _record_overrides(
                     "justification": r.justification,
                 },
             )
-            done.append({"gate": r.gate, "justification": r.justification, "by": actor.user})
-    return done
+    return overrides_by(results, actor.user)
 
 
 def request_promotion(
@@ -118,6 +131,7 @@ def request_promotion(
             "(archiving needs no request; rolling back is `bastion models rollback`)"
         )
     resource = f"model:{name}/{version}"
+    settle_unfinished(reg, actor, name=name)
     with reg.db.session() as session:
         repo = RegistryRepository(session)
         row = reg._row(repo, name, version)
@@ -126,9 +140,9 @@ def request_promotion(
             raise InvalidTransition(
                 f"{name} v{version} is in {row.stage}; promotion to {to} is from {need}"
             )
-        if repo.pending_request(row.id, to) is not None:
+        if repo.open_request(row.id, to) is not None:
             raise PromotionPending(
-                f"{name} v{version} already has a pending request for {to}: "
+                f"{name} v{version} already has an undecided request for {to}: "
                 "`bastion models requests` shows it"
             )
         results = evaluate(reg.config.gates_for(to, name), reg._evidence(repo, row))
@@ -191,10 +205,25 @@ def _decider(reg: ModelRegistry, actor: Principal, request: PromotionRequestRow,
             outcome="denied",
         )
         raise refusal
+    if request.status == "approving":
+        since = f"{request.claimed_at:%Y-%m-%d %H:%M:%S} UTC" if request.claimed_at else "?"
+        raise RequestNotPending(
+            f"request {request.id} is being approved by {request.claimed_by} (since {since}); "
+            "an approval whose process died is settled once it is older than "
+            f"registry.recover_after_s ({reg.config.recover_after_s:g} s), or at once by "
+            "`bastion models verify --recover-after 0`"
+        )
     if request.status != "pending":
         raise RequestNotPending(
             f"request {request.id} is already {request.status} by {request.decided_by}"
         )
+
+
+def _settle_first(reg: ModelRegistry, actor: Principal, request_id: str) -> None:
+    """Settle the model's unfinished approvals (maybe this one) before deciding."""
+    with reg.db.session() as session:
+        name = reg._request(RegistryRepository(session), request_id).name
+    settle_unfinished(reg, actor, name=name)
 
 
 def approve(
@@ -205,6 +234,7 @@ def approve(
     overrides: dict[str, str] | None = None,
 ) -> RequestView:
     """Approve: gates are evaluated again, then the alias moves."""
+    _settle_first(reg, actor, request_id)
     with reg.db.session() as session:
         repo = RegistryRepository(session)
         request = reg._request(repo, request_id)
@@ -249,39 +279,85 @@ def approve(
             f"{name} v{version} no longer meets the gates for {to}: {summary(results)}"
         )
     # Two approvers at once: only the one who claims the pending request goes on.
-    _claim(reg, request_id, "pending", "approving")
+    claim = _claim(reg, actor, request_id)
+    approved = touched = False
     try:
         reg._event(
             actor,
             "model.promotion.approve",
             resource,
-            {"request_id": request_id, "to": to, "notes": notes, "gates": gates_json},
+            {
+                "request_id": request_id,
+                "attempt": claim,
+                "to": to,
+                "notes": notes,
+                "gates": gates_json,
+            },
         )
-        recorded = _record_overrides(reg, actor, resource, results, request_id)
-        _move(reg, actor, name, version, to, kind="promotion", request_id=request_id)
-    except BaseException:
-        _claim(reg, request_id, "approving", "pending")
+        approved = True
+        _record_overrides(reg, actor, resource, results, request_id)
+        move = plan_move(reg, name, version, to, kind="promotion", request_id=request_id)
+        announce_move(reg, actor, move)
+        touched = True
+        move_aliases(reg, move)
+        return finish_approval(reg, actor.user, request_id, claim, move, notes, gates_json)
+    except ClaimLost:
         raise
-    with reg.db.session() as session:
-        request = reg._request(RegistryRepository(session), request_id)
-        request.status = "approved"
-        request.decided_by = actor.user
-        request.decided_at = utcnow()
-        request.notes = notes
-        request.decision_gates = gates_json
-        request.overrides = [*(request.overrides or []), *recorded]
-        return RequestView.of(request)
+    except BaseException as exc:
+        _unwind(reg, actor, request_id, resource, claim, exc, touched=touched, approved=approved)
+        raise
 
 
-def _claim(reg: ModelRegistry, request_id: str, status: str, to: str) -> None:
+def _claim(reg: ModelRegistry, actor: Principal, request_id: str) -> str:
+    claim = secrets.token_hex(8)
     with reg.db.session() as session:
-        claimed = RegistryRepository(session).set_request_status(request_id, status, to)
+        claimed = RegistryRepository(session).claim_request(request_id, claim, actor.user, utcnow())
     if not claimed:
         raise RequestNotPending(f"request {request_id} was decided by someone else just now")
+    return claim
+
+
+def _unwind(
+    reg: ModelRegistry,
+    actor: Principal,
+    request_id: str,
+    resource: str,
+    claim: str,
+    exc: BaseException,
+    *,
+    touched: bool,
+    approved: bool,
+) -> None:
+    """After a failed approval: pending again when MLflow was never touched; otherwise
+    unsettled, for the next decision or ``verify`` to settle at once (did the alias
+    move?)."""
+    with reg.db.session() as session:
+        repo = RegistryRepository(session)
+        if touched:
+            repo.give_up_request(request_id, claim)
+            return
+        repo.release_request(request_id, claim)
+    if approved:
+        # The ledger says this approval was given; say that it came to nothing.
+        with contextlib.suppress(Exception):
+            reg._event(
+                actor,
+                "model.promotion.recover",
+                resource,
+                {
+                    "request_id": request_id,
+                    "attempt": claim,
+                    "status": "pending",
+                    "approver": actor.user,
+                    "detail": f"the approval failed before the alias moved "
+                    f"({getattr(exc, 'code', type(exc).__name__)}): pending again",
+                },
+            )
 
 
 def reject(reg: ModelRegistry, actor: Principal, request_id: str, notes: str) -> RequestView:
     notes = _text(notes, "notes")
+    _settle_first(reg, actor, request_id)
     with reg.db.session() as session:
         request = reg._request(RegistryRepository(session), request_id)
         _decider(reg, actor, request, "reject")
@@ -293,88 +369,14 @@ def reject(reg: ModelRegistry, actor: Principal, request_id: str, notes: str) ->
         {"request_id": request_id, "notes": notes},
     )
     with reg.db.session() as session:
-        request = reg._request(RegistryRepository(session), request_id)
-        request.status = "rejected"
-        request.decided_by = actor.user
-        request.decided_at = utcnow()
-        request.notes = notes
-        return RequestView.of(request)
-
-
-def _move(
-    reg: ModelRegistry,
-    actor: Principal,
-    name: str,
-    version: int,
-    to: str,
-    *,
-    kind: str,
-    request_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Put ``version`` in ``to`` (staging or production), demoting the holder."""
-    with reg.db.session() as session:
         repo = RegistryRepository(session)
-        row = reg._row(repo, name, version)
-        holder = repo.holder(name, to)
-        prev = holder.version if holder is not None and holder.id != row.id else None
-        was = row.stage
-    # Whoever held the stage before: production is archived, staging goes back.
-    demoted_to = "archived" if to == "production" else "development"
-    reg._event(
-        actor,
-        "model.alias.move",
-        f"model:{name}",
-        {
-            "alias": to,
-            "version": version,
-            "previous_version": prev,
-            "kind": kind,
-            "request_id": request_id,
-        },
-    )
-    reg.store.set_alias(name, to, version)
-    if was == "staging" and to == "production":
-        reg.store.delete_alias(name, "staging")
-    reg.store.set_tag(name, version, "bastion.stage", to)
-    if prev is not None:
-        reg.store.set_tag(name, prev, "bastion.stage", demoted_to)
-    now = utcnow()
-    with reg.db.session() as session:
-        repo = RegistryRepository(session)
-        row = reg._row(repo, name, version)
-        if prev is not None:
-            old = reg._row(repo, name, prev)
-            repo.add(
-                StageChangeRow(
-                    version_id=old.id,
-                    name=name,
-                    version=prev,
-                    from_stage=old.stage,
-                    to_stage=demoted_to,
-                    kind="replaced",
-                    request_id=request_id,
-                    actor=actor.user,
-                    at=now,
-                    details={"replaced_by": version},
-                )
-            )
-            old.stage, old.stage_changed_at = demoted_to, now
-        repo.add(
-            StageChangeRow(
-                version_id=row.id,
-                name=name,
-                version=version,
-                from_stage=row.stage,
-                to_stage=to,
-                kind=kind,
-                request_id=request_id,
-                actor=actor.user,
-                at=now,
-                details=details or {},
-            )
+        rejected = repo.reject_pending(
+            request_id, decided_by=actor.user, decided_at=utcnow(), notes=notes
         )
-        row.stage, row.stage_changed_at = to, now
+        view = RequestView.of(reg._request(repo, request_id))
+    if not rejected:  # an approver claimed it in between
+        raise RequestNotPending(f"request {request_id} was decided by someone else just now")
+    return view
 
 
 def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> VersionView:
@@ -388,9 +390,10 @@ def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> Ve
         )
         raise refused
     reason = _text(reason, "reason")
+    settle_unfinished(reg, actor, name=check_name(name))
     with reg.db.session() as session:
         repo = RegistryRepository(session)
-        if not repo.versions(check_name(name)):
+        if not repo.versions(name):
             raise ModelNotFound(f"no model {name!r} in the registry")
         current = repo.holder(name, "production")
         if current is None:
@@ -408,14 +411,17 @@ def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> Ve
         f"model:{name}",
         {"from_version": from_version, "to_version": to_version, "reason": reason},
     )
-    _move(
+    make_move(
         reg,
         actor,
-        name,
-        to_version,
-        "production",
-        kind="rollback",
-        details={"reason": reason, "rolled_back": from_version},
+        plan_move(
+            reg,
+            name,
+            to_version,
+            "production",
+            kind="rollback",
+            details={"reason": reason, "rolled_back": from_version},
+        ),
     )
     return reg.get_version(name, to_version)
 
@@ -424,6 +430,7 @@ def archive(
     reg: ModelRegistry, actor: Principal, name: str, version: int, reason: str
 ) -> VersionView:
     reason = _text(reason, "reason")
+    settle_unfinished(reg, actor, name=check_name(name))
     with reg.db.session() as session:
         row = reg._row(RegistryRepository(session), name, version)
         was = row.stage

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bastion.registry.models import (
     CardRow,
     EvidenceRow,
     ModelVersionRow,
     PromotionRequestRow,
+    RegistrationRow,
     StageChangeRow,
 )
+
+#: A request no one has decided yet: waiting, or an approval under way.
+OPEN = ("pending", "approving")
+
+
+def _lapsed(lease: InstrumentedAttribute[datetime | None], cutoff: datetime) -> ColumnElement[bool]:
+    """Nobody holds the lease: given up (None), or taken before ``cutoff``."""
+    return or_(lease.is_(None), lease < cutoff)
 
 
 class RegistryRepository:
@@ -65,23 +76,99 @@ class RegistryRepository:
     def request(self, request_id: str) -> PromotionRequestRow | None:
         return self.session.get(PromotionRequestRow, request_id)
 
-    def pending_request(self, version_id: int, to_stage: str) -> PromotionRequestRow | None:
+    def open_request(self, version_id: int, to_stage: str) -> PromotionRequestRow | None:
+        """The undecided request (pending or being approved) for this move, if any."""
         return self.session.scalar(
             select(PromotionRequestRow).where(
                 PromotionRequestRow.version_id == version_id,
                 PromotionRequestRow.to_stage == to_stage,
-                PromotionRequestRow.status == "pending",
+                PromotionRequestRow.status.in_(OPEN),
             )
         )
 
-    def set_request_status(self, request_id: str, current: str, new: str) -> bool:
-        """Move a request from ``current`` to ``new``; False when it was not ``current``."""
+    def _update_request(self, request_id: str, *where: Any, **values: Any) -> bool:
         result = self.session.execute(
             update(PromotionRequestRow)
-            .where(PromotionRequestRow.id == request_id, PromotionRequestRow.status == current)
-            .values(status=new)
+            .where(PromotionRequestRow.id == request_id, *where)
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    def claim_request(self, request_id: str, claim_id: str, by: str, at: datetime) -> bool:
+        """pending -> approving, held by ``claim_id``; False when it was not pending."""
+        return self._update_request(
+            request_id,
+            PromotionRequestRow.status == "pending",
+            status="approving",
+            claim_id=claim_id,
+            claimed_by=by,
+            claimed_at=at,
+        )
+
+    def _claimed(self, claim_id: str | None) -> tuple[ColumnElement[bool], ...]:
+        # None: an approval begun before attempts had ids (schema 0004).
+        held = PromotionRequestRow.claim_id
+        return (
+            PromotionRequestRow.status == "approving",
+            held.is_(None) if claim_id is None else held == claim_id,
+        )
+
+    def release_request(self, request_id: str, claim_id: str | None) -> bool:
+        """approving -> pending again: the approval held by ``claim_id`` did not happen."""
+        return self._update_request(
+            request_id,
+            *self._claimed(claim_id),
+            status="pending",
+            claim_id=None,
+            claimed_by=None,
+            claimed_at=None,
+        )
+
+    def give_up_request(self, request_id: str, claim_id: str | None) -> None:
+        """Keep the approval unsettled but let the next one who meets it settle it at once."""
+        self._update_request(request_id, *self._claimed(claim_id), claimed_at=None)
+
+    def take_over_request(
+        self, request_id: str, claim_id: str | None, at: datetime, cutoff: datetime
+    ) -> bool:
+        """Hold an unsettled approval's lease to settle it; False when someone else does."""
+        return self._update_request(
+            request_id,
+            *self._claimed(claim_id),
+            _lapsed(PromotionRequestRow.claimed_at, cutoff),
+            claimed_at=at,
+        )
+
+    def decide_claimed(self, request_id: str, claim_id: str | None, **decision: Any) -> bool:
+        """approving -> approved with ``decision``; False when the claim was lost."""
+        return self._update_request(
+            request_id,
+            *self._claimed(claim_id),
+            status="approved",
+            claim_id=None,
+            claimed_by=None,
+            claimed_at=None,
+            **decision,
+        )
+
+    def reject_pending(self, request_id: str, **decision: Any) -> bool:
+        """pending -> rejected; False when it was not pending (an approval claimed it)."""
+        return self._update_request(
+            request_id, PromotionRequestRow.status == "pending", status="rejected", **decision
+        )
+
+    def unsettled_approvals(
+        self, cutoff: datetime, *, name: str | None = None
+    ) -> Sequence[PromotionRequestRow]:
+        """Approvals nobody is working on: given up, or claimed before ``cutoff``."""
+        query = select(PromotionRequestRow).where(
+            PromotionRequestRow.status == "approving",
+            _lapsed(PromotionRequestRow.claimed_at, cutoff),
+        )
+        if name is not None:
+            query = query.where(PromotionRequestRow.name == name)
+        return self.session.scalars(query.order_by(PromotionRequestRow.requested_at)).all()
 
     def requests(
         self,
@@ -104,10 +191,53 @@ class RegistryRepository:
     def pending_counts(self) -> dict[str, int]:
         rows = self.session.execute(
             select(PromotionRequestRow.name, func.count())
-            .where(PromotionRequestRow.status == "pending")
+            .where(PromotionRequestRow.status.in_(OPEN))
             .group_by(PromotionRequestRow.name)
         ).all()
         return {name: int(n) for name, n in rows}
+
+    # -- registrations in flight --------------------------------------------------------
+
+    def registration(self, name: str, digest: str) -> RegistrationRow | None:
+        return self.session.get(RegistrationRow, (name, digest))
+
+    def take_over_registration(
+        self, name: str, digest: str, claim_id: str, by: str, at: datetime, cutoff: datetime
+    ) -> bool:
+        """Hold a registration whose holder died or gave up; False when it is alive."""
+        result = self.session.execute(
+            update(RegistrationRow)
+            .where(
+                RegistrationRow.name == name,
+                RegistrationRow.artifact_sha256 == digest,
+                _lapsed(RegistrationRow.claimed_at, cutoff),
+            )
+            .values(claim_id=claim_id, claimed_by=by, claimed_at=at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def end_registration(self, name: str, digest: str, claim_id: str) -> bool:
+        """Remove the reservation held by ``claim_id``; False when someone took it over."""
+        result = self.session.execute(
+            delete(RegistrationRow).where(
+                RegistrationRow.name == name,
+                RegistrationRow.artifact_sha256 == digest,
+                RegistrationRow.claim_id == claim_id,
+            )
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def give_up_registration(self, name: str, digest: str, claim_id: str) -> None:
+        """Keep the reservation (MLflow may hold its version) for the next one to finish."""
+        self.session.execute(
+            update(RegistrationRow)
+            .where(
+                RegistrationRow.name == name,
+                RegistrationRow.artifact_sha256 == digest,
+                RegistrationRow.claim_id == claim_id,
+            )
+            .values(claimed_at=None)
+        )
 
     # -- history ------------------------------------------------------------------------
 

@@ -188,10 +188,27 @@ class VerifyFinding(BaseModel):
     version: int | None = None
 
 
+class SettledApproval(BaseModel):
+    """An approval whose process died (or gave up) part way, settled from MLflow and the
+    ledger: ``approved`` when the alias had moved after a recorded approval, else back
+    to ``pending`` for an approver to decide again."""
+
+    request_id: str
+    name: str
+    version: int
+    to_stage: str
+    status: Literal["approved", "pending"]
+    approver: str | None
+    detail: str
+
+
 class VerifyReport(BaseModel):
     models: int
     versions_checked: int
     findings: list[VerifyFinding]
+    settled: list[SettledApproval] = Field(
+        default_factory=list, description="approvals left unfinished, settled before checking"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -12,17 +12,28 @@ Every request, decision, override, alias move, rollback and piece of evidence is
 ledger event, appended before the database records the change: a change that is not
 in the ledger never happened. MLflow is written first where it takes part, so a
 failure there leaves Bastion's tables untouched and the caller can retry.
+
+Registration reserves (model, artifact digest) in Bastion's database before it writes
+to MLflow: of concurrent registrations of one artifact, one creates the MLflow version
+and the others wait for it and return it. A reservation left by a process that died is
+taken over once older than ``registry.recover_after_s``, and an MLflow version that
+process had created is recorded rather than made again.
 """
 
 from __future__ import annotations
 
+import secrets
 import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 
 from bastion.audit.events import EventIn, Ledger
+from bastion.audit.repository import EventFilter, EventRepository
 from bastion.auth.principal import Principal
 from bastion.db import Database, utcnow
 from bastion.errors import InvalidInput
@@ -39,9 +50,11 @@ from bastion.registry.digests import (
 from bastion.registry.errors import (
     ArtifactIncomplete,
     ArtifactNotFound,
+    ClaimLost,
     InvalidEvidence,
     InvalidTransition,
     ModelNotFound,
+    RegistrationInProgress,
     RequestNotFound,
     RunFailed,
     VersionNotFound,
@@ -53,9 +66,11 @@ from bastion.registry.models import (
     EvidenceRow,
     ModelVersionRow,
     PromotionRequestRow,
+    RegistrationRow,
     StageChangeRow,
 )
 from bastion.registry.promotion import PROMOTE_FROM
+from bastion.registry.recovery import settle_unfinished
 from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import (
     EvidenceView,
@@ -76,6 +91,16 @@ if TYPE_CHECKING:
     from bastion.runtime import Runtime
 
 EVIDENCE_FORMATS = {"fairness": "bastion.fairness/1", "drift_baseline": "bastion.profile/1"}
+#: How long a registration waits for another of the same artifact to finish.
+REGISTRATION_WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    name: str
+    digest: str
+    claim: str
+    taken_over: bool  # from a registration that died or gave up
 
 
 class ModelRegistry:
@@ -145,16 +170,11 @@ class ModelRegistry:
                 "give exactly one of a run id or a model path", code="model_source_required"
             )
         given_dataset = dataset_summary(dataset_path) if dataset_path is not None else dataset
+        run: RunEvidence | None = None
         if path is not None:
             digest = artifact_sha256(path)
             # Versions registered before MLmodel's stamps were left out of the key.
-            raw = tree_sha256(path) if path.is_dir() else digest
-            existing = self._existing(name, digest, raw)
-            if existing is not None:
-                return Registered(created=False, version=existing)
-            run = self._log_path(path, params or {}, metrics or {}, name)
-            with self.store.model_files(run.model_uri, run.model_dir) as folder:
-                stored = tree_sha256(folder)
+            digests = (digest, tree_sha256(path) if path.is_dir() else digest)
         else:
             assert run_id is not None
             run = self.store.run_evidence(run_id, artifact_path)
@@ -165,59 +185,69 @@ class ModelRegistry:
                 )
             with self.store.model_files(run.model_uri, run.model_dir) as folder:
                 digest = model_sha256(folder, f"the model of run {run.run_id}")
-                stored = tree_sha256(folder)
-            existing = self._existing(name, digest, stored)
-            if existing is not None:
-                return Registered(created=False, version=existing)
-        merged_metrics = {**run.metrics, **(metrics or {})}
-        merged_params = {**run.params, **{k: str(v) for k, v in (params or {}).items()}}
-        ds = given_dataset or run.dataset
-        number = self.store.create_version(
-            name,
-            run.model_uri,
-            run.run_id,
-            tags={
-                "bastion.artifact_sha256": digest,
-                "bastion.dataset_digest": str(ds.get("digest")) if ds else "",
-                "bastion.stage": "development",
-                "bastion.registered_by": actor.user,
-            },
-            description=description or "",
-        )
-        self._event(
-            actor,
-            "model.register",
-            f"model:{name}/{number}",
-            {
-                "artifact_sha256": digest,
-                "run_id": run.run_id,
-                "dataset_digest": ds.get("digest") if ds else None,
-            },
-        )
-        row = ModelVersionRow(
-            name=name,
-            version=number,
-            run_id=run.run_id,
-            source=run.model_uri,
-            artifact_sha256=digest,
-            stored_sha256=stored,
-            dataset=ds,
-            params=merged_params,
-            metrics=merged_metrics,
-            training_seconds=training_seconds
-            if training_seconds is not None
-            else run.training_seconds,
-            author=author or run.author or actor.user,
-            code_version=code_version or run.code_version,
-            description=description,
-            registered_by=actor.user,
-            registered_at=utcnow(),
-            stage="development",
-            stage_changed_at=utcnow(),
-        )
+                digests = (digest, tree_sha256(folder))
+        existing = self._existing(name, *digests)
+        if existing is not None:
+            return Registered(created=False, version=existing)
+        held = self._reserve(actor, name, digests)
+        if isinstance(held, VersionView):
+            return Registered(created=False, version=held)
+        in_mlflow = False  # once true, MLflow may hold the version: keep the reservation
         try:
+            adopted = self._adopt(name, digest, run) if held.taken_over else None
+            if adopted is not None:
+                in_mlflow = True
+                number, run = adopted
+            else:
+                if run is None:
+                    assert path is not None
+                    run = self._log_path(path, params or {}, metrics or {}, name)
+                in_mlflow = True
+                number = self._create_version(actor, name, run, digest, given_dataset, description)
+            with self.store.model_files(run.model_uri, run.model_dir) as folder:
+                stored = tree_sha256(folder)
+            ds = given_dataset or run.dataset
+            if adopted is None or not self._recorded(f"model:{name}/{number}"):
+                self._event(
+                    actor,
+                    "model.register",
+                    f"model:{name}/{number}",
+                    {
+                        "artifact_sha256": digest,
+                        "run_id": run.run_id,
+                        "dataset_digest": ds.get("digest") if ds else None,
+                        **({"recovered": True} if adopted is not None else {}),
+                    },
+                )
+            row = ModelVersionRow(
+                name=name,
+                version=number,
+                run_id=run.run_id,
+                source=run.model_uri,
+                artifact_sha256=digest,
+                stored_sha256=stored,
+                dataset=ds,
+                params={**run.params, **{k: str(v) for k, v in (params or {}).items()}},
+                metrics={**run.metrics, **(metrics or {})},
+                training_seconds=training_seconds
+                if training_seconds is not None
+                else run.training_seconds,
+                author=author or run.author or actor.user,
+                code_version=code_version or run.code_version,
+                description=description,
+                registered_by=actor.user,
+                registered_at=utcnow(),
+                stage="development",
+                stage_changed_at=utcnow(),
+            )
             with self.db.session() as session:
                 repo = RegistryRepository(session)
+                if not repo.end_registration(name, digest, held.claim):
+                    raise ClaimLost(
+                        f"registering {name} took longer than registry.recover_after_s "
+                        f"({self.config.recover_after_s:g} s) and another registration of the "
+                        "same artifact took it over: `bastion models show` lists what stands"
+                    )
                 repo.add(row)
                 repo.add(
                     StageChangeRow(
@@ -232,14 +262,124 @@ class ModelRegistry:
                         details={},
                     )
                 )
-                view = VersionView.of(row)
+                return Registered(created=True, version=VersionView.of(row))
+        except ClaimLost:
+            raise
+        except BaseException:
+            with self.db.session() as session:
+                repo = RegistryRepository(session)
+                if in_mlflow:  # the next registration of this artifact finishes it at once
+                    repo.give_up_registration(name, digest, held.claim)
+                else:
+                    repo.end_registration(name, digest, held.claim)
+            raise
+
+    def _reserve(
+        self, actor: Principal, name: str, digests: tuple[str, str]
+    ) -> _Reservation | VersionView:
+        """Hold (name, digest) for this registration, or the version that another
+        registration of the same artifact made while this one waited for it."""
+        digest, waited, pause = digests[0], 0.0, 0.02
+        while True:
+            claim = secrets.token_hex(8)
+            held = self._hold(actor, name, digest, claim)
+            if held is not None:
+                # Recorded before we held it: theirs stands.
+                existing = self._existing(name, *digests)
+                if existing is None:
+                    return _Reservation(name, digest, claim, taken_over=held)
+                with self.db.session() as session:
+                    RegistryRepository(session).end_registration(name, digest, claim)
+                return existing
+            existing = self._existing(name, *digests)
+            if existing is not None:
+                return existing
+            if waited >= REGISTRATION_WAIT_S:
+                with self.db.session() as session:
+                    holder = RegistryRepository(session).registration(name, digest)
+                    who = holder.claimed_by if holder is not None else "someone"
+                raise RegistrationInProgress(
+                    f"{who} is registering this artifact as {name}: try again in a moment "
+                    "(a registration whose process died is taken over after "
+                    f"registry.recover_after_s, {self.config.recover_after_s:g} s)"
+                )
+            time.sleep(pause)
+            waited, pause = waited + pause, min(pause * 2, 0.5)
+
+    def _hold(self, actor: Principal, name: str, digest: str, claim: str) -> bool | None:
+        """Reserve (name, digest): False when new, True when taken over from a holder
+        that died or gave up, None while another registration holds it."""
+        try:
+            with self.db.session() as session:
+                session.add(
+                    RegistrationRow(
+                        name=name,
+                        artifact_sha256=digest,
+                        claim_id=claim,
+                        claimed_by=actor.user,
+                        claimed_at=utcnow(),
+                    )
+                )
+            return False
         except IntegrityError:
-            # Registered concurrently by someone else: theirs stands.
-            existing = self._existing(name, digest)
-            if existing is None:
-                raise
-            return Registered(created=False, version=existing)
-        return Registered(created=True, version=view)
+            pass
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.config.recover_after_s)
+        with self.db.session() as session:
+            taken = RegistryRepository(session).take_over_registration(
+                name, digest, claim, actor.user, now, cutoff
+            )
+        return True if taken else None
+
+    def _create_version(
+        self,
+        actor: Principal,
+        name: str,
+        run: RunEvidence,
+        digest: str,
+        dataset: dict[str, Any] | None,
+        description: str | None,
+    ) -> int:
+        ds = dataset or run.dataset
+        return self.store.create_version(
+            name,
+            run.model_uri,
+            run.run_id,
+            tags={
+                "bastion.artifact_sha256": digest,
+                "bastion.dataset_digest": str(ds.get("digest")) if ds else "",
+                "bastion.stage": "development",
+                "bastion.registered_by": actor.user,
+                # What :meth:`_adopt` needs to finish a registration that died.
+                "bastion.source": run.model_uri,
+            },
+            description=description or "",
+        )
+
+    def _adopt(
+        self, name: str, digest: str, run: RunEvidence | None
+    ) -> tuple[int, RunEvidence] | None:
+        """The MLflow version that a registration which died had made, and its run."""
+        with self.db.session() as session:
+            known = {r.version for r in RegistryRepository(session).versions(name)}
+        found = self.store.unrecorded_version(name, digest, known)
+        if found is None:
+            return None
+        number, run_id, source = found
+        if run is not None and run.run_id == run_id:
+            return number, run
+        if run_id is None or source is None:
+            return None  # not one of ours (no bastion.source tag): make a version anew
+        prefix = f"runs:/{run_id}/"
+        sub = source.removeprefix(prefix) if source.startswith(prefix) else None
+        return number, self.store.run_evidence(run_id, sub)
+
+    def _recorded(self, resource: str) -> bool:
+        """Whether the ledger has the registration of ``resource`` already."""
+        events = EventRepository(self.db).page(
+            EventFilter(action="model.register", resource=resource), limit=1
+        )
+        return bool(events.events)
 
     def _existing(self, name: str, *digests: str) -> VersionView | None:
         with self.db.session() as session:
@@ -362,9 +502,9 @@ class ModelRegistry:
     def list_requests(
         self, *, status: str | None = None, name: str | None = None
     ) -> list[RequestView]:
-        if status is not None and status not in ("pending", "approved", "rejected"):
+        if status is not None and status not in ("pending", "approving", "approved", "rejected"):
             raise InvalidInput(
-                f"unknown status {status!r}: use pending, approved or rejected",
+                f"unknown status {status!r}: use pending, approving, approved or rejected",
                 code="invalid_status",
             )
         with self.db.session() as session:
@@ -594,8 +734,13 @@ class ModelRegistry:
 
     # -- verification ---------------------------------------------------------------------
 
-    def verify(self, actor: Principal, *, artifacts: bool = True) -> VerifyReport:
-        """Compare MLflow's aliases (and artifacts) with what Bastion recorded."""
+    def verify(
+        self, actor: Principal, *, artifacts: bool = True, recover_after: float | None = None
+    ) -> VerifyReport:
+        """Settle approvals left unfinished (older than ``recover_after`` seconds, default
+        the policy's ``recover_after_s``), then compare MLflow's aliases (and artifacts)
+        with what Bastion recorded."""
+        settled = settle_unfinished(self, actor, recover_after=recover_after)
         with self.db.session() as session:
             rows = [VersionView.of(r) for r in RegistryRepository(session).all_versions()]
         findings: list[VerifyFinding] = []
@@ -662,7 +807,9 @@ class ModelRegistry:
                             f"{digest[:12]}…)",
                         )
                     )
-        report = VerifyReport(models=len(names), versions_checked=checked, findings=findings)
+        report = VerifyReport(
+            models=len(names), versions_checked=checked, findings=findings, settled=settled
+        )
         self._event(
             actor,
             "model.verify",
@@ -671,6 +818,7 @@ class ModelRegistry:
                 "models": len(names),
                 "versions_checked": checked,
                 "findings": [f.model_dump() for f in findings[:50]],
+                "settled": [a.request_id for a in settled],
             },
             outcome="success" if report.ok else "failure",
         )

@@ -271,7 +271,7 @@ def rollback(name: str, body: ReasonIn, registry: RegistryDep, principal: Admin)
 def list_requests(
     registry: RegistryDep,
     _: Reader,
-    status: Literal["pending", "approved", "rejected"] | None = None,
+    status: Literal["pending", "approving", "approved", "rejected"] | None = None,
     name: str | None = None,
 ) -> RequestList:
     return RequestList(data=registry.list_requests(status=status, name=name))
@@ -303,7 +303,8 @@ def reject(
 
 @router.post(
     "/api/registry/verify",
-    summary="Compare MLflow's aliases and artifacts with what Bastion approved",
+    summary="Settle approvals left unfinished, then compare MLflow's aliases and artifacts "
+    "with what Bastion approved",
 )
 def verify(registry: RegistryDep, principal: Reader) -> VerifyReport:
     return registry.verify(require_caller(principal))

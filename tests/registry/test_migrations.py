@@ -1,0 +1,61 @@
+"""The migrations build the registry's tables as the code declares them, and upgrading
+keeps what an earlier Bastion left (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from bastion.db import create_database, upgrade, utcnow
+from bastion.db.tables import metadata
+
+
+def registry_drift(url: str) -> list[Any]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diffs = compare_metadata(context, metadata)
+    finally:
+        engine.dispose()
+    return [d for d in diffs if "registry_" in repr(d)]
+
+
+def test_upgrading_keeps_an_approval_an_earlier_bastion_left_unfinished(settings: Any) -> None:
+    url = settings.resolved_database_url
+    db = create_database(url)
+    now = utcnow()
+    try:
+        upgrade(db.engine, "0004")
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO registry_versions (name, version, source, artifact_sha256, "
+                    "stored_sha256, params, metrics, registered_by, registered_at, stage, "
+                    "stage_changed_at) VALUES ('income', 1, 'runs:/r/model', :d, :d, '{}', "
+                    "'{}', 'ana', :now, 'development', :now)"
+                ),
+                {"d": "0" * 64, "now": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO registry_requests (id, version_id, name, version, from_stage, "
+                    "to_stage, reason, requested_by, requested_at, status, gates, overrides) "
+                    "SELECT 'pr_old', id, name, 1, 'development', 'staging', 'first', 'ana', "
+                    ":now, 'approving', '[]', '[]' FROM registry_versions"
+                ),
+                {"now": now},
+            )
+        upgrade(db.engine)
+        with db.engine.connect() as conn:
+            row = conn.execute(
+                sa.text("SELECT id, status, claim_id, claimed_at FROM registry_requests")
+            ).one()
+    finally:
+        db.dispose()
+    # Kept as it was, with no lease: the next decision or verify settles it at once.
+    assert tuple(row) == ("pr_old", "approving", None, None)
+    assert registry_drift(url) == []
