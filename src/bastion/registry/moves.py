@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.auth.principal import Principal
 from bastion.db import utcnow
-from bastion.registry.models import StageChangeRow
 from bastion.registry.repository import RegistryRepository
 
 if TYPE_CHECKING:
@@ -97,37 +96,24 @@ def record_move(
     """Bastion's side, in the caller's transaction; ``actor`` is a user name."""
     row = reg._row(repo, move.name, move.version)
     if move.previous is not None:
-        old = reg._row(repo, move.name, move.previous)
-        repo.add(
-            StageChangeRow(
-                version_id=old.id,
-                name=move.name,
-                version=move.previous,
-                from_stage=old.stage,
-                to_stage=move.demoted_to,
-                kind="replaced",
-                request_id=move.request_id,
-                actor=actor,
-                at=now,
-                details={"replaced_by": move.version},
-            )
-        )
-        old.stage, old.stage_changed_at = move.demoted_to, now
-    repo.add(
-        StageChangeRow(
-            version_id=row.id,
-            name=move.name,
-            version=move.version,
-            from_stage=row.stage,
-            to_stage=move.to,
-            kind=move.kind,
-            request_id=move.request_id,
+        repo.change_stage(
+            reg._row(repo, move.name, move.previous),
+            move.demoted_to,
+            kind="replaced",
             actor=actor,
             at=now,
-            details=move.details,
+            request_id=move.request_id,
+            details={"replaced_by": move.version},
         )
+    repo.change_stage(
+        row,
+        move.to,
+        kind=move.kind,
+        actor=actor,
+        at=now,
+        request_id=move.request_id,
+        details=move.details,
     )
-    row.stage, row.stage_changed_at = move.to, now
 
 
 def make_move(reg: ModelRegistry, actor: Principal, move: Move) -> None:

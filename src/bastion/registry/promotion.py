@@ -44,9 +44,9 @@ from bastion.registry.gates import (
     overrides_by,
     summary,
 )
-from bastion.registry.models import ModelVersionRow, PromotionRequestRow, StageChangeRow
+from bastion.registry.models import ModelVersionRow, PromotionRequestRow
 from bastion.registry.moves import announce_move, make_move, move_aliases, plan_move
-from bastion.registry.recovery import finish_approval, settle_unfinished
+from bastion.registry.recovery import finish_approval, record_recovery, settle_unfinished
 from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import RequestView, VersionView
 
@@ -340,18 +340,16 @@ def _unwind(
     if approved:
         # The ledger says this approval was given; say that it came to nothing.
         with contextlib.suppress(Exception):
-            reg._event(
+            record_recovery(
+                reg,
                 actor,
-                "model.promotion.recover",
+                request_id,
                 resource,
-                {
-                    "request_id": request_id,
-                    "attempt": claim,
-                    "status": "pending",
-                    "approver": actor.user,
-                    "detail": f"the approval failed before the alias moved "
-                    f"({getattr(exc, 'code', type(exc).__name__)}): pending again",
-                },
+                claim,
+                status="pending",
+                approver=actor.user,
+                detail=f"the approval failed before the alias moved "
+                f"({getattr(exc, 'code', type(exc).__name__)}): pending again",
             )
 
 
@@ -447,19 +445,8 @@ def archive(
     with reg.db.session() as session:
         repo = RegistryRepository(session)
         row = reg._row(repo, name, version)
-        now = utcnow()
-        repo.add(
-            StageChangeRow(
-                version_id=row.id,
-                name=name,
-                version=version,
-                from_stage=was,
-                to_stage="archived",
-                kind="archive",
-                actor=actor.user,
-                at=now,
-                details={"reason": reason},
-            )
+        details = {"reason": reason}
+        repo.change_stage(
+            row, "archived", kind="archive", actor=actor.user, at=utcnow(), details=details
         )
-        row.stage, row.stage_changed_at = "archived", now
         return VersionView.of(row)

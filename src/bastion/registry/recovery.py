@@ -72,6 +72,34 @@ def finish_approval(
     return view
 
 
+def record_recovery(
+    reg: ModelRegistry,
+    actor: Principal,
+    request_id: str,
+    resource: str,
+    claim: str | None,
+    *,
+    status: str,
+    approver: str | None,
+    detail: str,
+    alias_version: int | None = None,
+) -> None:
+    """The ledger's word on how an approval that did not finish ended."""
+    reg._event(
+        actor,
+        "model.promotion.recover",
+        resource,
+        {
+            "request_id": request_id,
+            "attempt": claim,
+            "status": status,
+            "approver": approver,
+            "alias_version": alias_version,
+            "detail": detail,
+        },
+    )
+
+
 def settle_unfinished(
     reg: ModelRegistry,
     actor: Principal,
@@ -137,18 +165,16 @@ def _settle(
             "pending again, for an approver to decide"
         )
     status = "approved" if took_effect else "pending"
-    reg._event(
+    record_recovery(
+        reg,
         actor,
-        "model.promotion.recover",
+        request_id,
         resource,
-        {
-            "request_id": request_id,
-            "attempt": claim,
-            "status": status,
-            "approver": approver,
-            "alias_version": holds,
-            "detail": detail,
-        },
+        claim,
+        status=status,
+        approver=approver,
+        detail=detail,
+        alias_version=holds,
     )
     if took_effect:
         assert approval is not None

@@ -196,6 +196,34 @@ class RegistryRepository:
         ).all()
         return {name: int(n) for name, n in rows}
 
+    def change_stage(
+        self,
+        row: ModelVersionRow,
+        to: str,
+        *,
+        kind: str,
+        actor: str,
+        at: datetime,
+        request_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Put ``row`` in ``to`` and keep the change in its history."""
+        self.add(
+            StageChangeRow(
+                version_id=row.id,
+                name=row.name,
+                version=row.version,
+                from_stage=row.stage,
+                to_stage=to,
+                kind=kind,
+                request_id=request_id,
+                actor=actor,
+                at=at,
+                details=details or {},
+            )
+        )
+        row.stage, row.stage_changed_at = to, at
+
     # -- registrations in flight --------------------------------------------------------
 
     def registration(self, name: str, digest: str) -> RegistrationRow | None:
