@@ -331,13 +331,14 @@ def _unwind(
     """After a failed approval: pending again when MLflow was never touched; otherwise
     unsettled, for the next decision or ``verify`` to settle at once (did the alias
     move?)."""
-    with reg.db.session() as session:
+    # The error that stopped it is the one to report, not this clean-up's.
+    with contextlib.suppress(Exception), reg.db.session() as session:
         repo = RegistryRepository(session)
         if touched:
             repo.give_up_request(request_id, claim)
-            return
-        repo.release_request(request_id, claim)
-    if approved:
+        else:
+            repo.release_request(request_id, claim)
+    if approved and not touched:
         # The ledger says this approval was given; say that it came to nothing.
         with contextlib.suppress(Exception):
             record_recovery(

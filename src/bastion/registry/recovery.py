@@ -19,6 +19,7 @@ with no approval on record is not taken for one (``verify`` reports it as drift)
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -121,8 +122,15 @@ def settle_unfinished(
             held = RegistryRepository(session).take_over_request(
                 request_id, claim, utcnow(), cutoff
             )
-        if held:  # else another process is settling it right now
+        if not held:  # another process is settling it right now
+            continue
+        try:
             settled.append(_settle(reg, actor, request_id, claim))
+        except BaseException:
+            # MLflow could not say (or record): the next one to meet it tries at once.
+            with contextlib.suppress(Exception), reg.db.session() as session:
+                RegistryRepository(session).give_up_request(request_id, claim)
+            raise
     return settled
 
 

@@ -22,6 +22,7 @@ process had created is recorded rather than made again.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import tempfile
 import time
@@ -162,7 +163,8 @@ class ModelRegistry:
         """Register a version from an MLflow run or a saved scikit-learn model.
 
         Idempotent by the artifact's SHA-256: registering the same artifact under the same
-        name again returns the existing version with ``created`` false.
+        name again returns the existing version with ``created`` false, also when the
+        registrations run at once (see the module's docstring).
         """
         check_name(name)
         if (run_id is None) == (path is None):
@@ -266,7 +268,8 @@ class ModelRegistry:
         except ClaimLost:
             raise
         except BaseException:
-            with self.db.session() as session:
+            # The error that stopped it is the one to report, not this clean-up's.
+            with contextlib.suppress(Exception), self.db.session() as session:
                 repo = RegistryRepository(session)
                 if in_mlflow:  # the next registration of this artifact finishes it at once
                     repo.give_up_registration(name, digest, held.claim)
