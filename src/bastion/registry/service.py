@@ -13,62 +13,40 @@ ledger event, appended before the database records the change: a change that is 
 in the ledger never happened. MLflow is written first where it takes part, so a
 failure there leaves Bastion's tables untouched and the caller can retry.
 
-Registration reserves (model, artifact digest) in Bastion's database before it writes
-to MLflow: of concurrent registrations of one artifact, one creates the MLflow version
-and the others wait for it and return it. A reservation left by a process that died is
-taken over once older than ``registry.recover_after_s``, and an MLflow version that
-process had created is recorded rather than made again.
+Registration is in :mod:`bastion.registry.registration`: idempotent by the artifact's
+digest, also when two registrations of one artifact run at once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-import tempfile
-import time
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy.exc import IntegrityError
-
 from bastion.audit.events import EventIn, Ledger
-from bastion.audit.repository import EventFilter, EventRepository
 from bastion.auth.principal import Principal
 from bastion.db import Database, utcnow
 from bastion.errors import InvalidInput
-from bastion.registry import promotion
+from bastion.registry import promotion, registration
 from bastion.registry.cards import CardKind, check_fields, read_edits, render
-from bastion.registry.config import check_name
 from bastion.registry.digests import (
-    artifact_sha256,
-    dataset_summary,
     json_sha256,
-    model_sha256,
     tree_sha256,
 )
 from bastion.registry.errors import (
-    ArtifactIncomplete,
     ArtifactNotFound,
-    ClaimLost,
     InvalidEvidence,
     InvalidTransition,
     ModelNotFound,
-    RegistrationInProgress,
     RequestNotFound,
-    RunFailed,
     VersionNotFound,
 )
 from bastion.registry.gates import Evidence, GateResult, evaluate
-from bastion.registry.mlflow_store import MANAGED_ALIASES, MlflowStore, RunEvidence
+from bastion.registry.mlflow_store import MANAGED_ALIASES, MlflowStore
 from bastion.registry.models import (
     CardRow,
     EvidenceRow,
     ModelVersionRow,
     PromotionRequestRow,
-    RegistrationRow,
-    StageChangeRow,
 )
 from bastion.registry.promotion import PROMOTE_FROM
 from bastion.registry.recovery import settle_unfinished
@@ -92,16 +70,6 @@ if TYPE_CHECKING:
     from bastion.runtime import Runtime
 
 EVIDENCE_FORMATS = {"fairness": "bastion.fairness/1", "drift_baseline": "bastion.profile/1"}
-#: How long a registration waits for another of the same artifact to finish.
-REGISTRATION_WAIT_S = 60.0
-
-
-@dataclass(frozen=True)
-class _Reservation:
-    name: str
-    digest: str
-    claim: str
-    taken_over: bool  # from a registration that died or gave up
 
 
 class ModelRegistry:
@@ -141,7 +109,7 @@ class ModelRegistry:
             )
         )
 
-    # -- registration ---------------------------------------------------------------------
+    # -- registration (bastion.registry.registration) -----------------------------------
 
     def register(
         self,
@@ -164,251 +132,24 @@ class ModelRegistry:
 
         Idempotent by the artifact's SHA-256: registering the same artifact under the same
         name again returns the existing version with ``created`` false, also when the
-        registrations run at once (see the module's docstring).
+        registrations run at once.
         """
-        check_name(name)
-        if (run_id is None) == (path is None):
-            raise InvalidInput(
-                "give exactly one of a run id or a model path", code="model_source_required"
-            )
-        given_dataset = dataset_summary(dataset_path) if dataset_path is not None else dataset
-        run: RunEvidence | None = None
-        if path is not None:
-            digest = artifact_sha256(path)
-            # Versions registered before MLmodel's stamps were left out of the key.
-            digests = (digest, tree_sha256(path) if path.is_dir() else digest)
-        else:
-            assert run_id is not None
-            run = self.store.run_evidence(run_id, artifact_path)
-            if run.status in ("FAILED", "KILLED"):
-                raise RunFailed(
-                    f"MLflow run {run.run_id} ended {run.status}: its model and metrics may "
-                    "be incomplete; register a run that finished"
-                )
-            with self.store.model_files(run.model_uri, run.model_dir) as folder:
-                digest = model_sha256(folder, f"the model of run {run.run_id}")
-                digests = (digest, tree_sha256(folder))
-        existing = self._existing(name, *digests)
-        if existing is not None:
-            return Registered(created=False, version=existing)
-        held = self._reserve(actor, name, digests)
-        if isinstance(held, VersionView):
-            return Registered(created=False, version=held)
-        in_mlflow = False  # once true, MLflow may hold the version: keep the reservation
-        try:
-            adopted = self._adopt(name, digest, run) if held.taken_over else None
-            if adopted is not None:
-                in_mlflow = True
-                number, run = adopted
-            else:
-                if run is None:
-                    assert path is not None
-                    run = self._log_path(path, params or {}, metrics or {}, name)
-                in_mlflow = True
-                number = self._create_version(actor, name, run, digest, given_dataset, description)
-            with self.store.model_files(run.model_uri, run.model_dir) as folder:
-                stored = tree_sha256(folder)
-            ds = given_dataset or run.dataset
-            if adopted is None or not self._recorded(f"model:{name}/{number}"):
-                self._event(
-                    actor,
-                    "model.register",
-                    f"model:{name}/{number}",
-                    {
-                        "artifact_sha256": digest,
-                        "run_id": run.run_id,
-                        "dataset_digest": ds.get("digest") if ds else None,
-                        **({"recovered": True} if adopted is not None else {}),
-                    },
-                )
-            row = ModelVersionRow(
-                name=name,
-                version=number,
-                run_id=run.run_id,
-                source=run.model_uri,
-                artifact_sha256=digest,
-                stored_sha256=stored,
-                dataset=ds,
-                params={**run.params, **{k: str(v) for k, v in (params or {}).items()}},
-                metrics={**run.metrics, **(metrics or {})},
-                training_seconds=training_seconds
-                if training_seconds is not None
-                else run.training_seconds,
-                author=author or run.author or actor.user,
-                code_version=code_version or run.code_version,
-                description=description,
-                registered_by=actor.user,
-                registered_at=utcnow(),
-                stage="development",
-                stage_changed_at=utcnow(),
-            )
-            with self.db.session() as session:
-                repo = RegistryRepository(session)
-                if not repo.end_registration(name, digest, held.claim):
-                    raise ClaimLost(
-                        f"registering {name} took longer than registry.recover_after_s "
-                        f"({self.config.recover_after_s:g} s) and another registration of the "
-                        "same artifact took it over: `bastion models show` lists what stands"
-                    )
-                repo.add(row)
-                repo.add(
-                    StageChangeRow(
-                        version_id=row.id,
-                        name=name,
-                        version=number,
-                        from_stage=None,
-                        to_stage="development",
-                        kind="registration",
-                        actor=actor.user,
-                        at=utcnow(),
-                        details={},
-                    )
-                )
-                return Registered(created=True, version=VersionView.of(row))
-        except ClaimLost:
-            raise
-        except BaseException:
-            # The error that stopped it is the one to report, not this clean-up's.
-            with contextlib.suppress(Exception), self.db.session() as session:
-                repo = RegistryRepository(session)
-                if in_mlflow:  # the next registration of this artifact finishes it at once
-                    repo.give_up_registration(name, digest, held.claim)
-                else:
-                    repo.end_registration(name, digest, held.claim)
-            raise
-
-    def _reserve(
-        self, actor: Principal, name: str, digests: tuple[str, str]
-    ) -> _Reservation | VersionView:
-        """Hold (name, digest) for this registration, or the version that another
-        registration of the same artifact made while this one waited for it."""
-        digest, waited, pause = digests[0], 0.0, 0.02
-        while True:
-            claim = secrets.token_hex(8)
-            held = self._hold(actor, name, digest, claim)
-            if held is not None:
-                # Recorded before we held it: theirs stands.
-                existing = self._existing(name, *digests)
-                if existing is None:
-                    return _Reservation(name, digest, claim, taken_over=held)
-                with self.db.session() as session:
-                    RegistryRepository(session).end_registration(name, digest, claim)
-                return existing
-            existing = self._existing(name, *digests)
-            if existing is not None:
-                return existing
-            if waited >= REGISTRATION_WAIT_S:
-                with self.db.session() as session:
-                    holder = RegistryRepository(session).registration(name, digest)
-                    who = holder.claimed_by if holder is not None else "someone"
-                raise RegistrationInProgress(
-                    f"{who} is registering this artifact as {name}: try again in a moment "
-                    "(a registration whose process died is taken over after "
-                    f"registry.recover_after_s, {self.config.recover_after_s:g} s)"
-                )
-            time.sleep(pause)
-            waited, pause = waited + pause, min(pause * 2, 0.5)
-
-    def _hold(self, actor: Principal, name: str, digest: str, claim: str) -> bool | None:
-        """Reserve (name, digest): False when new, True when taken over from a holder
-        that died or gave up, None while another registration holds it."""
-        try:
-            with self.db.session() as session:
-                session.add(
-                    RegistrationRow(
-                        name=name,
-                        artifact_sha256=digest,
-                        claim_id=claim,
-                        claimed_by=actor.user,
-                        claimed_at=utcnow(),
-                    )
-                )
-            return False
-        except IntegrityError:
-            pass
-        now = utcnow()
-        cutoff = now - timedelta(seconds=self.config.recover_after_s)
-        with self.db.session() as session:
-            taken = RegistryRepository(session).take_over_registration(
-                name, digest, claim, actor.user, now, cutoff
-            )
-        return True if taken else None
-
-    def _create_version(
-        self,
-        actor: Principal,
-        name: str,
-        run: RunEvidence,
-        digest: str,
-        dataset: dict[str, Any] | None,
-        description: str | None,
-    ) -> int:
-        ds = dataset or run.dataset
-        return self.store.create_version(
+        return registration.register(
+            self,
+            actor,
             name,
-            run.model_uri,
-            run.run_id,
-            tags={
-                "bastion.artifact_sha256": digest,
-                "bastion.dataset_digest": str(ds.get("digest")) if ds else "",
-                "bastion.stage": "development",
-                "bastion.registered_by": actor.user,
-                # What :meth:`_adopt` needs to finish a registration that died.
-                "bastion.source": run.model_uri,
-            },
-            description=description or "",
+            run_id=run_id,
+            path=path,
+            artifact_path=artifact_path,
+            dataset_path=dataset_path,
+            dataset=dataset,
+            params=params,
+            metrics=metrics,
+            training_seconds=training_seconds,
+            author=author,
+            code_version=code_version,
+            description=description,
         )
-
-    def _adopt(
-        self, name: str, digest: str, run: RunEvidence | None
-    ) -> tuple[int, RunEvidence] | None:
-        """The MLflow version that a registration which died had made, and its run."""
-        with self.db.session() as session:
-            known = {r.version for r in RegistryRepository(session).versions(name)}
-        found = self.store.unrecorded_version(name, digest, known)
-        if found is None:
-            return None
-        number, run_id, source = found
-        if run is not None and run.run_id == run_id:
-            return number, run
-        if run_id is None or source is None:
-            return None  # not one of ours (no bastion.source tag): make a version anew
-        prefix = f"runs:/{run_id}/"
-        sub = source.removeprefix(prefix) if source.startswith(prefix) else None
-        return number, self.store.run_evidence(run_id, sub)
-
-    def _recorded(self, resource: str) -> bool:
-        """Whether the ledger has the registration of ``resource`` already."""
-        events = EventRepository(self.db).page(
-            EventFilter(action="model.register", resource=resource), limit=1
-        )
-        return bool(events.events)
-
-    def _existing(self, name: str, *digests: str) -> VersionView | None:
-        with self.db.session() as session:
-            repo = RegistryRepository(session)
-            for digest in dict.fromkeys(digests):
-                row = repo.version_by_digest(name, digest)
-                if row is not None:
-                    return VersionView.of(row)
-            return None
-
-    def _log_path(
-        self, path: Path, params: dict[str, Any], metrics: dict[str, float], name: str
-    ) -> RunEvidence:
-        tags = {"bastion.model": name, "bastion.source": str(path)}
-        str_params = {k: str(v) for k, v in params.items()}
-        if path.is_dir():  # checked whole by artifact_sha256
-            return self.store.log_model_folder(path, params=str_params, metrics=metrics, tags=tags)
-        model = _load_pickled(path)
-        from bastion.registry.mlflow_store import save_sklearn_model
-
-        with tempfile.TemporaryDirectory(prefix="bastion-model-") as tmp:
-            folder = Path(tmp) / "model"
-            save_sklearn_model(model, folder)
-            return self.store.log_model_folder(
-                folder, params=str_params, metrics=metrics, tags=tags
-            )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -826,27 +567,3 @@ class ModelRegistry:
             outcome="success" if report.ok else "failure",
         )
         return report
-
-
-def _load_pickled(path: Path) -> Any:
-    """A pickled or joblib-dumped scikit-learn model. Unpickling runs code from the file:
-    register only models your own pipelines produced."""
-    suffix = path.suffix.lower()
-    if suffix not in (".pkl", ".pickle", ".joblib"):
-        raise ArtifactNotFound(
-            f"cannot read {path.name}: give a .pkl/.joblib file or an MLflow model folder"
-        )
-    import joblib  # type: ignore[import-untyped]
-
-    try:
-        model = joblib.load(path)
-    except EOFError as exc:
-        raise ArtifactIncomplete(
-            f"{path} ends before the model does: the file is cut short (a copy or upload "
-            "that stopped half way?)"
-        ) from exc
-    except Exception as exc:
-        raise ArtifactNotFound(f"could not load a model from {path}: {exc}") from exc
-    if not hasattr(model, "predict"):
-        raise ArtifactNotFound(f"{path} holds a {type(model).__name__}, not a fitted model")
-    return model
