@@ -17,6 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bastion.audit import EventFilter
 from bastion.auth.principal import Principal
 from bastion.cli.main import _register, app
 from bastion.registry import demo
@@ -76,6 +77,11 @@ def registry(runtime: Any, mlflow_template: Path) -> ModelRegistry:
     shutil.copy(mlflow_template, runtime.settings.home / "mlflow.db")
     set_registry_policy(runtime, {"gates": demo.EXAMPLE_GATES})
     return ModelRegistry.from_runtime(runtime)
+
+
+def events(runtime: Any, action: str) -> list[Any]:
+    """The ledger's events of ``action``, oldest first."""
+    return runtime.events.page(EventFilter(action=action), limit=100, order="asc").events
 
 
 def set_registry_policy(runtime: Any, section: dict[str, Any]) -> None:

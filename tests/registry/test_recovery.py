@@ -21,8 +21,17 @@ from bastion.registry import demo
 from bastion.registry.errors import RequestNotPending
 from bastion.registry.service import ModelRegistry
 
-from .conftest import ADA, ANA, BOB, Model, bastion, register, set_registry_policy, variant
-from .test_service import events
+from .conftest import (
+    ADA,
+    ANA,
+    BOB,
+    Model,
+    bastion,
+    events,
+    register,
+    set_registry_policy,
+    variant,
+)
 
 pytestmark = pytest.mark.slow  # each test starts a Python that imports MLflow
 

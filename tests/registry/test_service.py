@@ -39,15 +39,12 @@ from .conftest import (
     ANA,
     BOB,
     Model,
+    events,
     register,
     set_registry_policy,
     to_production,
     variant,
 )
-
-
-def events(runtime: Any, action: str) -> list[Any]:
-    return runtime.events.page(EventFilter(action=action), limit=100, order="asc").events
 
 
 def test_register_from_a_run_records_its_evidence_once(
