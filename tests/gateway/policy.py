@@ -36,6 +36,10 @@ providers:
     kind: openai
     base_url: "{base}/v1"
     api_key_env: BASTION_TEST_MISSING_KEY
+  modern:
+    kind: openai
+    base_url: "{base}/v1"
+    max_tokens_field: max_completion_tokens
 models:
   ok: {{provider: fake, upstream_model: ok, price: {{input_per_1m: 1.0, output_per_1m: 2.0}},
         context_window: 8000}}
@@ -65,6 +69,17 @@ models:
             context_window: 8000}}
   embed: {{provider: fake, upstream_model: ok, kind: embedding,
            price: {{input_per_1m: 0.1, output_per_1m: 0}}}}
+  narrow: {{provider: fake, upstream_model: ok, context_window: 60, fallbacks: [ok]}}
+  quota: {{provider: flappy, upstream_model: "429"}}
+  leaky: {{provider: fake, upstream_model: leak}}
+  bad-chunk: {{provider: fake, upstream_model: bad-chunk,
+               price: {{input_per_1m: 1.0, output_per_1m: 2.0}}}}
+  greedy: {{provider: fake, upstream_model: "prompt-tokens:5000",
+            price: {{input_per_1m: 1.0, output_per_1m: 2.0}}}}
+  modern-ok: {{provider: modern, upstream_model: ok}}
+  stall-priced: {{provider: fake, upstream_model: "stall:3",
+                  price: {{input_per_1m: 1.0, output_per_1m: 2.0}}}}
+  slow: {{provider: fake, upstream_model: "delay:500", price: {{input_per_1m: 1.0, output_per_1m: 2.0}}}}
   local: {{provider: local}}
   local-embed: {{provider: local, kind: embedding}}
 roles:
@@ -79,7 +94,7 @@ defaults:
   on_counter_error: {on_counter_error}
 privacy:
   prompt: {{action: mask}}
-  response: {{action: flag}}
+  response: {{action: {response_action}}}
   on_error: block
 denylist:
   - {{term: PHI, action: flag}}
@@ -95,6 +110,7 @@ def write_policy(
     team_budget: float = 1.0,
     on_counter_error: str = "refuse",
     store_content: bool = False,
+    response_action: str = "flag",
 ) -> Path:
     path.write_text(
         TEMPLATE.format(
@@ -102,6 +118,7 @@ def write_policy(
             team_budget=team_budget,
             on_counter_error=on_counter_error,
             store_content=str(store_content).lower(),
+            response_action=response_action,
         ),
         encoding="utf-8",
     )

@@ -377,7 +377,7 @@ def test_text_response() -> None:
         "prompt_tokens": 35,
         "completion_tokens": 7,
         "total_tokens": 42,
-        "prompt_tokens_details": {"cached_tokens": 20},
+        "prompt_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 5},
     }
 
 
@@ -569,7 +569,7 @@ def test_text_stream_becomes_openai_chunks() -> None:
         "prompt_tokens": 25,
         "completion_tokens": 15,
         "total_tokens": 40,
-        "prompt_tokens_details": {"cached_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
     }
 
 

@@ -37,3 +37,7 @@ class KeyNotFound(NotFound):
 
 class UnknownRole(InvalidInput):
     code = "unknown_role"
+
+
+class UnknownTeam(InvalidInput):
+    code = "unknown_team"

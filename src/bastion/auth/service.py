@@ -22,6 +22,7 @@ from bastion.auth.errors import (
     PermissionDenied,
     RevokedKey,
     UnknownRole,
+    UnknownTeam,
 )
 from bastion.auth.keys import generate_key, matches, split_key
 from bastion.auth.models import ApiKey
@@ -117,6 +118,15 @@ class KeyService:
             raise UnknownRole(
                 f"unknown role {role!r}: use one of {', '.join(sorted(roles))}, "
                 "or declare it under roles in the policy"
+            )
+        teams = self.policy.policy.teams
+        if team is not None and team not in teams:
+            # A team the policy does not know would escape its team's models, limits and
+            # budgets (a typo as much as a new team).
+            known = ", ".join(sorted(teams)) or "none yet"
+            raise UnknownTeam(
+                f"unknown team {team!r}: declare it under teams in the policy "
+                f"(known: {known}), or leave the team out"
             )
         granted = self.permissions_for(role)
         if not granted <= actor.permissions:

@@ -1,5 +1,7 @@
 """What one caller may do: the effective policy of role ∩ team ∩ user ∩ key.
 
+A key whose team is not in the policy (removed since the key was made) may use no model.
+
 - Models: the role's patterns, narrowed by the team's, the user's and the key's lists
   (each ``None`` when that level does not narrow).
 - ``max_tokens_per_request``: the smallest of the role's, the team's and the key's.
@@ -55,6 +57,10 @@ def resolve_access(policy: Policy, principal: Principal) -> Access:
     key = principal.restrictions
 
     narrowing: list[tuple[str, ...]] = []
+    if principal.team and team is None:
+        # A team the policy no longer knows: its rules are gone, so its keys get nothing
+        # rather than escaping them.
+        narrowing.append(())
     for models in (
         team.models if team else None,
         user.models if user else None,

@@ -3,7 +3,9 @@
 Closed: calls go through; ``failures`` consecutive failures open it. Open: calls are
 refused at once (the gateway serves fallbacks) until ``reset_s`` has passed. Half-open:
 one probe call at a time is let through; its success closes the breaker, its failure
-opens it again for another ``reset_s``.
+opens it again for another ``reset_s``. A probe that never reports back (its caller
+vanished) frees the slot after ``reset_s``, so a lost probe cannot keep the breaker
+shut.
 
 Written here rather than taken from pybreaker or aiobreaker: both wrap a call in their
 own retry-free call path and count every exception, while the gateway needs to count
@@ -30,6 +32,7 @@ class CircuitBreaker:
     _consecutive: int = 0
     _opened_at: float = 0.0
     _probing: bool = False
+    _probe_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _now(self) -> float:
@@ -41,9 +44,12 @@ class CircuitBreaker:
             return self._current()
 
     def _current(self) -> State:
-        if self._state == "open" and self._now() - self._opened_at >= self.reset_s:
+        now = self._now()
+        if self._state == "open" and now - self._opened_at >= self.reset_s:
             self._state = "half_open"
             self._probing = False
+        elif self._state == "half_open" and self._probing and now - self._probe_at >= self.reset_s:
+            self._probing = False  # the probe was lost: let another one through
         return self._state
 
     def allow(self) -> bool:
@@ -54,6 +60,7 @@ class CircuitBreaker:
                 return True
             if state == "half_open" and not self._probing:
                 self._probing = True
+                self._probe_at = self._now()
                 return True
             return False
 

@@ -31,16 +31,10 @@ T = TypeVar("T")
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
 #: Failures that count against an upstream's breaker (its health, not the caller's input).
+#: A 429 is not among them: it is one model's quota (OpenAI limits per model), and
+#: counting it would shut out the provider's other models, which still have theirs.
 BREAKER_KINDS = frozenset(
-    {
-        "server_error",
-        "connect",
-        "timeout",
-        "first_token_timeout",
-        "stall",
-        "malformed",
-        "rate_limited",
-    }
+    {"server_error", "connect", "timeout", "first_token_timeout", "stall", "malformed"}
 )
 
 
@@ -116,6 +110,9 @@ class Resilience:
             cfg = target.config
             breaker = self.breakers.get(target.provider, cfg.breaker_failures, cfg.breaker_reset_s)
             for attempt in range(cfg.max_retries + 1):
+                left = deadline - loop.time()
+                if left <= 0:  # before allow(): a probe slot taken here would never be freed
+                    raise last or UpstreamFailure("timeout", "the request ran out of time")
                 if not breaker.allow():
                     last = UpstreamFailure(
                         "circuit_open",
@@ -124,9 +121,6 @@ class Resilience:
                     )
                     trail.attempts.append(Attempt(target.model, target.provider, "circuit_open", 0))
                     break
-                left = deadline - loop.time()
-                if left <= 0:
-                    raise last or UpstreamFailure("timeout", "the request ran out of time")
                 started = loop.time()
                 try:
                     result = await op(target, left)

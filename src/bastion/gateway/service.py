@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -46,7 +47,7 @@ from bastion.gateway.providers import registry
 from bastion.gateway.providers.base import JSON, InProcessProvider, Provider, Target
 from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
 from bastion.gateway.resilience import BREAKER_KINDS, Resilience, Trail
-from bastion.gateway.tokens import count_inputs, count_messages, count_text
+from bastion.gateway.tokens import count_inputs, count_prompt, count_text
 from bastion.gateway.upstream import (
     ChunkStream,
     LocalChunkStream,
@@ -57,6 +58,7 @@ from bastion.gateway.upstream import (
 from bastion.policy.loader import PolicyError, PolicyIssue
 from bastion.policy.schema import ModelConfig, Policy
 from bastion.privacy import PrivacyGuard, PrivacyKeys, Vault
+from bastion.privacy.chat import map_json_strings
 from bastion.privacy.errors import PrivacyError
 from bastion.runtime import Runtime
 from bastion.settings import secret_from_env
@@ -64,6 +66,8 @@ from bastion.settings import secret_from_env
 log = logging.getLogger("bastion.gateway")
 
 DEFAULT_MAX_TOKENS = 4096
+#: How long a settlement Redis could not take is retried (the reservation's grace).
+SETTLE_RETRY_FOR_S = 3600.0
 
 
 @dataclass
@@ -139,10 +143,14 @@ class Gateway:
             self.breakers, max_wait_s=self.settings.gateway_max_retry_wait_s
         )
         self.privacy_keys = privacy_keys or PrivacyKeys()
-        self._guard: tuple[int, PrivacyGuard] | None = None
+        self._guard: tuple[Policy, PrivacyGuard] | None = None
+        self._deferred: set[asyncio.Task[None]] = set()
+        self._process_key = secrets.token_bytes(32)  # only without configured privacy keys
         runtime.policy.checks.append(self.check_policy)
 
     async def aclose(self) -> None:
+        if self._deferred:  # settlements still owed get a last chance
+            await asyncio.wait(set(self._deferred), timeout=5)
         await self.transport.aclose()
         await self.counters.aclose()
 
@@ -161,11 +169,11 @@ class Gateway:
 
     def guard(self, policy: Policy) -> PrivacyGuard:
         cached = self._guard
-        if cached is not None and cached[0] == id(policy):
+        if cached is not None and cached[0] is policy:  # the object, not id(): ids get reused
             return cached[1]
         vaults = cached[1].vaults if cached is not None else None
         guard = PrivacyGuard(policy.privacy, policy.denylist, keys=self.privacy_keys, vaults=vaults)
-        self._guard = (id(policy), guard)
+        self._guard = (policy, guard)
         return guard
 
     def check_policy(self, policy: Policy) -> None:
@@ -191,6 +199,14 @@ class Gateway:
         if cfg is None:
             raise ModelNotFound(f"the model {name!r} does not exist", param="model")
         call.model_known = True
+        team = call.principal.team
+        if team and team not in policy.teams:
+            call.decisions["model"] = "denied"
+            raise ModelNotAllowed(
+                f"your key's team {team!r} is not in the policy, so it may use no model; "
+                "ask an admin to declare the team or to give you a key without it",
+                param="model",
+            )
         if not access.allows(name):
             call.decisions["model"] = "denied"
             raise ModelNotAllowed(
@@ -272,22 +288,55 @@ class Gateway:
     async def _settle(self, reservation: Reservation | None, call: Call) -> None:
         if reservation is None:
             return
+        charge = call.outcome in ("success", "cancelled") or bool(call.completion_tokens)
+        if charge and call.cost_usd > call.reserved_usd + 1e-9:
+            # The upstream counted more than the estimate (its own tokenizer, images,
+            # hidden tool prompts): the budget can be passed by the difference.
+            call.flags.add("reservation_exceeded")
+            self.runtime.metrics.llm_reservation_exceeded.labels(call.model_label).inc()
         try:
-            if call.outcome in ("success", "cancelled") or call.completion_tokens:
-                await self.counters.settle(
-                    reservation,
-                    tokens=call.prompt_tokens + call.completion_tokens,
-                    cost_usd=call.cost_usd,
-                )
-            else:
-                await self.counters.release(reservation)
+            await self._settle_now(reservation, call, charge)
         except CountersUnavailable:
-            # Logged without amounts' owners; the reservation expires on its own.
+            # Spent money must reach the counters: retried in the background until
+            # Redis answers (the reservation keeps the room until then).
+            call.flags.add("settle_deferred")
             log.error(
-                "settling a call's cost failed; its reservation will expire",
+                "settling a call's cost failed; retrying in the background",
                 extra={"model": call.model_label},
             )
             self.runtime.metrics.llm_counter_errors.labels("settle").inc()
+            self._defer(reservation, call, charge)
+
+    async def _settle_now(self, reservation: Reservation, call: Call, charge: bool) -> None:
+        if charge:
+            await self.counters.settle(
+                reservation,
+                tokens=call.prompt_tokens + call.completion_tokens,
+                cost_usd=call.cost_usd,
+            )
+        else:
+            await self.counters.release(reservation)
+
+    def _defer(self, reservation: Reservation, call: Call, charge: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._settle_later(reservation, call, charge))
+        self._deferred.add(task)
+        task.add_done_callback(self._deferred.discard)
+
+    async def _settle_later(self, reservation: Reservation, call: Call, charge: bool) -> None:
+        """Settle until the counters answer; a settlement is idempotent, so a retry after
+        a lost reply does no harm. Gives up when the reservation can no longer be settled."""
+        deadline = time.monotonic() + SETTLE_RETRY_FOR_S
+        wait = 0.5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(wait)
+            try:
+                await self._settle_now(reservation, call, charge)
+            except CountersUnavailable:
+                wait = min(wait * 2, 30.0)
+                continue
+            log.info("a deferred settlement went through", extra={"model": call.model_label})
+            return
+        log.error("a deferred settlement was given up", extra={"model": call.model_label})
 
     def _limits_headers(self, call: Call) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -304,7 +353,12 @@ class Gateway:
 
     def _headers(self, call: Call) -> dict[str, str]:
         headers = self._limits_headers(call)
-        headers["x-bastion-cost-usd"] = f"{call.cost_usd:.8f}"
+        if call.stream:
+            # A stream's headers go out before its cost is known: what was reserved is
+            # said instead; the settled cost is in the ledger event.
+            headers["x-bastion-reserved-usd"] = f"{call.reserved_usd:.8f}"
+        else:
+            headers["x-bastion-cost-usd"] = f"{call.cost_usd:.8f}"
         headers["x-bastion-overhead-ms"] = f"{call.overhead_s() * 1000:.3f}"
         if call.served_model:
             headers["x-bastion-model"] = call.served_model
@@ -323,17 +377,24 @@ class Gateway:
             call.stream = request.stream
             policy = self.policy
             access = resolve_access(policy, principal)
-            model = self._model(policy, access, request.model, "chat", call)
-            prompt_tokens = count_messages(request.messages, request.tools)
-            max_tokens = self._max_tokens(request, model, access, prompt_tokens)
-            call.prompt_tokens = prompt_tokens
-            chain = self._chain(policy, access, request.model, "chat")
+            self._model(policy, access, request.model, "chat", call)
+            text_tokens, images = count_prompt(request.messages, request.tools)
+            chain, max_tokens = self._plan(
+                policy,
+                access,
+                request,
+                self._chain(policy, access, request.model, "chat"),
+                text_tokens,
+                images,
+                call,
+            )
+            prompts = {m: text_tokens + images * policy.models[m].image_tokens for m in chain}
+            call.prompt_tokens = prompts[chain[0]]
             worst = max(
-                worst_case_usd(policy.models[m], prompt_tokens, max_tokens) * request.n
-                for m in chain
+                worst_case_usd(policy.models[m], prompts[m], max_tokens) * request.n for m in chain
             )
             reservation = await self._admit(
-                policy, access, prompt_tokens + max_tokens * request.n, worst, call
+                policy, access, max(prompts.values()) + max_tokens * request.n, worst, call
             )
             guard = self.guard(policy)
             # A conversation's vault belongs to its user: another caller naming the same
@@ -350,6 +411,7 @@ class Gateway:
             if request.max_tokens is None:
                 # Never let an upstream generate more than the reservation covers.
                 sent["max_tokens"] = max_tokens
+            self._pseudonymise(sent)
             call.sent = sent
             targets = [self._target(policy, m) for m in chain]
             if request.stream:
@@ -370,17 +432,74 @@ class Gateway:
             self._observe(call)
             return Reply(answer, self._headers(call))
         except BaseException as exc:
-            await self._fail(call, exc, reservation)
+            with anyio.CancelScope(shield=True):  # settle and record even when cancelled
+                await self._fail(call, exc, reservation)
             raise
+
+    def _pseudonymise(self, sent: JSON) -> None:
+        """Who the caller's end user is, and participant names, leave only as keyed
+        digests: stable (the provider can still tell users apart) but not personal data
+        (OpenAI's ``user``; Anthropic's ``metadata.user_id`` must not be either)."""
+        if isinstance(sent.get("user"), str):
+            sent["user"] = self._digest("user", sent["user"])
+        for message in sent.get("messages") or []:
+            if isinstance(message, dict) and isinstance(message.get("name"), str):
+                message["name"] = self._digest("name", message["name"])
+
+    def _digest(self, kind: str, value: str) -> str:
+        key = self.privacy_keys.hmac_key or self._process_key
+        mac = hmac.new(key, f"{kind}\x00{value}".encode(), hashlib.sha256)
+        return f"{kind}_{mac.hexdigest()[:20]}"
+
+    def _plan(
+        self,
+        policy: Policy,
+        access: Access,
+        request: ChatRequest,
+        chain: list[str],
+        text_tokens: int,
+        images: int,
+        call: Call,
+    ) -> tuple[list[str], int]:
+        """The models of the chain this request fits, and the output cap sent to them.
+
+        A prompt too long for the requested model goes to the first fallback whose
+        window holds it (declare a larger model there); only when none does is the call
+        refused. The cap is the caller's, else the largest the first fitting model, the
+        caller's limits and the reservation allow.
+        """
+        first_error: BastionError | None = None
+        cap: int | None = request.max_tokens
+        fitting: list[str] = []
+        for name in chain:
+            cfg = policy.models[name]
+            prompt = text_tokens + images * cfg.image_tokens
+            try:
+                chosen = self._max_tokens(request, cfg, access, prompt, cap)
+            except (ContextLengthExceeded, RequestTooLarge) as exc:
+                first_error = first_error or exc
+                continue
+            cap = chosen if cap is None else cap
+            fitting.append(name)
+        if not fitting or cap is None:
+            assert first_error is not None
+            raise first_error
+        if fitting[0] != chain[0]:
+            call.decisions["context"] = f"routed to {fitting[0]}"
+        return fitting, cap
 
     def _deadline(self) -> float:
         return asyncio.get_running_loop().time() + self.settings.gateway_request_timeout_s
 
     def _max_tokens(
-        self, request: ChatRequest, model: ModelConfig, access: Access, prompt_tokens: int
+        self,
+        request: ChatRequest,
+        model: ModelConfig,
+        access: Access,
+        prompt_tokens: int,
+        asked: int | None,
     ) -> int:
         cap = access.max_tokens_per_request
-        asked = request.max_tokens
         field_name = request.max_tokens_field
         if asked is not None and cap is not None and asked > cap:
             raise RequestTooLarge(
@@ -404,6 +523,12 @@ class Gateway:
             asked = min(defaults) if defaults else DEFAULT_MAX_TOKENS
             if window is not None:
                 asked = min(asked, window - prompt_tokens)
+            # A token limit below the default must not refuse every call without a cap.
+            per_minute = [
+                r.per_minute - prompt_tokens for r in access.rate_limits if r.metric == "tokens"
+            ]
+            if per_minute and 0 < min(per_minute) < asked:
+                asked = min(per_minute)
         if window is not None and prompt_tokens + asked > window:
             raise ContextLengthExceeded(
                 f"the prompt ({prompt_tokens} tokens) plus {field_name}={asked} exceeds the "
@@ -446,12 +571,25 @@ class Gateway:
         usage = completion.get("usage")
         # Accounted before any check: the upstream has been paid whatever happens next.
         self._account(call, usage if isinstance(usage, dict) else None, policy)
+
+        def check(text: str) -> str:
+            checked = guard.check_response(text, vault)
+            call.flags.update(checked.flags)
+            return checked.text
+
         for message in messages:
             content = message.get("content")
             if isinstance(content, str):
-                checked = guard.check_response(content, vault)
-                call.flags.update(checked.flags)
-                message["content"] = checked.text
+                message["content"] = check(content)
+            for tool_call in message.get("tool_calls") or []:
+                function = tool_call.get("function") if isinstance(tool_call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                    # Arguments are checked like content (flag, redact or block), value by
+                    # value so that a redaction keeps them JSON.
+                    raw = function["arguments"]
+                    checked_raw = map_json_strings(raw, check)
+                    if json.loads(checked_raw) != _loads_or(raw):
+                        function["arguments"] = checked_raw
         restored, invented = guard.restore_chat(completion, vault)
         if invented:
             call.flags.add("invented_placeholder")
@@ -468,9 +606,20 @@ class Gateway:
         else:
             call.usage_source = "counted"
             call.completion_tokens = count_text(call.answer_text)
+        details = usage.get("prompt_tokens_details") if usage else None
+        cached = written = 0
+        if isinstance(details, Mapping):
+            cached = _count(details.get("cached_tokens"))
+            written = _count(details.get("cache_write_tokens"))
         model = policy.models.get(call.served_model or "")
         if model is not None:
-            call.cost_usd = cost_usd(model, call.prompt_tokens, call.completion_tokens)
+            call.cost_usd = cost_usd(
+                model,
+                call.prompt_tokens,
+                call.completion_tokens,
+                cached_tokens=cached,
+                cache_write_tokens=written,
+            )
 
     # --- streams --------------------------------------------------------------------
 
@@ -578,9 +727,12 @@ class Gateway:
                 if out.get("usage") and not out.get("choices") and not request.include_usage:
                     continue  # asked for by Bastion, not by the client
                 yield _sse(out)
-            if not finished:
+            missing = unfinished(request.n, finished)
+            if missing:
                 raise UpstreamFailure(
-                    "malformed", "the upstream's stream ended before the answer was complete"
+                    "malformed",
+                    "the upstream's stream ended before the answer was complete "
+                    f"(choice {', '.join(map(str, missing))} never finished)",
                 )
             if not stream.done:
                 call.flags.add("upstream_missing_done")
@@ -615,13 +767,13 @@ class Gateway:
             call.flags.add("stream_interrupted")
             yield await self._end_failed(call, failure, reservation)
             reservation = None
-        except BastionError as failure:
-            # Bastion's own step failed after bytes went out (the ledger could not record
-            # the call, say): the stream ends with the reason, never with [DONE].
-            call.answer_text = "".join(pieces)
-            yield await self._end_failed(call, failure, reservation)
-            reservation = None
         except Exception as exc:
+            # Bastion's own step failed after bytes went out (the ledger could not record
+            # the call, say): the stream ends with the reason, never with [DONE]; what was
+            # generated is billed.
+            if reservation is not None:
+                call.answer_text = "".join(pieces)
+                self._account(call, usage, policy)
             yield await self._end_failed(call, exc, reservation)
             reservation = None
         finally:
@@ -660,9 +812,14 @@ class Gateway:
             while (chunk := await stream.next_chunk()) is not None:
                 chunks.append(chunk)
             completion = chunks_to_completion(chunks)
-            if not any(c.get("finish_reason") for c in completion["choices"]):
+            missing = unfinished(
+                request.n, {c["index"] for c in completion["choices"] if c.get("finish_reason")}
+            )
+            if missing:
                 raise UpstreamFailure(
-                    "malformed", "the upstream's stream ended before the answer was complete"
+                    "malformed",
+                    "the upstream's stream ended before the answer was complete "
+                    f"(choice {', '.join(map(str, missing))} never finished)",
                 )
             if not stream.done:
                 call.flags.add("upstream_missing_done")
@@ -678,27 +835,37 @@ class Gateway:
                     continue
                 yield _sse(out)
             yield b"data: [DONE]\n\n"
-        except BastionError as failure:
-            if isinstance(failure, UpstreamFailure):
-                call.flags.add("stream_interrupted")
-                call.answer_text = "".join(
-                    str((c.get("delta") or {}).get("content") or "")
-                    for ch in chunks
-                    for c in ch.get("choices") or []
-                )
-                self._account(call, None, policy)
-            yield await self._end_failed(call, failure, reservation)
-            reservation = None
         except Exception as exc:
+            if isinstance(exc, UpstreamFailure):
+                call.flags.add("stream_interrupted")
+            if reservation is not None and not call.done:
+                self._account_chunks(call, chunks, policy)  # what was generated is billed
             yield await self._end_failed(call, exc, reservation)
             reservation = None
         finally:
             if not call.done and reservation is not None:
                 call.flags.add("client_disconnected")
+                self._account_chunks(call, chunks, policy)
                 with anyio.CancelScope(shield=True):
                     await self._fail(call, asyncio.CancelledError(), reservation)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
+
+    def _account_chunks(self, call: Call, chunks: list[JSON], policy: Policy) -> None:
+        """Bill the chunks a stream delivered before it broke off (upstream usage if it
+        came, else the generated text counted)."""
+        texts: list[str] = []
+        usage = None
+        for chunk in chunks:
+            if isinstance(chunk.get("usage"), dict):
+                usage = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                texts.append(str(delta.get("content") or ""))
+                for tc in delta.get("tool_calls") or []:
+                    texts.append(str((tc.get("function") or {}).get("arguments") or ""))
+        call.answer_text = "".join(texts)
+        self._account(call, usage, policy)
 
     async def _end_failed(
         self, call: Call, error: BaseException, reservation: Reservation | None
@@ -777,7 +944,8 @@ class Gateway:
             self._observe(call)
             return Reply(answer, self._headers(call))
         except BaseException as exc:
-            await self._fail(call, exc, reservation)
+            with anyio.CancelScope(shield=True):  # settle and record even when cancelled
+                await self._fail(call, exc, reservation)
             raise
 
     async def _embed(self, target: Target, body: JSON, left: float) -> JSON:
@@ -929,6 +1097,22 @@ INTERNAL_STREAM_ERROR = BastionError(
     "Bastion failed while streaming this answer; it has been logged with this request id",
     code="internal_error",
 )
+
+
+def unfinished(n: int, finished: set[int]) -> list[int]:
+    """The choices of an ``n``-choice stream that never got a finish reason."""
+    return [i for i in range(max(n, 1)) if i not in finished]
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _loads_or(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
 def _sse_error(error: BastionError) -> bytes:

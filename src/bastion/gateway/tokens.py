@@ -20,8 +20,9 @@ import tiktoken
 _PER_MESSAGE = 3
 _PER_NAME = 1
 _REPLY_PRIMING = 3
-#: What an image part counts for in the estimate (OpenAI's low-detail price).
-_IMAGE_TOKENS = 85
+#: What an image part counts for where no model says (OpenAI's low-detail price).
+IMAGE_TOKENS = 85
+_IMAGE_TYPES = ("image_url", "input_image", "image")
 
 
 @lru_cache(maxsize=1)
@@ -35,29 +36,33 @@ def count_text(text: str) -> int:
     return len(encoding().encode(text, disallowed_special=()))
 
 
-def _content_tokens(content: Any) -> int:
+def _content_tokens(content: Any) -> tuple[int, int]:
+    """(text tokens, images) of a message's content."""
     if isinstance(content, str):
-        return count_text(content)
-    total = 0
+        return count_text(content), 0
+    total = images = 0
     if isinstance(content, list):
         for part in content:
             if not isinstance(part, Mapping):
                 continue
             if part.get("type") == "text":
                 total += count_text(str(part.get("text", "")))
-            elif part.get("type") in ("image_url", "input_image", "image"):
-                total += _IMAGE_TOKENS
+            elif part.get("type") in _IMAGE_TYPES:
+                images += 1
             else:
                 total += count_text(str(part))
-    return total
+    return total, images
 
 
-def count_messages(messages: Iterable[Mapping[str, Any]], tools: Any = None) -> int:
-    """The prompt tokens of a chat request, as OpenAI counts them (to within a few)."""
-    total = _REPLY_PRIMING
+def count_prompt(messages: Iterable[Mapping[str, Any]], tools: Any = None) -> tuple[int, int]:
+    """(text tokens, images) of a chat request's prompt, as OpenAI counts text (to within
+    a few); what the images cost depends on the model (``ModelConfig.image_tokens``)."""
+    total, images = _REPLY_PRIMING, 0
     for message in messages:
         total += _PER_MESSAGE
-        total += _content_tokens(message.get("content"))
+        text, pictures = _content_tokens(message.get("content"))
+        total += text
+        images += pictures
         if message.get("name"):
             total += _PER_NAME + count_text(str(message["name"]))
         for call in message.get("tool_calls") or ():
@@ -68,7 +73,15 @@ def count_messages(messages: Iterable[Mapping[str, Any]], tools: Any = None) -> 
         import json
 
         total += count_text(json.dumps(tools, separators=(",", ":")))
-    return total
+    return total, images
+
+
+def count_messages(
+    messages: Iterable[Mapping[str, Any]], tools: Any = None, *, image_tokens: int = IMAGE_TOKENS
+) -> int:
+    """The prompt tokens of a chat request, images at ``image_tokens`` each."""
+    text, images = count_prompt(messages, tools)
+    return text + images * image_tokens
 
 
 def count_inputs(value: Any) -> int:

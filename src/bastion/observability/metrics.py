@@ -95,6 +95,13 @@ class Metrics:
             ["step"],
             registry=registry,
         )
+        self.llm_reservation_exceeded = Counter(
+            "bastion_llm_reservation_exceeded",
+            "Calls whose settled cost was above their worst-case reservation (the upstream "
+            "counted more tokens than the estimate), by model.",
+            ["model"],
+            registry=registry,
+        )
         self.llm_attempts = Counter(
             "bastion_llm_upstream_attempts",
             "Attempts at upstreams, by provider and outcome (ok or a failure kind).",

@@ -50,11 +50,20 @@ class ProviderConfig(Strict):
     breaker_reset_s: PositiveFloat = 30.0
     api_version: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Which field carries the output cap upstream. ``max_completion_tokens`` is what
+    #: OpenAI and Azure want (their reasoning models refuse ``max_tokens``); other
+    #: OpenAI-compatible servers mostly read ``max_tokens``. Default: by kind and host.
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None
 
 
 class Price(Strict):
     input_per_1m: NonNegativeFloat
     output_per_1m: NonNegativeFloat
+    #: Prompt tokens read from the provider's prompt cache (default: the input price).
+    cached_input_per_1m: NonNegativeFloat | None = None
+    #: Prompt tokens written to the provider's prompt cache (Anthropic charges extra;
+    #: default: the input price).
+    cache_write_per_1m: NonNegativeFloat | None = None
 
 
 class ModelConfig(Strict):
@@ -65,6 +74,10 @@ class ModelConfig(Strict):
     max_output_tokens: PositiveInt | None = None
     fallbacks: list[str] = Field(default_factory=list)
     kind: Literal["chat", "embedding"] = "chat"
+    #: What one image in a prompt may cost, in prompt tokens, for the worst-case
+    #: reservation (high-detail images: up to ~1,600 on Claude and GPT-4o; GPT-4o-mini
+    #: bills ~37,000).
+    image_tokens: PositiveInt = 1600
 
 
 class Limits(Strict):

@@ -133,6 +133,19 @@ def answer(body: Mapping[str, Any]) -> Answer:
     return Answer(text, None, prompt, words(text), truncated)
 
 
+#: What the ``leak`` scenario answers with: personal data the prompt never held.
+LEAK = "Call John Smith at +1 415 555 0132 or john.smith@example.com, card 4111 1111 1111 1111"
+
+
+def leaking(a: Answer) -> Answer:
+    """The same answer with personal data of its own (in the text, or the tool call)."""
+    if a.tool is not None:
+        name = next(iter(json.loads(a.tool.arguments)), "input")
+        arguments = json.dumps({name: LEAK})
+        return Answer(None, ToolCall(a.tool.name, arguments), a.prompt_tokens, words(LEAK), False)
+    return Answer(LEAK, None, a.prompt_tokens, words(LEAK), False)
+
+
 def pieces(text: str) -> list[str]:
     return [text[i : i + PIECE] for i in range(0, len(text), PIECE)] or [""]
 
@@ -238,6 +251,11 @@ def openai_stream(cid: str, model: str, a: Answer, *, usage: bool, usage_asked: 
 
 OPENAI_MALFORMED = (
     b'data: {"id":"chatcmpl-broken","object":"chat.completion.chunk","choices":[{\n\n'
+)
+#: Valid JSON of the wrong shape: a delta that is not an object.
+OPENAI_BAD_CHUNK = (
+    b'data: {"id":"chatcmpl-bad","object":"chat.completion.chunk",'
+    b'"choices":[{"index":0,"delta":"oops"}]}\n\n'
 )
 
 

@@ -26,6 +26,7 @@ MODIFIERS: dict[str, type[int] | type[float] | None] = {
     "first-token-delay": int,  # ms between the headers and the first chunk
     "no-usage": None,
     "no-done": None,
+    "prompt-tokens": int,  # report this many prompt tokens in usage (a provider counts more)
 }
 FAULTS: dict[str, type[int] | type[float] | None] = {
     "ok": None,
@@ -42,6 +43,8 @@ FAULTS: dict[str, type[int] | type[float] | None] = {
     "content-policy": None,
     "flap": float,
     "error-mid-stream": None,
+    "bad-chunk": None,
+    "leak": None,
 }
 KEYWORDS = {**MODIFIERS, **FAULTS}
 
@@ -58,6 +61,7 @@ class Scenario:
     first_token_delay_s: float = 0.0
     no_usage: bool = False
     no_done: bool = False
+    prompt_tokens: int = 0
 
     @property
     def count(self) -> int:
@@ -111,4 +115,5 @@ def parse(name: str) -> Scenario:
         first_token_delay_s=mods.get("first-token-delay", 0.0) / 1000,
         no_usage="no-usage" in mods,
         no_done="no-done" in mods,
+        prompt_tokens=int(mods.get("prompt-tokens", 0)),
     )

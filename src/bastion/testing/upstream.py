@@ -30,6 +30,11 @@ The model name (Azure: the deployment) picks the behaviour; grammar in ``scenari
                             chunks, then the rest; non-streaming: half a JSON body
 ``error-mid-stream``        streams: 2 content chunks, then an error (OpenAI:
                             ``data: {"error": …}``; Anthropic: ``event: error``)
+``bad-chunk``               OpenAI streams: after 2 content chunks, a chunk that is
+                            JSON of the wrong shape (its delta a string), then the rest
+``leak``                    answer with personal data the prompt never held (in the
+                            text, or in the tool call's arguments)
+``prompt-tokens:N``         (a modifier) report N prompt tokens in usage
 ``context-length``          400 ``context_length_exceeded`` (Anthropic: "prompt is too
                             long")
 ``content-policy``          OpenAI: 400 ``content_policy_violation``; Azure: 400
@@ -58,6 +63,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import itertools
 import json
 import socket
@@ -309,6 +315,8 @@ def play_stream(state: State, scenario: Scenario, stream: Frames, flavour: Flavo
     elif fault == "malformed":
         bad = answers.ANTHROPIC_MALFORMED if flavour == "anthropic" else answers.OPENAI_MALFORMED
         frames.insert(early, bad)
+    elif fault == "bad-chunk" and flavour != "anthropic":
+        frames.insert(early, answers.OPENAI_BAD_CHUNK)
     elif fault == "error-mid-stream":
         failure = (
             answers.anthropic_stream_error()
@@ -413,6 +421,10 @@ async def _chat(request: Request, flavour: Flavour, model: str | None = None) ->
     if early is not None:
         return early
     said = answers.answer(body)
+    if scenario.fault == "leak":
+        said = answers.leaking(said)
+    if scenario.prompt_tokens:
+        said = dataclasses.replace(said, prompt_tokens=scenario.prompt_tokens)
     mid = state.next_id()
     if flavour == "anthropic":
         refusal = scenario.fault == "content-policy"

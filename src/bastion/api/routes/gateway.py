@@ -17,7 +17,7 @@ from bastion.api.deps import require_caller, requires
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.errors import InvalidInput, NotFound
-from bastion.gateway.errors import TooManyRequests, UpstreamFailure
+from bastion.gateway.errors import BudgetExceeded, TooManyRequests, UpstreamFailure
 from bastion.gateway.service import Gateway, Reply
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
@@ -58,13 +58,11 @@ async def _call(request: Request, coro: Any) -> Response:
     except TooManyRequests as exc:
         from bastion.api.errors import error_response
 
-        return error_response(
-            exc.status,
-            exc.message,
-            exc.type,
-            exc.code,
-            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
-        )
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        if isinstance(exc, BudgetExceeded) and not exc.details.get("in_flight", True):
+            # Spent until the window ends: the OpenAI SDKs would retry twice at once.
+            headers["x-should-retry"] = "false"
+        return error_response(exc.status, exc.message, exc.type, exc.code, headers=headers)
     except UpstreamFailure as exc:
         from bastion.api.errors import error_response
 

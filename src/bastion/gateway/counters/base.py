@@ -259,7 +259,11 @@ def budget_exceeded(
             "it, or lower max_tokens to reserve less"
         )
     return BudgetExceeded(
-        message, retry_after=retry_after, per=budget.per, scope_kind=scope_kind(budget.scope)
+        message,
+        retry_after=retry_after,
+        per=budget.per,
+        scope_kind=scope_kind(budget.scope),
+        in_flight=in_flight,
     )
 
 

@@ -379,17 +379,16 @@ def _finish_reason(stop_reason: Any) -> str:
 def _usage(raw: Any) -> JSON:
     usage = raw if isinstance(raw, Mapping) else {}
     cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = (
-        int(usage.get("input_tokens") or 0)
-        + int(usage.get("cache_creation_input_tokens") or 0)
-        + cached
-    )
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    prompt = int(usage.get("input_tokens") or 0) + written + cached
     completion = int(usage.get("output_tokens") or 0)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
+        # Cache reads and writes are priced apart (``price.cached_input_per_1m`` and
+        # ``cache_write_per_1m``); OpenAI's shape has no field for writes.
+        "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
     }
 
 

@@ -28,6 +28,20 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 AZURE_API_VERSION = "2024-10-21"
 
 
+def _check_choices(choices: Any, part: str, what: str) -> None:
+    """Choices must be objects whose ``part`` (``delta``, ``message``) is an object: a
+    chunk of another shape is the upstream's fault, not a reason to fail inside Bastion."""
+    if not isinstance(choices, list):
+        raise UpstreamFailure("malformed", f"the upstream sent {what} whose choices are not a list")
+    for choice in choices:
+        if (
+            not isinstance(choice, dict)
+            or not isinstance(choice.get("index", 0), int)
+            or not isinstance(choice.get(part) or {}, dict)
+        ):
+            raise UpstreamFailure("malformed", f"the upstream sent {what} of the wrong shape")
+
+
 class OpenAIStream(StreamTranslator):
     def feed(self, event: str | None, data: str) -> list[JSON]:
         if data.strip() == "[DONE]":
@@ -48,6 +62,11 @@ class OpenAIStream(StreamTranslator):
             raise UpstreamFailure("server_error", message, upstream_code=code)
         if event == "error":
             raise UpstreamFailure("server_error", str(chunk)[:500])
+        _check_choices(chunk.get("choices") or [], "delta", "a stream chunk")
+        if chunk.get("usage") is not None and not isinstance(chunk["usage"], dict):
+            raise UpstreamFailure(
+                "malformed", "the upstream sent a stream chunk of the wrong shape"
+            )
         return [chunk]
 
 
@@ -63,9 +82,19 @@ class OpenAIProvider(Provider):
             headers["Authorization"] = f"Bearer {target.api_key.get_secret_value()}"
         return headers
 
+    def max_tokens_field(self, target: Target) -> str:
+        if target.config.max_tokens_field is not None:
+            return target.config.max_tokens_field
+        official = (target.base_url or OPENAI_BASE_URL).startswith(OPENAI_BASE_URL)
+        return "max_completion_tokens" if official else "max_tokens"
+
     def chat_request(self, target: Target, body: Mapping[str, Any], *, stream: bool) -> HttpRequest:
         payload = dict(body)
         payload["model"] = target.upstream_model
+        field = self.max_tokens_field(target)
+        other = "max_tokens" if field == "max_completion_tokens" else "max_completion_tokens"
+        if other in payload and field not in payload:
+            payload[field] = payload.pop(other)
         if stream:
             payload["stream"] = True
             options = dict(payload.get("stream_options") or {})
@@ -79,6 +108,7 @@ class OpenAIProvider(Provider):
     def chat_response(self, target: Target, data: JSON) -> JSON:
         if not isinstance(data.get("choices"), list):
             raise UpstreamFailure("malformed", "the upstream's answer has no choices")
+        _check_choices(data["choices"], "message", "an answer")
         return data
 
     def chat_stream(self, target: Target) -> StreamTranslator:
@@ -97,6 +127,9 @@ class OpenAIProvider(Provider):
 
 class AzureOpenAIProvider(OpenAIProvider):
     kind = "azure"
+
+    def max_tokens_field(self, target: Target) -> str:
+        return target.config.max_tokens_field or "max_completion_tokens"
 
     def _url(self, target: Target, path: str) -> str:
         if not target.base_url:
