@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -157,60 +158,211 @@ class PhoneRecognizer:
         # Bare digit runs and short numbers: amounts, order and licence numbers look alike.
         cap = _WEAK_CAP if head.isdigit() or (len(digits) < 9 and not paren) else 1.0
         marks = _MARK_PAREN * paren + _MARK_EXTENSION * (ext is not None)
+        enough = cap if cap < _VALID + _MARKS_CAP else _VALID + _MARKS_CAP
+        groups = _GROUPS.findall(head)
         best = 0.0
         for region in self._by_length[len(digits)]:
-            score = self._national(region, head, digits, marks, cap, best)
+            score = _national(region, groups, digits, marks, cap, best)
             if score > best:
                 best = score
-                if best >= min(cap, _VALID + _MARKS_CAP):
+                if best >= enough:
                     break
         return best
 
-    @staticmethod
-    def _national(
-        region: _Region, head: str, digits: str, marks: float, cap: float, best: float
-    ) -> float:
-        """The score in ``region``; 0.0 where it cannot beat ``best``. The dear checks
-        (libphonenumber's validation, the grouping) run only where they could."""
-        prefix = region.national_prefix
-        trunk = bool(prefix) and digits.startswith(prefix)
-        nsn = digits[len(prefix) :] if trunk else digits
-        if len(nsn) not in region.lengths:
-            return 0.0
-        marks += _MARK_TRUNK * trunk
-        # Where the trunk prefix is 0, numbers are written with it; without it, a digit
-        # run is as often a house number or a code: possible at best.
-        can_be_valid = not (prefix == "0" and not trunk)
-        top = _VALID if can_be_valid else _POSSIBLE
-        if min(cap, top + min(_MARKS_CAP, marks + _MARK_GROUPING)) <= best:
-            return 0.0
-        base = _POSSIBLE
-        if can_be_valid and region.pattern.fullmatch(nsn) and _valid(region, nsn):
-            base = _VALID
-        if (
-            base + min(marks, _MARKS_CAP) < cap
-            and marks < _MARKS_CAP
-            and _grouped_as_formatted(head, nsn, region)
-        ):
-            marks += _MARK_GROUPING
-        return round(min(cap, base + min(marks, _MARKS_CAP)), 3)
+
+def _national(
+    region: _Region, groups: list[str], digits: str, marks: float, cap: float, best: float
+) -> float:
+    """The score in ``region``; 0.0 where it cannot beat ``best``. The dear checks
+    (libphonenumber's validation, the grouping) run only where they could."""
+    prefix = region.national_prefix
+    trunk = bool(prefix) and digits.startswith(prefix)
+    nsn = digits[len(prefix) :] if trunk else digits
+    if len(nsn) not in region.lengths:
+        return 0.0
+    if trunk:
+        marks += _MARK_TRUNK
+    # Where the trunk prefix is 0, numbers are written with it; without it, a digit run
+    # is as often a house number or a code: possible at best.
+    can_be_valid = trunk or prefix != "0"
+    top = _VALID if can_be_valid else _POSSIBLE
+    grouped = marks + _MARK_GROUPING
+    reach = top + (grouped if grouped < _MARKS_CAP else _MARKS_CAP)
+    if (reach if reach < cap else cap) <= best:
+        return 0.0
+    base = _POSSIBLE
+    if can_be_valid and region.pattern.fullmatch(nsn) and _valid(region, nsn):
+        base = _VALID
+    if (
+        marks < _MARKS_CAP
+        and base + marks < cap
+        and len(groups) > 1
+        and _grouped_as_formatted(groups, nsn, region)
+    ):
+        marks += _MARK_GROUPING
+    score = base + (marks if marks < _MARKS_CAP else _MARKS_CAP)
+    return _rounded(score if score < cap else cap)
+
+
+# Scores are sums of a few constants: each distinct one is rounded once (``round`` with
+# digits costs a float-to-decimal conversion). Bounded all the same.
+_ROUNDED: dict[float, float] = {}
+
+
+def _rounded(score: float) -> float:
+    found = _ROUNDED.get(score)
+    if found is None:
+        found = round(score, 3)
+        if len(_ROUNDED) < 4096:
+            _ROUNDED[score] = found
+    return found
 
 
 def _valid(region: _Region, nsn: str) -> bool:
-    number = _number(region.country_code, nsn)
     # Checking the one region is a third of the cost of finding the number's region
     # first; where the code is shared, a number of a sibling region is valid too.
-    if phonenumbers.is_valid_number_for_region(number, region.code):
+    if _valid_for_region(region.country_code, region.code, nsn):
         return True
-    return region.shared and phonenumbers.is_valid_number(number)
+    return region.shared and _valid_number(region.country_code, nsn)
 
 
-def _grouped_as_formatted(head: str, nsn: str, region: _Region) -> bool:
+# --- libphonenumber's validity test, compiled ---------------------------------------
+#
+# ``phonenumbers.is_valid_number_for_region`` matches a number against the region's
+# general pattern and then, one Python call each, against the pattern of every number
+# type (fixed line, mobile, toll free, ...): most of the cost of a phone candidate.
+# The same test here reads the same metadata, but the type patterns that allow a given
+# length are joined into one pattern, so a number costs two regex matches. It answers
+# as the library does (a test compares the two); numbers that are all zeros, whose
+# national significant number the library writes with one zero more, go to the library.
+
+#: The number types whose patterns make a number valid (``_number_type_helper``).
+_NUMBER_TYPES = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+)
+
+
+class _Plan:
+    """One region's numbering plan, as libphonenumber's validity test reads it."""
+
+    __slots__ = ("_by_length", "_descs", "general")
+
+    def __init__(self, meta: Any) -> None:
+        self.general = _desc_pattern(meta.general_desc)
+        descs = [getattr(meta, name) for name in _NUMBER_TYPES]
+        if not meta.same_mobile_and_fixed_line_pattern:
+            descs.append(meta.mobile)
+        self._descs = [d for d in descs if _desc_pattern(d) is not None]
+        self._by_length: dict[int, re.Pattern[str] | None] = {}
+
+    def valid(self, nsn: str) -> bool:
+        general = self.general
+        if general is None or not general[0](len(nsn)) or general[1].fullmatch(nsn) is None:
+            return False
+        n = len(nsn)
+        if n in self._by_length:
+            typed = self._by_length[n]
+        else:
+            alternatives = [
+                f"(?:{d.national_number_pattern})"
+                for d in self._descs
+                if not d.possible_length or n in d.possible_length
+            ]
+            typed = re.compile("|".join(alternatives)) if alternatives else None
+            self._by_length[n] = typed
+        return typed is not None and typed.fullmatch(nsn) is not None
+
+
+def _desc_pattern(desc: Any) -> tuple[Any, re.Pattern[str]] | None:
+    """A number description's length test and pattern, or None where it matches
+    nothing (``_is_number_matching_desc``)."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    lengths = frozenset(desc.possible_length or ())
+    return (lengths.__contains__ if lengths else _any_length), re.compile(
+        desc.national_number_pattern
+    )
+
+
+def _any_length(n: int) -> bool:
+    return True
+
+
+@lru_cache(maxsize=512)
+def _region_plan(region_code: str) -> _Plan | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region_code.upper(), None)
+    return None if meta is None else _Plan(meta)
+
+
+@lru_cache(maxsize=64)
+def _non_geo_plan(country_code: int) -> _Plan | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(country_code, None)
+    return None if meta is None else _Plan(meta)
+
+
+@lru_cache(maxsize=512)
+def _leading_digits(region_code: str) -> re.Pattern[str] | None:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region_code.upper(), None)
+    if meta is None or meta.leading_digits is None:
+        return None
+    return re.compile(meta.leading_digits)
+
+
+_NON_GEO = phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY
+
+
+def _valid_for_region(country_code: int, region_code: str, nsn: str) -> bool:
+    """``phonenumbers.is_valid_number_for_region``."""
+    if not nsn.strip("0"):
+        return phonenumbers.is_valid_number_for_region(_number(country_code, nsn), region_code)
+    if region_code == _NON_GEO:
+        plan = _non_geo_plan(country_code)
+    else:
+        plan = _region_plan(region_code)
+        if plan is not None and country_code != _country_code(region_code):
+            return False
+    return plan is not None and plan.valid(nsn)
+
+
+@lru_cache(maxsize=512)
+def _country_code(region_code: str) -> int:
+    return int(phonenumbers.country_code_for_valid_region(region_code))
+
+
+def _valid_number(country_code: int, nsn: str) -> bool:
+    """``phonenumbers.is_valid_number``: the number's region is found first."""
+    if not nsn.strip("0"):
+        return phonenumbers.is_valid_number(_number(country_code, nsn))
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code)
+    if not regions:
+        return False
+    if len(regions) == 1:
+        return _valid_for_region(country_code, regions[0], nsn)
+    for region_code in regions:
+        if phonenumbers.PhoneMetadata.metadata_for_region(region_code.upper(), None) is None:
+            continue
+        leading = _leading_digits(region_code)
+        if leading is not None:
+            if leading.match(nsn):
+                return _valid_for_region(country_code, region_code, nsn)
+        else:
+            plan = _region_plan(region_code)
+            if plan is not None and plan.valid(nsn):
+                return _valid_for_region(country_code, region_code, nsn)
+    return False
+
+
+def _grouped_as_formatted(groups: list[str], nsn: str, region: _Region) -> bool:
     """Whether the candidate's digit groups are exactly those of one of the region's
     formats (the trunk prefix may open the first group, as in ``030 901820 55``)."""
-    groups = _GROUPS.findall(head)
-    if len(groups) < 2:
-        return False
     for leading, pattern in region.formats.get(len(groups), ()):
         if leading is not None and not leading.match(nsn):
             continue
@@ -246,8 +398,7 @@ def _check_international(digits: str) -> int:
             nsn = digits[size:]
             if not nsn:
                 return 0
-            number = _number(code, nsn)
-            if phonenumbers.is_valid_number(number):
+            if _valid_number(code, nsn):
                 return 2
-            return 1 if phonenumbers.is_possible_number(number) else 0
+            return 1 if phonenumbers.is_possible_number(_number(code, nsn)) else 0
     return 0
