@@ -80,8 +80,15 @@ class Analyzer:
             *extra_recognizers,
         ]
         self.recognizers = tuple(r for r in built if r.entities & wanted)
+        # A context word is one of the words before a finding; a phrase of several is
+        # looked for in them joined by spaces.
         self._context = {
-            t: tuple(" " + w + " " for w in words) for t, words in CONTEXT.items() if t in wanted
+            t: (
+                frozenset(w for w in words if " " not in w),
+                tuple(" " + w + " " for w in words if " " in w),
+            )
+            for t, words in CONTEXT.items()
+            if t in wanted
         }
         self._context_after = {
             t: frozenset(words) for t, words in CONTEXT_AFTER.items() if t in wanted
@@ -120,19 +127,27 @@ class Analyzer:
 
     def analyze(self, text: str, entities: Collection[str] | None = None) -> list[Span]:
         """Non-overlapping findings in ``text``, in order of position."""
-        wanted = self.entities if entities is None else self.entities & frozenset(entities)
+        if entities is None:
+            wanted = self.entities
+            recognizers: Iterable[Recognizer] = self.recognizers
+        else:
+            wanted = self.entities & frozenset(entities)
+            recognizers = [r for r in self.recognizers if r.entities & wanted]
+        thresholds, default = self.thresholds, self.default_threshold
+        allowing = bool(self.allow_list) or self.allow_pattern is not None
         found: list[Span] = []
-        for recognizer in self.recognizers:
-            if not recognizer.entities & wanted:
-                continue
+        for recognizer in recognizers:
             for span in recognizer.find(text):
                 if span.entity_type not in wanted:
                     continue
                 score = span.score
-                threshold = self.thresholds.get(span.entity_type, self.default_threshold)
-                if score < threshold and self._has_context(text, span):
-                    score = round(min(1.0, score + CONTEXT_BOOST), 3)
-                if score < threshold or self._allowed(span.text):
+                threshold = thresholds.get(span.entity_type, default)
+                if score < threshold:
+                    if self._has_context(text, span):
+                        score = round(min(1.0, score + CONTEXT_BOOST), 3)
+                    if score < threshold:
+                        continue
+                if allowing and self._allowed(span.text):
                     continue
                 if score != span.score:
                     span = Span(
@@ -150,12 +165,17 @@ class Analyzer:
             words = _WORDS.findall(after)[:CONTEXT_AFTER_WORDS]
             if any(w.strip("'’-") in labels for w in words):
                 return True
-        phrases = self._context.get(span.entity_type)
+        context = self._context.get(span.entity_type)
+        if context is None:
+            return False
+        single, phrases = context
+        window = text[max(0, span.start - 12 * self.context_window) : span.start].casefold()
+        words = [w.strip("'’-") for w in _WORDS.findall(window)[-self.context_window :]]
+        if not single.isdisjoint(words):
+            return True
         if not phrases:
             return False
-        window = text[max(0, span.start - 12 * self.context_window) : span.start].casefold()
-        words = _WORDS.findall(window)[-self.context_window :]
-        joined = " " + " ".join(w.strip("'’-") for w in words) + " "
+        joined = " " + " ".join(words) + " "
         return any(p in joined for p in phrases)
 
     def _allowed(self, value: str) -> bool:
@@ -170,12 +190,22 @@ def resolve_overlaps(spans: list[Span]) -> list[Span]:
     """Keep the best of each group of overlapping spans: priority, score, length."""
     if len(spans) < 2:
         return spans
-    ranked = sorted(
-        spans, key=lambda s: (-E.priority(s.entity_type), -s.score, s.start - s.end, s.start)
-    )
+    ranked = sorted(spans, key=_rank)
     kept: list[Span] = []
     for span in ranked:
-        if all(span.end <= k.start or span.start >= k.end for k in kept):
+        start, end = span.start, span.end
+        for k in kept:
+            if end > k.start and start < k.end:
+                break
+        else:
             kept.append(span)
-    kept.sort(key=lambda s: s.start)
+    kept.sort(key=_position)
     return kept
+
+
+def _rank(span: Span) -> tuple[int, float, int, int]:
+    return (-E.priority(span.entity_type), -span.score, span.start - span.end, span.start)
+
+
+def _position(span: Span) -> int:
+    return span.start

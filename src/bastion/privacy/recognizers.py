@@ -23,11 +23,13 @@ unambiguous identifier scores high on its own.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
+import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
@@ -390,6 +392,22 @@ class IdRule:
     length: int
     #: Whether every valid value has a letter (another cheap filter).
     letters: bool = False
+    #: The shortest and longest text the pattern can match, in characters.
+    widths: tuple[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", _widths(self.pattern))
+
+
+def _widths(pattern: re.Pattern[str]) -> tuple[int, int]:
+    """What ``re``'s own parser says of the pattern's match lengths. The parser is
+    private; where it is missing or answers otherwise, no length is ruled out."""
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        low, high = parser.parse(pattern.pattern, pattern.flags).getwidth()
+        return int(low), int(high)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return 0, sys.maxsize
 
 
 def _d(pattern: str) -> re.Pattern[str]:
@@ -454,6 +472,25 @@ class NationalIdRecognizer:
     def __init__(self, entity_types: frozenset[str]) -> None:
         self.rules = tuple(r for r in ID_RULES if r.entity_type in entity_types)
         self.entities = frozenset(r.entity_type for r in self.rules)
+        # The rules that can match a candidate of a given shape, worked out once per
+        # shape: (letters and digits in it, whether it has a letter, its length if it
+        # is one token, else 0).
+        self._by_shape: dict[tuple[int, bool, int], tuple[IdRule, ...]] = {}
+
+    def _rules_for(self, size: int, letters: bool, whole: int) -> tuple[IdRule, ...]:
+        shape = (size, letters, whole)
+        rules = self._by_shape.get(shape)
+        if rules is None:
+            rules = tuple(
+                r
+                for r in self.rules
+                if size >= r.length
+                and (letters or not r.letters)
+                and (not whole or r.widths[0] <= whole <= r.widths[1])
+            )
+            if len(self._by_shape) < 4096:
+                self._by_shape[shape] = rules
+        return rules
 
     def find(self, text: str) -> Iterator[Span]:
         for c in _ID_CANDIDATE.finditer(text):
@@ -461,11 +498,14 @@ class NationalIdRecognizer:
             if hi - lo < 8:
                 continue
             value = c.group()
-            size = len(value) - sum(value.count(sep) for sep in " .-+")
-            letters = value.lower() != value  # candidates hold only A-Z, digits, separators
-            for rule in self.rules:
-                if size < rule.length or (rule.letters and not letters):
-                    continue
+            spaces, dots, pluses = value.count(" "), value.count("."), value.count("+")
+            size = len(value) - spaces - dots - pluses - value.count("-")
+            letters = not value.isdigit() and value.lower() != value  # A-Z, digits, separators
+            # A rule starts and ends where no word character or hyphen touches it: in a
+            # candidate of one token ("4111111111111111", the common case) only at its
+            # ends, so a rule whose matches are shorter or longer need not run.
+            whole = 0 if spaces or dots or pluses else hi - lo
+            for rule in self._rules_for(size, letters, whole):
                 # endpos makes the rule's look-ahead see an end at ``hi``, which is a
                 # real boundary: the candidate pattern ends only before one.
                 for m in rule.pattern.finditer(text, lo, hi):
