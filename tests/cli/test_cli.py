@@ -150,3 +150,14 @@ def test_erasure_removes_content_and_is_itself_recorded(env: dict[str, str]) -> 
         actions = conn.execute(sa.text("SELECT action, resource FROM audit_events")).all()
     engine.dispose()
     assert actions[0][0] == "audit.erase" and "alice" not in actions[0][1]
+
+
+def test_errors_name_their_stable_code(env: dict[str, str]) -> None:
+    """Scripts match the code in brackets; rich must not eat it as markup."""
+    assert bastion(env, "db", "upgrade").returncode == 0
+    refused = bastion(env, "keys", "create", "--user", "ann", "--role", "wizard")
+    assert refused.returncode == 2
+    assert "[unknown_role]" in refused.stderr
+    team = bastion(env, "keys", "create", "--user", "ann", "--role", "analyst", "--team", "nope")
+    assert team.returncode == 2
+    assert "[unknown_team]" in team.stderr

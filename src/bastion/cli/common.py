@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bastion.errors import BastionError, InvalidInput
 from bastion.observability import configure_logging
@@ -31,8 +32,10 @@ def load_settings() -> Settings:
     return settings
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def fail(message: str, code: int = 1, *, error_code: str | None = None) -> NoReturn:
+    """Print ``error: MESSAGE [ERROR_CODE]`` (the stable code scripts can match) and exit."""
+    text = f"{message} [{error_code}]" if error_code else message
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -41,7 +44,7 @@ def handled() -> Iterator[None]:
     try:
         yield
     except BastionError as exc:
-        fail(exc.message, 2 if isinstance(exc, InvalidInput) else 1)
+        fail(exc.message, 2 if isinstance(exc, InvalidInput) else 1, error_code=exc.code)
 
 
 @contextmanager

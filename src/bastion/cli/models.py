@@ -56,8 +56,7 @@ JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
 def _refuse(message: str, code: str, exit_code: int = 2) -> NoReturn:
-    # Escaped: rich would take "[code]" (or any bracket in a message) for markup.
-    fail(escape(f"{message} [{code}]"), exit_code)
+    fail(message, exit_code, error_code=code)
 
 
 @contextmanager

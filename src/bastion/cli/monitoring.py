@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from bastion.monitoring.drift import DriftReport
@@ -39,7 +40,7 @@ def _split(value: str | None) -> list[str]:
 
 
 def _bad_input(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
