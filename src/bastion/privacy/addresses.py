@@ -79,12 +79,17 @@ _UNIT = re.compile(
     r"(?![\w-])"
 )
 # A number that could be a house number: 1-5 digits (and a letter), not part of a longer
-# number, a date or a code, with a word before it or a capitalised word after it.
+# number, a date or a code, with a word before it or a capitalised word after it. With
+# no word before it, only a street type among the next three words can make it one
+# ("12 Baker Street"): the pattern looks for one there, so that numbers followed by
+# other capitalised words ("12 January") cost no Python at all. (The look-ahead admits
+# more than ``_number_first`` accepts, never less: it is a filter, not the rule.)
+_SUFFIX_AHEAD = "|".join(sorted(SUFFIXES, key=len, reverse=True))
 _NUMBER = re.compile(
     r"\d(?<![\w.,/:+-]\d)"
     r"(?P<named>(?<=[^\W\d_] \d))?"  # a word before it: "Via Roma 12"
     r"\d{0,4}[A-Za-z]?(?![\w/:-]|[.,]\d)"
-    r"(?(named)|(?=,? [A-Z]))"  # else a capitalised word after it: "12 Baker Street"
+    r"(?(named)|(?=,? [A-Z])(?=,?.(?:[^ ]* ){1,3}(?:" + _SUFFIX_AHEAD + r")))"
 )
 _ORDINAL = re.compile(r"\d{1,3}(?:st|nd|rd|th)")
 

@@ -294,6 +294,7 @@ class NameRecognizer:
         self._people = E.PERSON in self.entities
         self._locations = E.LOCATION in self.entities
         self._flags: dict[str, int] | None = None
+        self._longest = 0  # the longest place name in words, once the lists are loaded
 
     @property
     def lists(self) -> NameLists:
@@ -310,7 +311,9 @@ class NameRecognizer:
     @property
     def flags(self) -> dict[str, int]:
         if self._flags is None:
-            self._flags = _word_flags(self.lists, self.places if self._locations else None)
+            places = self.places if self._locations else None
+            self._longest = places.longest if places is not None else 0
+            self._flags = _word_flags(self.lists, places)
         return self._flags
 
     def warm(self) -> None:
@@ -371,7 +374,9 @@ class NameRecognizer:
 
     def _best(self, before: _Before, run: list[_Tok]) -> Span | None:
         person = self._score_run(before, run) if self._people else None
-        if self._locations:
+        # A place starts with a word that starts a place name, or with a word that may
+        # stand before one ("the", "Southern").
+        if self._locations and run[0].flags & (_PLACE_START | _COMMON | _QUALIFIER):
             found = self._place(before, run)
             if found is not None and (person is None or found[2] > person[2]):
                 return self._span(E.LOCATION, before.text, self._found(*found))
@@ -482,8 +487,8 @@ class NameRecognizer:
         sentence's first word or a leading common word may stay outside)."""
         text = before.text
         end = run[-1].end
-        longest = self.places.longest
-        flags = self.flags
+        longest = self._longest
+        flags = self._flags or {}
         score = 0.0
         i, j = 0, len(run)
         while i < j:
@@ -564,7 +569,7 @@ def _split(run: str, offset: int, flags: Callable[[str, int], int]) -> list[list
 def _cue_word(text: str, start: int) -> tuple[str, str, str]:
     """The 32 characters before ``start``, the word that ends them (case-folded) and
     the separators between that word and ``start``."""
-    before = text[max(0, start - 32) : start]
+    before = text[max(0, start - _WINDOW) : start]
     stripped = before.rstrip(_CUE_TRAIL)
     # The word is the letters and apostrophes that end ``stripped``; it lies after the
     # last space, and usually is all of what follows it.
@@ -579,46 +584,65 @@ def _cue_word(text: str, start: int) -> tuple[str, str, str]:
 
 
 _STRONG, _WEAK = 0.4, 0.2
+#: How far before a word its cue is looked for, in characters.
+_WINDOW = 32
+# The word before a position, read in the reversed text: the separators, then the
+# letters and apostrophes of the word. One match in C instead of a loop in Python; it
+# knows ASCII letters only, so a word that goes on in other letters is read by
+# ``_cue_word`` instead.
+_BACKWARDS = re.compile(r"([ \t\n,:.\-]*)([A-Za-z'’]*)")
 
 
 class _Before:
     """What comes before the capitalised words of one text: the word before each, and
-    whether a strong cue does ("Dear", "my name is"), worked out once per word start
-    (the whole cue regex runs only after one of the cues' last words)."""
+    whether a strong cue does ("Dear", "my name is"; checked once per word start, and
+    the whole cue regex runs only after one of the cues' last words)."""
 
-    __slots__ = ("_strong", "_words", "text")
+    __slots__ = ("_backwards", "_strong", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._words: dict[int, tuple[str, str, str]] = {}
+        self._backwards = text[::-1]
         self._strong: dict[int, bool] = {}
 
-    def word(self, start: int) -> tuple[str, str, str]:
-        found = self._words.get(start)
-        if found is None:
-            found = self._words[start] = _cue_word(self.text, start)
-        return found
+    def word(self, start: int) -> tuple[str, str]:
+        """The word that ends the 32 characters before ``start`` (case-folded), and the
+        separators between it and ``start``: as ``_cue_word`` reads them."""
+        backwards = self._backwards
+        pos = len(backwards) - start
+        limit = pos + _WINDOW
+        m = _BACKWARDS.match(backwards, pos, limit)
+        assert m is not None  # both groups may be empty
+        end = m.end()
+        if end < limit and end < len(backwards) and backwards[end].isalpha():
+            _, word, gap = _cue_word(self.text, start)
+            return word, gap
+        gap, word = m.group(1, 2)
+        return word[::-1].lstrip("'’").casefold(), gap
 
     def strong(self, start: int) -> bool:
+        word, _ = self.word(start)
+        return word in _STRONG_LAST and self._verified(start)
+
+    def _verified(self, start: int) -> bool:
         found = self._strong.get(start)
         if found is None:
-            before, word, _ = self.word(start)
-            found = word in _STRONG_LAST and _STRONG_CUE.search(before) is not None
-            self._strong[start] = found
+            window = self.text[max(0, start - _WINDOW) : start]
+            found = self._strong[start] = _STRONG_CUE.search(window) is not None
         return found
 
     def cue(self, start: int) -> float:
         """0.4 after a strong cue ("my name is", "Dear"), 0.2 after a weak one ("by",
         "with"), else 0."""
-        _, word, gap = self.word(start)
-        if word in _STRONG_LAST and self.strong(start):
+        word, gap = self.word(start)
+        if word in _STRONG_LAST and self._verified(start):
             return _STRONG
         if word in _WEAK_CUE and gap and not gap.strip(" \t\n,"):
             return _WEAK
         return 0.0
 
     def locative(self, start: int) -> bool:
-        _, word, gap = self.word(start)
+        word, gap = self.word(start)
         return word in _LOCATIVE and bool(gap) and not gap.strip(" ")
 
 
