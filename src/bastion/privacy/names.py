@@ -598,16 +598,20 @@ class _Before:
     whether a strong cue does ("Dear", "my name is"; checked once per word start, and
     the whole cue regex runs only after one of the cues' last words)."""
 
-    __slots__ = ("_backwards", "_strong", "text")
+    __slots__ = ("_backwards", "_last_start", "_last_word", "_strong", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._backwards = text[::-1]
         self._strong: dict[int, bool] = {}
+        self._last_start = -1
+        self._last_word = ("", "")
 
     def word(self, start: int) -> tuple[str, str]:
         """The word that ends the 32 characters before ``start`` (case-folded), and the
         separators between it and ``start``: as ``_cue_word`` reads them."""
+        if start == self._last_start:
+            return self._last_word  # a run scored as a name and as a place asks twice
         backwards = self._backwards
         pos = len(backwards) - start
         limit = pos + _WINDOW
@@ -616,9 +620,11 @@ class _Before:
         end = m.end()
         if end < limit and end < len(backwards) and backwards[end].isalpha():
             _, word, gap = _cue_word(self.text, start)
-            return word, gap
-        gap, word = m.group(1, 2)
-        return word[::-1].lstrip("'’").casefold(), gap
+        else:
+            gap, word = m.group(1, 2)
+            word = word[::-1].lstrip("'’").casefold()
+        self._last_start, self._last_word = start, (word, gap)
+        return word, gap
 
     def strong(self, start: int) -> bool:
         word, _ = self.word(start)

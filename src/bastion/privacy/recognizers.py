@@ -216,10 +216,27 @@ def _ipv4(m: re.Match[str]) -> Span | None:
     return Span(E.IP_ADDRESS, m.start(), m.end(), 0.8, m.group(), "ip")
 
 
+def _ipv6_matches(text: str) -> Iterator[re.Match[str]]:
+    """What ``_IPV6.finditer(text)`` finds, trying the pattern only near its hints.
+
+    The pattern starts with no fixed character, so ``re`` would try it at every
+    position. But a match's first colon opens a hint (``:``, up to four hex digits,
+    ``:``) at most four characters into it, and that colon either opens a hint that
+    ``_IPV6_HINT.finditer`` reports or closes one (hints can share a colon). So every
+    match starts between four characters before a reported hint and its last colon."""
+    end = 0  # where the last match ended: finditer goes on from there
+    for hint in _IPV6_HINT.finditer(text):
+        for pos in range(max(end, hint.start() - 4), hint.end()):
+            if pos < end:
+                continue
+            m = _IPV6.match(text, pos)
+            if m is not None:
+                end = m.end()
+                yield m
+
+
 def _ipv6(text: str) -> Iterator[Span]:
-    if _IPV6_HINT.search(text) is None:
-        return
-    for m in _IPV6.finditer(text):
+    for m in _ipv6_matches(text):
         value = m.group()
         if len(value) < 3 or not any(c.isalnum() for c in value):
             continue
