@@ -375,8 +375,13 @@ class NameRecognizer:
     def _best(self, before: _Before, run: list[_Tok]) -> Span | None:
         person = self._score_run(before, run) if self._people else None
         # A place starts with a word that starts a place name, or with a word that may
-        # stand before one ("the", "Southern").
-        if self._locations and run[0].flags & (_PLACE_START | _COMMON | _QUALIFIER):
+        # stand before one ("the", "Southern"); it wins only with a higher score, and
+        # none is higher than 1.
+        if (
+            self._locations
+            and run[0].flags & (_PLACE_START | _COMMON | _QUALIFIER)
+            and (person is None or person[2] < 1.0)
+        ):
             found = self._place(before, run)
             if found is not None and (person is None or found[2] > person[2]):
                 return self._span(E.LOCATION, before.text, self._found(*found))
@@ -543,19 +548,21 @@ def _split(run: str, offset: int, flags: Callable[[str, int], int]) -> list[list
     runs: list[list[_Tok]] = []
     toks: list[_Tok] = []
     pos = offset
+    dotted = "." in run  # most runs have no full stop: no word to cut after
     for raw in run.split(" "):
-        stop = raw[-1:] == "."
+        stop = dotted and raw[-1:] == "."
         word = raw[:-1] if stop else raw
         if word and word[0].isupper():
-            if toks:
+            if dotted and toks:
                 last = toks[-1]
                 if last.stop and not (last.initial or last.flags & _TITLE):
                     runs.append(toks)
                     toks = []
             size = len(word)
             key = word.casefold()
-            tok = (pos, pos + size, word, key, stop, size == 1, flags(key, 0))
-            toks.append(_new_tok(_Tok, tok))
+            toks.append(
+                _new_tok(_Tok, (pos, pos + size, word, key, stop, size == 1, flags(key, 0)))
+            )
         elif word not in PARTICLES:
             if toks:
                 runs.append(toks)

@@ -29,10 +29,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
+from stdnum import numdb
 from stdnum.au import tfn as _au_tfn
 from stdnum.ca import sin as _ca_sin
 from stdnum.de import idnr as _de_idnr
@@ -314,17 +316,36 @@ class IbanRecognizer:
         for m in _IBAN.finditer(text):
             start = m.start() - 2
             value = text[start : m.end()]
-            # The pattern may run on into a following code; shorten to the longest
-            # prefix that ends at a space and validates (country length + mod-97).
+            # The pattern may run on into the words after it ("GB26...23 Title VII");
+            # shorten to the longest prefix that ends at a space and validates. Only a
+            # prefix of the country's IBAN length can (stdnum checks the structure).
+            length = _iban_length(value[:2].upper())
             end = len(value)
             while end >= 15:
                 candidate = value[:end]
-                if _iban.is_valid(candidate):
+                if (length is None or end - candidate.count(" ") == length) and _iban.is_valid(
+                    candidate
+                ):
                     yield Span(E.IBAN_CODE, start, start + end, 0.95, candidate, self.name)
                     break
                 end = value.rfind(" ", 0, end)
                 if end < 0:
                     break
+
+
+_BBAN_PART = re.compile(r"([1-9][0-9]*)!([nac])")
+
+
+@cache
+def _iban_length(country: str) -> int | None:
+    """The length of the country's IBANs, from stdnum's IBAN registry (the structure it
+    validates against: "4!a6!n8!n" is four letters, six digits, eight digits); None
+    where the registry has no such structure, or one this does not read."""
+    info = numdb.get("iban").info(country)
+    bban = info[0][1].get("bban", "") if len(info) == 1 and info[0][0] == country else ""
+    if not bban or _BBAN_PART.sub("", bban):
+        return None
+    return len(country) + 2 + sum(int(n) for n, _ in _BBAN_PART.findall(bban))
 
 
 # --- US SSN -----------------------------------------------------------------------
