@@ -71,7 +71,7 @@ PORTKEY_DIR = CACHE / "portkey"
 PORTKEY_SCRIPT = PORTKEY_DIR / "node_modules/@portkey-ai/gateway/build/start-server.js"
 
 AIMS = {"added_p50_ms_at_200": 2.0, "added_p99_ms_at_200": 10.0}
-TARGETS = ("direct", "bastion", "portkey")
+TARGETS = ("direct", "bastion", "bastion-2w", "portkey")
 FAST_MS = 60
 SLOW_MS = 1500
 MAX_TOKENS = 64
@@ -134,10 +134,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of one process, in clock ticks."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _own_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
     return int(fields[11]) + int(fields[12])
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process and its live children (uvicorn's workers), in ticks."""
+    total = _own_ticks(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        total += cpu_ticks(int(child))
+    return total
 
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -577,7 +587,18 @@ def verdicts(rows: list[dict[str, Any]], rates: Sequence[float]) -> dict[str, An
         if p200 is not None:
             out["bastion_below_portkey_p50_at_200"] = b200["added_p50_ms"] < p200["added_p50_ms"]
             out["bastion_below_portkey_p99_at_200"] = b200["added_p99_ms"] < p200["added_p99_ms"]
-    for name in ("bastion", "portkey"):
+    b2 = find(FAST_MS, 200, "bastion-2w")
+    if b2 is not None:
+        out["bastion_2w_added_p50_le_2ms_at_200"] = (
+            b2["added_p50_ms"] <= AIMS["added_p50_ms_at_200"]
+        )
+        out["bastion_2w_added_p99_le_10ms_at_200"] = (
+            b2["added_p99_ms"] <= AIMS["added_p99_ms_at_200"]
+        )
+        if p200 is not None:
+            out["bastion_2w_below_portkey_p50_at_200"] = b2["added_p50_ms"] < p200["added_p50_ms"]
+            out["bastion_2w_below_portkey_p99_at_200"] = b2["added_p99_ms"] < p200["added_p99_ms"]
+    for name in ("bastion", "bastion-2w", "portkey"):
         slow = find(SLOW_MS, max(rates), name)
         if slow is not None:
             out[f"{name}_no_errors_no_collapse_slow_upstream"] = bool(
@@ -617,28 +638,23 @@ def servers(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, Any]]
         )
         env = {"BASTION_HOME": str(home), "BASTION_POLICY": str(policy)}
         run_cli(["policy", "check", str(policy)], env)
-        run_cli(["db", "upgrade"], env)
-        key = run_cli(["keys", "create", "--user", "bench", "--role", "admin"], env)
-        key = key.strip().splitlines()[-1].strip()
-        b_port = free_port()
-        bastion = start(
-            "bastion",
-            [
-                sys.executable,
-                "-m",
-                "bastion.cli.main",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(b_port),
-            ],
-            b_port,
-            workdir,
-            env,
-        )
+        bastion, key = start_bastion("bastion", env, workdir, 1)
         started.append(bastion)
-        wait_http(bastion, "/readyz")
+        redis_url = args.redis_url if not args.no_workers else None
+        if redis_url and redis_reachable(redis_url):
+            # Both cores: two workers whose limits and budgets are counted in Redis.
+            home2 = workdir / "home-2w"
+            home2.mkdir()
+            env2 = {
+                "BASTION_HOME": str(home2),
+                "BASTION_POLICY": str(policy),
+                "BASTION_REDIS_URL": redis_url,
+                "BASTION_REDIS_PREFIX": f"bench-{os.getpid()}-{time.time_ns()}:",
+            }
+            bastion2, key2 = start_bastion("bastion-2w", env2, workdir, 2)
+            started.append(bastion2)
+        elif redis_url:
+            print(f"bastion-2w skipped: Redis not reachable at {redis_url}", flush=True)
 
         up_url = f"http://127.0.0.1:{up_port}/v1"
         targets = {
@@ -648,14 +664,14 @@ def servers(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, Any]]
                 {"authorization": "Bearer anything", "content-type": "application/json"},
                 {FAST_MS: f"delay:{FAST_MS}", SLOW_MS: f"delay:{SLOW_MS}"},
             ),
-            "bastion": Target(
-                "bastion",
-                f"http://127.0.0.1:{b_port}/v1/chat/completions",
-                {"authorization": f"Bearer {key}", "content-type": "application/json"},
-                {FAST_MS: f"bench-{FAST_MS}", SLOW_MS: f"bench-{SLOW_MS}"},
-            ),
+            "bastion": bastion_target("bastion", bastion.port, key),
         }
         watch = {"upstream": upstream.pid, "bastion": bastion.pid}
+        homes = {"bastion": env}
+        if any(s.name == "bastion-2w" for s in started):
+            targets["bastion-2w"] = bastion_target("bastion-2w", bastion2.port, key2)
+            watch["bastion-2w"] = bastion2.pid
+            homes["bastion-2w"] = env2
         node = None if args.no_portkey else ensure_portkey()
         if node is not None:
             p_port = free_port()
@@ -684,12 +700,48 @@ def servers(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, Any]]
             "targets": targets,
             "watch": watch,
             "env": env,
+            "homes": homes,
             "workdir": workdir,
             "bastion_pid": bastion.pid,
         }
     finally:
         for s in reversed(started):
             s.stop()
+
+
+def start_bastion(
+    name: str, env: dict[str, str], workdir: Path, workers: int
+) -> tuple[Server, str]:
+    """``bastion serve`` on a fresh home: migrated, with an admin key for the load."""
+    run_cli(["db", "upgrade"], env)
+    key = run_cli(["keys", "create", "--user", "bench", "--role", "admin"], env)
+    port = free_port()
+    cmd = [sys.executable, "-m", "bastion.cli.main", "serve", "--host", "127.0.0.1"]
+    server = start(name, [*cmd, "--port", str(port), "--workers", str(workers)], port, workdir, env)
+    wait_http(server, "/readyz")
+    return server, key.strip().splitlines()[-1].strip()
+
+
+def bastion_target(name: str, port: int, key: str) -> Target:
+    return Target(
+        name,
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        {"authorization": f"Bearer {key}", "content-type": "application/json"},
+        {FAST_MS: f"bench-{FAST_MS}", SLOW_MS: f"bench-{SLOW_MS}"},
+    )
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
 
 
 def wait_tcp(server: Server, timeout: float = 30.0) -> None:
@@ -725,6 +777,7 @@ async def check_once(session: Any, target: Target) -> dict[str, Any]:
 
 def ledger_check(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     """Ledger events for the gateway calls, and what masking did to the prompt."""
+    workdir.mkdir(parents=True, exist_ok=True)
     out_file = workdir / "events.jsonl"
     run_cli(["audit", "export", "--action", "llm.chat", "-o", str(out_file)], env)
     events = 0
@@ -853,6 +906,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at 100/s per target")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between points")
     parser.add_argument("--no-portkey", action="store_true")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/14",
+        help="Redis for the two-worker Bastion (its counters); skipped where unreachable",
+    )
+    parser.add_argument("--no-workers", action="store_true", help="skip the two-worker Bastion")
     parser.add_argument("--no-collapse", action="store_true", help="skip the 1.5 s upstream")
     parser.add_argument("--profile", action="store_true", help="py-spy on Bastion at 200/s")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
@@ -873,14 +932,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with servers(args, workdir) as ctx:
                 one = uvloop.run(run_once(args, ctx, run))
-                ledger = ledger_check(ctx["env"], workdir)
+                checked = {
+                    name: ledger_check(home, workdir / name) for name, home in ctx["homes"].items()
+                }
         finally:
             if args.keep:
                 print(f"kept {workdir}")
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
-        ledger["requests_sent_to_bastion"] = one["sent"].get("bastion", 0)
-        ledgers.append(ledger)
+        for name, ledger in checked.items():
+            ledger["target"] = name
+            ledger["requests_sent_to_bastion"] = one["sent"].get(name, 0)
+            ledgers.append(ledger)
         measured["points"].extend(one["points"])
         measured["sent"].update(one["sent"])
         measured["checks"] = one["checks"]
@@ -894,7 +957,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "flags": dict(sum((Counter(x["flags"]) for x in ledgers), Counter[str]())),
         "privacy_decisions": ledgers[-1]["privacy_decisions"],
         "per_run": [
-            {k: x[k] for k in ("events", "requests_sent_to_bastion", "outcomes")} for x in ledgers
+            {k: x[k] for k in ("target", "events", "requests_sent_to_bastion", "outcomes")}
+            for x in ledgers
         ],
     }
     ledger["one_event_per_call"] = all(
@@ -913,7 +977,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "prompt_bytes": len(PROMPT.encode()),
             "request_bytes": len(body_for(f"bench-{FAST_MS}")),
             "max_tokens": MAX_TOKENS,
-            "bastion_workers": 1,
+            "bastion_workers": {"bastion": 1, "bastion-2w": 2},
             "collapse_rate": max(args.rates),
         },
         "aims": AIMS,
@@ -927,6 +991,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "2 cores shared by generator, upstream and gateway: CPU contention inflates "
             "latency; cpu_pct_of_one_core per process and point is recorded, and 'others' is "
             "the rest of the machine (/proc/stat), other users' jobs included",
+            "bastion-2w: the same with `--workers 2` (both cores), limits and budgets "
+            "counted in Redis (the machine's, db 14, a prefix of its own), its own SQLite home",
             "Bastion: one worker (the default), SQLite ledger in a temporary home, "
             "API-key auth, rate limits (rpm, tpm), daily + monthly budget reservation and "
             "settlement, prompt masking (mask), response flagging, one ledger event per call",
@@ -965,7 +1031,8 @@ def render(results: dict[str, Any]) -> None:
         "same run; own = Bastion's x-bastion-overhead-ms; sent/done = requests sent and "
         "answers completed per second; cpu = % of one core used by the generator, the "
         "upstream, the target and all other processes (of 200 %); 2 cores shared by all; "
-        "one Bastion worker; Portkey does no auth, limits, budgets, masking or ledger here",
+        "bastion = one worker (the default), bastion-2w = two workers sharing Redis counters; "
+        "Portkey does no auth, limits, budgets, masking or ledger here",
     )
     for col in (
         "upstream",

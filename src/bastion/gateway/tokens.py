@@ -33,7 +33,7 @@ def encoding() -> tiktoken.Encoding:
 def count_text(text: str) -> int:
     if not text:
         return 0
-    return len(encoding().encode(text, disallowed_special=()))
+    return len(encoding().encode_ordinary(text))  # special tokens in text are text
 
 
 def _content_tokens(content: Any) -> tuple[int, int]:
