@@ -41,6 +41,10 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [*BASTION, "serve", "--port", str(self.port)],
@@ -48,6 +52,9 @@ class Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, self.log.read_text()
@@ -75,3 +82,32 @@ def cli(env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr + done.stdout
     return done.stdout
+
+
+def admin_key(env: dict[str, str], *, user: str = "dev", team: str | None = None) -> str:
+    """Migrate the home ``env`` names and make an admin key, in this process (a CLI
+    subprocess pays an interpreter start and imports for each step)."""
+    import pytest
+
+    from bastion.auth.principal import SYSTEM
+    from bastion.db import create_database, upgrade
+    from bastion.runtime import open_runtime
+    from bastion.settings import Settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [k for k in os.environ if k.startswith("BASTION_")]:
+            mp.delenv(name)
+        for name, value in env.items():
+            if name.startswith("BASTION_"):
+                mp.setenv(name, value)
+        settings = Settings()
+    db = create_database(settings.resolved_database_url)
+    try:
+        upgrade(db.engine)
+    finally:
+        db.dispose()
+    runtime = open_runtime(settings, label="test-setup", write_policy=True)
+    try:
+        return str(runtime.keys.create(SYSTEM, user=user, role="admin", team=team).secret)
+    finally:
+        runtime.close()

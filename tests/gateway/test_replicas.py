@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from .policy import write_policy
-from .serving import Server, cli, serve_env
+from .serving import Server, admin_key, serve_env
 
 pytestmark = pytest.mark.redis
 
@@ -45,13 +45,14 @@ def replicas(
         BASTION_LOG_LEVEL="INFO",
         BASTION_SECRET_KEY="shared-by-every-replica",
     )
-    cli(env, "db", "upgrade")
-    key = cli(env, "keys", "create", "--user", "ops", "--role", "admin", "--team", "capped")
+    key = admin_key(env, user="ops", team="capped")
     servers = [Server(home, env, home / f"replica-{n}.log") for n in range(2)]
     try:
+        for server in servers:  # both start at once, then both must be ready
+            server.spawn()
         for server in servers:
-            server.start()
-        yield {"servers": servers, "key": key.strip().splitlines()[-1], "env": env}
+            server.wait_ready()
+        yield {"servers": servers, "key": key, "env": env}
     finally:
         for server in servers:
             server.stop()

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from .policy import write_policy
-from .serving import Server, cli, serve_env
+from .serving import Server, admin_key, serve_env
 
 EMAIL = "jane.doe@example.com"
 PHONE = "+44 20 7946 0958"
@@ -28,8 +28,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, fake_upstream) -> Iterator[
     home = tmp_path_factory.mktemp("served")
     write_policy(home / "policy.yaml", fake_upstream.base_url, store_content=True)
     env = serve_env(home)
-    cli(env, "db", "upgrade")
-    key = cli(env, "keys", "create", "--user", "dev", "--role", "admin").strip().splitlines()[-1]
+    key = admin_key(env)
     server = Server(home, env, home / "server.log")
     server.start()
     try:
