@@ -38,4 +38,4 @@ fmt: install
 
 bench: uv
 	$(UV) sync --locked --quiet --group bench
-	@for b in bench/*.py; do echo "== $$b"; OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(UV) run --group bench python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(UV) run --group bench python $$b || exit 1; done

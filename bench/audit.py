@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -53,6 +52,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from _machine import machine as machine_info
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -611,28 +612,8 @@ def _median(runs: list[dict[str, Any]], key: str) -> float:
 def machine() -> dict[str, Any]:
     import sqlite3
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
-
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "git_commit": git("rev-parse", "HEAD"),
-        "audit_sources_dirty": bool(git("status", "--porcelain", "--", "src/bastion/audit")),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    info = machine_info(sources=("src/bastion/audit",), dirty_key="audit_sources_dirty")
+    return {**info, "sqlite": sqlite3.sqlite_version}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

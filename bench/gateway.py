@@ -44,7 +44,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -56,9 +55,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _machine import machine as machine_info
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -474,29 +474,9 @@ def summarise_profile(raw: Path, top: int = 25) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
-        return out.stdout.strip()
-
-    return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "git_commit": git("rev-parse", "HEAD"),
-        "gateway_sources_dirty": bool(
-            git("status", "--porcelain", "--", "src/bastion/gateway", "src/bastion/privacy")
-        ),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return machine_info(
+        sources=("src/bastion/gateway", "src/bastion/privacy"), dirty_key="gateway_sources_dirty"
+    )
 
 
 def versions() -> dict[str, str]:
