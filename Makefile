@@ -28,13 +28,13 @@ test: install
 	$(UV) run pytest $(PYTEST_ARGS)
 
 check: install
-	$(UV) run ruff check src tests bench
-	$(UV) run ruff format --check src tests bench
+	$(UV) run ruff check src tests bench hatch_build.py
+	$(UV) run ruff format --check src tests bench hatch_build.py
 	$(UV) run mypy
 
 fmt: install
-	$(UV) run ruff format src tests bench
-	$(UV) run ruff check --fix src tests bench
+	$(UV) run ruff format src tests bench hatch_build.py
+	$(UV) run ruff check --fix src tests bench hatch_build.py
 
 bench: uv
 	$(UV) sync --locked --quiet --group bench

@@ -86,6 +86,12 @@ def bastion_entities(same_as_presidio: bool = False) -> list[str]:
     return sorted({*DEFAULT_ENTITIES, "LOCATION", "STREET_ADDRESS"})
 
 
+def compiled_detectors() -> dict[str, bool]:
+    from bastion.privacy import _native
+
+    return _native.compiled()
+
+
 def bastion_detector(same_as_presidio: bool = False) -> Detector:
     from bastion.privacy import Analyzer
 
@@ -310,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prompt_bytes": 1024,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        # Whether the detectors ran as built (mypyc-compiled, see hatch_build.py).
+        "bastion_compiled": compiled_detectors(),
         "matching": "overlap, same type; LOCATION: GPE or STREET_ADDRESS (presidio-research's map)",
         "entities_asked": {
             BASTION: bastion_entities(),

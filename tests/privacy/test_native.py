@@ -1,0 +1,112 @@
+"""The compiled detectors (mypyc, see hatch_build.py) against their own sources.
+
+The build compiles ``names``, ``phones``, ``addresses`` and ``recognizers``; the
+compiled modules must find exactly what the sources find, and a source edited after
+the build must be what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from faker import Faker
+
+from bastion.privacy import Analyzer, _native
+
+SRC = Path(_native.__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("BASTION_PURE_PYTHON", "") not in ("", "0"),
+    reason="BASTION_PURE_PYTHON is set: the build compiled nothing",
+)
+
+
+def corpus() -> list[str]:
+    """Sentences with personal data of many kinds and locales, from Faker (seeded)."""
+    texts = []
+    for locale in ("en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "it_IT", "nl_NL", "pl_PL"):
+        fake = Faker(locale)
+        fake.seed_instance(7)
+        for _ in range(25):
+            texts.append(
+                f"Dear {fake.name()}, your card {fake.credit_card_number()} and IBAN "
+                f"{fake.iban()} are on file. Call {fake.phone_number()} or write to "
+                f"{fake.email()} at {fake.address()}. Server {fake.ipv4()} / {fake.ipv6()}; "
+                f"SSN {fake.ssn()}. {fake.sentence()} Met {fake.first_name()} in "
+                f"{fake.city()}, {fake.country()}."
+            )
+    return texts
+
+
+def spans_of(analyzer: Analyzer, texts: list[str]) -> list[list[list[object]]]:
+    return [
+        [[s.entity_type, s.start, s.end, s.score, s.text] for s in analyzer.analyze(t)]
+        for t in texts
+    ]
+
+
+_FROM_SOURCES = """
+import json, sys
+from bastion.privacy import _native
+_native.use_sources()
+from bastion.privacy import KNOWN_ENTITIES, Analyzer
+assert not any(_native.compiled().values())
+texts = json.load(sys.stdin)
+a = Analyzer(KNOWN_ENTITIES)
+print(json.dumps([[[s.entity_type, s.start, s.end, s.score, s.text] for s in a.analyze(t)]
+                  for t in texts]))
+"""
+
+
+def test_the_detectors_run_compiled() -> None:
+    assert _native.stale_modules() == []
+    assert _native.compiled() == dict.fromkeys(_native.MODULES, True)
+
+
+def test_compiled_detectors_find_what_their_sources_find(analyzer: Analyzer) -> None:
+    texts = corpus()
+    compiled = spans_of(analyzer, texts)
+    done = subprocess.run(
+        [sys.executable, "-c", _FROM_SOURCES],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    from_sources = json.loads(done.stdout)
+    assert sum(len(s) for s in compiled) > 10 * len(texts)  # it found plenty
+    for text, got, expected in zip(texts, compiled, from_sources, strict=True):
+        assert got == expected, text
+
+
+def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
+    copy = tmp_path / "src"
+    shutil.copytree(SRC / "bastion", copy / "bastion", ignore=shutil.ignore_patterns("__pycache__"))
+    names = copy / "bastion" / "privacy" / "names.py"
+    names.write_text(names.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
+    script = (
+        "from bastion.privacy import _native, names, phones\n"
+        "print(names.__file__, getattr(names, 'EDITED', False), phones.__file__,"
+        " _native.stale_modules())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    names_file, edited, phones_file, stale = done.stdout.split(" ", 3)
+    assert names_file == str(names)
+    assert edited == "True"
+    # All of them from source: compiled modules do not call into stale neighbours.
+    assert phones_file.endswith("phones.py")
+    assert stale.strip() == "['names']"
