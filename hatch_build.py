@@ -45,7 +45,7 @@ config, temp, *files = sys.argv[1:]
 setup(
     name="bastion-privacy-native",
     ext_modules=mypycify(
-        ["--config-file", config, "--ignore-missing-imports", *files],
+        ["--config-file", config, "--cache-dir", temp + "/mypy", "--ignore-missing-imports", *files],
         separate=True,
         target_dir=temp + "/c",
     ),
