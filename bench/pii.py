@@ -2,7 +2,7 @@
 
     uv sync --group bench
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-        uv run --group bench python bench/pii.py [--quick] [--runs 3]
+        uv run --group bench python bench/pii.py [--quick] [--runs 5]
 
 Accuracy: ``../shared/data/pii/synth_dataset_v2.json`` (1,500 labelled sentences from
 presidio-research). A predicted span counts as correct when it overlaps a labelled span
@@ -20,6 +20,12 @@ downloads ``en_core_web_lg``) and an e-mail recognizer whose ``tldextract`` neve
 the suffix list. It is asked only for the types it is scored on; Bastion runs its full
 default set (national identifiers and PERSON included) plus LOCATION and STREET_ADDRESS.
 
+Seconds move with what else runs on these shared machines (the same process took 30 %
+longer or shorter from one minute to the next), so where valgrind is installed the
+engines' machine instructions per prompt are counted as well (callgrind; the same count
+on every run): a ratio that the machine's load does not move. Instructions are not time
+(the engines retire them at different rates), so both are reported.
+
 Writes ``bench/results/pii.json``. Skips with a message where ``../shared`` is absent.
 """
 
@@ -30,6 +36,8 @@ import gc
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -272,6 +280,44 @@ def timed_in_fresh_process(name: str, rounds: int) -> dict[str, float]:
     return result
 
 
+def instructions_per_prompt(name: str, prompts: int) -> float | None:
+    """Machine instructions per prompt (valgrind's callgrind), which, unlike seconds,
+    do not move with what else the machine runs: the difference between a process that
+    analyses every prompt ``rounds`` times and one that loads the engine only."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    rounds = 1 if name == PRESIDIO else 2
+
+    def count(r: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [
+                valgrind,
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                sys.executable,
+                __file__,
+                "--count-of",
+                name,
+                "--rounds",
+                str(r),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+
+    totals = []
+    for proc in [count(0), count(rounds)]:  # both at once: two cores
+        _, err = proc.communicate()
+        m = re.search(r"Collected : (\d+)", err)
+        if proc.returncode != 0 or m is None:
+            return None
+        totals.append(int(m.group(1)))
+    return (totals[1] - totals[0]) / (rounds * prompts)
+
+
 def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
     keys = runs[0].keys()
     merged: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
@@ -283,10 +329,14 @@ def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run, fewer rounds, no Presidio")
-    parser.add_argument("--runs", type=int, default=3, help="fresh processes per engine")
+    parser.add_argument("--runs", type=int, default=5, help="fresh processes per engine")
     parser.add_argument("--rounds", type=int, default=10, help="speed rounds for Bastion")
     parser.add_argument("--presidio-rounds", type=int, default=2, help="speed rounds for Presidio")
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="skip the instruction counts (valgrind)"
+    )
     parser.add_argument("--speed-of", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--count-of", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if not DATA.is_file():
@@ -295,6 +345,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     records = json.loads(DATA.read_text(encoding="utf-8"))
     prompts = prompts_1kb(records)
 
+    if args.count_of:  # a child process under callgrind: warm up, then analyse
+        detect = detector(args.count_of)
+        assert detect is not None
+        for text in prompts[:20]:
+            detect(text)
+        for _ in range(args.rounds):
+            for text in prompts:
+                detect(text)
+        return 0
     if args.speed_of:  # a child process: time one engine, print one JSON line
         detect = detector(args.speed_of)
         assert detect is not None
@@ -353,6 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in (BASTION, BASTION_SAME)
             for a in [results["engines"][name]["speed"]]
         }
+    if PRESIDIO in engines and not args.quick and not args.no_instructions:
+        counts = {name: instructions_per_prompt(name, len(prompts)) for name in engines}
+        if all(c is not None for c in counts.values()):
+            results["instructions_per_prompt"] = counts
+            results["instruction_ratios_over_presidio"] = {
+                name: counts[PRESIDIO] / counts[name]  # type: ignore[operator]
+                for name in (BASTION, BASTION_SAME)
+            }
     render(results)
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -399,6 +466,18 @@ def render(results: dict[str, Any]) -> None:
             f"{name} / presidio (medians of {runs} runs): throughput "
             f"{ratios['throughput_wall']:.1f}x wall, {ratios['throughput_cpu']:.1f}x CPU; "
             f"p50 {ratios['p50_wall']:.1f}x wall, {ratios['p50_cpu']:.1f}x CPU"
+        )
+    counts = results.get("instructions_per_prompt")
+    if counts:
+        console.print(
+            "machine instructions per prompt (callgrind; does not move with the machine's "
+            "load): "
+            + ", ".join(f"{name} {n / 1e6:.2f} M" for name, n in counts.items())
+            + "; Presidio / Bastion: "
+            + ", ".join(
+                f"{name} {r:.1f}x"
+                for name, r in results["instruction_ratios_over_presidio"].items()
+            )
         )
 
 
