@@ -32,7 +32,8 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 PACKAGE = Path("src/bastion/privacy")
 #: The modules compiled: the detectors. They import nothing of each other (only
 #: ``entities``), so each is compiled on its own (mypyc's ``separate`` mode) and the
-#: extension files all stay inside the package.
+#: extension files all stay inside the package. (Compiling ``engine`` and ``entities``
+#: too saved 1.6 % more and made the analyzer's objects unpatchable in tests.)
 MODULES = ("names", "phones", "addresses", "recognizers")
 MANIFEST = "_compiled.json"
 
@@ -45,7 +46,8 @@ config, temp, *files = sys.argv[1:]
 setup(
     name="bastion-privacy-native",
     ext_modules=mypycify(
-        ["--config-file", config, "--cache-dir", temp + "/mypy", "--ignore-missing-imports", *files],
+        ["--config-file", config, "--cache-dir", temp + "/mypy", "--ignore-missing-imports"]
+        + files,
         separate=True,
         target_dir=temp + "/c",
     ),
@@ -110,13 +112,10 @@ def _compile(root: Path) -> bool:
 
 
 def _clean(package: Path) -> None:
-    """Remove the extension files of an earlier build (another Python may have named
-    them differently) and their manifest."""
-    for module in MODULES:
-        for path in package.glob(f"{module}.*.so"):
-            path.unlink()
-        for path in package.glob(f"{module}__mypyc.*.so"):
-            path.unlink()
+    """Remove every extension file of an earlier build (another Python may have named
+    them differently, another list of modules left others) and the build's record."""
+    for path in package.glob("*.so"):
+        path.unlink()
     (package / MANIFEST).unlink(missing_ok=True)
 
 

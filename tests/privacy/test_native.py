@@ -66,7 +66,9 @@ print(json.dumps([[[s.entity_type, s.start, s.end, s.score, s.text] for s in a.a
 
 def test_the_detectors_run_compiled() -> None:
     assert _native.stale_modules() == []
-    assert _native.compiled() == dict.fromkeys(_native.MODULES, True)
+    running = _native.compiled()
+    assert {"names", "phones", "addresses", "recognizers"} <= set(running)
+    assert all(running.values()), running
 
 
 def test_compiled_detectors_find_what_their_sources_find(analyzer: Analyzer) -> None:
@@ -110,3 +112,24 @@ def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
     # All of them from source: compiled modules do not call into stale neighbours.
     assert phones_file.endswith("phones.py")
     assert stale.strip() == "['names']"
+
+
+def test_a_compiled_module_the_build_did_not_record_is_not_used(tmp_path: Path) -> None:
+    copy = tmp_path / "src"
+    shutil.copytree(SRC / "bastion", copy / "bastion", ignore=shutil.ignore_patterns("__pycache__"))
+    record = copy / "bastion" / "privacy" / "_compiled.json"
+    digests = json.loads(record.read_text(encoding="utf-8"))
+    del digests["phones"]  # as if left over from a build that compiled other modules
+    record.write_text(json.dumps(digests), encoding="utf-8")
+    script = (
+        "from bastion.privacy import _native, names, phones\nprint(names.__file__, phones.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(copy)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert [Path(f).suffix for f in done.stdout.split()] == [".py", ".py"]
