@@ -303,14 +303,14 @@ def test_context_length_and_content_policy(sdk: openai.OpenAI, http: httpx.Clien
 
 
 def test_first_token_delay_sends_headers_then_waits(http: httpx.Client) -> None:
-    started = time.monotonic()
     with http.stream(
         "POST", "/v1/chat/completions", json=chat("first-token-delay:300", stream=True)
     ) as response:
-        assert time.monotonic() - started < 0.25  # the headers came at once
+        headers_at = time.monotonic()
         assert response.status_code == 200
         next(response.iter_lines())
-        assert time.monotonic() - started >= 0.3
+        # The 300 ms wait came after the headers, not before them.
+        assert time.monotonic() - headers_at >= 0.25
 
 
 def read_into(payloads: list[str], http: httpx.Client, model: str, **kwargs: Any) -> None:
@@ -501,6 +501,10 @@ def test_anthropic_streams(http: httpx.Client) -> None:
 # --- control and lifecycle ---------------------------------------------------------------------
 
 
+#: Far longer than anything under test takes: only what would never end reaches it.
+HANG_GUARD_S = 30.0
+
+
 def test_control_endpoints(http: httpx.Client, upstream: FakeUpstream) -> None:
     http.post("/v1/chat/completions", json=chat("ok"), headers={"authorization": "Bearer s"})
     [logged] = http.get("/_control/requests").json()
@@ -510,25 +514,30 @@ def test_control_endpoints(http: httpx.Client, upstream: FakeUpstream) -> None:
     assert upstream.requests == []
 
 
-def test_stops_promptly_with_hung_and_stalled_clients() -> None:
-    with FakeUpstream() as up, httpx.Client(base_url=up.base_url, timeout=10) as client:
+def test_stops_with_hung_and_stalled_clients() -> None:
+    # The clients never time out: stop() returns, and they end, only if the server
+    # closes their connections instead of waiting for handlers that never finish.
+    with FakeUpstream() as up, httpx.Client(base_url=up.base_url, timeout=None) as client:
 
         def call(model: str, stream: bool) -> None:
             with contextlib.suppress(httpx.HTTPError):
                 client.post("/v1/chat/completions", json=chat(model, stream=stream))
 
         threads = [
-            threading.Thread(target=call, args=a) for a in (("hang", False), ("stall:1", True))
+            threading.Thread(target=call, args=a, daemon=True)
+            for a in (("hang", False), ("stall:1", True))
         ]
         for thread in threads:
             thread.start()
         while len(up.requests) < 2:
             time.sleep(0.01)
-        started = time.monotonic()
-        up.stop()
-        assert time.monotonic() - started < 2
+        stopper = threading.Thread(target=up.stop, daemon=True)
+        stopper.start()
+        stopper.join(HANG_GUARD_S)
+        assert not stopper.is_alive(), "stop() waited for the hung handlers"
         for thread in threads:
-            thread.join(5)
+            thread.join(HANG_GUARD_S)
+            assert not thread.is_alive(), "a client was left waiting on a stopped server"
 
 
 def test_the_command_line_serves_on_the_given_port() -> None:
