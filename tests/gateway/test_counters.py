@@ -440,7 +440,7 @@ def silent_port() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("port_fixture", ["closed_port", "silent_port"])
-async def test_an_unreachable_redis_fails_fast_as_counters_unavailable(
+async def test_an_unreachable_redis_fails_as_counters_unavailable(
     request: pytest.FixtureRequest, port_fixture: str
 ) -> None:
     port = request.getfixturevalue(port_fixture)

@@ -88,16 +88,15 @@ def test_compiled_detectors_find_what_their_sources_find(analyzer: Analyzer) -> 
         assert got == expected, text
 
 
-def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
+def copy_of_the_package(tmp_path: Path) -> Path:
+    """The built package (compiled files and record included), copied to edit."""
     copy = tmp_path / "src"
     shutil.copytree(SRC / "bastion", copy / "bastion", ignore=shutil.ignore_patterns("__pycache__"))
-    names = copy / "bastion" / "privacy" / "names.py"
-    names.write_text(names.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
-    script = (
-        "from bastion.privacy import _native, names, phones\n"
-        "print(names.__file__, getattr(names, 'EDITED', False), phones.__file__,"
-        " _native.stale_modules())"
-    )
+    return copy
+
+
+def run_from(copy: Path, script: str) -> list[str]:
+    """What ``script`` prints, run with ``copy`` first on the path, split on spaces."""
     done = subprocess.run(
         [sys.executable, "-c", script],
         env={**os.environ, "PYTHONPATH": str(copy)},
@@ -106,7 +105,19 @@ def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
         check=True,
         timeout=120,
     )
-    names_file, edited, phones_file, stale = done.stdout.split(" ", 3)
+    return done.stdout.split(" ", 3)
+
+
+def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
+    copy = copy_of_the_package(tmp_path)
+    names = copy / "bastion" / "privacy" / "names.py"
+    names.write_text(names.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
+    names_file, edited, phones_file, stale = run_from(
+        copy,
+        "from bastion.privacy import _native, names, phones\n"
+        "print(names.__file__, getattr(names, 'EDITED', False), phones.__file__,"
+        " _native.stale_modules())",
+    )
     assert names_file == str(names)
     assert edited == "True"
     # All of them from source: compiled modules do not call into stale neighbours.
@@ -115,21 +126,25 @@ def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
 
 
 def test_a_compiled_module_the_build_did_not_record_is_not_used(tmp_path: Path) -> None:
-    copy = tmp_path / "src"
-    shutil.copytree(SRC / "bastion", copy / "bastion", ignore=shutil.ignore_patterns("__pycache__"))
+    copy = copy_of_the_package(tmp_path)
     record = copy / "bastion" / "privacy" / "_compiled.json"
     digests = json.loads(record.read_text(encoding="utf-8"))
     del digests["phones"]  # as if left over from a build that compiled other modules
     record.write_text(json.dumps(digests), encoding="utf-8")
-    script = (
-        "from bastion.privacy import _native, names, phones\nprint(names.__file__, phones.__file__)"
+    printed = run_from(
+        copy, "from bastion.privacy import names, phones\nprint(names.__file__, phones.__file__)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**os.environ, "PYTHONPATH": str(copy)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
+    assert [Path(f.strip()).suffix for f in printed] == [".py", ".py"]
+
+
+def test_importing_the_package_reads_no_build_record(tmp_path: Path) -> None:
+    """The check waits for the first detector import: the policy schema imports
+    ``bastion.privacy.config`` alone and pays nothing for it."""
+    copy = copy_of_the_package(tmp_path)
+    (copy / "bastion" / "privacy" / "_compiled.json").write_text("not json", encoding="utf-8")
+    printed = run_from(
+        copy,
+        "import sys\nimport bastion.privacy.config\nfrom bastion.privacy import _native\n"
+        "print(_native._guard.decided, 'bastion.privacy.names' in sys.modules)",
     )
-    assert [Path(f).suffix for f in done.stdout.split()] == [".py", ".py"]
+    assert [p.strip() for p in printed] == ["False", "False"]

@@ -26,7 +26,7 @@ from bastion.privacy import _native
 
 # The detectors run compiled where the build compiled them (see ``_native``); a source
 # edited since then is loaded as source instead, never skipped.
-_native.use_sources_if_stale()
+_native.install_guard()
 
 if TYPE_CHECKING:
     from bastion.privacy.chat import ChatStreamRestorer, map_request_texts, restore_response

@@ -3,10 +3,11 @@
 The build compiles the detector modules with mypyc and records the SHA-256 of each
 source it compiled in ``_compiled.json``. An extension module is picked by Python's
 import system before the ``.py`` beside it, so a source edited after the build would
-otherwise be ignored: :func:`use_sources_if_stale` (run when :mod:`bastion.privacy` is
-imported) then loads *every* compiled module of the package from its source instead —
-all of them, because compiled modules may reach into each other's compiled classes and
-must not meet a neighbour that is suddenly plain Python.
+otherwise be ignored. A finder that :mod:`bastion.privacy` puts first on the import path
+checks the record at the first import of a compiled module and, if any source differs
+(or a compiled file is unrecorded), loads *every* compiled module of the package from
+its source instead — all of them, because compiled modules may reach into each other's
+compiled classes and must not meet a neighbour that is suddenly plain Python.
 """
 
 from __future__ import annotations
@@ -60,36 +61,64 @@ def stale_modules() -> list[str]:
     ]
 
 
-class _Sources(importlib.abc.MetaPathFinder):
-    """Finds the named modules of the package as their ``.py`` files."""
+class _Guard(importlib.abc.MetaPathFinder):
+    """Decides, at the first import of a compiled module of the package, whether the
+    build is current; if not, finds every compiled module as its ``.py`` file instead.
+    Importing the package itself reads nothing."""
 
-    def __init__(self, modules: Sequence[str]) -> None:
-        self.names = {f"{PACKAGE}.{m}": _HERE / f"{m}.py" for m in modules}
+    def __init__(self) -> None:
+        self.decided = False
+        self.stale: list[str] = []
+        self._sources: dict[str, Path] = {}
+        self._forced = False
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        source = self.names.get(fullname)
+        package, _, module = fullname.rpartition(".")
+        if package != PACKAGE:
+            return None
+        if not self.decided:
+            if not _has_extension(module):
+                return None  # not compiled: nothing to decide yet
+            self.decide()
+        source = self._sources.get(fullname)
         return None if source is None else importlib.util.spec_from_file_location(fullname, source)
 
+    def decide(self) -> None:
+        self.decided = True
+        self.stale = stale_modules()
+        if self.stale or self._forced:
+            self._sources = {f"{PACKAGE}.{m}": _HERE / f"{m}.py" for m in extension_modules()}
 
-def use_sources(modules: Sequence[str] | None = None) -> None:
-    """From now on import these modules (default: every compiled one) from their
-    ``.py`` files. Must run before any of them is imported."""
-    wanted = extension_modules() if modules is None else list(modules)
-    loaded = [m for m in wanted if f"{PACKAGE}.{m}" in sys.modules]
-    if loaded:
-        raise RuntimeError(f"already imported, cannot switch to source: {loaded}")
-    sys.meta_path.insert(0, _Sources(wanted))
+    def force_sources(self) -> None:
+        loaded = [m for m in extension_modules() if f"{PACKAGE}.{m}" in sys.modules]
+        if loaded:
+            raise RuntimeError(f"already imported, cannot switch to source: {loaded}")
+        self._forced = True
+        self.decide()
 
 
-def use_sources_if_stale() -> list[str]:
-    """Import every compiled module from source if any of them is stale; returns the
-    stale ones."""
-    stale = stale_modules()
-    if stale:
-        use_sources()
-    return stale
+def _has_extension(module: str) -> bool:
+    return any(
+        (_HERE / f"{module}{suffix}").is_file() for suffix in importlib.machinery.EXTENSION_SUFFIXES
+    )
+
+
+_guard = _Guard()
+
+
+def install_guard() -> None:
+    """Put the guard first on the import path (once); :mod:`bastion.privacy` does."""
+    if _guard not in sys.meta_path:
+        sys.meta_path.insert(0, _guard)
+
+
+def use_sources() -> None:
+    """From now on import every compiled module from its ``.py`` file (the tests
+    compare the two). Must run before any of them is imported."""
+    install_guard()
+    _guard.force_sources()
 
 
 def compiled() -> dict[str, bool]:
