@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     for module in (ops, keys, audit, policy, gateway, models):
         app.include_router(module.router)
+    app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(
         RequestContext, metrics=runtime.metrics, max_body_bytes=settings.max_body_bytes
     )

@@ -14,21 +14,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from bastion.api.deps import Guard
+from bastion.api.deps import route_guards
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 
 pytestmark = pytest.mark.anyio
 
 
-def guards(route: APIRoute) -> list[Guard]:
-    found: list[Guard] = []
-    stack = list(route.dependant.dependencies)
-    while stack:
-        dep = stack.pop()
-        if isinstance(dep.call, Guard):
-            found.append(dep.call)
-        stack.extend(dep.dependencies)
-    return found
+guards = route_guards
 
 
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from bastion.auth.errors import MissingKey, PermissionDenied
@@ -78,6 +79,26 @@ class Guard:
 
 def requires(permission: Permission, *, public_when: str | None = None) -> Guard:
     return Guard(permission, public_when=public_when)
+
+
+def route_guards(route: APIRoute) -> list[Guard]:
+    """The :class:`Guard` objects among a route's dependencies, nested ones included."""
+    found: list[Guard] = []
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if isinstance(dep.call, Guard):
+            found.append(dep.call)
+        stack.extend(dep.dependencies)
+    return found
+
+
+def route_guard(route: APIRoute) -> Guard:
+    """The one :class:`Guard` a route declares."""
+    found = route_guards(route)
+    if len(found) != 1:
+        raise RuntimeError(f"{route.path} declares {len(found)} permission guards, not one")
+    return found[0]
 
 
 def require_caller(principal: Principal | None) -> Principal:

@@ -45,11 +45,15 @@ def error_response(
     )
 
 
-async def _bastion_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, BastionError)
+def bastion_error_response(exc: BastionError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     param = exc.details.get("param")
     return error_response(exc.status, exc.message, exc.type, exc.code, param, headers)
+
+
+async def _bastion_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BastionError)
+    return bastion_error_response(exc)
 
 
 def _describe(loc: tuple[Any, ...]) -> str:

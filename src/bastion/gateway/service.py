@@ -26,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from bastion import jsonio
 from bastion.audit import EventIn
 from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput
@@ -1123,11 +1124,7 @@ def _sse_error(error: BastionError) -> bytes:
 
 
 def _sse(payload: Mapping[str, Any]) -> bytes:
-    return (
-        b"data: "
-        + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        + b"\n\n"
-    )
+    return b"data: " + jsonio.dumps(payload) + b"\n\n"
 
 
 def new_completion_id() -> str:

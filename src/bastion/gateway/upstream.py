@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
+from bastion import jsonio
 from bastion.gateway.errors import UpstreamFailure
 from bastion.gateway.providers.base import JSON, HttpRequest, Provider, StreamTranslator, Target
 
@@ -57,7 +57,7 @@ _ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 def _body(request: HttpRequest) -> bytes:
-    return json.dumps(request.json, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsonio.dumps(request.json)
 
 
 def _headers(request: HttpRequest) -> dict[str, str]:
@@ -121,7 +121,7 @@ class Transport:
         if status >= 400:
             raise provider.classify_error(status, content, headers)
         try:
-            data = json.loads(content)
+            data = jsonio.loads(content)
         except ValueError:
             raise UpstreamFailure(
                 "malformed", "the upstream's answer is not JSON", upstream_status=status
@@ -276,7 +276,7 @@ class HttpChunkStream(ChunkStream):
     @classmethod
     def from_json(cls, provider: Provider, target: Target, body: bytes) -> HttpChunkStream:
         try:
-            data = json.loads(body)
+            data = jsonio.loads(body)
         except ValueError:
             raise UpstreamFailure(
                 "malformed", "the upstream's answer is neither SSE nor JSON"

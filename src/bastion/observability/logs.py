@@ -1,4 +1,5 @@
-"""Logging: one JSON object per line (python-json-logger), with the request id.
+"""Logging: one JSON object per line (python-json-logger, encoding with orjson: the
+access log writes a line per call), with the request id.
 
 Log records never carry secrets or request content: API keys appear only as their
 visible prefix, prompts and responses not at all.
@@ -10,7 +11,7 @@ import logging
 import sys
 from typing import Literal
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 from bastion.observability.context import request_id_var
 
@@ -27,7 +28,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["json", "text"] = "json"
     handler.addFilter(_RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(
-            JsonFormatter(
+            OrjsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
                 timestamp=False,

@@ -10,11 +10,11 @@ arguments, and the same fields of streamed ``delta`` chunks.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bastion import jsonio
 from bastion.privacy.restore import StreamRestorer, restore
 from bastion.privacy.vault import Vault
 
@@ -77,7 +77,7 @@ def _map_message(message: dict[str, Any], fn: TextFn, args_fn: TextFn) -> None:
 
 def map_request_texts(body: Mapping[str, Any], fn: TextFn) -> dict[str, Any]:
     """A copy of a chat (or completions) request with ``fn`` applied to every text."""
-    out = copy.deepcopy(dict(body))
+    out = jsonio.copy(dict(body))
 
     def args_fn(raw: str) -> str:
         return map_json_strings(raw, fn)
@@ -107,7 +107,7 @@ def request_texts(body: Mapping[str, Any]) -> list[str]:
 
 def restore_response(body: Mapping[str, Any], vault: Vault) -> tuple[dict[str, Any], list[str]]:
     """A non-streamed chat completion with placeholders restored; and invented ones."""
-    out = copy.deepcopy(dict(body))
+    out = jsonio.copy(dict(body))
     invented: list[str] = []
 
     def fn(text: str) -> str:
@@ -154,7 +154,7 @@ class ChatStreamRestorer:
         return out
 
     def restore_chunk(self, chunk: Mapping[str, Any]) -> dict[str, Any]:
-        out = copy.deepcopy(dict(chunk))
+        out = jsonio.copy(dict(chunk))
         for choice in out.get("choices") or ():
             if not isinstance(choice, dict):
                 continue

@@ -9,11 +9,11 @@ addresses a deployment (the model's ``upstream_model``) under
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from bastion import jsonio
 from bastion.gateway.errors import UpstreamFailure
 from bastion.gateway.providers.base import (
     JSON,
@@ -48,7 +48,7 @@ class OpenAIStream(StreamTranslator):
             self.done = True
             return []
         try:
-            chunk = json.loads(data)
+            chunk = jsonio.loads(data)
         except ValueError:
             raise UpstreamFailure(
                 "malformed", "the upstream sent a stream chunk that is not JSON"
