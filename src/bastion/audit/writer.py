@@ -49,6 +49,12 @@ from bastion.db import Database, utcnow
 from bastion.observability.context import current_request_id
 
 log = logging.getLogger("bastion.audit")
+# Built once: a statement object keeps its compiled-cache key, so each group skips
+# building and keying a new one.
+_INSERT_STREAM = insert(AuditStream)
+_INSERT_EVENT = insert(AuditEvent)
+_INSERT_CONTENT = insert(AuditContent)
+_INSERT_CHECKPOINT = insert(AuditCheckpoint)
 
 _STOP = object()
 
@@ -367,12 +373,12 @@ class LedgerWriter:
             with self.db.engine.begin() as conn:
                 if not self._registered:
                     # Registered with its first group, so read-only runs leave no empty streams.
-                    conn.execute(insert(AuditStream), [self._stream_row()])
-                conn.execute(insert(AuditEvent), events)
+                    conn.execute(_INSERT_STREAM, [self._stream_row()])
+                conn.execute(_INSERT_EVENT, events)
                 if contents:
-                    conn.execute(insert(AuditContent), contents)
+                    conn.execute(_INSERT_CONTENT, contents)
                 if checkpoints:
-                    conn.execute(insert(AuditCheckpoint), checkpoints)
+                    conn.execute(_INSERT_CHECKPOINT, checkpoints)
         except Exception as exc:
             # The class only: SQL error texts can carry the row's values.
             self.last_error = type(exc).__name__
@@ -443,7 +449,7 @@ class LedgerWriter:
         row = self._checkpoint_row(self._seq, self._head, self._last_ts)
         try:
             with self.db.engine.begin() as conn:
-                conn.execute(insert(AuditCheckpoint), [row])
+                conn.execute(_INSERT_CHECKPOINT, [row])
         except Exception as exc:
             self.last_error = type(exc).__name__
             log.error("ledger checkpoint failed", extra={"error": self.last_error})
