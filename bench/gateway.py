@@ -935,7 +935,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "requests_sent_to_bastion": sum(x["requests_sent_to_bastion"] for x in ledgers),
         "outcomes": dict(sum((Counter(x["outcomes"]) for x in ledgers), Counter[str]())),
         "flags": dict(sum((Counter(x["flags"]) for x in ledgers), Counter[str]())),
-        "privacy_decisions": ledgers[-1]["privacy_decisions"],
+        "privacy_decisions": dict(
+            sum((Counter(x["privacy_decisions"]) for x in ledgers), Counter[str]())
+        ),
         "per_run": [
             {k: x[k] for k in ("target", "events", "requests_sent_to_bastion", "outcomes")}
             for x in ledgers
