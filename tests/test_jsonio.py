@@ -14,7 +14,7 @@ from bastion import jsonio
     "text",
     [
         '{"model":"m","messages":[{"role":"user","content":"Grüße, 東京 🚀"}]}',
-        '{"seed": 123456789012345678901234567890}',  # beyond 64 bits: orjson refuses
+        '{"seed": 123456789012345678901234567890}',  # beyond 64 bits: orjson loses digits
         '{"temperature": NaN, "top_p": Infinity}',  # not JSON, but Python reads it
         "[1.5e300, -0.0, 1e-320]",
     ],
@@ -28,6 +28,21 @@ def test_reads_what_the_standard_library_reads(text: str) -> None:
 def test_refuses_what_is_not_json(bad: bytes) -> None:
     with pytest.raises(jsonio.JSONDecodeError):
         jsonio.loads(bad)
+    with pytest.raises(jsonio.JSONDecodeError):
+        jsonio.loads(bad, constants=False)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_clients_constants_are_refused(constant: str) -> None:
+    text = f'{{"temperature": {constant}, "seed": 123456789012345678901234567890}}'
+    with pytest.raises(ValueError, match=f"{constant} is not JSON"):
+        jsonio.loads(text.encode(), constants=False)
+    read = jsonio.loads(text)  # an upstream's answer: read as Python reads it
+    if constant == "NaN":
+        assert math.isnan(read["temperature"])
+    else:
+        assert read["temperature"] == float(constant)
+    assert read["seed"] == 123456789012345678901234567890
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,16 @@
 
 Every call is parsed and written several times (the client's request, the upstream's
 request and answer, the client's answer, each streamed chunk); orjson does each in a
-fraction of the time. Nothing a client could send before is refused or changed now:
-what orjson will not read but Python's ``json`` will (``NaN``) is read by ``json``, and
-so is a document in which orjson found a float of 2**63 or more (orjson reads an
-integer beyond 64 bits as a float, losing digits; ``json`` keeps it whole). What orjson
-will not write (such integers, non-string keys) is written by ``json``, with the same
-compact separators and UTF-8 text.
+fraction of the time. No value is changed on the way: a document in which orjson found
+a float of 2**63 or more is read again by ``json`` (orjson reads an integer beyond 64
+bits as a float, losing digits; ``json`` keeps it whole), and what orjson will not
+write (such integers, non-string keys) is written by ``json``, with the same compact
+separators and UTF-8 text.
+
+``NaN`` and ``Infinity`` are not JSON. A client's request holding them is refused
+(``constants=False``: no provider would take them, and orjson would write them as
+``null``, changing the request); an upstream's answer holding them is read, as Python's
+``json`` reads them, and written to the client as ``null``.
 
 Not for the ledger: its canonical JSON stays the standard library's, byte for byte, so
 hashes and digests made before and after match.
@@ -16,7 +20,8 @@ hashes and digests made before and after match.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar, cast
+from copy import deepcopy
+from typing import Any, NoReturn, TypeVar, cast
 
 import orjson
 
@@ -42,17 +47,24 @@ def _has_huge_float(value: Any) -> bool:
     return False
 
 
-def loads(data: bytes | bytearray | str) -> Any:
-    """Parse JSON; raises ``ValueError`` (or ``UnicodeDecodeError``) when it is not."""
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON: send a number or null")
+
+
+def loads(data: bytes | bytearray | str, *, constants: bool = True) -> Any:
+    """Parse JSON; raises ``ValueError`` (or ``UnicodeDecodeError``) when it is not.
+    ``constants=False`` refuses ``NaN`` and ``±Infinity`` too."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)  # what orjson refuses but Python reads, or the error
+        # What orjson refuses but Python reads (the constants), or the error.
+        return json.loads(data) if constants else json.loads(data, parse_constant=_refuse_constant)
     return json.loads(data) if _has_huge_float(value) else value
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON (``NaN`` and infinities as ``null``, as orjson writes them)."""
+    """Compact UTF-8 JSON (``NaN`` and infinities, which only an upstream can have
+    sent, as ``null``, as orjson writes them)."""
     try:
         return orjson.dumps(value)
     except TypeError:
@@ -72,6 +84,4 @@ def copy(value: _T) -> _T:
         return cast(_T, [copy(v) for v in value])
     if value is None or isinstance(value, (str, int, float)):
         return value
-    import copy as _copy
-
-    return _copy.deepcopy(value)
+    return deepcopy(value)
