@@ -40,6 +40,40 @@ def test_fast_path_sits_inside_the_request_context(app: FastAPI) -> None:
     assert set(FastPath(app).routes) == {"/v1/chat/completions", "/v1/embeddings"}
 
 
+async def test_fast_path_answers_without_the_app_behind_it(app: FastAPI, key_for: Any) -> None:
+    """Its two routes never reach the FastAPI app it wraps; every other request does."""
+    passed_on: list[str] = []
+
+    async def behind(scope: Any, receive: Any, send: Any) -> None:
+        passed_on.append(f"{scope['method']} {scope['path']}")
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    fast = FastPath(behind)
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        scope["app"] = app  # as Starlette sets it, for request.app.state.gateway
+        await fast(scope, receive, send)
+
+    headers = {"Authorization": f"Bearer {key_for('admin')}"}
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        chat = await c.post("/v1/chat/completions", json=CHAT, headers=headers)
+        embed = await c.post(
+            "/v1/embeddings", json={"model": "local-embed", "input": "a"}, headers=headers
+        )
+        refused = await c.post("/v1/chat/completions", json=CHAT)
+        other = await c.get("/v1/models", headers=headers)
+        wrong_method = await c.get("/v1/chat/completions", headers=headers)
+    await app.state.gateway.aclose()
+    assert (chat.status_code, chat.json()["object"]) == (200, "chat.completion")
+    assert (embed.status_code, embed.json()["object"]) == (200, "list")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "missing_api_key"
+    assert (other.status_code, wrong_method.status_code) == (204, 204)
+    assert passed_on == ["GET /v1/models", "GET /v1/chat/completions"]
+
+
 CHAT = {"model": "local", "messages": [{"role": "user", "content": "Say hello to Jane Doe."}]}
 
 
