@@ -156,6 +156,19 @@ async def test_loop_commits_keep_the_wal_checkpointed(
     assert verify_ledger(sqlite_db, trusted(signer)).ok  # type: ignore[arg-type]
 
 
+async def test_an_async_append_the_writer_closes_under_is_refused_not_left_waiting(
+    db: Database, signer: Signer
+) -> None:
+    import asyncio
+
+    writer = make_writer(db, signer)
+    append = asyncio.ensure_future(writer.append_async(event(1)))
+    await asyncio.sleep(0)  # appended; its turn's group is handed over after this
+    writer.close()
+    with pytest.raises(LedgerUnavailable, match="shutting down"):
+        await asyncio.wait_for(append, 5)
+
+
 def test_two_writers_keep_separate_chains(db: Database, signer: Signer) -> None:
     a, b = make_writer(db, signer), make_writer(db, signer)
     for i in range(20):

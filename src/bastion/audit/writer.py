@@ -296,12 +296,16 @@ class LedgerWriter:
             return
         if self._inline and self._queue.empty() and self._commit_inline(outbox, loop):
             return
-        try:
-            self._queue.put_nowait(outbox)
-        except queue.Full:
+        refusal = None if self.alive else _closed()  # closed during this turn
+        if refusal is None:
+            try:
+                self._queue.put_nowait(outbox)
+            except queue.Full:
+                refusal = _overloaded()
+        if refusal is not None:
             for pending in outbox:
                 if pending.waiter is not None and not pending.waiter.done():
-                    pending.waiter.set_exception(_overloaded())
+                    pending.waiter.set_exception(refusal)
 
     # -- the writer thread --------------------------------------------------------
 
@@ -340,7 +344,7 @@ class LedgerWriter:
             self._checkpoint_guarded(final=True)
         # Whatever arrived after the stop is refused, never left waiting.
         answers = _Answers()
-        refused = LedgerUnavailable("the audit ledger is shutting down: nothing was recorded")
+        refused = _closed()
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -633,6 +637,10 @@ class LedgerWriter:
             return
         self._checkpointed_seq = self._seq
         self._last_checkpoint_at = time.monotonic()
+
+
+def _closed() -> LedgerUnavailable:
+    return LedgerUnavailable("the audit ledger is shutting down: nothing was recorded")
 
 
 def _overloaded() -> LedgerUnavailable:
