@@ -137,6 +137,53 @@ async def test_a_loop_never_waits_for_sqlites_write_lock(
     assert verify_ledger(sqlite_db, trusted(signer)).ok  # type: ignore[arg-type]
 
 
+async def test_a_failed_loop_commit_goes_to_the_thread_and_the_loop_carries_on(
+    sqlite_db: Database, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    writer = make_writer(sqlite_db, signer)
+    writer.append(event(0))
+    await writer.append_async(event(1))
+    inline = writer.groups_inline
+    run = writer._events.run
+    failed: list[object] = []
+
+    def disk_error_once(conn: object, rows: list[dict[str, object]]) -> None:
+        if conn is writer._inline_conn and not failed:
+            failed.append(conn)
+            raise sqlite3.OperationalError("disk I/O error")
+        run(conn, rows)
+
+    monkeypatch.setattr(writer._events, "run", disk_error_once)
+    receipt = await writer.append_async(event(2))
+    assert receipt.seq == 3 and failed  # the caller never saw the loop's failure
+    assert writer.groups_inline == inline  # the thread committed it
+    for i in range(3, 50):  # the thread opens the loop a new connection
+        await writer.append_async(event(i))
+        if writer.groups_inline > inline:
+            break
+    assert writer.groups_inline > inline
+    assert writer._inline_conn is not failed[0]
+    writer.close()
+    assert verify_ledger(sqlite_db, trusted(signer)).ok  # type: ignore[arg-type]
+
+
+async def test_a_large_turn_goes_to_the_thread(sqlite_db: Database, signer: Signer) -> None:
+    import asyncio
+
+    from bastion.audit.writer import INLINE_MAX
+
+    writer = make_writer(sqlite_db, signer)
+    writer.append(event(0))
+    inline = writer.groups_inline
+    receipts = await asyncio.gather(*(writer.append_async(event(i)) for i in range(INLINE_MAX + 1)))
+    assert sorted(r.seq for r in receipts) == list(range(2, INLINE_MAX + 3))
+    assert writer.groups_inline == inline  # hashing that many is not done on the loop
+    writer.close()
+    assert verify_ledger(sqlite_db, trusted(signer)).ok  # type: ignore[arg-type]
+
+
 async def test_loop_commits_keep_the_wal_checkpointed(
     sqlite_db: Database, signer: Signer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,8 +21,9 @@ being written: an INSERT and a COMMIT on a local file take about a tenth of a
 millisecond, less than the two wake-ups, and a call's answer waits for its event. That
 connection never waits for SQLite's write lock (``busy_timeout=0``) and never
 checkpoints the WAL itself, so the loop is never held up by another process or by a
-disk sync: a busy database, a group with stored content or a due signed checkpoint goes
-to the thread instead, and the thread checkpoints the WAL.
+disk sync: a busy database, a failed write, a group with stored content, a large group
+or a due signed checkpoint goes to the thread instead. The thread opens that connection
+(a checkout from the pool can wait) and checkpoints the WAL.
 
 Groups of plain events (the common case) are inserted with one statement compiled for
 the database's dialect and run on the driver's cursor: SQLAlchemy's per-statement work
@@ -93,6 +94,8 @@ _EVENT_COLUMNS = (
 )
 # SQLITE_BUSY and SQLITE_LOCKED, the primary codes under their extended ones.
 _SQLITE_WAITS = (5, 6)
+#: The largest group a loop commits itself; a bigger turn's worth goes to the thread.
+INLINE_MAX = 64
 
 
 class _EventInsert:
@@ -214,8 +217,14 @@ class LedgerWriter:
         self._lock = threading.Lock()
         self._events = _EventInsert(db.engine)
         self._inline = db.is_sqlite
-        self._inline_conn: Any = None  # the pool's connection, checked out for good
+        #: The loop's SQLite connection, checked out of the pool and set up by the
+        #: thread (a checkout can wait for the pool); None until then, or after a failure.
+        self._inline_conn: Any = None
         self._inline_since_wal = 0
+        #: Set once by the thread when it stops taking groups; read and set under _gate,
+        #: so a group is either queued before the final drain or refused.
+        self._stopped = False
+        self._gate = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -241,8 +250,12 @@ class LedgerWriter:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         self._thread = None
-        with self._lock:
-            self._drop_inline_conn()
+        # A thread stuck in a commit keeps the lock; the connection goes with the process.
+        if self._lock.acquire(timeout=max(0.0, timeout)):
+            try:
+                self._drop_inline_conn()
+            finally:
+                self._lock.release()
 
     @property
     def alive(self) -> bool:
@@ -264,11 +277,21 @@ class LedgerWriter:
 
     def submit(self, event: EventIn) -> Future[Receipt]:
         future: Future[Receipt] = Future()
-        try:
-            self._queue.put_nowait(_Pending(self._checked(event), future=future))
-        except queue.Full:
-            raise _overloaded() from None
+        refusal = self._enqueue(_Pending(self._checked(event), future=future))
+        if refusal is not None:
+            raise refusal
         return future
+
+    def _enqueue(self, item: _Pending | list[_Pending]) -> LedgerUnavailable | None:
+        """Queued for the thread, or why not (stopped, full)."""
+        with self._gate:
+            if self._stopped:
+                return _closed()
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                return _overloaded()
+        return None
 
     def append(self, event: EventIn, timeout: float = 60.0) -> Receipt:
         try:
@@ -294,14 +317,14 @@ class LedgerWriter:
         outbox = self._outboxes.pop(loop, [])
         if not outbox:
             return
-        if self._inline and self._queue.empty() and self._commit_inline(outbox, loop):
+        if (
+            self._inline
+            and len(outbox) <= INLINE_MAX
+            and self._queue.empty()
+            and self._commit_inline(outbox, loop)
+        ):
             return
-        refusal = None if self.alive else _closed()  # closed during this turn
-        if refusal is None:
-            try:
-                self._queue.put_nowait(outbox)
-            except queue.Full:
-                refusal = _overloaded()
+        refusal = self._enqueue(outbox)
         if refusal is not None:
             for pending in outbox:
                 if pending.waiter is not None and not pending.waiter.done():
@@ -312,6 +335,9 @@ class LedgerWriter:
     def _run(self) -> None:
         stopping = False
         while not stopping:
+            if self._inline and self._inline_conn is None:
+                with self._lock:
+                    self._open_inline_conn()
             try:
                 first = self._queue.get(timeout=self.checkpoint_interval_s)
             except queue.Empty:
@@ -341,6 +367,8 @@ class LedgerWriter:
                 with self._lock:
                     self._commit_guarded(batch)
         with self._lock:
+            with self._gate:
+                self._stopped = True  # no loop commits, no queueing from here on
             self._checkpoint_guarded(final=True)
         # Whatever arrived after the stop is refused, never left waiting.
         answers = _Answers()
@@ -379,9 +407,11 @@ class LedgerWriter:
 
     def _commit_inline(self, batch: list[_Pending], loop: asyncio.AbstractEventLoop) -> bool:
         """A loop's group committed on the loop, when nothing else is being written."""
-        if not self.alive or not self._lock.acquire(blocking=False):
+        if not self._lock.acquire(blocking=False):
             return False
         try:
+            if self._stopped or self._inline_conn is None:
+                return False
             return self._commit_guarded(batch, loop)
         finally:
             self._lock.release()
@@ -537,35 +567,49 @@ class LedgerWriter:
             conn.close()
 
     def _write_inline(self, events: list[dict[str, object]]) -> bool:
-        """Events alone, on the loop's SQLite connection; False if the write lock is
-        taken (another process, or this one's other tables), so the thread waits for it."""
+        """Events alone, on the loop's SQLite connection. False, with nothing written, if
+        the write lock is taken (another process, or this one's other tables) or the
+        write failed: the thread then commits the group, waiting for the lock, and
+        deals with any failure (resynchronising the head) off the loop."""
         conn = self._inline_conn
-        if conn is None:
-            conn = self.db.engine.raw_connection()
-            cursor = conn.cursor()
-            try:
-                cursor.execute("PRAGMA busy_timeout=0")  # never wait on the loop
-                cursor.execute("PRAGMA wal_autocheckpoint=0")  # nor sync the disk there
-            finally:
-                cursor.close()
-            self._inline_conn = conn
         try:
             self._events.run(conn, events)
-        except BaseException as exc:
+        except Exception as exc:
             with contextlib.suppress(Exception):
                 conn.rollback()
-            if isinstance(exc, sqlite3.OperationalError) and (
-                exc.sqlite_errorcode & 0xFF in _SQLITE_WAITS
-            ):
-                return False
-            self._drop_inline_conn()
-            raise
+            code = getattr(exc, "sqlite_errorcode", 0) if isinstance(exc, sqlite3.Error) else 0
+            if code & 0xFF not in _SQLITE_WAITS:
+                self.last_error = type(exc).__name__
+                self._drop_inline_conn()  # the thread opens another
+            return False
         self._inline_since_wal += 1
         if self._inline_since_wal >= WAL_CHECKPOINT_EVERY:
             self._inline_since_wal = 0
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(_WAL)
         return True
+
+    def _open_inline_conn(self) -> None:
+        """The loop's connection: it never waits for the write lock and never
+        checkpoints (which syncs the disk); on the thread, as a checkout can wait."""
+        try:
+            conn = self.db.engine.raw_connection()
+        except Exception as exc:
+            self._note_failure(exc)
+            return
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("PRAGMA busy_timeout=0")
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
+            finally:
+                cursor.close()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            self._note_failure(exc)
+            return
+        self._inline_conn = conn
 
     def _drop_inline_conn(self) -> None:
         conn, self._inline_conn = self._inline_conn, None
