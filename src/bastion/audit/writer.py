@@ -77,21 +77,6 @@ _WAL = object()
 #: Loop commits between two WAL checkpoints by the thread: a commit writes about seven
 #: pages (the table and its indexes), SQLite's own default is a checkpoint per 1,000.
 WAL_CHECKPOINT_EVERY = 100
-_EVENT_COLUMNS = (
-    "stream",
-    "seq",
-    "ts_us",
-    "actor",
-    "action",
-    "resource",
-    "outcome",
-    "request_id",
-    "details",
-    "content_digest",
-    "flags",
-    "prev_hash",
-    "hash",
-)
 # SQLITE_BUSY and SQLITE_LOCKED, the primary codes under their extended ones.
 _SQLITE_WAITS = (5, 6)
 #: The largest group a loop commits itself; a bigger turn's worth goes to the thread.
@@ -104,8 +89,10 @@ class _EventInsert:
     processor; ``for_executemany`` leaves out the ``RETURNING`` PostgreSQL would add."""
 
     def __init__(self, engine: Engine) -> None:
+        # Every column but the id the database assigns: what _prepare's rows hold.
+        columns = [c.name for c in AuditEvent.__table__.columns if not c.primary_key]
         compiled = insert(AuditEvent).compile(
-            dialect=engine.dialect, column_keys=list(_EVENT_COLUMNS), for_executemany=True
+            dialect=engine.dialect, column_keys=columns, for_executemany=True
         )
         self.sql = compiled.string
         self.order = compiled.positiontup  # None for named parameters (psycopg)
@@ -478,7 +465,7 @@ class LedgerWriter:
 
     def _commit(self, batch: list[_Pending], answers: _Answers, *, inline: bool = False) -> bool:
         """Chain and insert a group. ``inline``: on the loop's own connection, declined
-        (False) unless the group is plain events and SQLite's write lock is free."""
+        (False, nothing changed) unless the group is plain events and the write succeeds."""
         seq, head, last_ts = self._seq, self._head, self._last_ts
         events: list[dict[str, object]] = []
         contents: list[dict[str, object]] = []

@@ -5,9 +5,9 @@ OpenAI's shape so SDKs raise their usual exceptions; 429s carry ``Retry-After``.
 
 The two POST routes carry every LLM call, so :class:`FastPath` serves them without
 FastAPI's routing, dependency solving and per-request telemetry checks (~250 µs of CPU
-per request measured in-process); the same handlers stay declared as FastAPI routes, for the OpenAPI
-document and the permission audit of every route, and answer when the fast path is not
-installed.
+per request, measured in-process); the same handlers stay declared as FastAPI routes,
+for the OpenAPI document and the permission audit of every route, and answer when the
+fast path is not installed.
 """
 
 from __future__ import annotations
