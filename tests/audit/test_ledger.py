@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -96,8 +98,6 @@ def sqlite_db(tmp_path: Path) -> Database:
 async def test_async_appends_on_sqlite_commit_on_the_loop_and_chain_with_the_thread(
     sqlite_db: Database, signer: Signer
 ) -> None:
-    import asyncio
-
     writer = make_writer(sqlite_db, signer)
     writer.append(event(0))  # the thread registers the stream (and signs its start)
     receipts = [await writer.append_async(event(i)) for i in range(1, 21)]
@@ -114,9 +114,6 @@ async def test_async_appends_on_sqlite_commit_on_the_loop_and_chain_with_the_thr
 async def test_a_loop_never_waits_for_sqlites_write_lock(
     sqlite_db: Database, signer: Signer, tmp_path: Path
 ) -> None:
-    import asyncio
-    import sqlite3
-
     writer = make_writer(sqlite_db, signer)
     await writer.append_async(event(0))
     # What "never waits" means to SQLite: the loop's connection gives up at once on a
@@ -143,8 +140,6 @@ async def test_a_loop_never_waits_for_sqlites_write_lock(
 async def test_a_failed_loop_commit_goes_to_the_thread_and_the_loop_carries_on(
     sqlite_db: Database, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sqlite3
-
     writer = make_writer(sqlite_db, signer)
     writer.append(event(0))
     await writer.append_async(event(1))
@@ -173,8 +168,6 @@ async def test_a_failed_loop_commit_goes_to_the_thread_and_the_loop_carries_on(
 
 
 async def test_a_large_turn_goes_to_the_thread(sqlite_db: Database, signer: Signer) -> None:
-    import asyncio
-
     from bastion.audit.writer import INLINE_MAX
 
     writer = make_writer(sqlite_db, signer)
@@ -209,8 +202,6 @@ async def test_loop_commits_keep_the_wal_checkpointed(
 async def test_an_async_append_the_writer_closes_under_is_refused_not_left_waiting(
     db: Database, signer: Signer
 ) -> None:
-    import asyncio
-
     writer = make_writer(db, signer)
     append = asyncio.ensure_future(writer.append_async(event(1)))
     await asyncio.sleep(0)  # appended; its turn's group is handed over after this
