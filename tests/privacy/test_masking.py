@@ -293,6 +293,30 @@ def test_leak_scan_finds_vault_values_in_any_form() -> None:
     assert answer.text.endswith("+44 20 7946 0958.")  # the placeholder restored
 
 
+def test_leak_scan_finds_a_vault_iban_however_it_is_grouped() -> None:
+    g = guard(response={"action": "flag"})
+    vault = g.vault()
+    masked = g.protect_text("pay DE89 3704 0044 0532 0130 00 today", vault)
+    assert "DE89" not in masked.value
+    for written in ("de89370400440532013000", "DE89-3704-0044-0532-0130-00"):
+        answer = g.check_response(f"Your IBAN is {written}.", vault)
+        assert ("IBAN_CODE", "vault") in {(leak.entity_type, leak.source) for leak in answer.leaks}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="ab _-é1.@", max_size=40),
+    st.text(alphabet="ab _é1.@", min_size=1, max_size=4),
+)
+def test_vault_text_search_is_the_whole_word_pattern(text: str, key: str) -> None:
+    import re
+
+    from bastion.privacy.leaks import _whole_words
+
+    pattern = re.compile(r"(?<!\w)" + re.escape(key) + r"(?!\w)")
+    assert list(_whole_words(text, key)) == [m.start() for m in pattern.finditer(text)]
+
+
 def test_leak_actions_redact_and_block() -> None:
     answer = "Reach Bob on bob@corp.com"
     redacted = guard(response={"action": "redact"}).check_response(answer, Vault("x"))
