@@ -60,6 +60,18 @@ def test_writes_compact_utf8_that_reads_back(value: object) -> None:
     assert "Grüße".encode() in out or "Grüße" not in str(value)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"z": 1, "a": {"y": [{"b": 2, "a": "Grüße"}], "x": None}},
+        {"z": 2**80, "a": "orjson refuses the integer: json writes it, sorted too"},
+    ],
+)
+def test_sorted_keys_are_the_standard_librarys_order(value: object) -> None:
+    want = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert jsonio.dumps(value, sort_keys=True).decode() == want
+
+
 def test_nan_is_written_as_null() -> None:
     assert json.loads(jsonio.dumps({"x": math.nan})) == {"x": None}
 

@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         version=__version__,
         description="Governance control plane for AI in production.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks ask on every request whether a provider is
+        # configured (~15 µs); Bastion's evidence is its ledger and Prometheus metrics.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.

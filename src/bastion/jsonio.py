@@ -62,13 +62,15 @@ def loads(data: bytes | bytearray | str, *, constants: bool = True) -> Any:
     return json.loads(data) if _has_huge_float(value) else value
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     """Compact UTF-8 JSON (``NaN`` and infinities, which only an upstream can have
-    sent, as ``null``, as orjson writes them)."""
+    sent, as ``null``, as orjson writes them); ``sort_keys``: object keys in order."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys
+        ).encode()
 
 
 _T = TypeVar("_T")

@@ -1023,7 +1023,7 @@ class Gateway:
         content = None
         if call.sent is not None:
             # What crossed the boundary: the masked prompt and the raw answer.
-            content = {"prompt": json.dumps(call.sent, sort_keys=True, ensure_ascii=False)}
+            content = {"prompt": jsonio.dumps(call.sent, sort_keys=True).decode()}
             if call.answer_text:
                 content["response"] = call.answer_text
         resource = f"model:{call.requested_model}" if call.model_known else "model:unknown"
