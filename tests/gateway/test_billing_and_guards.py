@@ -285,7 +285,7 @@ def test_official_openai_and_azure_take_max_completion_tokens() -> None:
 
 
 def test_a_stream_with_a_choice_left_unfinished_is_not_complete() -> None:
-    from bastion.gateway.service import unfinished
+    from bastion.gateway.streams import unfinished
 
     assert unfinished(1, {0}) == []
     assert unfinished(2, {0}) == [1]

@@ -2,6 +2,8 @@
 
 :class:`Gateway` is plain Python; the HTTP routes in ``bastion.api.routes.gateway``
 only parse, call it and render. Authentication (step 1) has happened before it is called.
+A streamed answer's relay is in ``streams.py`` (a base class of Gateway), a call's
+record in ``calls.py``.
 
 Every call — served, refused or failed — ends in exactly one ledger event, committed
 before the response completes (for a stream: before ``[DONE]``, or before the error
@@ -20,8 +22,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -32,7 +33,8 @@ from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput
 from bastion.gateway.access import Access, resolve_access
 from bastion.gateway.breaker import Breakers
-from bastion.gateway.counters import Admission, Counters, LimitState, Reservation
+from bastion.gateway.calls import Call, Reply
+from bastion.gateway.counters import Admission, Counters, Reservation
 from bastion.gateway.errors import (
     BudgetExceeded,
     ContextLengthExceeded,
@@ -47,14 +49,11 @@ from bastion.gateway.pricing import cost_usd, worst_case_usd
 from bastion.gateway.providers import registry
 from bastion.gateway.providers.base import JSON, InProcessProvider, Provider, Target
 from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
-from bastion.gateway.resilience import BREAKER_KINDS, Resilience, Trail
+from bastion.gateway.resilience import Resilience
+from bastion.gateway.streams import Streams
 from bastion.gateway.tokens import count_inputs, count_prompt, count_text
 from bastion.gateway.upstream import (
-    ChunkStream,
-    LocalChunkStream,
     Transport,
-    chunks_to_completion,
-    completion_to_chunks,
 )
 from bastion.policy.loader import PolicyError, PolicyIssue
 from bastion.policy.schema import ModelConfig, Policy
@@ -71,62 +70,7 @@ DEFAULT_MAX_TOKENS = 4096
 SETTLE_RETRY_FOR_S = 3600.0
 
 
-@dataclass
-class Call:
-    """One call's record: what the audit event and the metrics are built from."""
-
-    principal: Principal
-    endpoint: str  # "chat" | "embeddings"
-    started: float = field(default_factory=time.perf_counter)
-    requested_model: str | None = None
-    served_model: str | None = None
-    provider: str | None = None
-    stream: bool = False
-    trail: Trail = field(default_factory=Trail)
-    decisions: dict[str, Any] = field(default_factory=dict)
-    flags: set[str] = field(default_factory=set)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    usage_source: str = "none"
-    cost_usd: float = 0.0
-    reserved_usd: float = 0.0
-    ttft_s: float | None = None
-    finish_reason: str | None = None
-    outcome: str = "success"
-    status: int = 200
-    error_code: str | None = None
-    sent: JSON | None = None  # the masked body that went upstream
-    answer_text: str = ""  # what came back (before restoring placeholders)
-    limit_states: list[LimitState] = field(default_factory=list)
-    model_known: bool = False
-    done: bool = False
-
-    @property
-    def model_label(self) -> str:
-        """For metrics: a policy model name, never a caller's free text."""
-        return (
-            (self.served_model or self.requested_model or "unknown")
-            if self.model_known
-            else "unknown"
-        )
-
-    def elapsed_s(self) -> float:
-        return time.perf_counter() - self.started
-
-    def overhead_s(self) -> float:
-        return max(0.0, self.elapsed_s() - self.trail.upstream_s - self.trail.waited_s)
-
-
-@dataclass
-class Reply:
-    """A whole answer, or a stream of SSE bytes; with the headers Bastion adds."""
-
-    body: JSON | None
-    headers: dict[str, str]
-    stream: AsyncIterator[bytes] | None = None
-
-
-class Gateway:
+class Gateway(Streams):
     def __init__(
         self,
         runtime: Runtime,
@@ -622,278 +566,6 @@ class Gateway:
                 cache_write_tokens=written,
             )
 
-    # --- streams --------------------------------------------------------------------
-
-    async def _open(
-        self, target: Target, body: JSON, left: float
-    ) -> tuple[ChunkStream, list[JSON]]:
-        """A stream whose first chunk has arrived (until then, retries and fallbacks apply)."""
-        provider = self._provider(target)
-        cfg = target.config
-        first_token_s = min(left, cfg.first_token_timeout_s or cfg.timeout_s)
-        stream: ChunkStream
-        if isinstance(provider, InProcessProvider):
-            stream = LocalChunkStream(
-                provider.stream(target, {**body, "model": target.upstream_model}).__aiter__()
-            )
-        else:
-            request = provider.chat_request(target, body, stream=True)
-            stream = await self.transport.open_stream(
-                provider,
-                target,
-                request,
-                first_token_s=first_token_s,
-                stall_s=cfg.stall_timeout_s or cfg.timeout_s,
-            )
-        try:
-            first = await stream.next_chunk()
-        except BaseException:
-            await stream.aclose()
-            raise
-        if first is None:
-            await stream.aclose()
-            raise UpstreamFailure("malformed", "the upstream's stream ended before any chunk")
-        return stream, [first]
-
-    async def _chat_stream(
-        self,
-        call: Call,
-        request: ChatRequest,
-        sent: JSON,
-        targets: list[Target | UpstreamFailure],
-        guard: PrivacyGuard,
-        vault: Vault,
-        reservation: Reservation | None,
-        policy: Policy,
-    ) -> Reply:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        (stream, first), target = await self.resilience.run(
-            targets, lambda t, left: self._open(t, sent, left), call.trail, self._deadline()
-        )
-        call.ttft_s = loop.time() - started
-        call.served_model, call.provider = target.model, target.provider
-        headers = self._headers(call)
-        body = self._stream_body(
-            call, request, stream, first, target, guard, vault, reservation, policy
-        )
-        return Reply(None, headers, body)
-
-    async def _stream_body(
-        self,
-        call: Call,
-        request: ChatRequest,
-        stream: ChunkStream,
-        first: list[JSON],
-        target: Target,
-        guard: PrivacyGuard,
-        vault: Vault,
-        reservation: Reservation | None,
-        policy: Policy,
-    ) -> AsyncIterator[bytes]:
-        if guard.policy.response.action in ("redact", "block"):
-            async for part in self._buffered_stream_body(
-                call, request, stream, first, target, guard, vault, reservation, policy
-            ):
-                yield part
-            return
-        restorer = guard.stream_restorer(vault)
-        pieces: list[str] = []
-        usage: dict[str, Any] | None = None
-        finished: set[int] = set()
-        pending = list(first)
-        upstream_started = time.perf_counter()
-        try:
-            while True:
-                if pending:
-                    chunk = pending.pop(0)
-                else:
-                    next_chunk = await stream.next_chunk()
-                    if next_chunk is None:
-                        break
-                    chunk = next_chunk
-                if isinstance(chunk.get("usage"), dict):
-                    usage = chunk["usage"]
-                chunk["model"] = target.model
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if isinstance(delta.get("content"), str):
-                        pieces.append(delta["content"])
-                    for tc in delta.get("tool_calls") or []:
-                        pieces.append(str((tc.get("function") or {}).get("arguments") or ""))
-                    if choice.get("finish_reason"):
-                        finished.add(int(choice.get("index", 0)))
-                        call.finish_reason = choice["finish_reason"]
-                out = restorer.restore_chunk(chunk)
-                if out.get("usage") and not out.get("choices") and not request.include_usage:
-                    continue  # asked for by Bastion, not by the client
-                yield _sse(out)
-            missing = unfinished(request.n, finished)
-            if missing:
-                raise UpstreamFailure(
-                    "malformed",
-                    "the upstream's stream ended before the answer was complete "
-                    f"(choice {', '.join(map(str, missing))} never finished)",
-                )
-            if not stream.done:
-                call.flags.add("upstream_missing_done")
-            for index, delta in restorer.flush().items():
-                yield _sse(
-                    {
-                        "id": "",
-                        "object": "chat.completion.chunk",
-                        "created": 0,
-                        "model": target.model,
-                        "choices": [{"index": index, "delta": delta, "finish_reason": None}],
-                    }
-                )
-            call.answer_text = "".join(pieces)
-            self._stream_postscan(call, guard, vault, restorer.invented)
-            call.trail.upstream_s += time.perf_counter() - upstream_started
-            self._account(call, usage, policy)
-            await self._settle(reservation, call)
-            reservation = None
-            await self._audit(call, policy)
-            self._observe(call)
-            call.done = True
-            yield b"data: [DONE]\n\n"
-        except UpstreamFailure as failure:
-            if failure.kind in BREAKER_KINDS:
-                self.breakers.get(
-                    target.provider, target.config.breaker_failures, target.config.breaker_reset_s
-                ).record_failure()
-            call.answer_text = "".join(pieces)
-            call.trail.upstream_s += time.perf_counter() - upstream_started
-            self._account(call, None, policy)  # billed for what was generated
-            call.flags.add("stream_interrupted")
-            yield await self._end_failed(call, failure, reservation)
-            reservation = None
-        except Exception as exc:
-            # Bastion's own step failed after bytes went out (the ledger could not record
-            # the call, say): the stream ends with the reason, never with [DONE]; what was
-            # generated is billed.
-            if reservation is not None:
-                call.answer_text = "".join(pieces)
-                self._account(call, usage, policy)
-            yield await self._end_failed(call, exc, reservation)
-            reservation = None
-        finally:
-            if not call.done and reservation is not None:
-                # The client went away (or the server is stopping): bill what was generated.
-                call.answer_text = "".join(pieces)
-                self._account(call, usage, policy)
-                call.flags.add("client_disconnected")
-                with anyio.CancelScope(shield=True):
-                    await self._fail(call, asyncio.CancelledError(), reservation)
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-
-    async def _buffered_stream_body(
-        self,
-        call: Call,
-        request: ChatRequest,
-        stream: ChunkStream,
-        first: list[JSON],
-        target: Target,
-        guard: PrivacyGuard,
-        vault: Vault,
-        reservation: Reservation | None,
-        policy: Policy,
-    ) -> AsyncIterator[bytes]:
-        """A stream whose answer must be scanned before any of it is shown.
-
-        With ``privacy.response.action`` ``redact`` or ``block`` no text may reach the
-        client before the leak scan has seen all of it, so the upstream's stream is read
-        whole (its timeouts still apply), checked as one answer, and then sent as a
-        stream. The client trades time-to-first-token for the guarantee.
-        """
-        chunks = list(first)
-        upstream_started = time.perf_counter()
-        try:
-            while (chunk := await stream.next_chunk()) is not None:
-                chunks.append(chunk)
-            completion = chunks_to_completion(chunks)
-            missing = unfinished(
-                request.n, {c["index"] for c in completion["choices"] if c.get("finish_reason")}
-            )
-            if missing:
-                raise UpstreamFailure(
-                    "malformed",
-                    "the upstream's stream ended before the answer was complete "
-                    f"(choice {', '.join(map(str, missing))} never finished)",
-                )
-            if not stream.done:
-                call.flags.add("upstream_missing_done")
-            call.trail.upstream_s += time.perf_counter() - upstream_started
-            answer = self._finish_completion(completion, call, guard, vault, policy)
-            await self._settle(reservation, call)
-            reservation = None
-            await self._audit(call, policy)
-            self._observe(call)
-            call.done = True
-            for out in completion_to_chunks(answer):
-                if out.get("usage") and not out.get("choices") and not request.include_usage:
-                    continue
-                yield _sse(out)
-            yield b"data: [DONE]\n\n"
-        except Exception as exc:
-            if isinstance(exc, UpstreamFailure):
-                call.flags.add("stream_interrupted")
-            if reservation is not None and not call.done:
-                self._account_chunks(call, chunks, policy)  # what was generated is billed
-            yield await self._end_failed(call, exc, reservation)
-            reservation = None
-        finally:
-            if not call.done and reservation is not None:
-                call.flags.add("client_disconnected")
-                self._account_chunks(call, chunks, policy)
-                with anyio.CancelScope(shield=True):
-                    await self._fail(call, asyncio.CancelledError(), reservation)
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
-
-    def _account_chunks(self, call: Call, chunks: list[JSON], policy: Policy) -> None:
-        """Bill the chunks a stream delivered before it broke off (upstream usage if it
-        came, else the generated text counted)."""
-        texts: list[str] = []
-        usage = None
-        for chunk in chunks:
-            if isinstance(chunk.get("usage"), dict):
-                usage = chunk["usage"]
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                texts.append(str(delta.get("content") or ""))
-                for tc in delta.get("tool_calls") or []:
-                    texts.append(str((tc.get("function") or {}).get("arguments") or ""))
-        call.answer_text = "".join(texts)
-        self._account(call, usage, policy)
-
-    async def _end_failed(
-        self, call: Call, error: BaseException, reservation: Reservation | None
-    ) -> bytes:
-        """Record a stream that failed after its first byte; the event that ends it."""
-        if not isinstance(error, BastionError):
-            log.exception("a stream failed inside Bastion", exc_info=error)
-        with anyio.CancelScope(shield=True):
-            await self._fail(call, error, reservation)
-        return _sse_error(error if isinstance(error, BastionError) else INTERNAL_STREAM_ERROR)
-
-    def _stream_postscan(
-        self, call: Call, guard: PrivacyGuard, vault: Vault, invented: list[str]
-    ) -> None:
-        """Leak flags for a streamed answer (it has gone out; the event records them)."""
-        if policy_response_off(guard):
-            return
-        try:
-            leaks = guard.scanner.scan(call.answer_text, vault)
-        except Exception:
-            call.flags.add("privacy_error")
-            return
-        call.flags.update(f"pii_leak:{leak.entity_type}" for leak in leaks)
-        call.flags.update(guard.denylist.check_flags(call.answer_text))
-        if invented:
-            call.flags.add("invented_placeholder")
-
     # --- embeddings ---------------------------------------------------------------------
 
     async def embeddings(self, principal: Principal, body: Any) -> Reply:
@@ -1079,10 +751,6 @@ class Gateway:
             )
 
 
-def policy_response_off(guard: PrivacyGuard) -> bool:
-    return guard.policy.response.action == "off"
-
-
 def _mask_inputs(guard: PrivacyGuard, vault: Vault, value: Any, call: Call) -> Any:
     if isinstance(value, str):
         protected = guard.protect_text(value, vault)
@@ -1091,18 +759,6 @@ def _mask_inputs(guard: PrivacyGuard, vault: Vault, value: Any, call: Call) -> A
     if isinstance(value, list):
         return [_mask_inputs(guard, vault, v, call) if isinstance(v, str) else v for v in value]
     return value
-
-
-#: What a client is told when a stream fails on a bug of Bastion's (logged, with the id).
-INTERNAL_STREAM_ERROR = BastionError(
-    "Bastion failed while streaming this answer; it has been logged with this request id",
-    code="internal_error",
-)
-
-
-def unfinished(n: int, finished: set[int]) -> list[int]:
-    """The choices of an ``n``-choice stream that never got a finish reason."""
-    return [i for i in range(max(n, 1)) if i not in finished]
 
 
 def _count(value: Any) -> int:
@@ -1114,17 +770,6 @@ def _loads_or(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
-
-
-def _sse_error(error: BastionError) -> bytes:
-    """The event that ends a failed stream, in OpenAI's error shape (SDKs raise on it)."""
-    return _sse(
-        {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
-    )
-
-
-def _sse(payload: Mapping[str, Any]) -> bytes:
-    return b"data: " + jsonio.dumps(payload) + b"\n\n"
 
 
 def new_completion_id() -> str:

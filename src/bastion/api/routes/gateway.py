@@ -26,8 +26,9 @@ from bastion.api.errors import bastion_error_response
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput, NotFound
+from bastion.gateway.calls import Reply
 from bastion.gateway.errors import BudgetExceeded, TooManyRequests, UpstreamFailure
-from bastion.gateway.service import Gateway, Reply
+from bastion.gateway.service import Gateway
 
 router = APIRouter(prefix="/v1", tags=["gateway"])
 Caller = Annotated[Principal | None, Depends(requires(Permission.LLM_USE))]

@@ -1,0 +1,68 @@
+"""One call's record (:class:`Call`) and what the gateway answers with (:class:`Reply`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.auth.principal import Principal
+from bastion.gateway.counters import LimitState
+from bastion.gateway.providers.base import JSON
+from bastion.gateway.resilience import Trail
+
+
+@dataclass
+class Call:
+    """One call's record: what the audit event and the metrics are built from."""
+
+    principal: Principal
+    endpoint: str  # "chat" | "embeddings"
+    started: float = field(default_factory=time.perf_counter)
+    requested_model: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    trail: Trail = field(default_factory=Trail)
+    decisions: dict[str, Any] = field(default_factory=dict)
+    flags: set[str] = field(default_factory=set)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_source: str = "none"
+    cost_usd: float = 0.0
+    reserved_usd: float = 0.0
+    ttft_s: float | None = None
+    finish_reason: str | None = None
+    outcome: str = "success"
+    status: int = 200
+    error_code: str | None = None
+    sent: JSON | None = None  # the masked body that went upstream
+    answer_text: str = ""  # what came back (before restoring placeholders)
+    limit_states: list[LimitState] = field(default_factory=list)
+    model_known: bool = False
+    done: bool = False
+
+    @property
+    def model_label(self) -> str:
+        """For metrics: a policy model name, never a caller's free text."""
+        return (
+            (self.served_model or self.requested_model or "unknown")
+            if self.model_known
+            else "unknown"
+        )
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def overhead_s(self) -> float:
+        return max(0.0, self.elapsed_s() - self.trail.upstream_s - self.trail.waited_s)
+
+
+@dataclass
+class Reply:
+    """A whole answer, or a stream of SSE bytes; with the headers Bastion adds."""
+
+    body: JSON | None
+    headers: dict[str, str]
+    stream: AsyncIterator[bytes] | None = None
