@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
@@ -41,6 +41,19 @@ if TYPE_CHECKING:
     from bastion.gateway.upstream import Transport
 
 log = logging.getLogger("bastion.gateway")
+
+
+class _Relay(NamedTuple):
+    """What relaying one stream works on (the reservation, settled on the way, apart)."""
+
+    call: Call
+    request: ChatRequest
+    stream: ChunkStream
+    first: list[JSON]
+    target: Target
+    guard: PrivacyGuard
+    vault: Vault
+    policy: Policy
 
 
 class Streams:
@@ -114,27 +127,15 @@ class Streams:
         call.ttft_s = loop.time() - started
         call.served_model, call.provider = target.model, target.provider
         headers = self._headers(call)
-        body = self._stream_body(
-            call, request, stream, first, target, guard, vault, reservation, policy
-        )
-        return Reply(None, headers, body)
+        relay = _Relay(call, request, stream, first, target, guard, vault, policy)
+        return Reply(None, headers, self._stream_body(relay, reservation))
 
     async def _stream_body(
-        self,
-        call: Call,
-        request: ChatRequest,
-        stream: ChunkStream,
-        first: list[JSON],
-        target: Target,
-        guard: PrivacyGuard,
-        vault: Vault,
-        reservation: Reservation | None,
-        policy: Policy,
+        self, relay: _Relay, reservation: Reservation | None
     ) -> AsyncIterator[bytes]:
+        call, request, stream, first, target, guard, vault, policy = relay
         if guard.policy.response.action in ("redact", "block"):
-            async for part in self._buffered_stream_body(
-                call, request, stream, first, target, guard, vault, reservation, policy
-            ):
+            async for part in self._buffered_stream_body(relay, reservation):
                 yield part
             return
         restorer = guard.stream_restorer(vault)
@@ -168,15 +169,7 @@ class Streams:
                 if out.get("usage") and not out.get("choices") and not request.include_usage:
                     continue  # asked for by Bastion, not by the client
                 yield _sse(out)
-            missing = unfinished(request.n, finished)
-            if missing:
-                raise UpstreamFailure(
-                    "malformed",
-                    "the upstream's stream ended before the answer was complete "
-                    f"(choice {', '.join(map(str, missing))} never finished)",
-                )
-            if not stream.done:
-                call.flags.add("upstream_missing_done")
+            _check_ended(call, stream, request.n, finished)
             for index, delta in restorer.flush().items():
                 yield _sse(
                     {
@@ -229,16 +222,7 @@ class Streams:
                 await stream.aclose()
 
     async def _buffered_stream_body(
-        self,
-        call: Call,
-        request: ChatRequest,
-        stream: ChunkStream,
-        first: list[JSON],
-        target: Target,
-        guard: PrivacyGuard,
-        vault: Vault,
-        reservation: Reservation | None,
-        policy: Policy,
+        self, relay: _Relay, reservation: Reservation | None
     ) -> AsyncIterator[bytes]:
         """A stream whose answer must be scanned before any of it is shown.
 
@@ -247,23 +231,15 @@ class Streams:
         whole (its timeouts still apply), checked as one answer, and then sent as a
         stream. The client trades time-to-first-token for the guarantee.
         """
+        call, request, stream, first, _, guard, vault, policy = relay
         chunks = list(first)
         upstream_started = time.perf_counter()
         try:
             while (chunk := await stream.next_chunk()) is not None:
                 chunks.append(chunk)
             completion = chunks_to_completion(chunks)
-            missing = unfinished(
-                request.n, {c["index"] for c in completion["choices"] if c.get("finish_reason")}
-            )
-            if missing:
-                raise UpstreamFailure(
-                    "malformed",
-                    "the upstream's stream ended before the answer was complete "
-                    f"(choice {', '.join(map(str, missing))} never finished)",
-                )
-            if not stream.done:
-                call.flags.add("upstream_missing_done")
+            finished = {c["index"] for c in completion["choices"] if c.get("finish_reason")}
+            _check_ended(call, stream, request.n, finished)
             call.trail.upstream_s += time.perf_counter() - upstream_started
             answer = self._finish_completion(completion, call, guard, vault, policy)
             await self._settle(reservation, call)
@@ -344,6 +320,20 @@ INTERNAL_STREAM_ERROR = BastionError(
     "Bastion failed while streaming this answer; it has been logged with this request id",
     code="internal_error",
 )
+
+
+def _check_ended(call: Call, stream: ChunkStream, n: int, finished: set[int]) -> None:
+    """A stream that ended before each of its ``n`` choices finished is a failure; one
+    that finished them without ``[DONE]`` is flagged."""
+    missing = unfinished(n, finished)
+    if missing:
+        raise UpstreamFailure(
+            "malformed",
+            "the upstream's stream ended before the answer was complete "
+            f"(choice {', '.join(map(str, missing))} never finished)",
+        )
+    if not stream.done:
+        call.flags.add("upstream_missing_done")
 
 
 def unfinished(n: int, finished: set[int]) -> list[int]:
