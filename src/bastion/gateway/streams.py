@@ -3,8 +3,10 @@ apply until its first chunk), relay it chunk by chunk with placeholders restored
 account, settle and record the call before ``[DONE]`` — or end it with an explicit error
 event, never a truncated answer that looks complete.
 
-:class:`Streams` is a base class of :class:`~bastion.gateway.service.Gateway`; its
-methods run on the gateway (``self``).
+:class:`Streams` is a base class of :class:`~bastion.gateway.service.Gateway`, which
+provides the accounting, settling and recording its methods call; they are declared in
+the class for the type checker, which then also checks the gateway's own definitions
+against them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class _Relay(NamedTuple):
 
 
 class Streams:
+    """Opening and relaying a chat call's stream, for :class:`~bastion.gateway.service.Gateway`."""
+
     # What the gateway provides (see bastion.gateway.service.Gateway).
     breakers: Breakers
     resilience: Resilience
