@@ -326,7 +326,8 @@ async def open_loop(
                 status = r.status
                 ovh = r.headers.get("x-bastion-overhead-ms")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            errors[type(exc).__name__] += 1
+            # the class and the message's start (an errno says where a connection failed)
+            errors[f"{type(exc).__name__}: {str(exc)[:80]}".rstrip(": ")] += 1
             return
         end = clock()
         if status != 200:
@@ -1087,6 +1088,11 @@ def render(results: dict[str, Any]) -> None:
                 c["function"],
             )
         console.print(pt)
+        point = prof.get("point", {})
+        console.print(
+            f"profiled point: p50 {point.get('p50_ms', float('nan')):.1f} "
+            f"p99 {point.get('p99_ms', float('nan')):.1f} ms, errors {point.get('errors') or 0}"
+        )
     elif prof:
         console.print(f"profile failed: {prof.get('error')}")
 

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest request body accepted (bytes)."
     )
+    keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle client connection is kept open (seconds). Keep it "
+        "above the idle timeout of whatever pools connections in front of Bastion (a load "
+        "balancer's 60 s, an SDK's pool): when the server closes first, a request sent on "
+        "the closing connection meets a reset. uvicorn's own default is 5 s.",
+    )
     key_cache_ttl_s: float = Field(
         default=5.0,
         ge=0,

@@ -86,5 +86,6 @@ def serve(
         workers=workers,
         log_config=None,
         access_log=False,
+        timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=10,
     )
