@@ -765,6 +765,7 @@ def ledger_check(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     masked: Counter[str] = Counter()
     flags: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
+    retried: Counter[str] = Counter()  # the outcomes of the attempts before the last
     with out_file.open(encoding="utf-8") as f:
         for line in f:
             event = json.loads(line)
@@ -774,11 +775,13 @@ def ledger_check(env: dict[str, str], workdir: Path) -> dict[str, Any]:
             masked[json.dumps(privacy, sort_keys=True)] += 1
             flags.update(event.get("flags") or [])
             outcomes[event.get("outcome", "?")] += 1
+            retried.update(a.get("outcome", "?") for a in details.get("attempts", [])[:-1])
     return {
         "events": events,
         "privacy_decisions": dict(masked.most_common(5)),
         "flags": dict(flags.most_common(10)),
         "outcomes": dict(outcomes),
+        "failed_attempts": dict(retried),
     }
 
 
@@ -935,12 +938,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "events": sum(x["events"] for x in ledgers),
         "requests_sent_to_bastion": sum(x["requests_sent_to_bastion"] for x in ledgers),
         "outcomes": dict(sum((Counter(x["outcomes"]) for x in ledgers), Counter[str]())),
+        "failed_attempts": dict(
+            sum((Counter(x["failed_attempts"]) for x in ledgers), Counter[str]())
+        ),
         "flags": dict(sum((Counter(x["flags"]) for x in ledgers), Counter[str]())),
         "privacy_decisions": dict(
             sum((Counter(x["privacy_decisions"]) for x in ledgers), Counter[str]())
         ),
         "per_run": [
-            {k: x[k] for k in ("target", "events", "requests_sent_to_bastion", "outcomes")}
+            {
+                k: x[k]
+                for k in (
+                    "target",
+                    "events",
+                    "requests_sent_to_bastion",
+                    "outcomes",
+                    "failed_attempts",
+                )
+            }
             for x in ledgers
         ],
     }
@@ -1060,7 +1075,8 @@ def render(results: dict[str, Any]) -> None:
     led = results["ledger"]
     console.print(
         f"ledger: {led['events']} llm.chat events for {led['requests_sent_to_bastion']} "
-        f"requests sent to Bastion; privacy decisions {led['privacy_decisions']}"
+        f"requests sent to Bastion; privacy decisions {led['privacy_decisions']}; "
+        f"attempts retried {led.get('failed_attempts') or 'none'}"
     )
     prof = results.get("profile")
     if prof and "by_package" in prof:

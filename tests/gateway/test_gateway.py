@@ -690,3 +690,29 @@ async def test_a_reload_to_a_privacy_section_that_cannot_run_keeps_the_old_polic
     assert runtime.policy.current.digest == before  # still in force
     answer = await client.chat.completions.create(model="local", messages=hello())
     assert answer.choices[0].message.content  # and calls go on as before
+
+
+def test_idle_upstream_connections_are_closed_before_the_servers_close_them() -> None:
+    """A pooled connection the upstream closes while Bastion sends on it resets the call
+    (a retry and a breaker failure for nothing), so Bastion's pool lets go first: under
+    uvicorn's 5 s, the keep-alive of vLLM and of the fake upstream. The pool is checked
+    as built, not just the constant."""
+    import inspect
+
+    import uvicorn
+
+    from bastion.gateway import upstream
+
+    server_keeps = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
+    assert server_keeps > upstream.KEEPALIVE_S
+
+    async def built() -> float:
+        transport = upstream.Transport()
+        try:
+            connector = transport.session().connector
+            assert connector is not None
+            return float(connector._keepalive_timeout)  # type: ignore[attr-defined]
+        finally:
+            await transport.aclose()
+
+    assert asyncio.run(built()) == upstream.KEEPALIVE_S
