@@ -178,22 +178,12 @@ def test_metrics_add_up_across_worker_processes(
         assert len(list((home / "metrics").glob("counter_*.db"))) >= 2
 
 
-def _get_on(sock: socket.socket, path: str) -> bytes:
-    """One HTTP/1.1 request on an open connection; the response's head and body."""
-    sock.sendall(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data or not data.endswith(b"}"):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def test_idle_connections_are_kept_for_the_keep_alive_setting(tmp_path: Path) -> None:
     """A pool in front of Bastion reuses idle connections: the server must not close them
     sooner than ``BASTION_KEEP_ALIVE_S`` (75 s by default, above a load balancer's 60 s;
     uvicorn's own 5 s made a pool's request meet a reset now and then)."""
+    import http.client
+
     from bastion.settings import Settings
 
     assert Settings.model_fields["keep_alive_s"].default > 60
@@ -201,11 +191,22 @@ def test_idle_connections_are_kept_for_the_keep_alive_setting(tmp_path: Path) ->
     env = env_for(home, f"sqlite:///{home / 'bastion.db'}") | {"BASTION_KEEP_ALIVE_S": "2"}
     bastion(env, "db", "upgrade")
     with server(env, tmp_path) as (_proc, url, _out, _err):
-        port = int(url.rsplit(":", 1)[1])
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            assert _get_on(sock, "/healthz").startswith(b"HTTP/1.1 200")
+        conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+        try:
+
+            def healthz() -> int:
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                response.read()
+                return response.status
+
+            assert healthz() == 200
+            sock = conn.sock
             time.sleep(1.0)  # idle, within the setting: the same connection still serves
-            assert _get_on(sock, "/healthz").startswith(b"HTTP/1.1 200")
+            assert healthz() == 200
+            assert conn.sock is sock  # (http.client reconnects silently if it was closed)
             time.sleep(3.0)  # idle past it: the server has closed its end
             sock.settimeout(0.5)
             assert sock.recv(1) == b""
+        finally:
+            conn.close()
