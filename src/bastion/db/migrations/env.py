@@ -5,7 +5,14 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from bastion.db.tables import metadata
+# The top of the house: the migration environment imports every domain's tables so
+# that autogenerate sees the whole schema; ``bastion.db`` itself stays below the domains.
+import bastion.audit.models
+import bastion.auth.models
+import bastion.registry.models  # noqa: F401
+from bastion.db.base import Base
+
+metadata = Base.metadata
 
 config = context.config
 engine = config.attributes.get("engine")
