@@ -74,7 +74,7 @@ def last_event(runtime) -> Any:  # type: ignore[no-untyped-def]
     from bastion.audit import EventFilter
 
     return list(
-        runtime.events.page(EventFilter(action="llm.chat"), limit=1000, order="asc").events
+        runtime.audit.page(EventFilter(action="llm.chat"), limit=1000, order="asc").events
     )[-1]
 
 
