@@ -5,14 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-# The top of the house: the migration environment imports every domain's tables so
-# that autogenerate sees the whole schema; ``bastion.db`` itself stays below the domains.
-import bastion.audit.models
-import bastion.auth.models
-import bastion.registry.models  # noqa: F401
-from bastion.db.base import Base
-
-metadata = Base.metadata
+# Alembic runs this file as a script, at the top of the house: the whole schema comes
+# from ``bastion.schema``, so ``bastion.db`` itself never imports a domain.
+from bastion.schema import metadata
 
 config = context.config
 engine = config.attributes.get("engine")
