@@ -24,6 +24,8 @@ import secrets
 import uuid
 from typing import Any
 
+from pydantic import SecretStr
+
 from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput
 from bastion.gateway.access import Access, resolve_access
@@ -80,6 +82,7 @@ class Gateway:
         self.relay = StreamRelay(self.lifecycle, self.breakers)
         self.privacy_keys = privacy_keys or PrivacyKeys()
         self._guard: tuple[Policy, PrivacyGuard] | None = None
+        self._keys: tuple[Policy, dict[str, SecretStr | None]] | None = None
         self._process_key = secrets.token_bytes(32)  # only without configured privacy keys
         runtime.policy.checks.append(self.check_policy)
 
@@ -183,7 +186,7 @@ class Gateway:
             provider_cfg = ProviderConfig(kind="local")
         api_key = None
         if provider_cfg.api_key_env:
-            api_key = secret_from_env(provider_cfg.api_key_env)
+            api_key = self._provider_keys(policy).get(cfg.provider)
             if api_key is None:
                 return UpstreamFailure(
                     "auth",
@@ -191,6 +194,19 @@ class Gateway:
                     f"(environment variable {provider_cfg.api_key_env} is not set)",
                 )
         return Target(name, cfg.upstream_model or name, cfg.provider, provider_cfg, api_key)
+
+    def _provider_keys(self, policy: Policy) -> dict[str, SecretStr | None]:
+        """Each provider's key, read from the environment once per policy (at start and
+        on every reload), not on every call."""
+        cached = self._keys
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        keys = {
+            name: secret_from_env(cfg.api_key_env) if cfg.api_key_env else None
+            for name, cfg in policy.providers.items()
+        }
+        self._keys = (policy, keys)
+        return keys
 
     # --- chat ---------------------------------------------------------------------
 
