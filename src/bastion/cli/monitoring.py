@@ -39,8 +39,9 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def _bad_input(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+def _bad_input(message: str, code: str = "invalid_request") -> typer.Exit:
+    text = message if message.endswith("]") else f"{message} [{code}]"
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -54,7 +55,13 @@ def _guard() -> Iterator[None]:
     except BastionError as exc:
         raise _bad_input(f"{exc.message} [{exc.code}]") from None
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise _bad_input(str(exc)) from None
+        raise _bad_input(str(exc), "file_unreadable") from None
+
+
+def _jsonable(value: Any) -> Any:
+    """A NumPy scalar as its Python value (for a label in the JSON output)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _write_json(payload: dict[str, Any], target: str | None) -> None:
@@ -186,7 +193,9 @@ def drift_check(
         try:
             settings = DriftSettings(method=method, dataset_drift_share=drift_share)
         except ValidationError as exc:
-            raise _bad_input(f"bad drift settings: {exc.errors()[0]['msg']}") from None
+            raise _bad_input(
+                f"bad drift settings: {exc.errors()[0]['msg']}", "invalid_option"
+            ) from None
         cols = _split(columns)
         preds = _split(prediction)
         wanted = [*cols, *[p for p in preds if p not in cols]] if cols else None
@@ -226,19 +235,6 @@ def drift_check(
 
 
 # --- fairness --------------------------------------------------------------------------
-def _coerce_label(value: str | None, sample: Any) -> Any:
-    if value is None:
-        return 1
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(sample.dtype):
-        number = float(value)
-        return int(number) if number.is_integer() else number
-    if pd.api.types.is_bool_dtype(sample.dtype):
-        return value.lower() in ("1", "true", "yes")
-    return value
-
-
 def _print_fairness(report: FairnessReport) -> None:
     from rich.table import Table
 
@@ -272,7 +268,19 @@ def fairness_check(
     target: str = typer.Option(..., help="Column with the true label."),
     prediction: str = typer.Option(..., help="Column with the model's decision (a label)."),
     sensitive: str = typer.Option(..., help="Comma-separated sensitive features, e.g. sex,race."),
-    positive: str | None = typer.Option(None, help="The favourable label (default 1)."),
+    positive: str | None = typer.Option(
+        None,
+        "--positive-label",
+        "--positive",
+        help="The favourable label, e.g. '>50K' (default: 1 of 0/1, true of true/false, "
+        "yes of yes/no; other labels must be named).",
+    ),
+    prediction_positive: str | None = typer.Option(
+        None,
+        "--prediction-positive",
+        help="The favourable prediction when predictions are coded unlike the labels "
+        "(default: --positive-label if the predictions hold it, else inferred as above).",
+    ),
     max_dp_difference: float = typer.Option(
         0.1, help="Demographic parity difference must be ≤ this."
     ),
@@ -297,6 +305,7 @@ def fairness_check(
         from bastion.monitoring.config import FairnessThresholds
         from bastion.monitoring.fairness import fairness_from_frame
         from bastion.monitoring.io import read_table
+        from bastion.monitoring.labels import binary_columns
 
         try:
             thresholds = FairnessThresholds(
@@ -308,24 +317,37 @@ def fairness_check(
                 intersectional=intersectional,
             )
         except ValidationError as exc:
-            raise _bad_input(f"bad thresholds: {exc.errors()[0]['msg']}") from None
+            raise _bad_input(
+                f"bad thresholds: {exc.errors()[0]['msg']}", "invalid_option"
+            ) from None
         features = _split(sensitive)
         frame = read_table(data, [target, prediction, *features])
-        try:
-            label = _coerce_label(positive, frame[target])
-        except ValueError:
-            raise _bad_input(f"--positive {positive!r} is not a value of {target}") from None
+        binary, t_label, p_label, dropped = binary_columns(
+            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
+        )
         result = fairness_from_frame(
-            frame,
+            binary,
             target=target,
             prediction=prediction,
             sensitive=features,
             thresholds=thresholds,
-            pos_label=label,
+            pos_label=1,
         )
+        payload = result.to_dict() | {
+            "positive": {
+                target: _jsonable(t_label.positive),
+                prediction: _jsonable(p_label.positive),
+            },
+            "rows_without_label_or_prediction": dropped,
+        }
         if json_out != "-":
+            out.print(
+                f"positive class: {t_label.describe()}, {p_label.describe()}"
+                + (f"; {dropped} rows without a label or prediction left out" if dropped else ""),
+                highlight=False,
+            )
             _print_fairness(result)
-        _write_json(result.to_dict(), json_out)
+        _write_json(payload, json_out)
 
         def html() -> str:
             from bastion.monitoring.reports import fairness_html
@@ -342,7 +364,9 @@ def _load_model(path: Path) -> Any:
     from bastion.monitoring.errors import UnsupportedModel
 
     if not path.is_file():
-        raise _bad_input(f"{path} does not exist; pass a model saved with joblib or pickle")
+        raise _bad_input(
+            f"{path} does not exist; pass a model saved with joblib or pickle", "file_not_found"
+        )
     try:
         import joblib  # type: ignore[import-untyped]
 
