@@ -7,6 +7,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from bastion.cli import audit, db, demo, keys, policy, serve
+    from bastion.cli.common import BastionGroup
+
+    app.info.cls = BastionGroup  # every error a coded message, never a traceback
 
     app.command()(serve.serve)
     app.add_typer(db.app, name="db")

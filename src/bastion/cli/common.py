@@ -7,11 +7,14 @@ invalid, the schema is behind); 2 bad input.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 
@@ -20,6 +23,8 @@ from bastion.observability import configure_logging
 from bastion.settings import Settings
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from bastion.runtime import Runtime
 
 console = Console()
@@ -63,3 +68,104 @@ def runtime(label: str = "cli", **kwargs: Any) -> Iterator[Runtime]:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def format_option(default: OutputFormat = OutputFormat.table) -> Any:
+    """``--format table|json``: every command that prints a table can print JSON instead."""
+    return typer.Option(default, "--format", help="table (for people) or json (for scripts).")
+
+
+DIGEST_CHARS = 12
+
+
+def short_digest(digest: str) -> str:
+    """A digest as shown in tables: its first 12 hex digits (``--format json`` has all)."""
+    return digest[:DIGEST_CHARS]
+
+
+def key_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    key: Sequence[str] = (),
+    right: Sequence[str] = (),
+    title: str | None = None,
+) -> Table:
+    """A table whose ``key`` columns (names, methods, ids, digests) are never cut or
+    wrapped: they get their full width and the other columns wrap (fold) to fit.
+
+    A light box (no vertical rules) leaves 80-column terminals room for the data.
+    """
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, name in enumerate(headers):
+        if name in key:
+            width = max(
+                [Text.from_markup(str(r[i])).cell_len for r in rows] + [len(name)], default=1
+            )
+            table.add_column(
+                name, no_wrap=True, min_width=width, justify="right" if name in right else "left"
+            )
+        else:
+            table.add_column(name, overflow="fold", justify="right" if name in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _coded(exc: BaseException) -> NoReturn:
+    """Print any error escaping a command as ``error: MESSAGE [CODE]`` and exit."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        # ``bastion drift`` alone: the help, as ``no_args_is_help`` promises
+        typer.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        raise typer.Exit(2)
+    if isinstance(exc, BastionError):
+        fail(exc.message, 2 if isinstance(exc, InvalidInput) else 1, error_code=exc.code)
+    if isinstance(exc, ClickException):
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if isinstance(exc, UsageError) and ctx is not None:
+            hint = f"; see '{ctx.command_path} --help'"
+        code = "usage_error" if isinstance(exc, UsageError) else "invalid_request"
+        fail(exc.format_message().rstrip(".") + hint, exc.exit_code or 2, error_code=code)
+    logging.getLogger("bastion.cli").debug("unexpected error", exc_info=exc)
+    fail(
+        f"unexpected {type(exc).__name__}: {exc}; this is a bug, please report it with the "
+        "command you ran",
+        1,
+        error_code="internal_error",
+    )
+
+
+class BastionGroup(typer.core.TyperGroup):
+    """The root group: every error that escapes a command (a usage error, a Bastion
+    error, anything unexpected) is printed as ``error: MESSAGE [CODE]``, never a
+    traceback. Usage errors (unknown option, bad value) exit 2 with ``usage_error``."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        from typer._click.exceptions import ClickException
+
+        try:
+            return super().make_context(*args, **kwargs)
+        except (ClickException, BastionError) as exc:
+            _coded(exc)
+
+    def invoke(self, ctx: Any) -> Any:
+        from typer._click.exceptions import ClickException
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except (ClickException, Exception) as exc:
+            _coded(exc)
