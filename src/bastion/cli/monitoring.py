@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from bastion.cli.common import OutputFormat
+
 if TYPE_CHECKING:
     from bastion.monitoring.drift import DriftReport
     from bastion.monitoring.fairness import FairnessReport
+    from bastion.monitoring.findings import Finding
 
 drift_app = typer.Typer(
     help="Data and prediction drift between a reference and current data.", no_args_is_help=True
@@ -104,50 +108,123 @@ def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None] |
 
 
 # --- drift -----------------------------------------------------------------------------
-def _print_drift(report: DriftReport) -> None:
-    from rich.table import Table
+class FailOn(StrEnum):
+    column = "column"
+    dataset = "dataset"
 
-    table = Table(title="Drift by column", title_justify="left")
-    for name in (
-        "column",
-        "method",
-        "score",
-        "threshold",
-        "verdict",
-        "PSI",
-        "JS",
-        "missing ref→cur",
-    ):
-        table.add_column(
-            name, justify="right" if name not in ("column", "method", "verdict") else "left"
+
+def _drift_verdict(report: DriftReport, fail_on: FailOn) -> list[str]:
+    """The closing lines: what drifted, the dataset rule and its verdict, and which of
+    the two decides the exit code, so a passed dataset rule never reads as "no drift"."""
+    features = [c for c in report.columns if c.role == "feature" and c.method != "none"]
+    drifted = report.drifted_columns
+    rule = report.settings.dataset_drift_share
+    lines = [
+        f"columns: {len(drifted)} of {len(features)} drifted"
+        + (f" ({', '.join(drifted)})" if drifted else ""),
+        f"dataset rule: dataset drift when ≥ {rule:.0%} of the columns drift; "
+        f"{report.drift_share:.0%} did, so "
+        + ("[red]the dataset drifted[/]" if report.dataset_drift else "no dataset drift"),
+    ]
+    if any(c.role == "prediction" for c in report.columns):
+        lines.append(
+            "predictions: " + ("[red]drifted[/]" if report.prediction_drift else "no drift")
         )
+    retrain = report.retrain_columns
+    if retrain:
+        lines.append(
+            f"retrain signal (PSI > {report.settings.psi_retrain:g}): {', '.join(retrain)}"
+        )
+    if report.skipped:
+        lines.append(
+            "left out: " + "; ".join(f"{name} ({why})" for name, why in report.skipped.items())
+        )
+    failed = report.failed(fail_on.value)
+    if fail_on is FailOn.column:
+        why = (f"{len(drifted)} column(s) drifted" if drifted else "no column drifted") + (
+            " and the predictions drifted" if report.prediction_drift else ""
+        )
+    else:
+        why = (
+            "the dataset drifted"
+            if report.dataset_drift
+            else "the predictions drifted"
+            if report.prediction_drift
+            else "no dataset drift"
+            + (f" ({len(drifted)} column(s) drifted below the rule)" if drifted else "")
+        )
+    verdict = "[bold red]FAILED[/]" if failed else "[bold green]PASSED[/]"
+    lines.append(f"verdict (--fail-on {fail_on.value}): {verdict}, {why}")
+    return lines
+
+
+def _print_drift(report: DriftReport, fail_on: FailOn) -> None:
+    from bastion.cli.common import key_table
+
+    rows = []
     for c in report.columns:
         verdict = "[red]DRIFT[/]" if c.drifted else "[green]ok[/]"
         if c.method == "none":
             verdict = "[yellow]not judged[/]"
-        name = c.column + (" (prediction)" if c.role == "prediction" else "")
-        table.add_row(
-            name,
-            c.method,
-            f"{c.score:.4g}",
-            f"{c.threshold:g}",
-            verdict,
-            f"{c.psi:.3f}",
-            f"{c.jensenshannon:.3f}",
-            f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
+        rows.append(
+            [
+                c.column + (" (prediction)" if c.role == "prediction" else ""),
+                c.method,
+                f"{c.score:.3g} / {c.threshold:g}",
+                verdict,
+                f"{c.psi:.3f}",
+                f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
+            ]
         )
-    out.print(table)
-    for f in report.findings:
-        if f.kind in ("missing_rate", "new_categories", "retrain_signal"):
-            out.print(f"  [yellow]•[/] {f.message}", highlight=False)
-    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
     out.print(
-        f"{status}: {len(report.drifted_columns)} of "
-        f"{sum(c.role == 'feature' for c in report.columns)} columns drifted "
-        f"({report.drift_share:.0%}; dataset drift at ≥ {report.settings.dataset_drift_share:.0%})"
-        + ("; [red]prediction drift[/]" if report.prediction_drift else ""),
-        highlight=False,
+        key_table(
+            ["column", "method", "score / threshold", "verdict", "PSI", "missing"],
+            rows,
+            key=["column", "method", "verdict"],
+            right=["PSI"],
+            title="Drift by column",
+        )
     )
+    for f in report.findings:
+        if f.kind in ("missing_rate", "new_categories"):
+            out.print(f"  [yellow]•[/] {escape(f.message)}", highlight=False)
+    for line in _drift_verdict(report, fail_on):
+        out.print(line, highlight=False)
+
+
+def _send_alerts(findings: list[Finding]) -> None:
+    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``)."""
+    from bastion.cli.common import load_settings
+    from bastion.monitoring.alerts import AlertRouter
+    from bastion.monitoring.errors import MonitoringError
+    from bastion.policy import load_policy
+
+    settings = load_settings()
+    monitoring = load_policy(settings.policy_path).policy.monitoring
+    if not monitoring.alert_rules:
+        raise MonitoringError(
+            f"--alert: the policy {settings.policy_path} has no monitoring.alert_rules; "
+            "add a rule and a notifier (docs/monitoring.md, Alerts)",
+            code="monitoring_no_alert_rules",
+        )
+    deliveries = AlertRouter.from_policy(monitoring).dispatch(findings)
+    if not deliveries:
+        err.print("alerts: no finding matched an alert rule", highlight=False)
+    for d in deliveries:
+        text = f"alert {d.rule} → {d.notifier}: {d.status} ({len(d.fingerprints)} finding(s))"
+        if d.status == "failed":
+            err.print(
+                f"[yellow]warning:[/] {escape(text)}: {escape(d.error)} "
+                "\\[monitoring_notifier_failed]",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            err.print(escape(text), highlight=False)
+
+
+ALERT_HELP = "Send the findings through the policy's monitoring.alert_rules (webhooks, log)."
+FORMAT_HELP = "table (for people) or json (the JSON result on standard output)."
 
 
 @drift_app.command("check")
@@ -157,19 +234,31 @@ def drift_check(
     ),
     current: Path = typer.Option(..., "--current", "-c", help="Current data (.parquet, .csv)."),
     columns: str | None = typer.Option(
-        None, help="Comma-separated columns to check (default: all)."
+        None, help="Comma-separated columns to check (default: all but dates, times and ids)."
     ),
     prediction: str | None = typer.Option(
         None, help="Comma-separated prediction columns (prediction drift fails the check)."
     ),
     categorical: str | None = typer.Option(None, help="Columns to treat as categorical."),
     numerical: str | None = typer.Option(None, help="Columns to treat as numeric."),
+    keep: str | None = typer.Option(
+        None, help="Columns to compare even if they look like dates, times or identifiers."
+    ),
+    exclude: str | None = typer.Option(None, help="Columns to leave out of the check."),
     method: str = typer.Option(
         "auto", help="auto (Evidently's rule), ks, chisquare, z, wasserstein, jensenshannon or psi."
     ),
     drift_share: float = typer.Option(
         0.5, help="Share of drifted columns that makes dataset drift."
     ),
+    fail_on: FailOn = typer.Option(
+        FailOn.dataset,
+        "--fail-on",
+        help="Exit 1 when the dataset rule fails (dataset) or when any column drifts "
+        "(column). Prediction drift fails either way.",
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
     report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report here."
     ),
@@ -181,7 +270,15 @@ def drift_check(
     ),
     batch_rows: int = typer.Option(1_000_000, min=1000, help="Rows per streamed window."),
 ) -> None:
-    """Compare current data with the reference; exit 1 on dataset or prediction drift."""
+    """Compare current data with the reference; exit 1 on dataset or prediction drift
+    (or on any drifted column with --fail-on column).
+
+    Date/time columns (datetime types, text that parses as timestamps), calendar parts
+    (year, month, day, ...) and identifiers are left out and named in the report; list
+    them in --keep to compare them anyway.
+    """
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
     with _guard():
         from pydantic import ValidationError
 
@@ -212,6 +309,8 @@ def drift_check(
                     settings=settings,
                     batch_rows=batch_rows,
                     progress=tick,
+                    keep=[*_split(keep), *preds],
+                    exclude=_split(exclude),
                 )
         if save_reference:
             ref.save(save_reference)
@@ -220,9 +319,10 @@ def drift_check(
         with _progress(cur_src.num_rows, "profiling current") as tick:
             cur = profile_current(cur_src, ref, batch_rows=batch_rows, progress=tick)
         result = compare(ref, cur, settings=settings, columns=cols or None, prediction=preds)
+        failed = result.failed(fail_on.value)
         if json_out != "-":
-            _print_drift(result)
-        _write_json(result.to_dict(), json_out)
+            _print_drift(result, fail_on)
+        _write_json(result.to_dict() | {"fail_on": fail_on.value, "failed": failed}, json_out)
 
         def html() -> str:
             from bastion.monitoring.reports import drift_html
@@ -230,7 +330,9 @@ def drift_check(
             return drift_html(result)
 
         _write_report(html, report)
-    if not result.passed:
+        if alert:
+            _send_alerts(result.findings)
+    if failed:
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -74,25 +74,25 @@ def time_or_id_reason(name: str, column: pd.Series) -> str:
     """Why ``column`` should be left out of a drift check, or ``""`` to compare it."""
     dtype = column.dtype
     if pd.api.types.is_datetime64_any_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
-        return "date/time column"
+        return "date/time"
     values = column.dropna()
     lowered = name.lower()
     if pd.api.types.is_integer_dtype(dtype) and lowered in CALENDAR_PARTS and len(values):
         low, high = CALENDAR_PARTS[lowered]
         if low <= values.min() and values.max() <= high:
-            return f"calendar part ({lowered})"
+            return "calendar part"
     if lowered in ("id", "uuid", "guid") or lowered.endswith("_id") or _CAMEL_ID.search(name):
-        return "identifier (by its name)"
+        return "identifier, by its name"
     text = isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype)
     text = text or pd.api.types.is_string_dtype(dtype)
     strings = text and bool(values.map(lambda v: isinstance(v, str)).all())
     if strings and _looks_like_timestamps(values):
-        return "date/time column (text parsed as timestamps)"
+        return "date/time, text timestamps"
     unique_ok = (text or pd.api.types.is_integer_dtype(dtype)) and len(
         values
     ) >= MIN_ROWS_FOR_UNIQUE
     if unique_ok and values.nunique() == len(values):
-        return "identifier (every value distinct)"
+        return "identifier, every value distinct"
     return ""
 
 
@@ -100,7 +100,6 @@ def sparse_categories_reason(distinct: int, n: int) -> str:
     """A reason when a text column has too many categories for their counts to compare."""
     if distinct >= MIN_SPARSE_CATEGORIES and n < SPARSE_ROWS_PER_CATEGORY * distinct:
         return (
-            f"identifier-like ({distinct:,} distinct values, about {n / distinct:.1f} rows "
-            "each: differences would be chance)"
+            f"identifier-like, {distinct:,} values of ~{n / distinct:.1f} rows each"
         )
     return ""
