@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(monitoring.drift_app, name="drift")
     app.add_typer(monitoring.fairness_app, name="fairness")
+    app.add_typer(monitoring.performance_app, name="performance")
     app.command("explain")(monitoring.explain)
 
     from bastion.cli.pii import app as pii_app

@@ -461,6 +461,270 @@ def fairness_check(
         raise typer.Exit(EXIT_FAILED)
 
 
+# --- embeddings ------------------------------------------------------------------------
+EMBEDDING_METHODS = ("domain_classifier", "mmd", "pca_reconstruction")
+
+
+@drift_app.command("embeddings")
+def drift_embeddings(
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Reference vectors: .npy, or .parquet/.csv."
+    ),
+    current: Path = typer.Option(..., "--current", "-c", help="Current vectors, same format."),
+    column: str | None = typer.Option(
+        None,
+        help="The column holding the vectors (a Parquet list column or JSON arrays in a CSV); "
+        "default: every numeric column is one dimension.",
+    ),
+    method: str = typer.Option(
+        ",".join(EMBEDDING_METHODS), help="Comma-separated: " + ", ".join(EMBEDDING_METHODS) + "."
+    ),
+    seed: int = typer.Option(0, help="Random seed (sampling, folds, permutations)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
+) -> None:
+    """Embedding drift (text, queries, images): a domain classifier, MMD and PCA
+    reconstruction; exit 1 when any of them finds drift."""
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
+    with _guard():
+        from bastion.monitoring.embeddings import embedding_drift
+        from bastion.monitoring.io import read_vectors
+
+        methods = tuple(_split(method))
+        unknown = [m for m in methods if m not in EMBEDDING_METHODS]
+        if unknown or not methods:
+            raise _bad_input(
+                f"--method {method!r}: choose from {', '.join(EMBEDDING_METHODS)}",
+                "invalid_option",
+            )
+        ref = read_vectors(reference, column)
+        cur = read_vectors(current, column)
+        result = embedding_drift(ref, cur, methods=methods, seed=seed)
+        if json_out != "-":
+            from bastion.cli.common import key_table
+
+            rows = [
+                [
+                    c.method,
+                    f"{c.score:.4g}",
+                    f"{'<' if c.method == 'mmd' else '≥'} {c.threshold:g}",
+                    "[red]DRIFT[/]" if c.drifted else "[green]ok[/]",
+                ]
+                for c in result.checks
+            ]
+            out.print(
+                key_table(
+                    ["method", "score", "drift when", "verdict"],
+                    rows,
+                    key=["method", "verdict"],
+                    title=f"Embedding drift: {result.n_reference} reference and "
+                    f"{result.n_current} current vectors, {result.dimensions} dimensions",
+                )
+            )
+            drifted = [c.method for c in result.checks if c.drifted]
+            out.print(
+                "verdict: "
+                + (
+                    f"[bold red]FAILED[/], drift by {', '.join(drifted)}"
+                    if drifted
+                    else "[bold green]PASSED[/], no method finds drift"
+                ),
+                highlight=False,
+            )
+        _write_json(result.to_dict(), json_out)
+        if alert:
+            _send_alerts(result.findings)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --- performance -----------------------------------------------------------------------
+performance_app = typer.Typer(
+    help="Model performance once labels arrive, against a reference period.",
+    no_args_is_help=True,
+)
+
+
+class Task(StrEnum):
+    auto = "auto"
+    classification = "classification"
+    regression = "regression"
+
+
+@performance_app.command("check")
+def performance_check(
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Labelled predictions of the reference period (.parquet, .csv): the baseline.",
+    ),
+    current: Path = typer.Option(
+        ..., "--current", "-c", help="Labelled predictions now (.parquet, .csv)."
+    ),
+    target: str = typer.Option(..., help="Column with the true label or value."),
+    prediction: str = typer.Option(..., help="Column with the model's prediction."),
+    score: str | None = typer.Option(
+        None, help="Column with the positive-class probability (adds ROC AUC, Brier, ECE)."
+    ),
+    task: Task = typer.Option(Task.auto, help="auto, classification or regression."),
+    positive: str | None = typer.Option(
+        None, "--positive-label", help="The positive class (default: 1 of 0/1, yes of yes/no)."
+    ),
+    prediction_positive: str | None = typer.Option(
+        None,
+        "--prediction-positive",
+        help="The positive prediction when predictions are coded unlike the labels.",
+    ),
+    time_column: str | None = typer.Option(None, help="Judge each time window of this column."),
+    window: str = typer.Option("W", help="Window length (pandas offset alias: D, W, MS)."),
+    segment: str | None = typer.Option(None, help="Comma-separated columns to judge by value."),
+    tolerance: float = typer.Option(
+        0.05, min=0.0, max=1.0, help="Tolerated drop of accuracy, F1, precision, recall, AUC."
+    ),
+    min_rows: int = typer.Option(50, min=1, help="Smaller windows are reported, not judged."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
+) -> None:
+    """Performance drift: metrics now against the reference period's; exit 1 when a
+    metric falls by more than its tolerance (overall, or in a judged window/segment)."""
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
+    with _guard():
+        from bastion.monitoring.config import PerformanceSettings
+        from bastion.monitoring.io import read_table
+        from bastion.monitoring.performance import evaluate_performance
+
+        segments = _split(segment)
+        extra = [c for c in [score, time_column, *segments] if c]
+        cur = read_table(current, [target, prediction, *extra])
+        base = (
+            read_table(reference, [target, prediction, *([score] if score else [])])
+            if reference is not None
+            else None
+        )
+        chosen = None if task is Task.auto else task.value
+        if chosen is None:
+            import pandas as pd
+
+            numeric = pd.api.types.is_float_dtype(cur[target]) and cur[target].nunique() > 20
+            chosen = "regression" if numeric else "classification"
+        labels: dict[str, Any] = {}
+        if chosen == "classification":
+            cur, t_label, p_label, dropped = binary_or_multiclass(
+                cur, target, prediction, positive, prediction_positive
+            )
+            labels = {"positive": {target: t_label, prediction: p_label}, "dropped": dropped}
+            if base is not None:
+                base = binary_or_multiclass(
+                    base, target, prediction, positive, prediction_positive
+                )[0]
+        settings = PerformanceSettings(
+            tolerances={m: tolerance for m in ("accuracy", "f1", "roc_auc", "precision", "recall")},
+            min_rows=min_rows,
+        )
+        result = evaluate_performance(
+            cur,
+            target=target,
+            prediction=prediction,
+            score=score,
+            baseline=base,
+            task=chosen,  # type: ignore[arg-type]
+            time_column=time_column,
+            window=window,
+            segments=segments,
+            pos_label=1,
+            settings=settings,
+        )
+        payload = result.to_dict() | {
+            "positive": {k: _jsonable(v) for k, v in labels.get("positive", {}).items()}
+        }
+        if json_out != "-":
+            _print_performance(result, labels)
+        _write_json(payload, json_out)
+        if alert:
+            _send_alerts(result.findings)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def binary_or_multiclass(
+    frame: Any, target: str, prediction: str, positive: str | None, prediction_positive: str | None
+) -> tuple[Any, Any, Any, int]:
+    """Binary labels as 0/1 (1 the positive class); a multiclass task as it is."""
+    from bastion.monitoring.labels import AmbiguousLabel, binary_columns
+
+    try:
+        binary, t, p, dropped = binary_columns(
+            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
+        )
+    except AmbiguousLabel:
+        values = set(frame[target].dropna().unique()) | set(frame[prediction].dropna().unique())
+        if positive is None and len(values) > 2:
+            return frame, None, None, 0  # multiclass, scored with macro averages
+        raise
+    return binary, t.positive, p.positive, dropped
+
+
+def _print_performance(result: Any, labels: dict[str, Any]) -> None:
+    from bastion.cli.common import key_table
+
+    base, now = result.baseline, result.overall
+    rows = []
+    degraded = {f.details.get("metric") for f in result.findings if f.subject == "overall"}
+    for metric, value in now.items():
+        b = base.get(metric)
+        rows.append(
+            [
+                metric,
+                f"{b:.4g}" if b is not None else "",
+                f"{value:.4g}",
+                f"{value - b:+.4g}" if b is not None else "",
+                "[red]WORSE[/]" if metric in degraded else "[green]ok[/]" if b is not None else "",
+            ]
+        )
+    out.print(
+        key_table(
+            ["metric", "reference", "current", "change", "verdict"],
+            rows,
+            key=["metric", "verdict"],
+            right=["reference", "current", "change"],
+            title=f"Performance ({result.task})",
+        )
+    )
+    positive = labels.get("positive") or {}
+    if positive and all(v is not None for v in positive.values()):
+        out.print(
+            "positive class: " + ", ".join(f"{k} = {_jsonable(v)!r}" for k, v in positive.items()),
+            highlight=False,
+        )
+    judged = [w for w in result.windows if w["judged"]]
+    if result.windows:
+        out.print(
+            f"windows/segments: {len(result.windows)} ({len(judged)} judged, "
+            f"the rest under the minimum rows)",
+            highlight=False,
+        )
+    for f in result.findings:
+        if f.subject != "overall":
+            out.print(f"  [yellow]•[/] {escape(f.message)}", highlight=False)
+    if not base:
+        out.print("no reference given: metrics reported, nothing judged", highlight=False)
+    status = "[bold green]PASSED[/]" if result.passed else "[bold red]FAILED[/]"
+    out.print(
+        f"verdict: {status}, {len(result.findings)} metric(s) worse than the reference "
+        "by more than the tolerance",
+        highlight=False,
+    )
+
+
 # --- explain ---------------------------------------------------------------------------
 def _load_model(path: Path) -> Any:
     from bastion.monitoring.errors import UnsupportedModel

@@ -106,7 +106,8 @@ def binarize(series: pd.Series, label: ResolvedLabel) -> np.ndarray:
     """1 where the value is the positive class, 0 elsewhere (missing values stay out)."""
     positive = _text(label.positive)
     hits = [v for v in label.values if _text(v) == positive]
-    return series.isin(hits).to_numpy(dtype=np.int64)
+    out: np.ndarray = series.isin(hits).to_numpy(dtype=np.int64)
+    return out
 
 
 def binary_columns(

@@ -198,9 +198,10 @@ def fit_reference(
     sample: dict[str, np.ndarray] = {}
     sample_keys = np.empty(0)
     n_rows = 0
-    named = {*(columns or ()), *categorical, *numerical, *keep}
+    kept = list(keep)
+    named = {*(columns or ()), *categorical, *numerical, *kept}
     skipped: dict[str, str] = {n: "excluded by the operator" for n in exclude}
-    missing = [n for n in [*keep, *exclude] if n not in source.columns]
+    missing = [n for n in [*kept, *exclude] if n not in source.columns]
     if missing:
         raise ColumnNotFound(
             f"{source.name} has no column(s) {missing}; it has {list(source.columns)}",
@@ -231,7 +232,7 @@ def fit_reference(
                 rows = np.flatnonzero(keys < sample_keys.max())
                 keys = keys[rows]
             merged_keys = np.concatenate([sample_keys, keys])
-            keep = (
+            chosen = (
                 np.sort(np.argpartition(merged_keys, k - 1)[:k]) if merged_keys.size > k else None
             )
             for name in numeric:
@@ -239,9 +240,9 @@ def fit_reference(
                 if rows is not None:
                     values = values[rows]
                 merged = np.concatenate([sample.get(name, np.empty(0)), values])
-                sample[name] = merged if keep is None else merged[keep]
+                sample[name] = merged if chosen is None else merged[chosen]
                 del values, merged
-            sample_keys = merged_keys if keep is None else merged_keys[keep]
+            sample_keys = merged_keys if chosen is None else merged_keys[chosen]
         if progress:
             progress(len(batch))
         del batch
