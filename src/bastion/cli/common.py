@@ -75,9 +75,10 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def format_option(default: OutputFormat = OutputFormat.table) -> Any:
-    """``--format table|json``: every command that prints a table can print JSON instead."""
-    return typer.Option(default, "--format", help="table (for people) or json (for scripts).")
+FORMAT_OPTION: Any = typer.Option(
+    OutputFormat.table, "--format", help="table (for people) or json (for scripts)."
+)
+"""``--format table|json``: every command that prints a table can print JSON instead."""
 
 
 DIGEST_CHARS = 12
@@ -88,6 +89,9 @@ def short_digest(digest: str) -> str:
     return digest[:DIGEST_CHARS]
 
 
+MIN_FOLDED_WIDTH = 6
+
+
 def key_table(
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -95,9 +99,12 @@ def key_table(
     key: Sequence[str] = (),
     right: Sequence[str] = (),
     title: str | None = None,
+    width: int | None = None,
 ) -> Table:
     """A table whose ``key`` columns (names, methods, ids, digests) are never cut or
-    wrapped: they get their full width and the other columns wrap (fold) to fit.
+    wrapped: they get their full width and the other columns fold to fit. When even
+    that does not fit ``width`` (the terminal's), the rightmost other columns are left
+    out and the caption names them (``--format json`` has everything).
 
     A light box (no vertical rules) leaves 80-column terminals room for the data.
     """
@@ -105,19 +112,44 @@ def key_table(
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for i, name in enumerate(headers):
+    def cells(i: int) -> list[int]:
+        return [Text.from_markup(str(r[i])).cell_len for r in rows] + [len(headers[i])]
+
+    full = [max(cells(i)) for i in range(len(headers))]
+    least = [
+        full[i] if name in key else min(full[i], MIN_FOLDED_WIDTH) for i, name in enumerate(headers)
+    ]
+    shown = list(range(len(headers)))
+    limit = width if width is not None else Console().width
+    hidden: list[str] = []
+    while sum(least[i] + 2 for i in shown) > limit:
+        droppable = [i for i in shown if headers[i] not in key]
+        if not droppable:
+            break
+        hidden.insert(0, headers[droppable[-1]])
+        shown.remove(droppable[-1])
+    caption = (
+        f"not shown at this width: {', '.join(hidden)} (widen the terminal or use --format json)"
+        if hidden
+        else None
+    )
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for i in shown:
+        name = headers[i]
+        justify: Any = "right" if name in right else "left"
         if name in key:
-            width = max(
-                [Text.from_markup(str(r[i])).cell_len for r in rows] + [len(name)], default=1
-            )
-            table.add_column(
-                name, no_wrap=True, min_width=width, justify="right" if name in right else "left"
-            )
+            table.add_column(name, no_wrap=True, min_width=full[i], justify=justify)
         else:
-            table.add_column(name, overflow="fold", justify="right" if name in right else "left")
+            table.add_column(name, overflow="fold", min_width=least[i], justify=justify)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*[row[i] for i in shown])
     return table
 
 

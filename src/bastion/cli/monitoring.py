@@ -338,19 +338,24 @@ def drift_check(
 
 # --- fairness --------------------------------------------------------------------------
 def _print_fairness(report: FairnessReport) -> None:
-    from rich.table import Table
+    from bastion.cli.common import key_table
 
-    table = Table(title="Fairness checks", title_justify="left")
-    for name in ("metric", "features", "value", "must be", "verdict"):
-        table.add_column(name)
-    for c in report.checks:
-        table.add_row(
-            c.metric,
-            " & ".join(c.features),
-            f"{c.value:.3f}",
-            f"{c.comparison} {c.threshold:g}",
-            "[green]pass[/]" if c.passed else "[red]FAIL[/]",
-        )
+    table = key_table(
+        ["metric", "features", "value", "must be", "verdict"],
+        [
+            [
+                c.metric,
+                " & ".join(c.features),
+                f"{c.value:.3f}",
+                f"{c.comparison} {c.threshold:g}",
+                "[green]pass[/]" if c.passed else "[red]FAIL[/]",
+            ]
+            for c in report.checks
+        ],
+        key=["metric", "verdict"],
+        right=["value"],
+        title="Fairness checks",
+    )
     out.print(table)
     for t in report.tables:
         if len(t.features) == 1:
@@ -393,6 +398,8 @@ def fairness_check(
     intersectional: bool = typer.Option(
         True, help="Also judge the combination of the sensitive features."
     ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
     report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report here."
     ),
@@ -400,7 +407,14 @@ def fairness_check(
         None, "--json", help="Write the JSON result here ('-' for stdout)."
     ),
 ) -> None:
-    """Judge group fairness; exit 1 when any threshold is crossed."""
+    """Judge group fairness; exit 1 when any threshold is crossed.
+
+    Labels and predictions may be coded differently (income '>50K' against 0/1
+    predictions): name the favourable label with --positive-label; 0/1, true/false and
+    yes/no columns are read without it.
+    """
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
     with _guard():
         from pydantic import ValidationError
 
@@ -457,6 +471,8 @@ def fairness_check(
             return fairness_html(result)
 
         _write_report(html, report)
+        if alert:
+            _send_alerts(result.findings)
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -758,6 +774,7 @@ def explain(
     ),
     top: int = typer.Option(5, min=1, help="Top contributors to show each way."),
     importance: bool = typer.Option(True, help="Also compute global importance (mean |SHAP|)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
     report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report here."
     ),
@@ -766,6 +783,8 @@ def explain(
     ),
 ) -> None:
     """Explain predictions with SHAP: top contributors per row and global importance."""
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
     with _guard():
         from bastion.monitoring.explain import explain_predictions
         from bastion.monitoring.io import read_table
@@ -791,24 +810,28 @@ def explain(
             fitted, features, row, top_k=top, pos_label=label, importance=importance
         )
         if json_out != "-":
-            from rich.table import Table
+            from bastion.cli.common import key_table
 
             out.print(f"explainer: {result.explainer} · output: {result.output}", highlight=False)
             for r in result.rows:
-                table = Table(
-                    title=f"row {r.row}: prediction {r.prediction:.4g} (base {r.base_value:.4g})",
-                    title_justify="left",
-                )
-                table.add_column("feature")
-                table.add_column("value")
-                table.add_column("contribution", justify="right")
-                for c in [*r.top_positive, *r.top_negative]:
-                    table.add_row(
-                        c.feature,
-                        str(c.value),
+                rows = [
+                    [
+                        escape(c.feature),
+                        escape(str(c.value)),
                         f"[{'red' if c.shap > 0 else 'blue'}]{c.shap:+.4g}[/]",
+                    ]
+                    for c in [*r.top_positive, *r.top_negative]
+                ]
+                out.print(
+                    key_table(
+                        ["feature", "value", "contribution"],
+                        rows,
+                        key=["feature", "contribution"],
+                        right=["contribution"],
+                        title=f"row {r.row}: prediction {r.prediction:.4g} "
+                        f"(base {r.base_value:.4g})",
                     )
-                out.print(table)
+                )
             if result.global_importance:
                 ranked = ", ".join(f"{f} {v:.3g}" for f, v in result.global_importance[:10])
                 out.print(f"global importance (mean |SHAP|): {ranked}", highlight=False)
