@@ -682,9 +682,14 @@ def binary_or_multiclass(
             frame, target, prediction, positive=positive, prediction_positive=prediction_positive
         )
     except AmbiguousLabel:
-        values = set(frame[target].dropna().unique()) | set(frame[prediction].dropna().unique())
-        if positive is None and len(values) > 2:
-            return frame, None, None, 0  # multiclass, scored with macro averages
+        truth = {str(v) for v in frame[target].dropna().unique()}
+        predicted = {str(v) for v in frame[prediction].dropna().unique()}
+        if positive is None and len(truth) > 2 and predicted <= truth:
+            # multiclass, scored with macro averages; labels compared as text
+            data = frame.dropna(subset=[target, prediction]).copy()
+            data[target] = data[target].astype(str)
+            data[prediction] = data[prediction].astype(str)
+            return data, None, None, len(frame) - len(data)
         raise
     return binary, t.positive, p.positive, dropped
 

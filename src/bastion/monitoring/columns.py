@@ -99,7 +99,5 @@ def time_or_id_reason(name: str, column: pd.Series) -> str:
 def sparse_categories_reason(distinct: int, n: int) -> str:
     """A reason when a text column has too many categories for their counts to compare."""
     if distinct >= MIN_SPARSE_CATEGORIES and n < SPARSE_ROWS_PER_CATEGORY * distinct:
-        return (
-            f"identifier-like, {distinct:,} values of ~{n / distinct:.1f} rows each"
-        )
+        return f"identifier-like, {distinct:,} values of ~{n / distinct:.1f} rows each"
     return ""
