@@ -38,8 +38,12 @@ def load_settings() -> Settings:
 
 
 def fail(message: str, code: int = 1, *, error_code: str | None = None) -> NoReturn:
-    """Print ``error: MESSAGE [ERROR_CODE]`` (the stable code scripts can match) and exit."""
-    text = f"{message} [{error_code}]" if error_code else message
+    """Print ``error: MESSAGE [ERROR_CODE]`` (the stable code scripts can match) and exit.
+
+    Without an ``error_code``: ``invalid_request`` for bad input (exit 2), else
+    ``check_failed``."""
+    error_code = error_code or ("invalid_request" if code == 2 else "check_failed")
+    text = f"{message} [{error_code}]"
     err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 

@@ -437,7 +437,7 @@ def fairness_check(
                 f"bad thresholds: {exc.errors()[0]['msg']}", "invalid_option"
             ) from None
         features = _split(sensitive)
-        frame = read_table(data, [target, prediction, *features])
+        frame = read_table(data, list(dict.fromkeys([target, prediction, *features])))
         binary, t_label, p_label, dropped = binary_columns(
             frame, target, prediction, positive=positive, prediction_positive=prediction_positive
         )
@@ -620,7 +620,7 @@ def performance_check(
 
         segments = _split(segment)
         extra = [c for c in [score, time_column, *segments] if c]
-        cur = read_table(current, [target, prediction, *extra])
+        cur = read_table(current, list(dict.fromkeys([target, prediction, *extra])))
         base = (
             read_table(reference, [target, prediction, *([score] if score else [])])
             if reference is not None
