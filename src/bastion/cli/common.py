@@ -126,16 +126,15 @@ def key_table(
     shown = list(range(len(headers)))
     limit = width if width is not None else Console().width
     hidden: list[str] = []
-    while sum(least[i] + 2 for i in shown) > limit:
+    # SIMPLE_HEAD without padded edges: one space each side, three between columns
+    while sum(least[i] for i in shown) + 3 * (len(shown) - 1) + 2 > limit:
         droppable = [i for i in shown if headers[i] not in key]
         if not droppable:
             break
         hidden.insert(0, headers[droppable[-1]])
         shown.remove(droppable[-1])
     caption = (
-        f"not shown at this width: {', '.join(hidden)} (widen the terminal or use --format json)"
-        if hidden
-        else None
+        f"not shown at this width: {', '.join(hidden)} (see --format json)" if hidden else None
     )
     table = Table(
         title=title,
