@@ -19,19 +19,22 @@ from rich.console import Console
 from rich.markup import escape
 
 from bastion.errors import BastionError, InvalidInput
-from bastion.observability import configure_logging
-from bastion.settings import Settings
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from bastion.runtime import Runtime
+    from bastion.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
 
 
 def load_settings() -> Settings:
+    # imported here: pydantic-settings costs a large share of ``bastion --help``
+    from bastion.observability import configure_logging
+    from bastion.settings import Settings
+
     settings = Settings()
     configure_logging("WARNING", "text")
     return settings
