@@ -140,9 +140,13 @@ def flights(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 
 @pytest.mark.shared_data
-def test_two_halves_of_a_month_do_not_drift_by_their_timestamps(flights) -> None:
-    result = run("drift", "check", "-r", str(flights["jan_a"]), "-c", str(flights["jan_b"]))
+def test_two_halves_of_a_month_do_not_drift_by_their_timestamps(flights, tmp_path) -> None:
+    html = tmp_path / "drift.html"
+    result = run("drift", "check", "-r", str(flights["jan_a"]), "-c", str(flights["jan_b"]),
+                 "--report", str(html))  # fmt: skip
     assert result.exit_code == 0, result.output
+    page = html.read_text(encoding="utf-8")
+    assert "Left out" in page and "time_hour (date/time" in page and "no dataset drift" in page
     report = json.loads(
         run(
             "drift",

@@ -297,6 +297,12 @@ def drift_check(
         preds = _split(prediction)
         wanted = [*cols, *[p for p in preds if p not in cols]] if cols else None
         if reference.suffix.lower() == ".json":
+            if keep or exclude:
+                raise _bad_input(
+                    "--keep and --exclude apply when the reference is profiled; with a stored "
+                    "profile choose the columns with --columns",
+                    "invalid_option",
+                )
             ref = Profile.load(reference)
         else:
             ref_src = open_table(reference)
