@@ -85,7 +85,8 @@ def time_or_id_reason(name: str, column: pd.Series) -> str:
         return "identifier, by its name"
     text = isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype)
     text = text or pd.api.types.is_string_dtype(dtype)
-    strings = text and bool(values.map(lambda v: isinstance(v, str)).all())
+    sample = values.head(SAMPLE_VALUES)
+    strings = text and all(isinstance(v, str) for v in sample)
     if strings and _looks_like_timestamps(values):
         return "date/time, text timestamps"
     unique_ok = (text or pd.api.types.is_integer_dtype(dtype)) and len(
