@@ -7,9 +7,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from bastion.cli import audit, db, demo, keys, policy, serve
-    from bastion.cli.common import BastionGroup
+    from bastion.cli.common import use_coded_errors
 
-    app.info.cls = BastionGroup  # every error a coded message, never a traceback
+    use_coded_errors(app)  # every error a coded message, never a traceback
 
     app.command()(serve.serve)
     app.add_typer(db.app, name="db")

@@ -185,16 +185,18 @@ def _coded(exc: BaseException) -> NoReturn:
     )
 
 
-class BastionGroup(typer.core.TyperGroup):
-    """The root group: every error that escapes a command (a usage error, a Bastion
-    error, anything unexpected) is printed as ``error: MESSAGE [CODE]``, never a
-    traceback. Usage errors (unknown option, bad value) exit 2 with ``usage_error``."""
+class CodedErrors:
+    """Mixin for the root group: every error that escapes a command (a usage error, a
+    Bastion error, anything unexpected) is printed as ``error: MESSAGE [CODE]``, never a
+    traceback. Usage errors (unknown option, bad value) exit 2 with ``usage_error``.
+    A custom root group (e.g. one that loads commands lazily) puts it first in its
+    bases: ``class LazyGroup(CodedErrors, TyperGroup)``."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         from typer._click.exceptions import ClickException
 
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(*args, **kwargs)  # type: ignore[misc]
         except (ClickException, BastionError) as exc:
             _coded(exc)
 
@@ -202,8 +204,23 @@ class BastionGroup(typer.core.TyperGroup):
         from typer._click.exceptions import ClickException
 
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]
         except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
             raise
         except (ClickException, Exception) as exc:
             _coded(exc)
+
+
+class BastionGroup(CodedErrors, typer.core.TyperGroup):
+    """The ``bastion`` root group (see :class:`CodedErrors`)."""
+
+
+def use_coded_errors(app: typer.Typer) -> None:
+    """Make ``app``'s root group print coded errors, unless its own class already does."""
+    current = app.info.cls
+    if isinstance(current, type) and issubclass(current, CodedErrors):
+        return
+    if isinstance(current, type):  # someone's own group class: add the mixin to it
+        app.info.cls = type(current.__name__, (CodedErrors, current), {})
+    else:
+        app.info.cls = BastionGroup
