@@ -190,3 +190,29 @@ def test_wrong_columns_and_values_name_their_code(args, code, good) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert f"[{code}" in result.output, result.output
+
+
+def test_a_custom_root_group_keeps_coded_errors() -> None:
+    from typer.core import TyperGroup
+
+    from bastion.cli.common import CodedErrors, use_coded_errors
+
+    class Lazy(TyperGroup):
+        pass
+
+    custom = typer.Typer(cls=Lazy)
+
+    @custom.command()
+    def one(n: int = 1) -> None:
+        typer.echo(n)
+
+    @custom.command()
+    def two() -> None:
+        raise RuntimeError("boom")
+
+    use_coded_errors(custom)
+    assert issubclass(custom.info.cls, CodedErrors) and issubclass(custom.info.cls, Lazy)
+    bad = CliRunner().invoke(custom, ["one", "--n", "x"])
+    assert bad.exit_code == 2 and "[usage_error]" in bad.output
+    boom = CliRunner().invoke(custom, ["two"])
+    assert boom.exit_code == 1 and "[internal_error]" in boom.output and "boom" in boom.output
