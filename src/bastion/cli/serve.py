@@ -73,7 +73,7 @@ def serve(
         if m.state == "fallback":
             console.print(
                 f"[yellow]Fallback[/]        {m.name} is answered by [bold]{m.answered_by}[/]: "
-                f"{_why(m.reason)} (set it and restart; `bastion status` shows every model)",
+                f"{m.reason} (set it and restart; `bastion status` shows every model)",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -112,7 +112,3 @@ def serve(
         timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=10,
     )
-
-
-def _why(reason: str) -> str:
-    return reason.split(":", 1)[0]

@@ -48,7 +48,7 @@ class ModelStatus:
     provider: str
     state: ModelState
     answered_by: str | None  # the model that answers: itself, a fallback, or none
-    reason: str
+    reason: str  # why not itself ("" when ready)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +84,7 @@ def model_statuses(policy: Policy, has_env: Callable[[str], bool]) -> list[Model
     out = []
     for name, cfg in sorted(policy.models.items()):
         if is_ready(name):
-            out.append(ModelStatus(name, cfg.kind, cfg.provider, "ready", name, "its provider"))
+            out.append(ModelStatus(name, cfg.kind, cfg.provider, "ready", name, ""))
             continue
         provider = ready.get(cfg.provider)
         why = provider.detail if provider is not None else f"no provider {cfg.provider!r}"
@@ -104,7 +104,7 @@ def model_statuses(policy: Policy, has_env: Callable[[str], bool]) -> list[Model
                     cfg.provider,
                     "fallback",
                     fallback,
-                    f"{why}: answered by its fallback {fallback!r}",
+                    why,
                 )
             )
         else:
@@ -115,7 +115,7 @@ def model_statuses(policy: Policy, has_env: Callable[[str], bool]) -> list[Model
                     cfg.provider,
                     "unavailable",
                     None,
-                    f"{why} and no fallback is ready: calls fail",
+                    f"{why}; no fallback is ready, so calls fail",
                 )
             )
     return out
