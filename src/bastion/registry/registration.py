@@ -44,7 +44,7 @@ from bastion.registry.mlflow_store import RunEvidence
 from bastion.registry.models import ModelVersionRow, RegistrationRow, StageChangeRow
 from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import Registered, VersionView
-from bastion.registry.versioning import check_new_label
+from bastion.registry.versioning import check_new_label, parse_semver
 
 if TYPE_CHECKING:
     from bastion.registry.service import ModelRegistry
@@ -89,7 +89,7 @@ def register(
     """
     check_name(name)
     if semver is not None:
-        semver = _check_label(reg, name, semver)
+        semver = str(parse_semver(semver))
     if (run_id is None) == (path is None):
         raise InvalidInput(
             "give exactly one of a run id or a model path", code="model_source_required"
@@ -114,6 +114,8 @@ def register(
     existing = _existing(reg, name, *digests)
     if existing is not None:
         return _again(existing, semver)
+    if semver is not None:  # before MLflow is written to
+        _check_label(reg, name, semver)
     held = _reserve(reg, actor, name, digests)
     if isinstance(held, VersionView):
         return _again(held, semver)
