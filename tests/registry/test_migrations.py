@@ -102,3 +102,19 @@ def test_semver_labels_arrive_without_touching_what_was_there(settings: Any) -> 
     assert [tuple(r) for r in labels] == [(1, None), (2, None)]  # unlabelled, both
     assert [r[0] for r in requests] == ["pr_1"]
     assert registry_drift(url) == []
+
+
+def test_the_revision_read_without_alembic_is_the_newest_migration(settings: Any) -> None:
+    from bastion.db import head_revision
+    from bastion.db.revision import HEAD, is_current, stored_revision
+
+    assert head_revision() == HEAD, "set bastion.db.revision.HEAD to the new migration"
+    db = create_database(settings.resolved_database_url)
+    try:
+        assert stored_revision(db.engine) is None and not is_current(db.engine)
+        upgrade(db.engine, "0005")
+        assert stored_revision(db.engine) == "0005" and not is_current(db.engine)
+        upgrade(db.engine)
+        assert is_current(db.engine)
+    finally:
+        db.dispose()

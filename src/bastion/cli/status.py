@@ -103,12 +103,13 @@ def _schema_and_keys(url: str, report: dict[str, Any], problems: list[str]) -> d
     from sqlalchemy.exc import SQLAlchemyError
 
     from bastion.auth.models import ApiKey
-    from bastion.db import create_database, current_revision, head_revision
+    from bastion.db import create_database
     from bastion.db.base import utcnow
+    from bastion.db.revision import HEAD, stored_revision
 
     db = create_database(url)
     try:
-        current, head = current_revision(db.engine), head_revision()
+        current, head = stored_revision(db.engine), HEAD
         out: dict[str, Any] = {"revision": current, "head": head}
         if current != head:
             out["schema"] = "missing" if current is None else "behind"
