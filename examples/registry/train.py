@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 from bastion.settings import Settings, quiet_mlflow
 
@@ -22,21 +23,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="log this many runs (seeds SEED, SEED+1, ...)"
+    )
     args = parser.parse_args()
 
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     quiet_mlflow()  # before MLflow's first import: it reports usage unless told not to
     import mlflow
-    import mlflow.sklearn
-    import sklearn
-    from mlflow.models import infer_signature
     from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)  # its notes on pickling are noise here
     mlflow.set_tracking_uri(settings.resolved_mlflow_tracking_uri)
@@ -49,13 +45,29 @@ def main() -> None:
 
     frame = load_breast_cancer(as_frame=True).frame
     X, y = frame.drop(columns="target"), frame["target"]
+    for seed in range(args.seed, args.seed + args.runs):
+        print(train_and_log(frame, X, y, args.c, seed))
+
+
+def train_and_log(frame: Any, X: Any, y: Any, c: float, seed: int) -> str:
+    """One run: fit, log params, metrics, the training data and the model; its id."""
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.25, random_state=args.seed, stratify=y
+        X, y, test_size=0.25, random_state=seed, stratify=y
     )
-    with mlflow.start_run(run_name=f"logreg C={args.c}") as run:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=args.c, max_iter=1000))
+    with mlflow.start_run(run_name=f"logreg C={c} seed={seed}") as run:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
         model.fit(X_train, y_train)
-        mlflow.log_params({"C": args.c, "seed": args.seed, "model": "logistic_regression"})
+        mlflow.log_params({"C": c, "seed": seed, "model": "logistic_regression"})
         mlflow.log_metrics(
             {
                 "accuracy": float(accuracy_score(y_test, model.predict(X_test))),
@@ -74,9 +86,8 @@ def main() -> None:
             serialization_format="cloudpickle",
             pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
         )
-        where = settings.resolved_mlflow_tracking_uri
-        print(f"logged run {run.info.run_id} to {where}", file=sys.stderr)
-        print(run.info.run_id)
+        print(f"logged run {run.info.run_id} to {mlflow.get_tracking_uri()}", file=sys.stderr)
+        return str(run.info.run_id)
 
 
 if __name__ == "__main__":
