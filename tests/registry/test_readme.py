@@ -59,4 +59,4 @@ def test_the_readme_registry_walk_through_runs_as_written(tmp_path: Path) -> Non
     assert "wrote card.md" in out and "Demonstrations only." in (tmp_path / "card.md").read_text()
     assert "approved pr_" in out and "cancer v1 is now in staging" in out
     assert "OK: 1 model(s)" in out
-    assert "acting as" not in done.stderr  # every step named its actor
+    assert "acted as" not in done.stderr  # every step named its actor

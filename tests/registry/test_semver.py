@@ -159,7 +159,7 @@ def test_the_cli_labels_shows_and_says_who_acts(
     assert r.code == 0, r.err
     assert "registered income v1 1.2.0" in r.out
     # No --by and no --key: the login name is used, and the command says so.
-    assert "acting as" in r.err and "--by NAME" in r.err
+    assert "acted as" in r.err and "--by NAME" in r.err
     r = bastion(env, "models", "show", "income", "--json")
     assert [v["semver"] for v in json.loads(r.out)] == ["1.2.0"]
     r = bastion(env, "models", "show", "income", "1")
@@ -178,4 +178,4 @@ def test_the_cli_labels_shows_and_says_who_acts(
         "--by",
         "ana",
     )
-    assert r.code == 0 and "by ana" in r.out and "acting as" not in r.err
+    assert r.code == 0 and "by ana" in r.out and "acted as" not in r.err

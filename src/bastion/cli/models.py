@@ -94,12 +94,6 @@ def _acting(
     if key is not None and by is not None:
         _refuse("give --by or --key, not both: a key names its holder", "conflicting_options")
     secret = typer.get_text_stream("stdin").readline().strip() if key == "-" else key
-    if not secret and by is None:
-        err_console.print(
-            f"[yellow]note:[/] acting as {escape(repr(_login()))}, the login name: name "
-            "yourself with --by NAME, or act as an API key's holder with --key",
-            highlight=False,
-        )
     with runtime(label="models") as rt, _coded():
         actor = rt.keys.authenticate(secret) if secret else cli_principal(by or _login())
         if not actor.can(needs):
@@ -108,6 +102,12 @@ def _acting(
                 "needs: ask an admin for a key with a role that has it"
             )
         yield ModelRegistry.from_runtime(rt), actor
+    if not secret and by is None:  # said once it acted: a refusal prints its error alone
+        err_console.print(
+            f"[yellow]note:[/] acted as {escape(repr(_login()))}, the login name: name "
+            "yourself with --by NAME, or act as an API key's holder with --key",
+            highlight=False,
+        )
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
