@@ -13,6 +13,11 @@ real registration (a new MLflow version, its digest, a ledger event), not the
 idempotent look-up that registering one run twice would be; the look-up is measured
 separately.
 
+Two baselines run beside them: ``python -c pass`` (the interpreter alone) and
+``python -c 'import mlflow'`` (the floor for any command that talks to MLflow). The
+1-minute load average is recorded: on a shared machine it says how far to trust the
+figures.
+
 Aims (issue 15): ``bastion --help`` under 0.3 s, ``bastion models register`` under 2 s.
 Writes ``bench/results/cli.json`` and prints a table.
 """
@@ -92,6 +97,12 @@ def main() -> None:
             check=True,
         )
         runs = trained.stdout.split()
+        # Baselines on the same machine at the same time: the interpreter alone, and
+        # MLflow's import alone (which `models register` cannot do without).
+        baselines = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import mlflow'": [sys.executable, "-c", "import mlflow"],
+        }
         commands: dict[str, list[list[str]]] = {
             "--help": [["--help"]] * (args.repeats + 1),
             "--version": [["--version"]] * (args.repeats + 1),
@@ -108,6 +119,10 @@ def main() -> None:
             * (args.repeats + 1),
         }
         results: dict[str, Any] = {}
+        for name, argv in baselines.items():
+            samples = [timed(argv, env) for _ in range(args.repeats + 1)]
+            results[name] = summary(samples[1:]) | {"argv": argv[1:], "baseline": True}
+            console.print(f"{name}: median {results[name]['median_s']:.3f} s")
         for name, argvs in commands.items():
             samples = [timed([BASTION, *argv], env) for argv in argvs]
             results[name] = summary(samples[1:])  # the first warms the file cache
