@@ -73,7 +73,12 @@ def test_the_readme_examples_run_as_written_with_the_analysts_key(
     code = "\n".join(blocks)
     code = code.replace("http://127.0.0.1:8000/v1", offline["url"] + "/v1")
     code = code.replace('api_key="bst_..."', f'api_key="{offline["keys"]["ana"]}"')
-    exec(compile(code, "README.md", "exec"), {})
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        if isinstance(namespace.get("client"), openai.OpenAI):
+            namespace["client"].close()
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("local ") and "Bastion records every call" in printed[0]
     assert printed[1] == "2 256"  # embeddings: ana's role may use local-embed
@@ -100,14 +105,19 @@ def test_start_up_and_status_say_that_gpt_falls_back_to_local(offline: dict[str,
     text = run(offline["env"], "status")
     assert text.returncode == 0 and "local (fallback)" in text.stdout
     # And the call itself: asked for gpt-4.1-mini, answered by local.
-    answer = client(offline).chat.completions.create(
-        model="gpt-4.1-mini", messages=[{"role": "user", "content": "Say hello."}]
-    )
+    with client(offline) as sdk:
+        answer = sdk.chat.completions.create(
+            model="gpt-4.1-mini", messages=[{"role": "user", "content": "Say hello."}]
+        )
     assert answer.model == "local"
 
 
 def test_a_tool_call_and_its_result_over_two_turns_streamed(offline: dict[str, Any]) -> None:
-    sdk = client(offline)
+    with client(offline) as sdk:
+        two_turns(sdk)
+
+
+def two_turns(sdk: openai.OpenAI) -> None:
     messages: list[Any] = [{"role": "user", "content": 'What is the weather in "Oslo" right now?'}]
     stream = sdk.chat.completions.create(
         model="local",
