@@ -18,6 +18,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
+from bastion.cli.coded import CodedErrors
 from bastion.errors import BastionError, InvalidInput
 
 if TYPE_CHECKING:
@@ -183,32 +184,6 @@ def _coded(exc: BaseException) -> NoReturn:
         1,
         error_code="internal_error",
     )
-
-
-class CodedErrors:
-    """Mixin for the root group: every error that escapes a command (a usage error, a
-    Bastion error, anything unexpected) is printed as ``error: MESSAGE [CODE]``, never a
-    traceback. Usage errors (unknown option, bad value) exit 2 with ``usage_error``.
-    A custom root group (e.g. one that loads commands lazily) puts it first in its
-    bases: ``class LazyGroup(CodedErrors, TyperGroup)``."""
-
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        from typer._click.exceptions import ClickException
-
-        try:
-            return super().make_context(*args, **kwargs)  # type: ignore[misc]
-        except (ClickException, BastionError) as exc:
-            _coded(exc)
-
-    def invoke(self, ctx: Any) -> Any:
-        from typer._click.exceptions import ClickException
-
-        try:
-            return super().invoke(ctx)  # type: ignore[misc]
-        except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
-            raise
-        except (ClickException, Exception) as exc:
-            _coded(exc)
 
 
 class BastionGroup(CodedErrors, typer.core.TyperGroup):

@@ -28,7 +28,7 @@ models:
 
 roles:
   admin: {models: ["*"]}
-  analyst: {models: [gpt-4.1-mini, local], max_tokens_per_request: 4096}
+  analyst: {models: [gpt-4.1-mini, local, local-embed], max_tokens_per_request: 4096}
   guest: {models: [local]}
   auditor:
     models: []

@@ -69,6 +69,12 @@ class RegisterIn(_Body):
     training_seconds: float | None = Field(None, ge=0)
     code_version: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=4000)
+    semver: str | None = Field(
+        None,
+        max_length=100,
+        description="A semantic version label for the new version (1.2.0): unique per "
+        "model and higher than its earlier labels",
+    )
 
 
 class EvidenceIn(_Body):
@@ -160,6 +166,7 @@ def register_version(
         training_seconds=body.training_seconds,
         code_version=body.code_version,
         description=body.description,
+        semver=body.semver,
     )
     if not result.created:
         response.status_code = 200
