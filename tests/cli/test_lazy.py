@@ -78,12 +78,11 @@ def test_a_command_imports_its_own_module_only() -> None:
     modules = imported_by("models", "register", "--help", run_cli=True)
     assert "bastion.cli.models" in modules
     assert {e.module for e in COMMANDS.values()} & modules == {"bastion.cli.models"}
-    assert heavy_in(modules) == [
-        "prometheus_client",
-        "pydantic",
-        "pydantic_settings",
-        "rich",
-    ], "MLflow, pandas and the database load when the command runs, not for its help"
+    # Only the light parts of the shared CLI helpers (rich for output, pydantic for
+    # option types) may load for a command's help: MLflow, pandas and the database load
+    # when the command runs.
+    assert set(heavy_in(modules)) <= {"prometheus_client", "pydantic", "pydantic_settings", "rich"}
+    assert "rich" in heavy_in(modules)  # the command's module itself was imported
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

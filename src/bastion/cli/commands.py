@@ -59,7 +59,7 @@ COMMANDS: dict[str, Entry] = {
     "performance": Entry(
         "bastion.cli.monitoring",
         "performance_app",
-        "Model performance drift between a reference and current labelled data.",
+        "Model performance once labels arrive, against a reference period.",
     ),
     "explain": Entry(
         "bastion.cli.monitoring",
