@@ -196,7 +196,7 @@ async def test_the_sdk_reads_the_same_answer_through_any_stream(  # type: ignore
     assert "jane.doe@example.com" in texts[0]
     assert texts[1] == texts[0]
     assert finishes == ["stop", "stop"]
-    [*_, event] = runtime.events.page(EventFilter(action="llm.chat"), limit=10, order="asc").events
+    [*_, event] = runtime.audit.page(EventFilter(action="llm.chat"), limit=10, order="asc").events
     assert event.outcome == "success"
     if "no-finish" in name:
         assert "upstream_missing_finish" in event.flags
