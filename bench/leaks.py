@@ -319,29 +319,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if results["all_passed"] else 1
 
 
+#: The report's checks, as the table heads them.
+SHORT = {
+    "configured_upstream_boundary": "upstream boundary",
+    "sse_validity": "SSE valid",
+    "response_fidelity": "fidelity",
+    "fragmentation_safety": "fragments",
+    "client_observed_latency": "latency",
+}
+
+
 def render(results: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     rows = [*results["runs"], results["negative_control"]]
     names = sorted({n for r in rows for n in r["checks"]})
-    table = Table(title=f"{results['benchmark']} against bastion serve")
-    for column in ("run", "verdict", *names, "leaked", "[DONE] ok", "as required"):
+    table = Table(title=f"{results['benchmark']}: bastion serve, and no gateway at all")
+    for column in ("run", "verdict", *(SHORT.get(n, n) for n in names)):
         table.add_column(column)
+    table.add_column("leaked upstream")
+    table.add_column("one [DONE]")
+    table.add_column("as required")
     for r in rows:
+        if r["target"] == "capture://self":
+            run = "no gateway (capture://self)"
+        else:
+            run = f"{r['profile']}, {r['duty']}"
         table.add_row(
-            f"{r['profile']} / {r['duty']}"
-            if r["target"] != "capture://self"
-            else "capture://self",
+            run,
             r["verdict"],
             *("pass" if r["checks"].get(n) else "FAIL" if n in r["checks"] else "-" for n in names),
-            ", ".join(r.get("leaked_entity_types") or []) or "-",
-            str(r.get("done_markers_valid")),
+            ", ".join(r.get("leaked_entity_types") or []) or "nothing",
+            "yes" if r.get("done_markers_valid") else "NO",
             "yes" if r["passed"] else "NO",
         )
-    console = Console()
+    console = Console(width=160)
     console.print(table)
-    console.print(f"all passed: {results['all_passed']}  ->  {RESULTS.relative_to(ROOT)}")
+    console.print(
+        "The control must LEAK (the harness itself sends the values to the capture); "
+        "every other row must be CLEAN."
+    )
+    console.print(f"all as required: {results['all_passed']}  ->  {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
