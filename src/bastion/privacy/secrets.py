@@ -201,14 +201,11 @@ def _is_jwt(token: str) -> bool:
     return isinstance(decoded, dict)
 
 
-def _random_looking(token: str) -> bool:
-    if "/" in token and "." in token:  # a path or a URL
+def _mixed(token: str) -> bool:
+    """Letters and digits mixed, and not a path or a URL."""
+    if "/" in token and "." in token:
         return False
-    return (
-        _DIGIT.search(token) is not None
-        and _LETTER.search(token) is not None
-        and entropy(token) >= MIN_ENTROPY
-    )
+    return _DIGIT.search(token) is not None and _LETTER.search(token) is not None
 
 
 def _placeholder(value: str) -> bool:
@@ -275,10 +272,11 @@ class SecretRecognizer:
                 )
                 continue
             value = token.rstrip(".")
-            if len(value) < 16:
+            # Cheapest first: most long runs in prose are numbers, words or URLs.
+            if len(value) < 16 or not _mixed(value):
                 continue
             before = text[max(0, start - _KEYWORD_REACH) : start].lower()
-            if _KEYWORD_BEFORE.search(before) is None or not _random_looking(value):
+            if _KEYWORD_BEFORE.search(before) is None or entropy(value) < MIN_ENTROPY:
                 continue
             kind = E.SECRET_GENERIC
             if "aws" in before and len(value) == 40:
