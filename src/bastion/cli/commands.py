@@ -7,6 +7,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     from bastion.cli import audit, db, demo, keys, policy, serve
+    from bastion.cli.common import use_coded_errors
+
+    use_coded_errors(app)  # every error a coded message, never a traceback
 
     app.command()(serve.serve)
     app.add_typer(db.app, name="db")
@@ -19,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(monitoring.drift_app, name="drift")
     app.add_typer(monitoring.fairness_app, name="fairness")
+    app.add_typer(monitoring.performance_app, name="performance")
     app.command("explain")(monitoring.explain)
 
     from bastion.cli.pii import app as pii_app
