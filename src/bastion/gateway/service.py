@@ -48,7 +48,7 @@ from bastion.gateway.errors import (
 from bastion.gateway.pricing import cost_usd, worst_case_usd
 from bastion.gateway.providers import registry
 from bastion.gateway.providers.base import JSON, InProcessProvider, Provider, Target
-from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
+from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings, read_json
 from bastion.gateway.resilience import Resilience
 from bastion.gateway.streams import Streams
 from bastion.gateway.tokens import count_inputs, count_prompt, count_text
@@ -317,6 +317,8 @@ class Gateway(Streams):
         call = Call(principal, "chat")
         reservation: Reservation | None = None
         try:
+            if isinstance(body, bytes | bytearray):
+                body = read_json(body)  # a refusal here is recorded like any other
             request = parse_chat(body)
             call.requested_model = request.model
             call.stream = request.stream
@@ -572,6 +574,8 @@ class Gateway(Streams):
         call = Call(principal, "embeddings")
         reservation: Reservation | None = None
         try:
+            if isinstance(body, bytes | bytearray):
+                body = read_json(body)
             request = parse_embeddings(body)
             call.requested_model = request.model
             policy = self.policy

@@ -25,7 +25,7 @@ from bastion.api.deps import require_caller, requires, route_guard
 from bastion.api.errors import bastion_error_response
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
-from bastion.errors import BastionError, InvalidInput, NotFound
+from bastion.errors import BastionError, NotFound
 from bastion.gateway.calls import Reply
 from bastion.gateway.errors import BudgetExceeded, TooManyRequests, UpstreamFailure
 from bastion.gateway.service import Gateway
@@ -48,14 +48,6 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 class _JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return jsonio.dumps(content)
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return jsonio.loads(raw, constants=False)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
 
 
 def _render(reply: Reply, request: Request) -> Response:
@@ -89,13 +81,14 @@ async def _call(request: Request, coro: Any) -> Response:
 
 
 async def _chat(request: Request, caller: Principal, gateway: Gateway) -> Response:
-    body = await _json_body(request)
+    # Parsed by the gateway, so a body that is not JSON is a refused call in the ledger.
+    body = await request.body()
     conversation = request.headers.get(CONVERSATION_HEADER)
     return await _call(request, gateway.chat(caller, body, conversation_id=conversation))
 
 
 async def _embeddings(request: Request, caller: Principal, gateway: Gateway) -> Response:
-    body = await _json_body(request)
+    body = await request.body()
     return await _call(request, gateway.embeddings(caller, body))
 
 
