@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion import jsonio
 from bastion.api.deps import require_caller, requires, route_guard
 from bastion.api.errors import bastion_error_response
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.errors import BastionError, NotFound
@@ -30,7 +31,13 @@ from bastion.gateway.calls import Reply
 from bastion.gateway.errors import BudgetExceeded, TooManyRequests, UpstreamFailure
 from bastion.gateway.service import Gateway
 
-router = APIRouter(prefix="/v1", tags=["gateway"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["gateway"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED, 404),
+)
+_CALL_ERRORS = errors(409, 429, 502, 503, 504)
 Caller = Annotated[Principal | None, Depends(requires(Permission.LLM_USE))]
 CONVERSATION_HEADER = "x-bastion-conversation-id"
 
@@ -92,12 +99,20 @@ async def _embeddings(request: Request, caller: Principal, gateway: Gateway) -> 
     return await _call(request, gateway.embeddings(caller, body))
 
 
-@router.post("/chat/completions", summary="Chat completions (OpenAI-compatible), governed")
+@router.post(
+    "/chat/completions",
+    summary="Chat completions (OpenAI-compatible), governed",
+    responses=_CALL_ERRORS,
+)
 async def chat_completions(request: Request, caller: Caller, gateway: GatewayDep) -> Response:
     return await _chat(request, require_caller(caller), gateway)
 
 
-@router.post("/embeddings", summary="Embeddings (OpenAI-compatible), governed")
+@router.post(
+    "/embeddings",
+    summary="Embeddings (OpenAI-compatible), governed",
+    responses=_CALL_ERRORS,
+)
 async def embeddings(request: Request, caller: Caller, gateway: GatewayDep) -> Response:
     return await _embeddings(request, require_caller(caller), gateway)
 
