@@ -16,7 +16,7 @@ from fastapi import Path, Request, Response
 from fastapi.routing import APIRoute
 
 from bastion import jsonio
-from bastion.api.schemas import ErrorOut
+from bastion.api.schemas import ErrorDetail
 
 
 class StrictJSONRequest(Request):
@@ -60,9 +60,25 @@ _DESCRIPTIONS = {
 }
 
 
+#: The error shape, inline: with ``model=`` FastAPI would document it under the route's
+#: own media type (text/plain for a card), while errors are always JSON.
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": ErrorDetail.model_json_schema()},
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for error statuses, each in the one error shape."""
-    return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in statuses}
+    return {
+        s: {
+            "description": _DESCRIPTIONS[s],
+            "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        }
+        for s in statuses
+    }
 
 
 #: What every guarded route may answer besides its success.

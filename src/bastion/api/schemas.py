@@ -97,14 +97,11 @@ class Whoami(BaseModel):
 
 
 class ErrorDetail(BaseModel):
+    """Every error is ``{"error": ErrorDetail}``, in OpenAI's shape so SDKs raise their
+    usual exceptions."""
+
     message: str
     type: str
     code: str = Field(description="Stable: branch on this, not on the message.")
     param: str | None = Field(description="The field or parameter at fault, when one is.")
     request_id: str | None
-
-
-class ErrorOut(BaseModel):
-    """Every error, in OpenAI's shape so SDKs raise their usual exceptions."""
-
-    error: ErrorDetail

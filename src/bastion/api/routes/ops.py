@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
@@ -75,6 +75,7 @@ async def readyz(
     "/metrics",
     tags=["operations"],
     summary="Prometheus metrics",
+    response_class=PlainTextResponse,
     responses=errors(*GUARDED),
 )
 async def metrics(
