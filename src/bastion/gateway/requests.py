@@ -100,7 +100,7 @@ def parse_chat(body: Any) -> ChatRequest:
         if not isinstance(message, dict):
             raise _bad(f"messages[{i}]", f"messages[{i}] must be an object")
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise _bad(
                 f"messages[{i}].role",
                 f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}",
