@@ -350,19 +350,18 @@ def valid_chat(model: str, stream: bool) -> dict[str, Any]:
     }
 
 
+VALID = {
+    "/v1/chat/completions": st.builds(valid_chat, st.sampled_from(["ok", "local"]), st.booleans()),
+    "/v1/embeddings": st.builds(
+        lambda model, value: {"model": model, "input": value},
+        st.sampled_from(["embed", "local-embed"]),
+        st.sampled_from(["hello jane@example.com", ["a", "b"], [[1, 2, 3]]]),
+    ),
+}
+#: Arbitrary JSON, mutated valid requests, and (so that success is reached too) valid ones.
 BODIES = {
-    "/v1/chat/completions": st.one_of(
-        JSON_VALUES.map(raw),
-        st.builds(valid_chat, st.sampled_from(["ok", "local"]), st.booleans()).flatmap(mutated),
-    ),
-    "/v1/embeddings": st.one_of(
-        JSON_VALUES.map(raw),
-        st.builds(
-            lambda model, value: {"model": model, "input": value},
-            st.sampled_from(["embed", "local-embed"]),
-            st.sampled_from(["hello jane@example.com", ["a", "b"], [[1, 2, 3]]]),
-        ).flatmap(mutated),
-    ),
+    route: st.one_of(JSON_VALUES.map(raw), valid.flatmap(mutated), valid.map(raw))
+    for route, valid in VALID.items()
 }
 
 
@@ -391,8 +390,10 @@ def test_arbitrary_bodies_are_never_a_server_error(
         if response.status_code == 400:
             error = response.json()["error"]
             assert error["code"] and error["message"]
-            assert events[0].outcome == "refused"
-            assert len(upstream.requests) == sent_before  # refused before any provider
+            if error["code"] in ("invalid_json", "invalid_request"):
+                why = (body[:300], response.text[:300])
+                assert events[0].outcome == "refused", why
+                assert len(upstream.requests) == sent_before, why  # before any provider
 
     call()
     assert seen.get(400, 0) > 0 and seen.get(200, 0) > 0, seen  # both kinds were reached
