@@ -203,8 +203,15 @@ def test_malformed_chat_is_a_400_recorded_once_and_never_sent(
     [
         (b'{"model":"embed","input":"\\ud800"}', "invalid_json", None),
         (b'{"model":"embed","input":' + b"[" * 3000 + b"]" * 3000 + b"}", "invalid_json", None),
-        (raw({"model": "embed", "input": [{"text": "jane@example.com"}]}), "invalid_request", "input"),
+        (
+            raw({"model": "embed", "input": [{"text": "jane@example.com"}]}),
+            "invalid_request",
+            "input",
+        ),
         (raw({"model": "embed", "input": "a\x00b"}), "invalid_json", None),
+        (raw({"model": "embed", "input": ["a", True]}), "invalid_request", "input"),  # found
+        (raw({"model": "embed", "input": ["a", 1]}), "invalid_request", "input"),
+        (raw({"model": "embed", "input": [2**40]}), "invalid_request", "input"),
     ],
 )
 @pytest.mark.parametrize("model", ["embed", "local-embed"])

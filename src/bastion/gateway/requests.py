@@ -231,6 +231,10 @@ def _check_function(function: Any, where: str) -> None:
             raise _uninspectable(f"{where}.{key}")
 
 
+def _tokens(values: list[Any]) -> bool:
+    return all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t <= MAX_INT for t in values)
+
+
 @dataclass(frozen=True)
 class EmbeddingsRequest:
     model: str
@@ -244,14 +248,19 @@ def parse_embeddings(body: Any) -> EmbeddingsRequest:
     value = body.get("input")
     ok = isinstance(value, str) or (
         isinstance(value, list)
-        and value
-        and all(
-            isinstance(v, str | int) or (isinstance(v, list) and all(isinstance(t, int) for t in v))
-            for v in value
+        and bool(value)
+        and (
+            all(isinstance(v, str) for v in value)
+            or _tokens(value)
+            or all(isinstance(v, list) and v and _tokens(v) for v in value)
         )
     )
     if not ok:
-        raise _bad("input", "'input' must be a string, an array of strings, or token arrays")
+        raise _bad(
+            "input",
+            "'input' must be a string, an array of strings, an array of token ids, or an "
+            "array of token-id arrays",
+        )
     if isinstance(value, list) and len(value) > 2048:
         raise _bad("input", "'input' may hold at most 2048 items")
     return EmbeddingsRequest(model, value)
