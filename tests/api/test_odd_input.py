@@ -381,7 +381,7 @@ def test_arbitrary_bodies_are_never_a_server_error(
     seen: dict[int, int] = {}
 
     @hypothesis.settings(
-        max_examples=120,
+        max_examples=200,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),

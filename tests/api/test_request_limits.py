@@ -94,6 +94,21 @@ async def test_an_unknown_method_is_a_405_with_the_allowed_ones(
     assert {m.strip() for m in response.headers["allow"].split(",")} - {"HEAD"} == allowed
 
 
+async def test_every_path_answers_every_other_method_with_405(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    paths = app.openapi()["paths"]
+    assert len(paths) >= 25
+    for template, operations in paths.items():
+        documented = {m.upper() for m in operations}
+        path = template.replace("{version}", "1").replace("{", "").replace("}", "")
+        for method in {"GET", "POST", "PUT", "PATCH", "DELETE", "TRACE", "PROPFIND"} - documented:
+            response = await client.request(method, path, headers=admin_headers)
+            assert response.status_code == 405, (method, template, response.text)
+            allow = {m.strip() for m in response.headers["allow"].split(",")} - {"HEAD"}
+            assert allow == documented, (method, template)
+
+
 async def test_nul_in_a_path_or_query_is_a_400_on_every_database(
     client: httpx.AsyncClient, admin_headers: dict[str, str]
 ) -> None:
