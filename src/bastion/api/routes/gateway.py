@@ -37,7 +37,13 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     responses=errors(*GUARDED, 404),
 )
-_CALL_ERRORS = errors(409, 429, 502, 503, 504)
+_CALL_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with `stream: true`, server-sent events ending in `[DONE]`",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **errors(409, 429, 502, 503, 504),
+}
 Caller = Annotated[Principal | None, Depends(requires(Permission.LLM_USE))]
 CONVERSATION_HEADER = "x-bastion-conversation-id"
 

@@ -150,6 +150,7 @@ def list_versions(name: str, registry: RegistryDep, _: Reader) -> VersionList:
     "/api/models/{name}/versions",
     status_code=201,
     summary="Register a version from an MLflow run (200 when the artifact is already registered)",
+    responses={200: {"model": Registered, "description": "The artifact was already registered"}},
 )
 def register_version(
     name: str, body: RegisterIn, response: Response, registry: RegistryDep, principal: Writer
