@@ -10,11 +10,19 @@ Presidio's analyzer does the same job; this one differs where its issues point: 
 model or suffix list is fetched, context words never match inside other words, phone
 numbers cost one candidate pass instead of one pass per region, and overlaps are
 resolved before results are returned.
+
+Every detector sees the text with pasted whitespace made plain (:func:`detection_text`):
+the escapes ``\\n``, ``\\r``, ``\\t`` (and ``\\\\n``) that JSON, log lines and CSV cells
+leave where line breaks were, non-breaking and other Unicode spaces, and zero-width
+characters. Otherwise ``Phone:\\n9691 2587`` glues the context word's escape to the
+number and neither the number nor its context is found. Findings are mapped back, so
+spans (and what masking replaces) are always offsets in the original text.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from bastion.privacy import entities as E
@@ -37,6 +45,84 @@ from bastion.privacy.recognizers import (
 
 _WORDS = re.compile(r"[\w'’#-]+")
 CONTEXT_BOOST = 0.35
+
+# --- pasted whitespace --------------------------------------------------------------
+
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+#: A run of escaped line breaks and tabs, Unicode spaces other than " " and zero-width
+#: characters (``\s`` would take real line breaks too, which every detector reads).
+_PASTED = re.compile(r"(?:\\\\?[nrt]|[\u00a0\u2000-\u200d\u202f\u205f\u3000\u2060\ufeff])+")
+#: Characters inside e-mail addresses, numbers and codes: a zero-width character next
+#: to one is dropped rather than read as a space ("jane\u200b.doe@x.org" is one address).
+_JOINERS = frozenset("@.-_+/")
+
+
+class OffsetMap:
+    """Maps offsets in a detection text back to the original text.
+
+    Breakpoints are pairs (offset in the detection text, offset in the original) where
+    a run of pasted whitespace starts and where it ends; between them the texts agree
+    character for character."""
+
+    __slots__ = ("_clean", "_orig")
+
+    def __init__(self, clean: list[int], orig: list[int]) -> None:
+        self._clean = clean
+        self._orig = orig
+
+    def start(self, p: int) -> int:
+        k = bisect_right(self._clean, p) - 1
+        return self._orig[k] + (p - self._clean[k])
+
+    def end(self, p: int) -> int:
+        k = bisect_left(self._clean, p)
+        if k < len(self._clean) and self._clean[k] == p:
+            return self._orig[k]
+        k -= 1
+        return self._orig[k] + (p - self._clean[k])
+
+
+def detection_text(text: str) -> tuple[str, OffsetMap | None]:
+    """``text`` with pasted whitespace made plain, and the map back (None: unchanged).
+
+    Each run of escapes and Unicode spaces becomes one space. A run of zero-width
+    characters only is dropped between two letters, two digits or next to a character
+    of an address or a number (so a value split by one is whole again), and is a space
+    elsewhere ("Phone:\u200b555…", "call\u200b555…")."""
+    if text.isascii() and "\\" not in text:  # the common case: O(1) and one memchr
+        return text, None
+    first = _PASTED.search(text)
+    if first is None:
+        return text, None
+    pieces: list[str] = []
+    clean_at, orig_at = [0], [0]
+    done = 0  # original offset copied up to
+    size = 0  # length of the detection text so far
+    n = len(text)
+    for m in _PASTED.finditer(text, first.start()):
+        s, e = m.span()
+        pieces.append(text[done:s])
+        size += s - done
+        replacement = " "
+        if _ZERO_WIDTH.issuperset(m.group()):
+            before = text[s - 1] if s else " "
+            after = text[e] if e < n else " "
+            if (
+                before in _JOINERS
+                or after in _JOINERS
+                or (before.isalpha() and after.isalpha())
+                or (before.isdigit() and after.isdigit())
+            ):
+                replacement = ""
+        clean_at.append(size)
+        orig_at.append(s)
+        pieces.append(replacement)
+        size += len(replacement)
+        clean_at.append(size)
+        orig_at.append(e)
+        done = e
+    pieces.append(text[done:])
+    return "".join(pieces), OffsetMap(clean_at, orig_at)
 
 
 class Analyzer:
@@ -135,6 +221,8 @@ class Analyzer:
             recognizers = [r for r in self.recognizers if r.entities & wanted]
         thresholds, default = self.thresholds, self.default_threshold
         allowing = bool(self.allow_list) or self.allow_pattern is not None
+        original = text
+        text, offsets = detection_text(text)
         found: list[Span] = []
         for recognizer in recognizers:
             for span in recognizer.find(text):
@@ -154,7 +242,23 @@ class Analyzer:
                         span.entity_type, span.start, span.end, score, span.text, span.recognizer
                     )
                 found.append(span)
-        return resolve_overlaps(found)
+        kept = resolve_overlaps(found)
+        if offsets is None:
+            return kept
+        mapped = []
+        for span in kept:
+            start, end = offsets.start(span.start), offsets.end(span.end)
+            mapped.append(
+                Span(
+                    span.entity_type,
+                    start,
+                    end,
+                    span.score,
+                    original[start:end],
+                    span.recognizer,
+                )
+            )
+        return mapped
 
     def _has_context(self, text: str, span: Span) -> bool:
         if not self.context_window:
