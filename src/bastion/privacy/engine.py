@@ -35,6 +35,7 @@ from bastion.privacy.recognizers import (
     CONTEXT,
     CONTEXT_AFTER,
     CONTEXT_AFTER_WORDS,
+    CONTEXT_LABELS,
     EmailRecognizer,
     IbanRecognizer,
     NationalIdRecognizer,
@@ -45,6 +46,7 @@ from bastion.privacy.recognizers import (
 
 _WORDS = re.compile(r"[\w'’#-]+")
 CONTEXT_BOOST = 0.35
+_DIGITS = tuple("0123456789")
 
 # --- pasted whitespace --------------------------------------------------------------
 
@@ -85,10 +87,13 @@ class OffsetMap:
 def detection_text(text: str) -> tuple[str, OffsetMap | None]:
     """``text`` with pasted whitespace made plain, and the map back (None: unchanged).
 
-    Each run of escapes and Unicode spaces becomes one space. A run of zero-width
-    characters only is dropped between two letters, two digits or next to a character
-    of an address or a number (so a value split by one is whole again), and is a space
-    elsewhere ("Phone:\u200b555…", "call\u200b555…")."""
+    A run of escapes becomes what they stood for: a line break where it holds an
+    escaped line break, else a tab. A run with Unicode spaces becomes one space. A run
+    of zero-width characters only is dropped inside a word (before a small letter),
+    between two digits, and after a character of an address or a number, so that a
+    value split by one is whole again; elsewhere it is a space: after a label
+    ("Phone:", "call") and before a capital, where a value starts more often than a
+    word goes on ("IBAN" U+2060 "GB82 ...")."""
     if text.isascii() and "\\" not in text:  # the common case: O(1) and one memchr
         return text, None
     first = _PASTED.search(text)
@@ -101,19 +106,24 @@ def detection_text(text: str) -> tuple[str, OffsetMap | None]:
     n = len(text)
     for m in _PASTED.finditer(text, first.start()):
         s, e = m.span()
+        run = m.group()
         pieces.append(text[done:s])
         size += s - done
-        replacement = " "
-        if _ZERO_WIDTH.issuperset(m.group()):
+        if "\\" in run:
+            replacement = "\n" if ("n" in run or "r" in run) else "\t"
+        elif not _ZERO_WIDTH.issuperset(run):
+            replacement = " "
+        else:
             before = text[s - 1] if s else " "
             after = text[e] if e < n else " "
-            if (
-                before in _JOINERS
-                or after in _JOINERS
-                or (before.isalpha() and after.isalpha())
+            joined = (
+                # "jane.|doe@", "4111-|1111"; not a label's end: "Tel.|555" (| the character)
+                (before in _JOINERS and (after.isalpha() or text[s - 2 : s - 1].isdigit()))
+                or (after in _JOINERS and after != "+")
+                or (before.isalpha() and after.isalpha() and not after.isupper())
                 or (before.isdigit() and after.isdigit())
-            ):
-                replacement = ""
+            )
+            replacement = "" if joined else " "
         clean_at.append(size)
         orig_at.append(s)
         pieces.append(replacement)
@@ -179,11 +189,14 @@ class Analyzer:
         self._context_after = {
             t: frozenset(words) for t, words in CONTEXT_AFTER.items() if t in wanted
         }
+        self._context_labels = {
+            t: frozenset(words) for t, words in CONTEXT_LABELS.items() if t in wanted
+        }
 
     def _floor(self, *entity_types: str) -> float:
         """The lowest threshold among types that have no context words (whose scores
         nothing raises later), so recognizers can skip what would be dropped anyway."""
-        if any(t in CONTEXT or t in CONTEXT_AFTER for t in entity_types):
+        if any(t in CONTEXT or t in CONTEXT_AFTER or t in CONTEXT_LABELS for t in entity_types):
             return 0.0
         return min(self.thresholds.get(t, self.default_threshold) for t in entity_types)
 
@@ -274,8 +287,16 @@ class Analyzer:
             return False
         single, phrases = context
         window = text[max(0, span.start - 12 * self.context_window) : span.start].casefold()
+        # A number between a context word and the finding is what the word labelled
+        # ("Fax: 0783 171465 Ref 69910145"): the words before it do not count.
+        cut = max(map(window.rfind, _DIGITS))
+        if cut >= 0:
+            window = window[cut + 1 :]
         words = [w.strip("'’-") for w in _WORDS.findall(window)[-self.context_window :]]
         if not single.isdisjoint(words):
+            return True
+        labels = self._context_labels.get(span.entity_type)
+        if labels and words and words[-1] in labels and window.rstrip().endswith(":"):
             return True
         if not phrases:
             return False

@@ -97,6 +97,45 @@ CONTEXT: dict[str, tuple[str, ...]] = {
         "landline",
         "ring",
         "hotline",
+        "ph",
+        "tél",
+        "tlf",
+        # German, French, Spanish, Italian, Dutch and Portuguese: the languages of the
+        # default phone regions (and their labels: "Tel.:", "Tél. :", "Handy:").
+        "telefonnummer",
+        "rufnummer",
+        "mobil",
+        "mobilnummer",
+        "festnetz",
+        "anrufen",
+        "portable",
+        "appelez",
+        "appelez-moi",
+        "rappeler",
+        "rückruf",
+        "appeler",
+        "joindre",
+        "fixe",
+        "móvil",
+        "movil",
+        "celular",
+        "llamar",
+        "llame",
+        "llámame",
+        "llamame",
+        "cellulare",
+        "chiamare",
+        "chiama",
+        "chiamami",
+        "telefoon",
+        "telefoonnummer",
+        "mobiel",
+        "bel",
+        "bellen",
+        "gsm",
+        "telefone",
+        "ligue",
+        "ligar",
     ),
     E.CREDIT_CARD: (
         "card",
@@ -156,6 +195,12 @@ CONTEXT_AFTER: dict[str, tuple[str, ...]] = {
     ),
 }
 CONTEXT_AFTER_WORDS = 2
+
+#: Words that are context only as a label, right before the value and followed by a
+#: colon: "Office: 9691 2587", not "the office is at 17031 2202 Rissik St".
+CONTEXT_LABELS: dict[str, tuple[str, ...]] = {
+    E.PHONE_NUMBER: ("office", "work", "home", "direct", "switchboard", "büro", "bureau"),
+}
 
 # --- e-mail and URL ---------------------------------------------------------------
 
@@ -502,6 +547,11 @@ _ID_CANDIDATE = re.compile(
 )
 
 
+# A country code (or a bracketed trunk zero) right before: the digits are the rest of an
+# international phone number ("+34 960821620", "+49(0) 997964112"), not an identifier.
+_PHONE_PREFIX = re.compile(r"(?:\+\d{1,3}\s?(?:\(0\))?|\(0\))[ .\-]?\Z")
+
+
 class NationalIdRecognizer:
     """National identifiers that ``python-stdnum`` validates (check digits, dates)."""
 
@@ -550,7 +600,9 @@ class NationalIdRecognizer:
                     value = m.group()
                     # stdnum's validators strip their own separators (and keep the
                     # significant ones, such as the Finnish century sign).
-                    if rule.validate(value):
+                    if rule.validate(value) and not _PHONE_PREFIX.search(
+                        text, max(0, m.start() - 9), m.start()
+                    ):
                         yield Span(
                             rule.entity_type, m.start(), m.end(), rule.score, value, self.name
                         )

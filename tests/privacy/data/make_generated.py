@@ -63,6 +63,8 @@ SEPARATORS = (
     "\u2060",
     "\\n\\n",
 )
+# Between two pasted lines: a zero-width character alone does not end a line.
+LINE_SEPARATORS = tuple(s for s in SEPARATORS[2:] if s.strip("\u200b\u2060\ufeff"))
 # Replacing the spaces inside a value (French typography puts NBSP in phone numbers).
 INNER_SPACES = (" ", " ", " ", "\u00a0", "\u202f", "\u2009")
 
@@ -251,7 +253,7 @@ def render(
         if slot == "s":
             value = rng.choice(SEPARATORS)
         elif slot == "S":
-            value = rng.choice(SEPARATORS[2:])
+            value = rng.choice(LINE_SEPARATORS)
         else:
             value = values[slot]()
         if slot in LABELLED:
