@@ -53,7 +53,20 @@ _DIGITS = tuple("0123456789")
 _ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
 #: A run of escaped line breaks and tabs, Unicode spaces other than " " and zero-width
 #: characters (``\s`` would take real line breaks too, which every detector reads).
-_PASTED = re.compile(r"(?:\\\\?[nrt]|[\u00a0\u2000-\u200d\u202f\u205f\u3000\u2060\ufeff])+")
+#: (It starts with a character class, which ``re`` scans for in C.)
+_PASTED = re.compile(
+    r"[\\\u00a0\u2000-\u200d\u202f\u205f\u3000\u2060\ufeff](?:(?<=\\)\\?[nrt]|(?<!\\))"
+    r"(?:\\\\?[nrt]|[\u00a0\u2000-\u200d\u202f\u205f\u3000\u2060\ufeff])*"
+)
+_PASTED_CHARS = (
+    "\u00a0",
+    *(chr(c) for c in range(0x2000, 0x200E)),
+    "\u202f",
+    "\u205f",
+    "\u2060",
+    "\u3000",
+    "\ufeff",
+)
 #: Characters inside e-mail addresses, numbers and codes: a zero-width character next
 #: to one is dropped rather than read as a space ("jane\u200b.doe@x.org" is one address).
 _JOINERS = frozenset("@.-_+/")
@@ -94,8 +107,16 @@ def detection_text(text: str) -> tuple[str, OffsetMap | None]:
     value split by one is whole again; elsewhere it is a space: after a label
     ("Phone:", "call") and before a capital, where a value starts more often than a
     word goes on ("IBAN" U+2060 "GB82 ...")."""
-    if text.isascii() and "\\" not in text:  # the common case: O(1) and one memchr
-        return text, None
+    if "\\" not in text:
+        # The common case, cheaply: ``in`` answers at once for a character wider than
+        # any in the text (a Latin-1 text cannot hold U+200B), else one memchr.
+        if text.isascii():
+            return text, None
+        for c in _PASTED_CHARS:
+            if c in text:
+                break
+        else:
+            return text, None
     first = _PASTED.search(text)
     if first is None:
         return text, None
@@ -151,8 +172,12 @@ class Analyzer:
         extra_recognizers: Iterable[Recognizer] = (),
         name_lists: NameLists | None = None,
         place_lists: PlaceLists | None = None,
+        strict_validation: Iterable[str] = (),
     ) -> None:
         self.entities = frozenset(entities)
+        #: Types whose values must pass their check (checksum, issued ranges); for the
+        #: others a value of the exact shape near a context word is kept too.
+        self.strict_validation = frozenset(strict_validation)
         self.thresholds = dict(thresholds or {})
         self.default_threshold = default_threshold
         self.allow_list = frozenset(v.casefold() for v in allow_list)
@@ -216,6 +241,7 @@ class Analyzer:
             allow_patterns=policy.allow_patterns,
             context_window=policy.context_window,
             extra_recognizers=extra_recognizers,
+            strict_validation=policy.strict_validation,
         )
 
     def warm(self) -> None:
@@ -234,12 +260,15 @@ class Analyzer:
             recognizers = [r for r in self.recognizers if r.entities & wanted]
         thresholds, default = self.thresholds, self.default_threshold
         allowing = bool(self.allow_list) or self.allow_pattern is not None
+        strict = self.strict_validation
         original = text
         text, offsets = detection_text(text)
         found: list[Span] = []
         for recognizer in recognizers:
             for span in recognizer.find(text):
                 if span.entity_type not in wanted:
+                    continue
+                if strict and not span.valid and span.entity_type in strict:
                     continue
                 score = span.score
                 threshold = thresholds.get(span.entity_type, default)
@@ -252,7 +281,13 @@ class Analyzer:
                     continue
                 if score != span.score:
                     span = Span(
-                        span.entity_type, span.start, span.end, score, span.text, span.recognizer
+                        span.entity_type,
+                        span.start,
+                        span.end,
+                        score,
+                        span.text,
+                        span.recognizer,
+                        span.valid,
                     )
                 found.append(span)
         kept = resolve_overlaps(found)
@@ -269,6 +304,7 @@ class Analyzer:
                     span.score,
                     original[start:end],
                     span.recognizer,
+                    span.valid,
                 )
             )
         return mapped

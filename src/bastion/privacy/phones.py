@@ -149,7 +149,7 @@ class PhoneRecognizer:
                 # The run may have taken in the next number on the line ("(796)417-0792
                 # 228 Main St"): the run without its last group, once.
                 cut = value.rfind(" ")
-                if cut > 0:
+                if cut > 0 and ("-" in value[:cut] or "." in value[:cut] or ")" in value[:cut]):
                     value = value[:cut].rstrip(" .-/")
                     score = self._score(value)
             if score:
