@@ -69,12 +69,13 @@ def scan(
     """List the personal data in FILE: a table, or one JSON object per input line.
 
     JSON lines read {"line": n, "spans": [{"type", "start", "end", "score", "text"}]},
-    with n counted from 1 and offsets in characters within that line.
+    with n counted from 1 and offsets in characters within that line. The end of the
+    line before is read as context (a "Phone:" label on a line of its own).
     """
     analyzer = _analyzer(entity)
     if format is Format.json:
-        for n, line in enumerate(_lines(file), start=1):
-            spans = [s.as_dict() for s in analyzer.analyze(line)]
+        for n, found_in_line in enumerate(analyzer.analyze_lines(_lines(file)), start=1):
+            spans = [s.as_dict() for s in found_in_line]
             typer.echo(json.dumps({"line": n, "spans": spans}, ensure_ascii=False))
         return
 
@@ -87,8 +88,8 @@ def scan(
             column, justify="right" if column in ("line", "start", "end", "score") else "left"
         )
     found = 0
-    for n, line in enumerate(_lines(file), start=1):
-        for s in analyzer.analyze(line):
+    for n, found_in_line in enumerate(analyzer.analyze_lines(_lines(file)), start=1):
+        for s in found_in_line:
             found += 1
             table.add_row(str(n), s.entity_type, str(s.start), str(s.end), f"{s.score:.2f}", s.text)
     console = Console()

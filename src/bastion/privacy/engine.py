@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 
 from bastion.privacy import entities as E
 from bastion.privacy.addresses import AddressRecognizer
@@ -47,6 +48,8 @@ from bastion.privacy.recognizers import (
 _WORDS = re.compile(r"[\w'’#-]+")
 CONTEXT_BOOST = 0.35
 _DIGITS = tuple("0123456789")
+#: How much of the line before :meth:`Analyzer.analyze_lines` reads as context.
+_LOOK_BACK = 80
 
 # --- pasted whitespace --------------------------------------------------------------
 
@@ -308,6 +311,24 @@ class Analyzer:
                 )
             )
         return mapped
+
+    def analyze_lines(self, lines: Iterable[str]) -> Iterator[list[Span]]:
+        """:meth:`analyze` for each line, offsets within that line; the end of the line
+        before is read as context, as a label often stands on a line of its own
+        ("Phone:" then the number)."""
+        previous = ""
+        for line in lines:
+            if not previous:
+                yield self.analyze(line)
+            else:
+                shift = len(previous) + 1
+                yield [
+                    replace(s, start=s.start - shift, end=s.end - shift)
+                    for s in self.analyze(previous + "\n" + line)
+                    if s.start >= shift
+                ]
+            if line.strip():
+                previous = line[-_LOOK_BACK:]
 
     def _has_context(self, text: str, span: Span) -> bool:
         if not self.context_window:

@@ -199,7 +199,7 @@ CONTEXT_AFTER_WORDS = 2
 #: Words that are context only as a label, right before the value and followed by a
 #: colon: "Office: 9691 2587", not "the office is at 17031 2202 Rissik St".
 CONTEXT_LABELS: dict[str, tuple[str, ...]] = {
-    E.PHONE_NUMBER: ("office", "work", "home", "direct", "switchboard", "büro", "bureau"),
+    E.PHONE_NUMBER: ("office", "desk", "work", "home", "direct", "switchboard", "büro", "bureau"),
 }
 
 #: The score of a value that has the exact shape of a high-harm identifier (SSN, ITIN,
@@ -439,7 +439,7 @@ def _ssn(m: re.Match[str]) -> Span | None:
     if _us_ssn.is_valid(value.replace(" ", "-")):
         score = 0.75 if sep == "-" else 0.45 if sep == " " else 0.3
         return Span(E.US_SSN, m.start(), m.end(), score, value, "ssn")
-    score = 0.4 if sep == "-" else 0.2 if sep == " " else SHAPE_SCORE
+    score = 0.3 if sep == "-" else 0.2 if sep == " " else SHAPE_SCORE
     return Span(E.US_SSN, m.start(), m.end(), score, value, "ssn", False)
 
 
