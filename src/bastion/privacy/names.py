@@ -217,7 +217,10 @@ def _run_pattern() -> re.Pattern[str]:
     cap = "[" + "".join(upper) + "]"
     word = rf"{cap}[^\W\d_]*(?:['’\-][^\W\d_]+)*\.?"
     particles = "|".join(sorted(PARTICLES, key=len, reverse=True))
-    return re.compile(rf"{word}(?: (?:(?:{particles}) ){{0,2}}{word})*")
+    # A word followed by a colon is a label ("Robin Little IBAN: ...", "Aron van Ginkel
+    # GSM: ..."), not the next part of the name.
+    label = r"(?![^\W\d_]+\.? ?:)"
+    return re.compile(rf"{word}(?: (?:(?:{particles}) ){{0,2}}{label}{word})*")
 
 
 def _range(start: int, end: int) -> str:
