@@ -217,10 +217,7 @@ def _run_pattern() -> re.Pattern[str]:
     cap = "[" + "".join(upper) + "]"
     word = rf"{cap}[^\W\d_]*(?:['’\-][^\W\d_]+)*\.?"
     particles = "|".join(sorted(PARTICLES, key=len, reverse=True))
-    # A word followed by a colon is a label ("Robin Little IBAN: ...", "Aron van Ginkel
-    # GSM: ..."), not the next part of the name.
-    label = r"(?![^\W\d_]+\.? ?:)"
-    return re.compile(rf"{word}(?: (?:(?:{particles}) ){{0,2}}{label}{word})*")
+    return re.compile(rf"{word}(?: (?:(?:{particles}) ){{0,2}}{word})*")
 
 
 def _range(start: int, end: int) -> str:
@@ -334,6 +331,11 @@ class NameRecognizer:
             run = m.group()
             start = m.start()
             if " " in run:
+                end = m.end()
+                if text[end : end + 1] == ":" or text[end : end + 2] == " :":
+                    # The last word is a label ("Robin Little IBAN: ...", "Aron van
+                    # Ginkel GSM: ..."), not the next part of the name.
+                    run = run[: run.rindex(" ")]
                 for toks in _split(run, start, get):
                     span = self._best(before, toks)
                     if span is not None:
