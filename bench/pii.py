@@ -5,9 +5,12 @@
         uv run --group bench python bench/pii.py [--quick] [--runs 5]
 
 Accuracy: ``../shared/data/pii/synth_dataset_v2.json`` (1,500 labelled sentences from
-presidio-research). A predicted span counts as correct when it overlaps a labelled span
-of the same type (the exact-boundary figures are written to the JSON too). LOCATION is
-scored as presidio-research scores Presidio: the dataset's GPE and STREET_ADDRESS spans
+presidio-research), and the set generated in the repository
+(``tests/privacy/data/generated_pii.json``: other templates, eight Faker locales, text
+pasted with escaped line breaks, Unicode spaces and zero-width characters). A predicted
+span counts as correct when it overlaps a labelled span of the same type (the
+exact-boundary figures are written to the JSON too). LOCATION is scored as
+presidio-research scores Presidio: the dataset's GPE and STREET_ADDRESS spans
 are both LOCATION, and so are Bastion's STREET_ADDRESS findings; STREET_ADDRESS is then
 scored alone as well. Types outside those scored here are ignored on both sides.
 
@@ -51,6 +54,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "pii" / "synth_dataset_v2.json"
+#: The set generated in the repository (own templates, Faker locales, escaped and Unicode
+#: whitespace; tests/privacy/data/make_generated.py): accuracy only.
+GENERATED = ROOT / "tests" / "privacy" / "data" / "generated_pii.json"
 RESULTS = ROOT / "bench" / "results" / "pii.json"
 
 STRUCTURED = (
@@ -385,8 +391,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "engines": {},
     }
+    generated = json.loads(GENERATED.read_text(encoding="utf-8"))
+    results["generated_dataset"] = str(GENERATED.relative_to(ROOT))
+    results["generated_sentences"] = len(generated)
     for name, detect in engines.items():
-        results["engines"][name] = {"accuracy": score(records, detect)}
+        results["engines"][name] = {
+            "accuracy": score(records, detect),
+            "accuracy_generated": score(generated, detect),
+        }
     if args.quick:
         results["engines"][BASTION]["speed"] = speed(prompts, engines[BASTION], 1)
     else:
@@ -434,17 +446,23 @@ def render(results: dict[str, Any]) -> None:
 
     console = Console()
     engines = results["engines"]
-    table = Table(title=f"PII detection on {results['sentences']} labelled sentences (P / R / F1)")
-    table.add_column("entity")
-    for name in engines:
-        table.add_column(name, justify="right")
-    for t in SCORED:
-        row = [t]
+    for key, title in (
+        ("accuracy", f"{results['sentences']} labelled sentences"),
+        ("accuracy_generated", f"{results.get('generated_sentences')} generated sentences"),
+    ):
+        if not all(key in engines[name] for name in engines):
+            continue
+        table = Table(title=f"PII detection on {title} (P / R / F1)")
+        table.add_column("entity")
         for name in engines:
-            a = engines[name]["accuracy"][t]
-            row.append(f"{a['precision']:.3f} / {a['recall']:.3f} / {a['f1']:.3f}")
-        table.add_row(*row)
-    console.print(table)
+            table.add_column(name, justify="right")
+        for t in SCORED:
+            row = [t]
+            for name in engines:
+                a = engines[name][key][t]
+                row.append(f"{a['precision']:.3f} / {a['recall']:.3f} / {a['f1']:.3f}")
+            table.add_row(*row)
+        console.print(table)
     speed_table = Table(title=f"Speed on {results['prompt_bytes']}-character prompts, one core")
     for col in ("engine", "prompts/s", "p50 ms", "p99 ms", "prompts/CPU-s", "CPU p50", "CPU p99"):
         speed_table.add_column(col, justify="right")

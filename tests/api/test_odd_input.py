@@ -74,7 +74,7 @@ def http(app: Any) -> Iterator[TestClient]:
 
 
 def llm_events(runtime: Any) -> list[Any]:
-    page = runtime.events.page(EventFilter(), limit=10_000, order="asc")
+    page = runtime.audit.page(EventFilter(), limit=10_000, order="asc")
     return [e for e in page.events if e.action.startswith("llm.")]
 
 

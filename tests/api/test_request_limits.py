@@ -139,7 +139,7 @@ SSN = "536-22-8471"
 
 
 def events_of(runtime: Any, request_id: str) -> list[Any]:
-    page = runtime.events.page(EventFilter(), limit=1000)
+    page = runtime.audit.page(EventFilter(), limit=1000)
     return [e for e in page.events if e.request_id == request_id]
 
 

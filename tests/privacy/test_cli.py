@@ -56,3 +56,13 @@ def test_bad_input_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["scan", str(f), "-e", "EMAIL"])
     assert result.exit_code == 2
     assert "unknown entity type" in result.output
+
+
+def test_scan_reads_the_line_before_as_context(tmp_path: Path) -> None:
+    f = tmp_path / "in.txt"
+    f.write_text("Phone:\n9691 2587\nTicket\n9691 2588\nPhone:\\n9691 2589\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["scan", str(f), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    found = [(r["line"], s["type"], s["start"], s["text"]) for r in rows for s in r["spans"]]
+    assert found == [(2, "PHONE_NUMBER", 0, "9691 2587"), (5, "PHONE_NUMBER", 8, "9691 2589")]

@@ -72,14 +72,15 @@ def scan(
     """List the personal data in FILE: a table, or one JSON object per input line.
 
     JSON lines read {"line": n, "spans": [{"type", "start", "end", "score", "text"}]},
-    with n counted from 1 and offsets in characters within that line. Exits 0 whatever
-    it finds, unless --fail-on-find is given: then 1 when anything is found.
+    with n counted from 1 and offsets in characters within that line. The end of the
+    line before is read as context (a "Phone:" label on a line of its own). Exits 0
+    whatever it finds, unless --fail-on-find is given: then 1 when anything is found.
     """
     analyzer = _analyzer(entity)
     if format is Format.json:
         found = 0
-        for n, line in enumerate(_lines(file), start=1):
-            spans = [s.as_dict() for s in analyzer.analyze(line)]
+        for n, found_in_line in enumerate(analyzer.analyze_lines(_lines(file)), start=1):
+            spans = [s.as_dict() for s in found_in_line]
             found += len(spans)
             typer.echo(json.dumps({"line": n, "spans": spans}, ensure_ascii=False))
         if fail_on_find and found:
@@ -93,8 +94,8 @@ def scan(
 
     rows = [
         [str(n), s.entity_type, str(s.start), str(s.end), f"{s.score:.2f}", escape(s.text)]
-        for n, line in enumerate(_lines(file), start=1)
-        for s in analyzer.analyze(line)
+        for n, found_in_line in enumerate(analyzer.analyze_lines(_lines(file)), start=1)
+        for s in found_in_line
     ]
     found = len(rows)
     table = key_table(

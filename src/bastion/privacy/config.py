@@ -169,6 +169,16 @@ class PrivacyPolicy(_Strict):
     #: How long a conversation's vault lives after its last use.
     vault_ttl_seconds: Annotated[float, Field(gt=0)] = 3600.0
     ner: NerPolicy | None = None
+    #: Types whose values must pass their check (card Luhn, IBAN mod-97, the SSA's
+    #: issued ranges, national-id check digits) to be found. By default a value with
+    #: the exact shape of a high-harm identifier next to a context word is found even
+    #: when it fails (a test SSN in the 900s is still masked); see docs/privacy.md.
+    strict_validation: list[str] = Field(default_factory=list)
+
+    @field_validator("strict_validation")
+    @classmethod
+    def _strict_types(cls, value: list[str]) -> list[str]:
+        return _check_entities(value)
 
     @field_validator("thresholds")
     @classmethod

@@ -207,6 +207,9 @@ class Span:
     score: float
     text: str
     recognizer: str = ""
+    #: False where the value has the shape of its type but fails its check (checksum,
+    #: issued ranges): kept on context words unless the policy validates strictly.
+    valid: bool = True
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -331,6 +331,11 @@ class NameRecognizer:
             run = m.group()
             start = m.start()
             if " " in run:
+                end = m.end()
+                if text[end : end + 1] == ":" or text[end : end + 2] == " :":
+                    # The last word is a label ("Robin Little IBAN: ...", "Aron van
+                    # Ginkel GSM: ..."), not the next part of the name.
+                    run = run[: run.rindex(" ")]
                 for toks in _split(run, start, get):
                     span = self._best(before, toks)
                     if span is not None:

@@ -28,7 +28,7 @@ from bastion.privacy.entities import Span
 # look-behinds after it then require what the original first element required.
 _PHONE = re.compile(
     r"[+(\d](?<![\w+.\-/:][+(\d])"
-    r"(?:(?<=\+)(?:\(\s*\+?\d{1,4}\s*\)|\d)|(?<=\()\s*\+?\d{1,4}\s*\)|(?<=\d))"
+    r"(?:(?<=\+)(?:\(\s*\+?\d{1,4}\s*\)|\d)|(?<=\()\s*\+?\d{1,5}\s*\)|(?<=\d))"
     r"(?:[ .\-/]{0,2}(?:\(\d{1,5}\)|\d)){5,19}"
     r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,6})?"
     # A label may follow a hyphen ("555-0192-Office"); a digit may not.
@@ -50,6 +50,10 @@ _MARKS_CAP = 0.3
 #: Bare digit runs and numbers shorter than nine digits stay below the default threshold
 #: (0.5) unless a context word raises them: amounts, order and licence numbers look alike.
 _WEAK_CAP = 0.4
+#: A local number written without its area code (seven or eight digits that no region's
+#: plan takes whole: "9691 2587", "555-0192"): found only next to a context word.
+_SHORT = 0.2
+_SHORT_LENGTHS = (7, 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +145,16 @@ class PhoneRecognizer:
         for m in _PHONE.finditer(text):
             value = m.group()
             score = self._score(value)
+            if not score:
+                # The run may have taken in the next number on the line ("(796)417-0792
+                # 228 Main St"): the run without its last group, once.
+                cut = value.rfind(" ")
+                if cut > 0 and ("-" in value[:cut] or "." in value[:cut] or ")" in value[:cut]):
+                    value = value[:cut].rstrip(" .-/")
+                    score = self._score(value)
             if score:
-                yield Span(E.PHONE_NUMBER, m.start(), m.end(), score, value, self.name)
+                start = m.start()
+                yield Span(E.PHONE_NUMBER, start, start + len(value), score, value, self.name)
 
     def _score(self, value: str) -> float:
         ext = _EXTENSION.search(value)
@@ -150,10 +162,13 @@ class PhoneRecognizer:
         digits = "".join(filter(str.isdigit, _TRUNK_ZERO.sub("", head) if "(" in head else head))
         if not 7 <= len(digits) <= 15 or _NOT_PHONE.fullmatch(value):
             return 0.0
-        if value.startswith(("+", "00")):
-            if value.startswith("00"):
-                digits = digits[2:]
+        if value.startswith("+"):
             return {2: 0.75, 1: 0.55}.get(_check_international(digits), 0.0)
+        if value.startswith("00"):
+            found = _check_international(digits[2:])
+            if found:
+                return 0.75 if found == 2 else 0.55
+            # Not a number abroad: "0038733729" may still be a national number.
         paren = "(" in head
         # Bare digit runs and short numbers: amounts, order and licence numbers look alike.
         cap = _WEAK_CAP if head.isdigit() or (len(digits) < 9 and not paren) else 1.0
@@ -167,6 +182,8 @@ class PhoneRecognizer:
                 best = score
                 if best >= enough:
                     break
+        if not best and len(digits) in _SHORT_LENGTHS:
+            return _SHORT
         return best
 
 

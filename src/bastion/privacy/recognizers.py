@@ -97,6 +97,45 @@ CONTEXT: dict[str, tuple[str, ...]] = {
         "landline",
         "ring",
         "hotline",
+        "ph",
+        "tél",
+        "tlf",
+        # German, French, Spanish, Italian, Dutch and Portuguese: the languages of the
+        # default phone regions (and their labels: "Tel.:", "Tél. :", "Handy:").
+        "telefonnummer",
+        "rufnummer",
+        "mobil",
+        "mobilnummer",
+        "festnetz",
+        "anrufen",
+        "portable",
+        "appelez",
+        "appelez-moi",
+        "rappeler",
+        "rückruf",
+        "appeler",
+        "joindre",
+        "fixe",
+        "móvil",
+        "movil",
+        "celular",
+        "llamar",
+        "llame",
+        "llámame",
+        "llamame",
+        "cellulare",
+        "chiamare",
+        "chiama",
+        "chiamami",
+        "telefoon",
+        "telefoonnummer",
+        "mobiel",
+        "bel",
+        "bellen",
+        "gsm",
+        "telefone",
+        "ligue",
+        "ligar",
     ),
     E.CREDIT_CARD: (
         "card",
@@ -156,6 +195,18 @@ CONTEXT_AFTER: dict[str, tuple[str, ...]] = {
     ),
 }
 CONTEXT_AFTER_WORDS = 2
+
+#: Words that are context only as a label, right before the value and followed by a
+#: colon: "Office: 9691 2587", not "the office is at 17031 2202 Rissik St".
+CONTEXT_LABELS: dict[str, tuple[str, ...]] = {
+    E.PHONE_NUMBER: ("office", "desk", "work", "home", "direct", "switchboard", "büro", "bureau"),
+}
+
+#: The score of a value that has the exact shape of a high-harm identifier (SSN, ITIN,
+#: card, IBAN, national id) but fails its check: with a context word (+0.35) it reaches
+#: the default threshold, without one it stays below. Validity raises the score; it
+#: gates only where the policy asks for strict validation (``strict_validation``).
+SHAPE_SCORE = 0.15
 
 # --- e-mail and URL ---------------------------------------------------------------
 
@@ -290,7 +341,11 @@ def _card(m: re.Match[str]) -> Span | None:
     value = m.group()
     digits = value.replace(" ", "").replace("-", "")
     if not _luhn.is_valid(digits):
-        return None
+        # A number of a network's range and length with a bad check digit: a typo, a
+        # test number, or a card all the same to whoever reads it (next to "card").
+        if card_network(digits) is None:
+            return None
+        return Span(E.CREDIT_CARD, m.start(), m.end(), SHAPE_SCORE, value, "card", False)
     if card_network(digits) is not None:
         score = 0.9 if len(digits) != len(value) else 0.8
     elif digits[0] in "23456" and 13 <= len(digits) <= 19:
@@ -321,16 +376,39 @@ class IbanRecognizer:
             # prefix of the country's IBAN length can (stdnum checks the structure).
             length = _iban_length(value[:2].upper())
             end = len(value)
+            found = False
             while end >= 15:
                 candidate = value[:end]
                 if (length is None or end - candidate.count(" ") == length) and _iban.is_valid(
                     candidate
                 ):
                     yield Span(E.IBAN_CODE, start, start + end, 0.95, candidate, self.name)
+                    found = True
                     break
                 end = value.rfind(" ", 0, end)
-                if end < 0:
-                    break
+            if not found:
+                # The shape of the country's IBANs with wrong check digits: a typo or a
+                # made-up example, and an account number to whoever reads it.
+                shaped = _iban_shaped(value, length)
+                if shaped:
+                    yield Span(
+                        E.IBAN_CODE, start, start + shaped, 0.2, value[:shaped], self.name, False
+                    )
+
+
+def _iban_shaped(value: str, length: int | None) -> int:
+    """The length of the longest prefix of ``value`` (ending at a space) that is an IBAN
+    of its country but for its check digits; 0 if none is."""
+    if length is None:
+        return 0
+    end = len(value)
+    while end >= 15:
+        compact = value[:end].replace(" ", "").upper()
+        if len(compact) == length:
+            fixed = compact[:2] + _iban.calc_check_digits(compact) + compact[4:]
+            return end if _iban.is_valid(fixed) else 0
+        end = value.rfind(" ", 0, end)
+    return 0
 
 
 _BBAN_PART = re.compile(r"([1-9][0-9]*)!([nac])")
@@ -353,13 +431,16 @@ def _iban_length(country: str) -> int | None:
 
 def _ssn(m: re.Match[str]) -> Span | None:
     """``stdnum.us.ssn`` rejects area 000, 666, 900-999, group 00, serial 0000 and the
-    numbers known to be published (078-05-1120 and others)."""
+    numbers known to be published (078-05-1120 and others). Those are test values and
+    examples, but they look exactly like an SSN: kept at a lower score, so a context word
+    ("SSN") is needed (see :data:`SHAPE_SCORE`)."""
     value = m.group()
-    if not _us_ssn.is_valid(value.replace(" ", "-")):
-        return None
     sep = m.group("sep")
-    score = 0.75 if sep == "-" else 0.45 if sep == " " else 0.3
-    return Span(E.US_SSN, m.start(), m.end(), score, value, "ssn")
+    if _us_ssn.is_valid(value.replace(" ", "-")):
+        score = 0.75 if sep == "-" else 0.45 if sep == " " else 0.3
+        return Span(E.US_SSN, m.start(), m.end(), score, value, "ssn")
+    score = 0.3 if sep == "-" else 0.2 if sep == " " else SHAPE_SCORE
+    return Span(E.US_SSN, m.start(), m.end(), score, value, "ssn", False)
 
 
 # --- cards, SSNs and IPv4 addresses: one pass -------------------------------------
@@ -502,6 +583,11 @@ _ID_CANDIDATE = re.compile(
 )
 
 
+# A country code (or a bracketed trunk zero) right before: the digits are the rest of an
+# international phone number ("+34 960821620", "+49(0) 997964112"), not an identifier.
+_PHONE_PREFIX = re.compile(r"(?:\+\d{1,3}\s?(?:\(0\))?|\(0\))[ .\-]?\Z")
+
+
 class NationalIdRecognizer:
     """National identifiers that ``python-stdnum`` validates (check digits, dates)."""
 
@@ -550,7 +636,16 @@ class NationalIdRecognizer:
                     value = m.group()
                     # stdnum's validators strip their own separators (and keep the
                     # significant ones, such as the Finnish century sign).
-                    if rule.validate(value):
-                        yield Span(
-                            rule.entity_type, m.start(), m.end(), rule.score, value, self.name
-                        )
+                    before = text[max(0, m.start() - 9) : m.start()]
+                    if ("+" in before or "(0)" in before) and _PHONE_PREFIX.search(before):
+                        continue
+                    valid = rule.validate(value)
+                    yield Span(
+                        rule.entity_type,
+                        m.start(),
+                        m.end(),
+                        rule.score if valid else SHAPE_SCORE,
+                        value,
+                        self.name,
+                        valid,
+                    )
