@@ -199,7 +199,7 @@ def test_wrong_columns_and_values_name_their_code(args, code, good) -> None:
 def test_a_custom_root_group_keeps_coded_errors() -> None:
     from typer.core import TyperGroup
 
-    from bastion.cli.common import CodedErrors, use_coded_errors
+    from bastion.cli.coded import CodedErrors, use_coded_errors
 
     class Lazy(TyperGroup):
         pass

@@ -568,7 +568,7 @@ def test_an_approval_stuck_by_an_earlier_bastion_is_settled(
             {"id": request.id},
         )
     gates = [g.model_dump() for g in registry.check_gates("income", v1, "staging")]
-    registry._event(
+    registry.events.record(
         ADA,
         "model.promotion.approve",
         f"model:income/{v1}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+import typer.core
 
 from bastion.errors import BastionError
 
@@ -38,3 +39,18 @@ class CodedErrors:
             from bastion.cli.common import _coded
 
             _coded(exc)
+
+
+class BastionGroup(CodedErrors, typer.core.TyperGroup):
+    """The ``bastion`` root group (see :class:`CodedErrors`)."""
+
+
+def use_coded_errors(app: typer.Typer) -> None:
+    """Make ``app``'s root group print coded errors, unless its own class already does."""
+    current = app.info.cls
+    if isinstance(current, type) and issubclass(current, CodedErrors):
+        return
+    if isinstance(current, type):  # someone's own group class: add the mixin to it
+        app.info.cls = type(current.__name__, (CodedErrors, current), {})
+    else:
+        app.info.cls = BastionGroup

@@ -18,7 +18,6 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from bastion.cli.coded import CodedErrors
 from bastion.errors import BastionError, InvalidInput
 
 if TYPE_CHECKING:
@@ -184,18 +183,3 @@ def _coded(exc: BaseException) -> NoReturn:
         1,
         error_code="internal_error",
     )
-
-
-class BastionGroup(CodedErrors, typer.core.TyperGroup):
-    """The ``bastion`` root group (see :class:`CodedErrors`)."""
-
-
-def use_coded_errors(app: typer.Typer) -> None:
-    """Make ``app``'s root group print coded errors, unless its own class already does."""
-    current = app.info.cls
-    if isinstance(current, type) and issubclass(current, CodedErrors):
-        return
-    if isinstance(current, type):  # someone's own group class: add the mixin to it
-        app.info.cls = type(current.__name__, (CodedErrors, current), {})
-    else:
-        app.info.cls = BastionGroup

@@ -19,7 +19,7 @@ from bastion.db import utcnow
 from bastion.registry.repository import RegistryRepository
 
 if TYPE_CHECKING:
-    from bastion.registry.service import ModelRegistry
+    from bastion.registry.parts import RegistryParts
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Move:
 
 
 def plan_move(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     name: str,
     version: int,
     to: str,
@@ -51,7 +51,7 @@ def plan_move(
 ) -> Move:
     with reg.db.session() as session:
         repo = RegistryRepository(session)
-        row = reg._row(repo, name, version)
+        row = repo.require_version(name, version)
         holder = repo.holder(name, to)
         return Move(
             name=name,
@@ -65,8 +65,8 @@ def plan_move(
         )
 
 
-def announce_move(reg: ModelRegistry, actor: Principal, move: Move) -> None:
-    reg._event(
+def announce_move(reg: RegistryParts, actor: Principal, move: Move) -> None:
+    reg.events.record(
         actor,
         "model.alias.move",
         f"model:{move.name}",
@@ -80,7 +80,7 @@ def announce_move(reg: ModelRegistry, actor: Principal, move: Move) -> None:
     )
 
 
-def move_aliases(reg: ModelRegistry, move: Move) -> None:
+def move_aliases(reg: RegistryParts, move: Move) -> None:
     """MLflow's side; each step is safe to repeat."""
     reg.store.set_alias(move.name, move.to, move.version)
     if move.was == "staging" and move.to == "production":
@@ -91,13 +91,13 @@ def move_aliases(reg: ModelRegistry, move: Move) -> None:
 
 
 def record_move(
-    reg: ModelRegistry, repo: RegistryRepository, actor: str, move: Move, now: datetime
+    reg: RegistryParts, repo: RegistryRepository, actor: str, move: Move, now: datetime
 ) -> None:
     """Bastion's side, in the caller's transaction; ``actor`` is a user name."""
-    row = reg._row(repo, move.name, move.version)
+    row = repo.require_version(move.name, move.version)
     if move.previous is not None:
         repo.change_stage(
-            reg._row(repo, move.name, move.previous),
+            repo.require_version(move.name, move.previous),
             move.demoted_to,
             kind="replaced",
             actor=actor,
@@ -116,7 +116,7 @@ def record_move(
     )
 
 
-def make_move(reg: ModelRegistry, actor: Principal, move: Move) -> None:
+def make_move(reg: RegistryParts, actor: Principal, move: Move) -> None:
     """Announce, move in MLflow, record: the whole move outside an approval."""
     announce_move(reg, actor, move)
     move_aliases(reg, move)

@@ -51,7 +51,7 @@ from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import RequestView, VersionView
 
 if TYPE_CHECKING:
-    from bastion.registry.service import ModelRegistry
+    from bastion.registry.parts import RegistryParts
 
 #: Which stage a version must be in to be promoted to each target.
 PROMOTE_FROM = {"staging": "development", "production": "staging"}
@@ -66,7 +66,7 @@ def _text(value: str | None, what: str) -> str:
 
 
 def _overrides(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     results: list[GateResult],
     overrides: dict[str, str] | None,
@@ -97,11 +97,11 @@ def _overrides(
 
 
 def _record_overrides(
-    reg: ModelRegistry, actor: Principal, resource: str, results: list[GateResult], request_id: str
+    reg: RegistryParts, actor: Principal, resource: str, results: list[GateResult], request_id: str
 ) -> list[dict[str, Any]]:
     for r in results:
         if r.overridden and r.overridden_by == actor.user:
-            reg._event(
+            reg.events.record(
                 actor,
                 "model.gate.override",
                 resource,
@@ -116,7 +116,7 @@ def _record_overrides(
 
 
 def request_promotion(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     name: str,
     version: int,
@@ -134,7 +134,7 @@ def request_promotion(
     settle_unfinished(reg, actor, name=name)
     with reg.db.session() as session:
         repo = RegistryRepository(session)
-        row = reg._row(repo, name, version)
+        row = repo.require_version(name, version)
         need = PROMOTE_FROM[to]
         if row.stage != need:
             raise InvalidTransition(
@@ -145,13 +145,13 @@ def request_promotion(
                 f"{name} v{version} already has an undecided request for {to}: "
                 "`bastion models requests` shows it"
             )
-        results = evaluate(reg.config.gates_for(to, name), reg._evidence(repo, row))
+        results = evaluate(reg.config.gates_for(to, name), repo.evidence_for(row))
         version_id, from_stage = row.id, row.stage
     results = _overrides(reg, actor, results, overrides)
     request_id = f"pr_{secrets.token_hex(6)}"
     gates_json = [r.model_dump() for r in results]
     if any(r.blocking for r in results):
-        reg._event(
+        reg.events.record(
             actor,
             "model.promotion.request",
             resource,
@@ -159,7 +159,7 @@ def request_promotion(
             outcome="denied",
         )
         raise GatesFailed(f"{name} v{version} does not meet the gates for {to}: {summary(results)}")
-    reg._event(
+    reg.events.record(
         actor,
         "model.promotion.request",
         resource,
@@ -185,7 +185,7 @@ def request_promotion(
         return RequestView.of(request)
 
 
-def _decider(reg: ModelRegistry, actor: Principal, request: PromotionRequestRow, verb: str) -> None:
+def _decider(reg: RegistryParts, actor: Principal, request: PromotionRequestRow, verb: str) -> None:
     refusal: PermissionDenied | SelfApproval | None = None
     if not actor.can(Permission.MODELS_APPROVE):
         refusal = PermissionDenied(
@@ -197,7 +197,7 @@ def _decider(reg: ModelRegistry, actor: Principal, request: PromotionRequestRow,
         )
     if refusal is not None:
         # An attempt to decide one's own request is itself worth an auditor's eye.
-        reg._event(
+        reg.events.record(
             actor,
             f"model.promotion.{verb}",
             f"model:{request.name}/{request.version}",
@@ -219,15 +219,15 @@ def _decider(reg: ModelRegistry, actor: Principal, request: PromotionRequestRow,
         )
 
 
-def _settle_first(reg: ModelRegistry, actor: Principal, request_id: str) -> None:
+def _settle_first(reg: RegistryParts, actor: Principal, request_id: str) -> None:
     """Settle the model's unfinished approvals (maybe this one) before deciding."""
     with reg.db.session() as session:
-        name = reg._request(RegistryRepository(session), request_id).name
+        name = RegistryRepository(session).require_request(request_id).name
     settle_unfinished(reg, actor, name=name)
 
 
 def approve(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     request_id: str,
     notes: str | None = None,
@@ -237,7 +237,7 @@ def approve(
     _settle_first(reg, actor, request_id)
     with reg.db.session() as session:
         repo = RegistryRepository(session)
-        request = reg._request(repo, request_id)
+        request = repo.require_request(request_id)
         _decider(reg, actor, request, "approve")
         row = session.get(ModelVersionRow, request.version_id)
         assert row is not None
@@ -246,9 +246,7 @@ def approve(
                 f"{row.name} v{row.version} moved to {row.stage} since the request; "
                 "reject this request and ask again"
             )
-        results = evaluate(
-            reg.config.gates_for(request.to_stage, row.name), reg._evidence(repo, row)
-        )
+        results = evaluate(reg.config.gates_for(request.to_stage, row.name), repo.evidence_for(row))
         earlier = {o["gate"]: o for o in request.overrides or []}
         name, version, to = row.name, row.version, request.to_stage
     # Overrides given at request time stand; an approver may add their own.
@@ -268,7 +266,7 @@ def approve(
     resource = f"model:{name}/{version}"
     gates_json = [r.model_dump() for r in results]
     if any(r.blocking for r in results):
-        reg._event(
+        reg.events.record(
             actor,
             "model.promotion.approve",
             resource,
@@ -282,7 +280,7 @@ def approve(
     claim = _claim(reg, actor, request_id)
     approved = touched = False
     try:
-        reg._event(
+        reg.events.record(
             actor,
             "model.promotion.approve",
             resource,
@@ -308,7 +306,7 @@ def approve(
         raise
 
 
-def _claim(reg: ModelRegistry, actor: Principal, request_id: str) -> str:
+def _claim(reg: RegistryParts, actor: Principal, request_id: str) -> str:
     claim = secrets.token_hex(8)
     with reg.db.session() as session:
         claimed = RegistryRepository(session).claim_request(request_id, claim, actor.user, utcnow())
@@ -318,7 +316,7 @@ def _claim(reg: ModelRegistry, actor: Principal, request_id: str) -> str:
 
 
 def _unwind(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     request_id: str,
     resource: str,
@@ -354,14 +352,14 @@ def _unwind(
             )
 
 
-def reject(reg: ModelRegistry, actor: Principal, request_id: str, notes: str) -> RequestView:
+def reject(reg: RegistryParts, actor: Principal, request_id: str, notes: str) -> RequestView:
     notes = _text(notes, "notes")
     _settle_first(reg, actor, request_id)
     with reg.db.session() as session:
-        request = reg._request(RegistryRepository(session), request_id)
+        request = RegistryRepository(session).require_request(request_id)
         _decider(reg, actor, request, "reject")
         resource = f"model:{request.name}/{request.version}"
-    reg._event(
+    reg.events.record(
         actor,
         "model.promotion.reject",
         resource,
@@ -372,19 +370,19 @@ def reject(reg: ModelRegistry, actor: Principal, request_id: str, notes: str) ->
         rejected = repo.reject_pending(
             request_id, decided_by=actor.user, decided_at=utcnow(), notes=notes
         )
-        view = RequestView.of(reg._request(repo, request_id))
+        view = RequestView.of(repo.require_request(request_id))
     if not rejected:  # an approver claimed it in between
         raise RequestNotPending(f"request {request_id} was decided by someone else just now")
     return view
 
 
-def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> VersionView:
+def rollback(reg: RegistryParts, actor: Principal, name: str, reason: str) -> VersionView:
     """Emergency: production goes back to the version that was there before, at once."""
     if not actor.can(Permission.MODELS_ADMIN):
         refused = PermissionDenied(
             "only admins (models:admin) may roll back; others request a promotion"
         )
-        reg._event(
+        reg.events.record(
             actor, "model.rollback", f"model:{name}", {"refused": refused.code}, outcome="denied"
         )
         raise refused
@@ -404,7 +402,7 @@ def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> Ve
                 "there is nothing to roll back to"
             )
         from_version, to_version = current.version, target.version
-    reg._event(
+    reg.events.record(
         actor,
         "model.rollback",
         f"model:{name}",
@@ -426,12 +424,12 @@ def rollback(reg: ModelRegistry, actor: Principal, name: str, reason: str) -> Ve
 
 
 def archive(
-    reg: ModelRegistry, actor: Principal, name: str, version: int, reason: str
+    reg: RegistryParts, actor: Principal, name: str, version: int, reason: str
 ) -> VersionView:
     reason = _text(reason, "reason")
     settle_unfinished(reg, actor, name=check_name(name))
     with reg.db.session() as session:
-        row = reg._row(RegistryRepository(session), name, version)
+        row = RegistryRepository(session).require_version(name, version)
         was = row.stage
     if was == "production":
         raise InvalidTransition(
@@ -439,13 +437,15 @@ def archive(
         )
     if was == "archived":
         return reg.get_version(name, version)
-    reg._event(actor, "model.archive", f"model:{name}/{version}", {"from": was, "reason": reason})
+    reg.events.record(
+        actor, "model.archive", f"model:{name}/{version}", {"from": was, "reason": reason}
+    )
     if was == "staging":
         reg.store.delete_alias(name, "staging")
     reg.store.set_tag(name, version, "bastion.stage", "archived")
     with reg.db.session() as session:
         repo = RegistryRepository(session)
-        row = reg._row(repo, name, version)
+        row = repo.require_version(name, version)
         details = {"reason": reason}
         repo.change_stage(
             row, "archived", kind="archive", actor=actor.user, at=utcnow(), details=details

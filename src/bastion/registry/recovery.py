@@ -33,11 +33,11 @@ from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import RequestView, SettledApproval
 
 if TYPE_CHECKING:
-    from bastion.registry.service import ModelRegistry
+    from bastion.registry.parts import RegistryParts
 
 
 def finish_approval(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     approver: str,
     request_id: str,
     claim: str | None,
@@ -50,7 +50,7 @@ def finish_approval(
     now = utcnow()
     with reg.db.session() as session:
         repo = RegistryRepository(session)
-        request = reg._request(repo, request_id)
+        request = repo.require_request(request_id)
         decided = repo.decide_claimed(
             request_id,
             claim,
@@ -74,7 +74,7 @@ def finish_approval(
 
 
 def record_recovery(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     request_id: str,
     resource: str,
@@ -86,7 +86,7 @@ def record_recovery(
     alias_version: int | None = None,
 ) -> None:
     """The ledger's word on how an approval that did not finish ended."""
-    reg._event(
+    reg.events.record(
         actor,
         "model.promotion.recover",
         resource,
@@ -102,7 +102,7 @@ def record_recovery(
 
 
 def settle_unfinished(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     *,
     name: str | None = None,
@@ -135,7 +135,7 @@ def settle_unfinished(
 
 
 def _approval(
-    reg: ModelRegistry, request_id: str, resource: str, claim: str | None
+    reg: RegistryParts, request_id: str, resource: str, claim: str | None
 ) -> EventView | None:
     """This attempt's approval in the ledger (before attempts had ids: the last one)."""
     found = None
@@ -148,10 +148,10 @@ def _approval(
 
 
 def _settle(
-    reg: ModelRegistry, actor: Principal, request_id: str, claim: str | None
+    reg: RegistryParts, actor: Principal, request_id: str, claim: str | None
 ) -> SettledApproval:
     with reg.db.session() as session:
-        request = reg._request(RegistryRepository(session), request_id)
+        request = RegistryRepository(session).require_request(request_id)
         name, version, to = request.name, request.version, request.to_stage
     resource = f"model:{name}/{version}"
     approval = _approval(reg, request_id, resource, claim)

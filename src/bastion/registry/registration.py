@@ -47,7 +47,7 @@ from bastion.registry.schemas import Registered, VersionView
 from bastion.registry.versioning import check_new_label, parse_semver
 
 if TYPE_CHECKING:
-    from bastion.registry.service import ModelRegistry
+    from bastion.registry.parts import RegistryParts
 
 #: How long a registration waits for another of the same artifact to finish.
 WAIT_S = 60.0
@@ -62,7 +62,7 @@ class _Reservation:
 
 
 def register(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     name: str,
     *,
@@ -139,7 +139,7 @@ def register(
         if semver is not None:  # another version may have taken the label meanwhile
             _check_label(reg, name, semver)
         if adopted is None or not _recorded(reg, f"model:{name}/{number}"):
-            reg._event(
+            reg.events.record(
                 actor,
                 "model.register",
                 f"model:{name}/{number}",
@@ -216,7 +216,7 @@ def register(
         raise
 
 
-def _check_label(reg: ModelRegistry, name: str, label: str) -> str:
+def _check_label(reg: RegistryParts, name: str, label: str) -> str:
     with reg.db.session() as session:
         return check_new_label(name, label, RegistryRepository(session).semvers(name))
 
@@ -234,7 +234,7 @@ def _again(existing: VersionView, semver: str | None) -> Registered:
 
 
 def _reserve(
-    reg: ModelRegistry, actor: Principal, name: str, digests: tuple[str, str]
+    reg: RegistryParts, actor: Principal, name: str, digests: tuple[str, str]
 ) -> _Reservation | VersionView:
     """Hold (name, digest) for this registration, or the version that another
     registration of the same artifact made while this one waited for it."""
@@ -266,7 +266,7 @@ def _reserve(
         waited, pause = waited + pause, min(pause * 2, 0.5)
 
 
-def _hold(reg: ModelRegistry, actor: Principal, name: str, digest: str, claim: str) -> bool | None:
+def _hold(reg: RegistryParts, actor: Principal, name: str, digest: str, claim: str) -> bool | None:
     """Reserve (name, digest): False when new, True when taken over from a holder
     that died or gave up, None while another registration holds it."""
     try:
@@ -293,7 +293,7 @@ def _hold(reg: ModelRegistry, actor: Principal, name: str, digest: str, claim: s
 
 
 def _create_version(
-    reg: ModelRegistry,
+    reg: RegistryParts,
     actor: Principal,
     name: str,
     run: RunEvidence,
@@ -321,7 +321,7 @@ def _create_version(
 
 
 def _adopt(
-    reg: ModelRegistry, name: str, digest: str, run: RunEvidence | None
+    reg: RegistryParts, name: str, digest: str, run: RunEvidence | None
 ) -> tuple[int, RunEvidence] | None:
     """The MLflow version that a registration which died had made, and its run."""
     with reg.db.session() as session:
@@ -339,7 +339,7 @@ def _adopt(
     return number, reg.store.run_evidence(run_id, sub)
 
 
-def _recorded(reg: ModelRegistry, resource: str) -> bool:
+def _recorded(reg: RegistryParts, resource: str) -> bool:
     """Whether the ledger has the registration of ``resource`` already."""
     events = EventRepository(reg.db).page(
         EventFilter(action="model.register", resource=resource), limit=1
@@ -347,7 +347,7 @@ def _recorded(reg: ModelRegistry, resource: str) -> bool:
     return bool(events.events)
 
 
-def _existing(reg: ModelRegistry, name: str, *digests: str) -> VersionView | None:
+def _existing(reg: RegistryParts, name: str, *digests: str) -> VersionView | None:
     with reg.db.session() as session:
         repo = RegistryRepository(session)
         for digest in dict.fromkeys(digests):
@@ -358,7 +358,7 @@ def _existing(reg: ModelRegistry, name: str, *digests: str) -> VersionView | Non
 
 
 def _log_path(
-    reg: ModelRegistry, path: Path, params: dict[str, Any], metrics: dict[str, float], name: str
+    reg: RegistryParts, path: Path, params: dict[str, Any], metrics: dict[str, float], name: str
 ) -> RunEvidence:
     tags = {"bastion.model": name, "bastion.source": str(path)}
     str_params = {k: str(v) for k, v in params.items()}

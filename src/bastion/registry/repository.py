@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from bastion.registry.errors import ModelNotFound, RequestNotFound, VersionNotFound
+from bastion.registry.gates import Evidence
 from bastion.registry.models import (
     CardRow,
     EvidenceRow,
@@ -32,6 +34,44 @@ class RegistryRepository:
         self.session = session
 
     # -- versions -----------------------------------------------------------------------
+
+    def require_version(self, name: str, version: int) -> ModelVersionRow:
+        """The version, or an error that says which of model and version is missing."""
+        row = self.version(name, version)
+        if row is None:
+            if not self.versions(name):
+                raise ModelNotFound(
+                    f"no model {name!r} in the registry: `bastion models list` shows them"
+                )
+            raise VersionNotFound(
+                f"model {name!r} has no version {version}: `bastion models show {name}` "
+                "lists its versions"
+            )
+        return row
+
+    def require_request(self, request_id: str) -> PromotionRequestRow:
+        row = self.request(request_id)
+        if row is None:
+            raise RequestNotFound(
+                f"no promotion request {request_id!r}: `bastion models requests` lists them"
+            )
+        return row
+
+    def evidence_for(self, row: ModelVersionRow) -> Evidence:
+        """What the gates judge a version on: its metrics, production's, its evidence."""
+        prod = self.holder(row.name, "production")
+        fairness = self.latest_evidence(row.id, "fairness")
+        drift = self.latest_evidence(row.id, "drift_baseline")
+        card = self.card(row.id, "model")
+        other = prod is not None and prod.id != row.id
+        return Evidence(
+            metrics=row.metrics or {},
+            production_version=prod.version if prod is not None and other else None,
+            production_metrics=(prod.metrics or {}) if prod is not None and other else None,
+            fairness=fairness.payload if fairness is not None else None,
+            card_fields=card.fields if card is not None else None,
+            drift_baseline=drift.payload if drift is not None else None,
+        )
 
     def version(self, name: str, version: int) -> ModelVersionRow | None:
         return self.session.scalar(

@@ -19,9 +19,10 @@ digest, also when two registrations of one artifact run at once.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bastion.audit.events import EventIn, Ledger
+from bastion.audit.events import Ledger
 from bastion.auth.principal import Principal
 from bastion.db import Database, utcnow
 from bastion.errors import InvalidInput
@@ -36,17 +37,15 @@ from bastion.registry.errors import (
     InvalidEvidence,
     InvalidTransition,
     ModelNotFound,
-    RequestNotFound,
-    VersionNotFound,
 )
-from bastion.registry.gates import Evidence, GateResult, evaluate
+from bastion.registry.gates import GateResult, evaluate
 from bastion.registry.mlflow_store import MANAGED_ALIASES, MlflowStore
 from bastion.registry.models import (
     CardRow,
     EvidenceRow,
     ModelVersionRow,
-    PromotionRequestRow,
 )
+from bastion.registry.parts import EventRecorder, RegistryParts
 from bastion.registry.promotion import PROMOTE_FROM
 from bastion.registry.recovery import settle_unfinished
 from bastion.registry.repository import RegistryRepository
@@ -54,6 +53,7 @@ from bastion.registry.schemas import (
     EvidenceView,
     Lineage,
     ModelSummary,
+    Registered,
     RequestView,
     StageChangeView,
     VerifyFinding,
@@ -75,9 +75,11 @@ class ModelRegistry:
         self, db: Database, ledger: Ledger, policy: PolicyStore, store: MlflowStore
     ) -> None:
         self.db = db
-        self.ledger = ledger
         self.policy = policy
         self.store = store
+        self.events = EventRecorder(ledger)
+        #: What the workflows (registration, promotion, moves, recovery) work with.
+        self.parts = RegistryParts(db, store, self.events, policy)
 
     @classmethod
     def from_runtime(cls, runtime: Runtime) -> ModelRegistry:
@@ -89,29 +91,45 @@ class ModelRegistry:
     def config(self) -> RegistryPolicy:
         return self.policy.policy.registry
 
-    def _event(
-        self,
-        actor: Principal,
-        action: str,
-        resource: str,
-        details: dict[str, Any],
-        outcome: str = "success",
-    ) -> None:
-        self.ledger.append(
-            EventIn(
-                actor=actor.actor,
-                action=action,
-                resource=resource,
-                outcome=outcome,
-                details=details,
-            )
-        )
-
     # -- registration (bastion.registry.registration) -----------------------------------
 
-    #: Register a version from an MLflow run or a saved model, idempotent by the
-    #: artifact's digest (:func:`bastion.registry.registration.register`).
-    register = registration.register
+    def register(
+        self,
+        actor: Principal,
+        name: str,
+        *,
+        run_id: str | None = None,
+        path: Path | None = None,
+        artifact_path: str | None = None,
+        dataset_path: Path | None = None,
+        dataset: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        training_seconds: float | None = None,
+        author: str | None = None,
+        code_version: str | None = None,
+        description: str | None = None,
+        semver: str | None = None,
+    ) -> Registered:
+        """Register a version from an MLflow run or a saved model, idempotent by the
+        artifact's digest (see :func:`bastion.registry.registration.register`)."""
+        return registration.register(
+            self.parts,
+            actor,
+            name,
+            run_id=run_id,
+            path=path,
+            artifact_path=artifact_path,
+            dataset_path=dataset_path,
+            dataset=dataset,
+            params=params,
+            metrics=metrics,
+            training_seconds=training_seconds,
+            author=author,
+            code_version=code_version,
+            description=description,
+            semver=semver,
+        )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -151,27 +169,14 @@ class ModelRegistry:
                 )
             return [VersionView.of(r) for r in rows]
 
-    def _row(self, repo: RegistryRepository, name: str, version: int) -> ModelVersionRow:
-        row = repo.version(name, version)
-        if row is None:
-            if not repo.versions(name):
-                raise ModelNotFound(
-                    f"no model {name!r} in the registry: `bastion models list` shows them"
-                )
-            raise VersionNotFound(
-                f"model {name!r} has no version {version}: `bastion models show {name}` "
-                "lists its versions"
-            )
-        return row
-
     def get_version(self, name: str, version: int) -> VersionView:
         with self.db.session() as session:
-            return VersionView.of(self._row(RegistryRepository(session), name, version))
+            return VersionView.of(RegistryRepository(session).require_version(name, version))
 
     def detail(self, name: str, version: int) -> VersionDetail:
         with self.db.session() as session:
             repo = RegistryRepository(session)
-            row = self._row(repo, name, version)
+            row = repo.require_version(name, version)
             return VersionDetail(
                 version=VersionView.of(row),
                 aliases=[row.stage] if row.stage in MANAGED_ALIASES else [],
@@ -183,7 +188,7 @@ class ModelRegistry:
     def lineage(self, name: str, version: int) -> Lineage:
         with self.db.session() as session:
             repo = RegistryRepository(session)
-            row = self._row(repo, name, version)
+            row = repo.require_version(name, version)
             return Lineage(
                 name=name,
                 version=version,
@@ -225,15 +230,7 @@ class ModelRegistry:
 
     def get_request(self, request_id: str) -> RequestView:
         with self.db.session() as session:
-            return RequestView.of(self._request(RegistryRepository(session), request_id))
-
-    def _request(self, repo: RegistryRepository, request_id: str) -> PromotionRequestRow:
-        row = repo.request(request_id)
-        if row is None:
-            raise RequestNotFound(
-                f"no promotion request {request_id!r}: `bastion models requests` lists them"
-            )
-        return row
+            return RequestView.of(RegistryRepository(session).require_request(request_id))
 
     # -- evidence -------------------------------------------------------------------------
 
@@ -266,8 +263,8 @@ class ModelRegistry:
             raise InvalidEvidence("the drift baseline profile has no rows")
         digest = json_sha256(payload)
         with self.db.session() as session:
-            row_id = self._row(RegistryRepository(session), name, version).id
-        self._event(
+            row_id = RegistryRepository(session).require_version(name, version).id
+        self.events.record(
             actor,
             "model.evidence",
             f"model:{name}/{version}",
@@ -288,30 +285,14 @@ class ModelRegistry:
 
     # -- gates ----------------------------------------------------------------------------
 
-    def _evidence(self, repo: RegistryRepository, row: ModelVersionRow) -> Evidence:
-        prod = repo.holder(row.name, "production")
-        fairness = repo.latest_evidence(row.id, "fairness")
-        drift = repo.latest_evidence(row.id, "drift_baseline")
-        card = repo.card(row.id, "model")
-        return Evidence(
-            metrics=row.metrics or {},
-            production_version=prod.version if prod is not None and prod.id != row.id else None,
-            production_metrics=(prod.metrics or {})
-            if prod is not None and prod.id != row.id
-            else None,
-            fairness=fairness.payload if fairness is not None else None,
-            card_fields=card.fields if card is not None else None,
-            drift_baseline=drift.payload if drift is not None else None,
-        )
-
     def check_gates(self, name: str, version: int, stage: str) -> list[GateResult]:
         """The gates a version would meet or fail for ``stage``, without asking."""
         if stage not in PROMOTE_FROM:
             raise InvalidTransition(f"no gates for stage {stage!r}: use staging or production")
         with self.db.session() as session:
             repo = RegistryRepository(session)
-            row = self._row(repo, name, version)
-            return evaluate(self.config.gates_for(stage, name), self._evidence(repo, row))
+            row = repo.require_version(name, version)
+            return evaluate(self.config.gates_for(stage, name), repo.evidence_for(row))
 
     # -- promotion requests and alias moves (bastion.registry.promotion) -----------------
 
@@ -325,7 +306,7 @@ class ModelRegistry:
         overrides: dict[str, str] | None = None,
     ) -> RequestView:
         """Ask for ``to``; refused with every failing gate's reason unless overridden."""
-        return promotion.request_promotion(self, actor, name, version, to, reason, overrides)
+        return promotion.request_promotion(self.parts, actor, name, version, to, reason, overrides)
 
     def approve(
         self,
@@ -335,17 +316,17 @@ class ModelRegistry:
         overrides: dict[str, str] | None = None,
     ) -> RequestView:
         """Approve (never one's own request): gates again, then the alias moves."""
-        return promotion.approve(self, actor, request_id, notes, overrides)
+        return promotion.approve(self.parts, actor, request_id, notes, overrides)
 
     def reject(self, actor: Principal, request_id: str, notes: str) -> RequestView:
-        return promotion.reject(self, actor, request_id, notes)
+        return promotion.reject(self.parts, actor, request_id, notes)
 
     def rollback(self, actor: Principal, name: str, reason: str) -> VersionView:
         """Emergency: production goes back to the version that was there before, at once."""
-        return promotion.rollback(self, actor, name, reason)
+        return promotion.rollback(self.parts, actor, name, reason)
 
     def archive(self, actor: Principal, name: str, version: int, reason: str) -> VersionView:
-        return promotion.archive(self, actor, name, version, reason)
+        return promotion.archive(self.parts, actor, name, version, reason)
 
     # -- cards --------------------------------------------------------------------------
 
@@ -353,7 +334,7 @@ class ModelRegistry:
         check_fields(kind, {})
         with self.db.session() as session:
             repo = RegistryRepository(session)
-            card = repo.card(self._row(repo, name, version).id, kind)
+            card = repo.card(repo.require_version(name, version).id, kind)
             return dict(card.fields) if card is not None else {}
 
     def update_card(
@@ -363,14 +344,14 @@ class ModelRegistry:
         fields = check_fields(kind, fields)
         with self.db.session() as session:
             repo = RegistryRepository(session)
-            row = self._row(repo, name, version)
+            row = repo.require_version(name, version)
             card = repo.card(row.id, kind)
             current = dict(card.fields) if card is not None else {}
             merged = {**current, **fields}
             if merged == current and card is not None:
                 return current
             row_id = row.id
-        self._event(
+        self.events.record(
             actor,
             "model.card.update",
             f"model:{name}/{version}",
@@ -400,7 +381,7 @@ class ModelRegistry:
 
         with self.db.session() as session:
             repo = RegistryRepository(session)
-            row = self._row(repo, name, version)
+            row = repo.require_version(name, version)
             card = repo.card(row.id, kind)
             fairness = repo.latest_evidence(row.id, "fairness")
             drift = repo.latest_evidence(row.id, "drift_baseline")
@@ -452,7 +433,7 @@ class ModelRegistry:
         """Settle approvals left unfinished (older than ``recover_after`` seconds, default
         the policy's ``recover_after_s``), then compare MLflow's aliases (and artifacts)
         with what Bastion recorded."""
-        settled = settle_unfinished(self, actor, recover_after=recover_after)
+        settled = settle_unfinished(self.parts, actor, recover_after=recover_after)
         with self.db.session() as session:
             rows = [VersionView.of(r) for r in RegistryRepository(session).all_versions()]
         findings: list[VerifyFinding] = []
@@ -522,7 +503,7 @@ class ModelRegistry:
         report = VerifyReport(
             models=len(names), versions_checked=checked, findings=findings, settled=settled
         )
-        self._event(
+        self.events.record(
             actor,
             "model.verify",
             "registry",

@@ -1,0 +1,67 @@
+"""What the registry's workflows work with: narrow, public collaborators.
+
+Registration, promotion, alias moves and recovery are written as functions over
+:class:`RegistryParts` — the database, the MLflow store, the event recorder and the
+policy's registry section — not over the whole :class:`~bastion.registry.service.
+ModelRegistry`. The service builds the parts once and orchestrates the workflows; a
+later caller (serving and canaries moving aliases, say) takes the parts it needs
+without the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bastion.audit.events import EventIn, Ledger
+from bastion.auth.principal import Principal
+from bastion.registry.repository import RegistryRepository
+from bastion.registry.schemas import VersionView
+
+if TYPE_CHECKING:
+    from bastion.db import Database
+    from bastion.policy import PolicyStore
+    from bastion.registry.config import RegistryPolicy
+    from bastion.registry.mlflow_store import MlflowStore
+
+
+class EventRecorder:
+    """The registry's ledger events: who did what to which model version, and the details."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def record(
+        self,
+        actor: Principal,
+        action: str,
+        resource: str,
+        details: dict[str, Any],
+        outcome: str = "success",
+    ) -> None:
+        self.ledger.append(
+            EventIn(
+                actor=actor.actor,
+                action=action,
+                resource=resource,
+                outcome=outcome,
+                details=details,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class RegistryParts:
+    db: Database
+    store: MlflowStore
+    events: EventRecorder
+    policy: PolicyStore
+
+    @property
+    def config(self) -> RegistryPolicy:
+        """The policy's ``registry`` section in force now (it reloads with the policy)."""
+        return self.policy.policy.registry
+
+    def get_version(self, name: str, version: int) -> VersionView:
+        with self.db.session() as session:
+            return VersionView.of(RegistryRepository(session).require_version(name, version))
