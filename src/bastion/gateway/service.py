@@ -32,7 +32,7 @@ from bastion.audit import EventIn
 from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput
 from bastion.gateway.access import Access, resolve_access
-from bastion.gateway.breaker import Breakers
+from bastion.gateway.breaker import CircuitBreaker, Health, State
 from bastion.gateway.calls import Call, Reply
 from bastion.gateway.counters import Admission, Counters, Reservation
 from bastion.gateway.errors import (
@@ -45,11 +45,12 @@ from bastion.gateway.errors import (
     RequestTooLarge,
     UpstreamFailure,
 )
+from bastion.gateway.health import HealthReport, publish, report, set_state
 from bastion.gateway.pricing import cost_usd, worst_case_usd
 from bastion.gateway.providers import registry
 from bastion.gateway.providers.base import JSON, InProcessProvider, Provider, Target
 from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
-from bastion.gateway.resilience import Resilience
+from bastion.gateway.resilience import BREAKER_KINDS, Resilience
 from bastion.gateway.streams import Streams
 from bastion.gateway.tokens import count_inputs, count_prompt, count_text
 from bastion.gateway.upstream import (
@@ -83,10 +84,8 @@ class Gateway(Streams):
         self.settings = runtime.settings
         self.counters = counters
         self.transport = transport or Transport()
-        self.breakers = Breakers()
-        self.resilience = Resilience(
-            self.breakers, max_wait_s=self.settings.gateway_max_retry_wait_s
-        )
+        self.health = Health(on_change=self._breaker_changed)
+        self.resilience = Resilience(self.health, max_wait_s=self.settings.gateway_max_retry_wait_s)
         self.privacy_keys = privacy_keys or PrivacyKeys()
         self._guard: tuple[Policy, PrivacyGuard] | None = None
         self._deferred: set[asyncio.Task[None]] = set()
@@ -360,6 +359,7 @@ class Gateway(Streams):
             call.sent = sent
             targets = [self._target(policy, m) for m in chain]
             if request.stream:
+                call.trail.defer_verdict = True  # a stream is judged when it ends
                 return await self._chat_stream(
                     call, request, sent, targets, guard, vault, reservation, policy
                 )
@@ -637,6 +637,8 @@ class Gateway(Streams):
         if call.done:
             return
         call.done = True
+        if isinstance(exc, UpstreamFailure):
+            call.trail.failed = exc.kind
         if isinstance(exc, BastionError):
             call.status = exc.status
             call.error_code = exc.code
@@ -713,6 +715,16 @@ class Gateway(Streams):
         await self.runtime.ledger.append_async(event)
 
     def _observe(self, call: Call) -> None:
+        """Metrics, and a stream's verdict on its deployment: run once, as a call ends."""
+        owed = call.trail.owed
+        if owed is not None:
+            call.trail.owed = None
+            if call.outcome == "success":
+                owed.verdict(ok=True, fault=None)
+            elif call.trail.failed in BREAKER_KINDS:  # broke off mid-stream
+                owed.verdict(ok=False, fault=call.trail.failed)
+            else:  # the client left, or Bastion's own step failed
+                owed.abandon()
         m = self.runtime.metrics
         model = call.model_label
         m.llm_requests.labels(call.endpoint, model, call.outcome).inc()
@@ -730,6 +742,15 @@ class Gateway(Streams):
             m.llm_ttft.labels(model).observe(call.ttft_s)
         for attempt in call.trail.attempts:
             m.llm_attempts.labels(attempt.provider, attempt.outcome).inc()
+
+    def _breaker_changed(self, breaker: CircuitBreaker, state: State) -> None:
+        set_state(self.runtime.metrics, breaker.labels, state)
+
+    def health_report(self) -> HealthReport:
+        """Every deployment's breaker (and each provider's); also sets their gauges."""
+        found = report(self.health, self.policy)
+        publish(self.runtime.metrics, found)
+        return found
 
     async def publish_budgets(self) -> None:
         """Set the remaining-budget gauge for every team budget in the policy."""

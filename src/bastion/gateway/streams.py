@@ -26,7 +26,6 @@ from bastion.gateway.counters import Reservation
 from bastion.gateway.errors import UpstreamFailure
 from bastion.gateway.providers.base import JSON, InProcessProvider, Target
 from bastion.gateway.requests import ChatRequest
-from bastion.gateway.resilience import BREAKER_KINDS
 from bastion.gateway.upstream import (
     ChunkStream,
     LocalChunkStream,
@@ -37,7 +36,6 @@ from bastion.policy.schema import Policy
 from bastion.privacy import PrivacyGuard, Vault
 
 if TYPE_CHECKING:
-    from bastion.gateway.breaker import Breakers
     from bastion.gateway.providers.base import Provider
     from bastion.gateway.resilience import Resilience
     from bastion.gateway.upstream import Transport
@@ -62,7 +60,6 @@ class Streams:
     """Opening and relaying a chat call's stream, for :class:`~bastion.gateway.service.Gateway`."""
 
     # What the gateway provides (see bastion.gateway.service.Gateway).
-    breakers: Breakers
     resilience: Resilience
     transport: Transport
     if TYPE_CHECKING:
@@ -195,10 +192,6 @@ class Streams:
             call.done = True
             yield b"data: [DONE]\n\n"
         except UpstreamFailure as failure:
-            if failure.kind in BREAKER_KINDS:
-                self.breakers.get(
-                    target.provider, target.config.breaker_failures, target.config.breaker_reset_s
-                ).record_failure()
             call.answer_text = "".join(pieces)
             call.trail.upstream_s += time.perf_counter() - upstream_started
             self._account(call, None, policy)  # billed for what was generated
