@@ -6,7 +6,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from bastion.cli import audit, db, demo, keys, policy, serve
+    from bastion.cli import audit, db, demo, gateway, keys, policy, serve
 
     app.command()(serve.serve)
     app.add_typer(db.app, name="db")
@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys.app, name="keys")
     app.add_typer(audit.app, name="audit")
     app.add_typer(demo.app, name="demo")
+    app.add_typer(gateway.app, name="gateway")
 
     from bastion.cli import monitoring
 
