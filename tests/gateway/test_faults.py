@@ -296,6 +296,10 @@ providers:
     breaker_reset_s: 60
 models:
   m: {{provider: up, upstream_model: "delay:5000"}}
+  a: {{provider: up, upstream_model: model-a}}
+  b: {{provider: up, upstream_model: model-b}}
+  c: {{provider: up, upstream_model: model-c, fallbacks: [local]}}
+  local: {{provider: local}}
 roles:
   admin: {{models: ["*"]}}
   analyst: {{models: ["*"]}}
@@ -390,18 +394,55 @@ async def test_the_breaker_opens_after_exactly_breaker_failures_calls_when_the_u
         "/api/gateway/health", headers={"Authorization": f"Bearer {key_for('analyst')}"}
     )
     assert response.status_code == 200
-    [row] = response.json()["deployments"]
-    assert (row["upstream_model"], row["state"], row["failures"], row["threshold"]) == (
-        "delay:5000",
+    rows = {d["upstream_model"]: d for d in response.json()["deployments"]}
+    row = rows["delay:5000"]
+    assert (row["state"], row["failures"], row["threshold"]) == (
         "open",
         BREAKER_FAILURES,
         BREAKER_FAILURES,
     )
     assert row["last_failure"] == "connect" and 0 < row["next_probe_in_s"] <= 60
-    [provider] = response.json()["providers"]
-    assert provider["state"] == "closed"  # one deployment's failures are that deployment's
+    assert rows["model-a"]["state"] == "closed"
+    # Every failure was at the connection (the upstream was gone), but all at one
+    # deployment: the provider stays closed, and its other models are still tried.
+    provider = {p["provider"]: p for p in response.json()["providers"]}["up"]
+    assert (provider["state"], provider["failures"], provider["failing_deployments"]) == (
+        "closed",
+        BREAKER_FAILURES,
+        1,
+    )
     guest = await http.get(
         "/api/gateway/health", headers={"Authorization": f"Bearer {key_for('guest')}"}
     )
     assert guest.status_code == 403
     await http.aclose()
+
+
+async def test_a_dead_host_shuts_the_provider_once_several_of_its_deployments_fail(
+    sdk, doomed, app, key_for
+) -> None:  # type: ignore[no-untyped-def]
+    proc, _ = doomed
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    client = sdk()
+    # Refused connections at two deployments, five calls in all (breaker_failures) ...
+    for model in ["a", "b", "a", "b", "a"]:
+        assert await outcome(client, model) == "error:502:upstream_unavailable"
+    # ... shut the whole provider: a model never tried goes straight to its fallback at
+    # another provider, and one without a fallback is refused at once.
+    assert await outcome(client, "c") == "served:local"
+    assert await outcome(client, "m") == "error:503:circuit_open"
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b.test")
+    response = await http.get(
+        "/api/gateway/health", headers={"Authorization": f"Bearer {key_for('admin')}"}
+    )
+    await http.aclose()
+    provider = {p["provider"]: p for p in response.json()["providers"]}["up"]
+    assert (provider["state"], provider["failing_deployments"]) == ("open", 2)
+    rows = {d["upstream_model"]: d for d in response.json()["deployments"]}
+    assert {m: rows[m]["failures"] for m in ("model-a", "model-b", "model-c")} == {
+        "model-a": 3,
+        "model-b": 2,
+        "model-c": 0,
+    }
+    assert {rows[m]["state"] for m in ("model-a", "model-b", "model-c")} == {"closed"}
