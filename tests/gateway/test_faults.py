@@ -148,6 +148,7 @@ async def health(url: str, key: str) -> dict[str, dict[str, Any]]:
     return {d["upstream_model"]: d for d in response.json()["deployments"]}
 
 
+@pytest.mark.slow  # a server, and upstream timeouts waited out (about 20 s)
 async def test_thirteen_faults_at_once_leave_the_healthy_model_and_the_fallback_served(
     served: dict[str, Any], upstream
 ) -> None:  # type: ignore[no-untyped-def]
