@@ -61,7 +61,7 @@ models:
   s-malformed: {{provider: up, upstream_model: malformed, fallbacks: [backup]}}
   s-no-done: {{provider: up, upstream_model: no-done, fallbacks: [backup]}}
   s-slow-first: {{provider: up, upstream_model: "first-token-delay:2000", fallbacks: [backup]}}
-  s-flap: {{provider: up, upstream_model: "flap:3", fallbacks: [backup]}}
+  s-flap: {{provider: up, upstream_model: "flap:5", fallbacks: [backup]}}
   s-hang: {{provider: up, upstream_model: hang, fallbacks: [backup]}}
 roles:
   admin: {{models: ["*"]}}
@@ -81,7 +81,7 @@ OPENS = {
     "stall:3": "stall",
     "malformed": "malformed",
     "first-token-delay:2000": "first_token_timeout",
-    "flap:3": "server_error",
+    "flap:5": "server_error",
 }
 STAYS_CLOSED = {
     "gpt-healthy",
@@ -232,11 +232,11 @@ async def test_thirteen_faults_at_once_leave_the_healthy_model_and_the_fallback_
     # breaker lets a probe through (within one cool-down).
     flap: list[str] = []
     while not flap or flap[-1] != "served:s-flap":
-        assert len(flap) < 20, flap
+        assert len(flap) < 40, flap
         flap.append(await outcome(client, "s-flap"))
         await asyncio.sleep(0.25)
     assert set(flap) <= {"served:s-flap", backup}
-    assert (await health(served["url"], served["key"]))["flap:3"]["state"] == "closed"
+    assert (await health(served["url"], served["key"]))["flap:5"]["state"] == "closed"
 
     # Right after the last fault, healthy calls succeed.
     assert await outcome(client, "healthy") == "served:healthy"
@@ -261,7 +261,7 @@ async def _the_states_are_visible(served: dict[str, Any], states: dict[str, Any]
     assert shown.keys() == states.keys()
     # With no calls, a closed breaker stays closed and an open one never closes (it
     # may turn half-open meanwhile).
-    assert {m for m, d in shown.items() if d["state"] == "closed"} == STAYS_CLOSED | {"flap:3"}
+    assert {m for m, d in shown.items() if d["state"] == "closed"} == STAYS_CLOSED | {"flap:5"}
     assert [p["provider"] for p in json.loads(done.stdout)["providers"]] == ["up"]
 
     table = await asyncio.to_thread(
