@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bastion.audit import (
+    AuditService,
     Digester,
     EventIn,
-    EventRepository,
     LedgerUnavailable,
     LedgerWriter,
     Signer,
@@ -58,7 +58,7 @@ class Runtime:
     policy: PolicyStore
     ledger: LedgerWriter
     keys: KeyService
-    events: EventRepository
+    audit: AuditService
     metrics: Metrics
     signer: Signer
     closed: bool = field(default=False)
@@ -78,6 +78,7 @@ class Runtime:
             self.metrics.policy_reloads.labels("success").inc()
             self.metrics.policy_loaded_timestamp.set_to_current_time()
             log.info("policy reloaded", extra={"trigger": trigger, "digest": outcome.digest})
+            _log_notices(self.policy)
             result, details = "success", {"trigger": trigger}
         else:
             self.metrics.policy_reloads.labels("unchanged").inc()
@@ -104,6 +105,11 @@ class Runtime:
             self.closed = True
 
 
+def _log_notices(policy: PolicyStore) -> None:
+    for note in policy.policy.notices():
+        log.warning("policy notice: %s", note, extra={"path": str(policy.path)})
+
+
 def open_runtime(
     settings: Settings,
     *,
@@ -123,6 +129,7 @@ def open_runtime(
         check_current(db.engine)
         policy = PolicyStore(settings.policy_path)
         policy.load()
+        _log_notices(policy)
         signer = signer_for(settings)
         ledger = LedgerWriter(
             db,
@@ -146,7 +153,7 @@ def open_runtime(
         policy=policy,
         ledger=ledger,
         keys=keys,
-        events=EventRepository(db),
+        audit=AuditService(db, ledger, ledger.digester),
         metrics=metrics,
         signer=signer,
     )

@@ -152,7 +152,7 @@ async def test_both_paths_answer_alike(
     if case == "answered":
         assert float(response.headers["x-bastion-cost-usd"]) >= 0
         assert float(response.headers["x-bastion-overhead-ms"]) >= 0
-        page = app.state.runtime.events.page(EventFilter(action="llm.chat"))
+        page = app.state.runtime.audit.page(EventFilter(action="llm.chat"))
         assert [(e.outcome, e.request_id) for e in page.events] == [
             ("success", response.headers["x-request-id"])
         ]

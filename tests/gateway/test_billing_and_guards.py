@@ -73,9 +73,9 @@ def hello(text: str = "Say hello") -> list[dict[str, Any]]:
 def last_event(runtime) -> Any:  # type: ignore[no-untyped-def]
     from bastion.audit import EventFilter
 
-    return list(
-        runtime.events.page(EventFilter(action="llm.chat"), limit=1000, order="asc").events
-    )[-1]
+    return list(runtime.audit.page(EventFilter(action="llm.chat"), limit=1000, order="asc").events)[
+        -1
+    ]
 
 
 async def budget(app, scope: str, usd: float = 1.0) -> Any:  # type: ignore[no-untyped-def]

@@ -385,7 +385,7 @@ async def test_the_breaker_opens_after_exactly_breaker_failures_calls_when_the_u
 
     from bastion.audit import EventFilter
 
-    events = runtime.events.page(EventFilter(action="llm.chat"), limit=100, order="asc").events
+    events = runtime.audit.page(EventFilter(action="llm.chat"), limit=100, order="asc").events
     attempts = [[a["outcome"] for a in e.details["attempts"]] for e in events]
     assert sum(a == ["connect"] * 3 for a in attempts) == BREAKER_FAILURES
     assert attempts[-3:] == [["circuit_open"]] * 3

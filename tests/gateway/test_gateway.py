@@ -65,7 +65,7 @@ async def sdk(app, key_for) -> AsyncIterator[Callable[..., openai.AsyncOpenAI]]:
 def chat_events(runtime) -> list[Any]:  # type: ignore[no-untyped-def]
     from bastion.audit import EventFilter
 
-    return list(runtime.events.page(EventFilter(action="llm.chat"), limit=1000, order="asc").events)
+    return list(runtime.audit.page(EventFilter(action="llm.chat"), limit=1000, order="asc").events)
 
 
 def hello(text: str = "Say hello") -> list[dict[str, Any]]:

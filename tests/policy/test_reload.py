@@ -18,7 +18,7 @@ def _bump_mtime(path) -> None:  # type: ignore[no-untyped-def]
 def _events(runtime: Runtime, action: str) -> list:  # type: ignore[type-arg]
     from bastion.audit import EventFilter
 
-    return runtime.events.page(EventFilter(action=action)).events
+    return runtime.audit.page(EventFilter(action=action)).events
 
 
 def test_good_change_takes_effect_and_is_recorded(runtime: Runtime) -> None:

@@ -81,7 +81,7 @@ def registry(runtime: Any, mlflow_template: Path) -> ModelRegistry:
 
 def events(runtime: Any, action: str) -> list[Any]:
     """The ledger's events of ``action``, oldest first."""
-    return runtime.events.page(EventFilter(action=action), limit=100, order="asc").events
+    return runtime.audit.page(EventFilter(action=action), limit=100, order="asc").events
 
 
 def set_registry_policy(runtime: Any, section: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from bastion.db import create_database, upgrade, utcnow
-from bastion.db.tables import metadata
+from bastion.schema import metadata
 
 
 def registry_drift(url: str) -> list[Any]:

@@ -230,7 +230,7 @@ def test_promotion_needs_gates_and_a_second_person(
     with pytest.raises(GatesFailed, match="four_fifths over sex"):
         registry.request_promotion(ANA, "income", v2, "production", "retrained")
 
-    actions = [e.action for e in runtime.events.page(EventFilter(), limit=200).events]
+    actions = [e.action for e in runtime.audit.page(EventFilter(), limit=200).events]
     for action in (
         "model.promotion.request",
         "model.promotion.approve",

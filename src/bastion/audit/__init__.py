@@ -6,12 +6,15 @@ BadCursor (400, invalid_cursor)
 
 from bastion.audit.events import Digester, EventIn, Ledger, LedgerUnavailable, Receipt
 from bastion.audit.repository import EventFilter, EventRepository, EventView, Page
+from bastion.audit.service import AuditService, Erasure
 from bastion.audit.signing import Signer, load_or_create_signer, load_public_key
 from bastion.audit.verify import Problem, VerifyReport, verify_ledger
 from bastion.audit.writer import LedgerWriter
 
 __all__ = [
+    "AuditService",
     "Digester",
+    "Erasure",
     "EventFilter",
     "EventIn",
     "EventRepository",

@@ -14,7 +14,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from bastion.errors import Unavailable
 
@@ -80,35 +80,29 @@ def genesis(stream: str) -> str:
     return hashlib.sha256(f"bastion-ledger-genesis:{stream}".encode()).hexdigest()
 
 
-def chain_hash(
-    prev_hash: str,
-    stream: str,
-    seq: int,
-    ts_us: int,
-    actor: str,
-    action: str,
-    resource: str,
-    outcome: str,
-    request_id: str | None,
-    details: str,
-    content_digest: str | None,
-    flags: str,
-) -> str:
-    body = _compact(
-        [
-            stream,
-            seq,
-            ts_us,
-            actor,
-            action,
-            resource,
-            outcome,
-            request_id,
-            details,
-            content_digest,
-            flags,
-        ]
-    )
+class ChainFields(NamedTuple):
+    """The fields a ledger row's hash covers, in the one order the chain uses.
+
+    Build it with keywords (``ChainFields(stream=..., seq=...)``): the order is defined
+    here once, and a row hashed with fields in the wrong place cannot be written.
+    """
+
+    stream: str
+    seq: int
+    ts_us: int
+    actor: str
+    action: str
+    resource: str
+    outcome: str
+    request_id: str | None
+    details: str
+    content_digest: str | None
+    flags: str
+
+
+def chain_hash(prev_hash: str, fields: ChainFields) -> str:
+    """``sha256(prev_hash + "\\n" + canonical)``, canonical the compact JSON of ``fields``."""
+    body = _compact(fields)
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
 
 

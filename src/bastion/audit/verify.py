@@ -26,7 +26,7 @@ from typing import Any, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, select, text
 
-from bastion.audit.events import chain_hash, genesis
+from bastion.audit.events import ChainFields, chain_hash, genesis
 from bastion.audit.models import AuditCheckpoint, AuditStream
 from bastion.audit.signing import verify_signature
 from bastion.db import Database
@@ -247,20 +247,20 @@ def _scan(
             problems.append(_gap(stream, expected_seq, seq, row_id))
         elif prev != expected_prev:
             problems.append(_broken(stream, seq, row_id))
-        recomputed = chain_hash(
-            prev,
-            stream,
-            seq,
-            ts_us,
-            actor,
-            action,
-            resource,
-            outcome,
-            request_id,
-            details,
-            cdigest,
-            flags,
+        fields = ChainFields(
+            stream=stream,
+            seq=seq,
+            ts_us=ts_us,
+            actor=actor,
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            request_id=request_id,
+            details=details,
+            content_digest=cdigest,
+            flags=flags,
         )
+        recomputed = chain_hash(prev, fields)
         if recomputed != hash_:
             problems.append(
                 Problem(

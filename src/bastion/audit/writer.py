@@ -50,6 +50,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from bastion.audit.events import (
+    ChainFields,
     Digester,
     EventIn,
     LedgerUnavailable,
@@ -419,35 +420,21 @@ class LedgerWriter:
         details = canonical_json(ev.details)
         flags = canonical_json(sorted(set(ev.flags)))
         content_digest = self.digester.digest(ev.content) if ev.content else None
-        row_hash = chain_hash(
-            head,
-            self.stream,
-            seq,
-            ts_us,
-            ev.actor,
-            ev.action,
-            ev.resource,
-            ev.outcome,
-            ev.request_id,
-            details,
-            content_digest,
-            flags,
+        fields = ChainFields(
+            stream=self.stream,
+            seq=seq,
+            ts_us=ts_us,
+            actor=ev.actor,
+            action=ev.action,
+            resource=ev.resource,
+            outcome=ev.outcome,
+            request_id=ev.request_id,
+            details=details,
+            content_digest=content_digest,
+            flags=flags,
         )
-        row: dict[str, object] = {
-            "stream": self.stream,
-            "seq": seq,
-            "ts_us": ts_us,
-            "actor": ev.actor,
-            "action": ev.action,
-            "resource": ev.resource,
-            "outcome": ev.outcome,
-            "request_id": ev.request_id,
-            "details": details,
-            "content_digest": content_digest,
-            "flags": flags,
-            "prev_hash": head,
-            "hash": row_hash,
-        }
+        row_hash = chain_hash(head, fields)
+        row: dict[str, object] = {**fields._asdict(), "prev_hash": head, "hash": row_hash}
         contents: list[dict[str, object]] = []
         if ev.content and ev.store_content:
             contents = [

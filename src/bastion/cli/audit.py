@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -38,7 +38,7 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Recompute every chain; exit 1 naming the first broken link."""
-    from bastion.audit import EventRepository, load_public_key, verify_ledger
+    from bastion.audit import AuditService, load_public_key
     from bastion.audit.signing import key_id
     from bastion.db import create_database
     from bastion.runtime import signer_for
@@ -56,7 +56,8 @@ def verify(
         trusted[signer.key_id] = signer.public
     db = create_database(settings.resolved_database_url)
     try:
-        total = EventRepository(db).count()
+        audit = AuditService(db)
+        total = audit.count()
         with Progress(
             TextColumn("verifying"),
             BarColumn(),
@@ -67,7 +68,7 @@ def verify(
             disable=as_json or total < 50_000,
         ) as progress:
             task = progress.add_task("verify", total=total)
-            report = verify_ledger(db, trusted, on_progress=lambda n: progress.advance(task, n))
+            report = audit.verify(trusted, on_progress=lambda n: progress.advance(task, n))
     finally:
         db.dispose()
     if as_json:
@@ -110,7 +111,7 @@ def export(
     action: str | None = typer.Option(None),
 ) -> None:
     """Export events oldest first, with their hashes, for auditors."""
-    from bastion.audit import EventFilter, EventRepository
+    from bastion.audit import AuditService, EventFilter
     from bastion.db import create_database
 
     if fmt != "jsonl":
@@ -123,7 +124,7 @@ def export(
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     count = 0
     try:
-        for event in EventRepository(db).stream_all(flt):
+        for event in AuditService(db).export(flt):
             out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
             count += 1
     finally:
@@ -149,43 +150,22 @@ def erase(
     subject: str = typer.Option(..., help="The data subject whose stored content to erase."),
     by: str = typer.Option("cli", help="Who asked (recorded in the ledger)."),
 ) -> None:
-    """Erase a data subject's stored content; the chain stays verifiable."""
-    from bastion.audit import EventIn
+    """Erase a data subject's stored content; the chain stays verifiable.
 
+    The intent is recorded in the ledger before anything is erased, the outcome after.
+    """
     with runtime() as rt:
-        removed = rt.events.erase_subject(subject)
-        # keyed: an unkeyed hash of an e-mail address can be reversed by guessing
-        subject_digest = rt.ledger.digester.digest({"subject": subject})[:32]
-        rt.ledger.append(
-            EventIn(
-                actor=f"user:{by}",
-                action="audit.erase",
-                resource=f"subject:{subject_digest}",
-                outcome="success",
-                details={"content_rows": removed},
-            )
-        )
-    console.print(f"erased {removed} stored content rows for the subject")
+        done = rt.audit.erase_subject(subject, actor=f"user:{by}")
+    console.print(f"erased {done.content_rows} stored content rows for the subject")
 
 
 @app.command()
 def purge(by: str = typer.Option("cli", help="Who ran it (recorded in the ledger).")) -> None:
     """Apply the policy's retention to stored content (content_days)."""
-    from bastion.audit import EventIn
-
     with runtime() as rt:
         days = rt.policy.policy.retention.content_days
         if days is None:
             console.print("the policy sets no retention.content_days: nothing to purge")
             return
-        removed = rt.events.purge_content_before(datetime.now(UTC) - timedelta(days=days))
-        rt.ledger.append(
-            EventIn(
-                actor=f"user:{by}",
-                action="audit.purge",
-                resource="audit_content",
-                outcome="success",
-                details={"content_rows": removed, "content_days": days},
-            )
-        )
-    console.print(f"purged {removed} content rows older than {days} days")
+        done = rt.audit.purge_content(days, actor=f"user:{by}")
+    console.print(f"purged {done.content_rows} content rows older than {days} days")

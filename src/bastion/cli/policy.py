@@ -25,6 +25,8 @@ def check(file: Path = typer.Argument(..., help="The policy YAML to validate."))
         err_console.print(f"[red]{file}: {n} error{'s' if n != 1 else ''}[/]")
         raise typer.Exit(1) from None
     p = loaded.policy
+    for note in p.notices():
+        err_console.print(f"[yellow]notice[/]: {note}", highlight=False, soft_wrap=True)
     console.print(
         f"{file}: valid ({len(p.providers)} providers, {len(p.models)} models, "
         f"{len(p.roles)} roles, {len(p.teams)} teams; digest {loaded.digest[:12]})"

@@ -8,17 +8,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.auth.principal import Principal
-from bastion.gateway.counters import LimitState
+from bastion.gateway.counters import LimitState, Reservation
 from bastion.gateway.providers.base import JSON
 from bastion.gateway.resilience import Trail
 
 
 @dataclass
 class Call:
-    """One call's record: what the audit event and the metrics are built from."""
+    """One governed call's record: what the audit event and the metrics are built from.
+
+    ``endpoint`` names the kind of call (``chat``, ``embeddings``; later a tool call or
+    a prediction); the ledger action is ``<family>.<endpoint>`` (``llm.chat``) and the
+    resource the model (or tool) it named, once the policy knows it.
+    """
 
     principal: Principal
-    endpoint: str  # "chat" | "embeddings"
+    endpoint: str
+    family: str = "llm"
+    resource_kind: str = "model"
     started: float = field(default_factory=time.perf_counter)
     requested_model: str | None = None
     served_model: str | None = None
@@ -42,6 +49,16 @@ class Call:
     limit_states: list[LimitState] = field(default_factory=list)
     model_known: bool = False
     done: bool = False
+    reservation: Reservation | None = None  # held from admission until settled
+
+    @property
+    def action(self) -> str:
+        return f"{self.family}.{self.endpoint}"
+
+    @property
+    def resource(self) -> str:
+        name = self.requested_model if self.model_known else "unknown"
+        return f"{self.resource_kind}:{name}"
 
     @property
     def model_label(self) -> str:

@@ -73,8 +73,6 @@ class Trail:
     defer_verdict: bool = False
     #: ... which gives it to this ticket.
     owed: Ticket | None = None
-    #: The kind of the failure that ended the call, if the upstream's.
-    failed: str | None = None
 
 
 def backoff_s(attempt: int, retry_after: float | None, rng: Callable[[], float]) -> float:

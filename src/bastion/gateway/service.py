@@ -2,8 +2,10 @@
 
 :class:`Gateway` is plain Python; the HTTP routes in ``bastion.api.routes.gateway``
 only parse, call it and render. Authentication (step 1) has happened before it is called.
-A streamed answer's relay is in ``streams.py`` (a base class of Gateway), a call's
-record in ``calls.py``.
+The stages every governed call shares (admit, settle, record, observe, and the
+shielded failure path) are in ``lifecycle.py``; what comes back is billed and checked
+in ``answers.py``; one attempt is sent by ``dispatch.py``; a streamed answer is relayed
+by ``streams.py``; a call's record is in ``calls.py``.
 
 Every call — served, refused or failed — ends in exactly one ledger event, committed
 before the response completes (for a stream: before ``[DONE]``, or before the error
@@ -17,49 +19,40 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import secrets
-import time
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
-import anyio
+from pydantic import SecretStr
 
-from bastion import jsonio
-from bastion.audit import EventIn
 from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput
 from bastion.gateway.access import Access, resolve_access
+from bastion.gateway.answers import account_embedding, finish_completion, mask_inputs
 from bastion.gateway.breaker import CircuitBreaker, Health, State
 from bastion.gateway.calls import Call, Reply
-from bastion.gateway.counters import Admission, Counters, Reservation
+from bastion.gateway.counters import Counters
+from bastion.gateway.dispatch import Dispatcher
 from bastion.gateway.errors import (
-    BudgetExceeded,
     ContextLengthExceeded,
-    CountersUnavailable,
     ModelNotAllowed,
     ModelNotFound,
-    RateLimited,
     RequestTooLarge,
     UpstreamFailure,
 )
 from bastion.gateway.health import HealthReport, publish, report, set_state
-from bastion.gateway.pricing import cost_usd, worst_case_usd
-from bastion.gateway.providers import registry
-from bastion.gateway.providers.base import JSON, InProcessProvider, Provider, Target
+from bastion.gateway.lifecycle import Lifecycle
+from bastion.gateway.pricing import worst_case_usd
+from bastion.gateway.providers.base import JSON, Target
 from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
-from bastion.gateway.resilience import BREAKER_KINDS, Resilience
-from bastion.gateway.streams import Streams
+from bastion.gateway.resilience import Resilience
+from bastion.gateway.streams import OpenedStream, StreamRelay
 from bastion.gateway.tokens import count_inputs, count_prompt, count_text
-from bastion.gateway.upstream import (
-    Transport,
-)
+from bastion.gateway.upstream import Transport
 from bastion.policy.loader import PolicyError, PolicyIssue
 from bastion.policy.schema import ModelConfig, Policy
-from bastion.privacy import PrivacyGuard, PrivacyKeys, Vault
-from bastion.privacy.chat import map_json_strings
+from bastion.privacy import PrivacyGuard, PrivacyKeys
 from bastion.privacy.errors import PrivacyError
 from bastion.runtime import Runtime
 from bastion.settings import secret_from_env
@@ -67,11 +60,9 @@ from bastion.settings import secret_from_env
 log = logging.getLogger("bastion.gateway")
 
 DEFAULT_MAX_TOKENS = 4096
-#: How long a settlement Redis could not take is retried (the reservation's grace).
-SETTLE_RETRY_FOR_S = 3600.0
 
 
-class Gateway(Streams):
+class Gateway:
     def __init__(
         self,
         runtime: Runtime,
@@ -82,19 +73,29 @@ class Gateway(Streams):
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.counters = counters
         self.transport = transport or Transport()
+        self.dispatcher = Dispatcher(self.transport)
         self.health = Health(on_change=self._breaker_changed)
         self.resilience = Resilience(self.health, max_wait_s=self.settings.gateway_max_retry_wait_s)
+        self.lifecycle = Lifecycle(counters, runtime.ledger, runtime.metrics)
+        self.relay = StreamRelay(self.lifecycle)
         self.privacy_keys = privacy_keys or PrivacyKeys()
         self._guard: tuple[Policy, PrivacyGuard] | None = None
-        self._deferred: set[asyncio.Task[None]] = set()
+        self._keys: tuple[Policy, dict[str, SecretStr | None]] | None = None
         self._process_key = secrets.token_bytes(32)  # only without configured privacy keys
         runtime.policy.checks.append(self.check_policy)
 
+    @property
+    def counters(self) -> Counters:
+        """The limit and budget counters the call lifecycle admits against."""
+        return self.lifecycle.counters
+
+    @counters.setter
+    def counters(self, counters: Counters) -> None:
+        self.lifecycle.counters = counters
+
     async def aclose(self) -> None:
-        if self._deferred:  # settlements still owed get a last chance
-            await asyncio.wait(set(self._deferred), timeout=5)
+        await self.lifecycle.aclose()
         await self.transport.aclose()
         await self.counters.aclose()
 
@@ -184,7 +185,7 @@ class Gateway(Streams):
             provider_cfg = ProviderConfig(kind="local")
         api_key = None
         if provider_cfg.api_key_env:
-            api_key = secret_from_env(provider_cfg.api_key_env)
+            api_key = self._provider_keys(policy).get(cfg.provider)
             if api_key is None:
                 return UpstreamFailure(
                     "auth",
@@ -193,120 +194,18 @@ class Gateway(Streams):
                 )
         return Target(name, cfg.upstream_model or name, cfg.provider, provider_cfg, api_key)
 
-    # --- admission ----------------------------------------------------------------
-
-    async def _admit(
-        self, policy: Policy, access: Access, tokens: int, cost: float, call: Call
-    ) -> Reservation | None:
-        admission = Admission(access.rate_limits, access.budgets, tokens, cost)
-        call.reserved_usd = cost
-        metrics = self.runtime.metrics
-        try:
-            reservation = await self.counters.admit(admission)
-        except RateLimited as exc:
-            call.decisions["limits"] = "refused"
-            metrics.llm_rate_limited.labels(
-                exc.details.get("scope_kind", "unknown"), exc.details.get("metric", "unknown")
-            ).inc()
-            raise
-        except BudgetExceeded as exc:
-            call.decisions["limits"] = "admitted"
-            call.decisions["budget"] = "refused"
-            metrics.llm_budget_refused.labels(
-                exc.details.get("scope_kind", "unknown"), exc.details.get("per", "unknown")
-            ).inc()
-            raise
-        except CountersUnavailable:
-            if policy.defaults.on_counter_error == "refuse":
-                call.decisions["limits"] = "counters_unavailable"
-                raise
-            call.decisions["limits"] = "unchecked"
-            call.flags.add("counters_unavailable")
-            metrics.llm_counter_errors.labels("admit").inc()
-            return None
-        call.decisions["limits"] = "admitted"
-        call.decisions["budget"] = "reserved"
-        call.limit_states = list(reservation.limits)
-        return reservation
-
-    async def _settle(self, reservation: Reservation | None, call: Call) -> None:
-        if reservation is None:
-            return
-        charge = call.outcome in ("success", "cancelled") or bool(call.completion_tokens)
-        if charge and call.cost_usd > call.reserved_usd + 1e-9:
-            # The upstream counted more than the estimate (its own tokenizer, images,
-            # hidden tool prompts): the budget can be passed by the difference.
-            call.flags.add("reservation_exceeded")
-            self.runtime.metrics.llm_reservation_exceeded.labels(call.model_label).inc()
-        try:
-            await self._settle_now(reservation, call, charge)
-        except CountersUnavailable:
-            # Spent money must reach the counters: retried in the background until
-            # Redis answers (the reservation keeps the room until then).
-            call.flags.add("settle_deferred")
-            log.error(
-                "settling a call's cost failed; retrying in the background",
-                extra={"model": call.model_label},
-            )
-            self.runtime.metrics.llm_counter_errors.labels("settle").inc()
-            self._defer(reservation, call, charge)
-
-    async def _settle_now(self, reservation: Reservation, call: Call, charge: bool) -> None:
-        if charge:
-            await self.counters.settle(
-                reservation,
-                tokens=call.prompt_tokens + call.completion_tokens,
-                cost_usd=call.cost_usd,
-            )
-        else:
-            await self.counters.release(reservation)
-
-    def _defer(self, reservation: Reservation, call: Call, charge: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._settle_later(reservation, call, charge))
-        self._deferred.add(task)
-        task.add_done_callback(self._deferred.discard)
-
-    async def _settle_later(self, reservation: Reservation, call: Call, charge: bool) -> None:
-        """Settle until the counters answer; a settlement is idempotent, so a retry after
-        a lost reply does no harm. Gives up when the reservation can no longer be settled."""
-        deadline = time.monotonic() + SETTLE_RETRY_FOR_S
-        wait = 0.5
-        while time.monotonic() < deadline:
-            await asyncio.sleep(wait)
-            try:
-                await self._settle_now(reservation, call, charge)
-            except CountersUnavailable:
-                wait = min(wait * 2, 30.0)
-                continue
-            log.info("a deferred settlement went through", extra={"model": call.model_label})
-            return
-        log.error("a deferred settlement was given up", extra={"model": call.model_label})
-
-    def _limits_headers(self, call: Call) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        # The tightest limit of each metric, as OpenAI names them.
-        for metric in ("requests", "tokens"):
-            states = [s for s in call.limit_states if s.limit.metric == metric]
-            if not states:
-                continue
-            tight = min(states, key=lambda s: s.remaining)
-            headers[f"x-ratelimit-limit-{metric}"] = str(tight.limit.per_minute)
-            headers[f"x-ratelimit-remaining-{metric}"] = str(max(0, tight.remaining))
-            headers[f"x-ratelimit-reset-{metric}"] = f"{tight.reset_s:.3f}s"
-        return headers
-
-    def _headers(self, call: Call) -> dict[str, str]:
-        headers = self._limits_headers(call)
-        if call.stream:
-            # A stream's headers go out before its cost is known: what was reserved is
-            # said instead; the settled cost is in the ledger event.
-            headers["x-bastion-reserved-usd"] = f"{call.reserved_usd:.8f}"
-        else:
-            headers["x-bastion-cost-usd"] = f"{call.cost_usd:.8f}"
-        headers["x-bastion-overhead-ms"] = f"{call.overhead_s() * 1000:.3f}"
-        if call.served_model:
-            headers["x-bastion-model"] = call.served_model
-        return headers
+    def _provider_keys(self, policy: Policy) -> dict[str, SecretStr | None]:
+        """Each provider's key, read from the environment once per policy (at start and
+        on every reload), not on every call."""
+        cached = self._keys
+        if cached is not None and cached[0] is policy:
+            return cached[1]
+        keys = {
+            name: secret_from_env(cfg.api_key_env) if cfg.api_key_env else None
+            for name, cfg in policy.providers.items()
+        }
+        self._keys = (policy, keys)
+        return keys
 
     # --- chat ---------------------------------------------------------------------
 
@@ -314,12 +213,11 @@ class Gateway(Streams):
         self, principal: Principal, body: Any, *, conversation_id: str | None = None
     ) -> Reply:
         call = Call(principal, "chat")
-        reservation: Reservation | None = None
-        try:
+        policy = self.policy
+        async with self.lifecycle.governed(call, policy):
             request = parse_chat(body)
             call.requested_model = request.model
             call.stream = request.stream
-            policy = self.policy
             access = resolve_access(policy, principal)
             self._model(policy, access, request.model, "chat", call)
             text_tokens, images = count_prompt(request.messages, request.tools)
@@ -337,8 +235,8 @@ class Gateway(Streams):
             worst = max(
                 worst_case_usd(policy.models[m], prompts[m], max_tokens) * request.n for m in chain
             )
-            reservation = await self._admit(
-                policy, access, max(prompts.values()) + max_tokens * request.n, worst, call
+            await self.lifecycle.admit(
+                call, policy, access, max(prompts.values()) + max_tokens * request.n, worst
             )
             guard = self.guard(policy)
             # A conversation's vault belongs to its user: another caller naming the same
@@ -360,26 +258,28 @@ class Gateway(Streams):
             targets = [self._target(policy, m) for m in chain]
             if request.stream:
                 call.trail.defer_verdict = True  # a stream is judged when it ends
-                return await self._chat_stream(
-                    call, request, sent, targets, guard, vault, reservation, policy
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                (stream, first), target = await self.resilience.run(
+                    targets,
+                    lambda t, left: self.dispatcher.open_stream(t, sent, left),
+                    call.trail,
+                    self._deadline(),
                 )
+                call.ttft_s = loop.time() - started
+                call.served_model, call.provider = target.model, target.provider
+                opened = OpenedStream(call, request, stream, first, target, guard, vault, policy)
+                return Reply(None, self.lifecycle.headers(call), self.relay.body(opened))
             completion, target = await self.resilience.run(
                 targets,
-                lambda t, left: self._complete(t, sent, left),
+                lambda t, left: self.dispatcher.complete(t, sent, left),
                 call.trail,
                 self._deadline(),
             )
             call.served_model, call.provider = target.model, target.provider
-            answer = self._finish_completion(completion, call, guard, vault, policy)
-            await self._settle(reservation, call)
-            reservation = None
-            await self._audit(call, policy)
-            self._observe(call)
-            return Reply(answer, self._headers(call))
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):  # settle and record even when cancelled
-                await self._fail(call, exc, reservation)
-            raise
+            answer = finish_completion(completion, call, guard, vault, policy)
+            await self.lifecycle.finish(call, policy)
+            return Reply(answer, self.lifecycle.headers(call))
 
     def _pseudonymise(self, sent: JSON) -> None:
         """Who the caller's end user is, and participant names, leave only as keyed
@@ -482,99 +382,14 @@ class Gateway(Streams):
             )
         return asked
 
-    def _provider(self, target: Target) -> Provider | InProcessProvider:
-        return registry.get(target.config.kind)
-
-    async def _complete(self, target: Target, body: JSON, left: float) -> JSON:
-        provider = self._provider(target)
-        if isinstance(provider, InProcessProvider):
-            return await provider.complete(target, {**body, "model": target.upstream_model})
-        request = provider.chat_request(target, body, stream=False)
-        data = await self.transport.post_json(
-            provider, target, request, min(left, target.config.timeout_s)
-        )
-        return provider.chat_response(target, data)
-
-    def _finish_completion(
-        self, completion: JSON, call: Call, guard: PrivacyGuard, vault: Vault, policy: Policy
-    ) -> JSON:
-        # The completion was parsed for this call alone: changed in place, never shared.
-        completion["model"] = call.served_model
-        messages: list[JSON] = []
-        texts = []
-        for choice in completion.get("choices") or []:
-            message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict):
-                continue
-            call.finish_reason = choice.get("finish_reason") or call.finish_reason
-            messages.append(message)
-            if isinstance(message.get("content"), str):
-                texts.append(message["content"])
-            for tool_call in message.get("tool_calls") or []:
-                texts.append(str((tool_call.get("function") or {}).get("arguments", "")))
-        call.answer_text = "\n".join(texts)
-        usage = completion.get("usage")
-        # Accounted before any check: the upstream has been paid whatever happens next.
-        self._account(call, usage if isinstance(usage, dict) else None, policy)
-
-        def check(text: str) -> str:
-            checked = guard.check_response(text, vault)
-            call.flags.update(checked.flags)
-            return checked.text
-
-        for message in messages:
-            content = message.get("content")
-            if isinstance(content, str):
-                message["content"] = check(content)
-            for tool_call in message.get("tool_calls") or []:
-                function = tool_call.get("function") if isinstance(tool_call, dict) else None
-                if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-                    # Arguments are checked like content (flag, redact or block), value by
-                    # value so that a redaction keeps them JSON.
-                    raw = function["arguments"]
-                    checked_raw = map_json_strings(raw, check)
-                    if json.loads(checked_raw) != _loads_or(raw):
-                        function["arguments"] = checked_raw
-        restored, invented = guard.restore_chat(completion, vault)
-        if invented:
-            call.flags.add("invented_placeholder")
-        if call.finish_reason == "length":
-            call.flags.add("truncated_by_max_tokens")
-        return restored
-
-    def _account(self, call: Call, usage: Mapping[str, Any] | None, policy: Policy) -> None:
-        if usage and isinstance(usage.get("completion_tokens"), int):
-            call.usage_source = "upstream"
-            if isinstance(usage.get("prompt_tokens"), int):
-                call.prompt_tokens = usage["prompt_tokens"]
-            call.completion_tokens = usage["completion_tokens"]
-        else:
-            call.usage_source = "counted"
-            call.completion_tokens = count_text(call.answer_text)
-        details = usage.get("prompt_tokens_details") if usage else None
-        cached = written = 0
-        if isinstance(details, Mapping):
-            cached = _count(details.get("cached_tokens"))
-            written = _count(details.get("cache_write_tokens"))
-        model = policy.models.get(call.served_model or "")
-        if model is not None:
-            call.cost_usd = cost_usd(
-                model,
-                call.prompt_tokens,
-                call.completion_tokens,
-                cached_tokens=cached,
-                cache_write_tokens=written,
-            )
-
     # --- embeddings ---------------------------------------------------------------------
 
     async def embeddings(self, principal: Principal, body: Any) -> Reply:
         call = Call(principal, "embeddings")
-        reservation: Reservation | None = None
-        try:
+        policy = self.policy
+        async with self.lifecycle.governed(call, policy):
             request = parse_embeddings(body)
             call.requested_model = request.model
-            policy = self.policy
             access = resolve_access(policy, principal)
             model = self._model(policy, access, request.model, "embedding", call)
             tokens = count_inputs(request.input)
@@ -590,158 +405,25 @@ class Gateway(Streams):
                 )
             chain = self._chain(policy, access, request.model, "embedding")
             worst = max(worst_case_usd(policy.models[m], tokens, 0) for m in chain)
-            reservation = await self._admit(policy, access, tokens, worst, call)
+            await self.lifecycle.admit(call, policy, access, tokens, worst)
             guard = self.guard(policy)
             vault = guard.vault(None)
             sent = dict(body)
-            sent["input"] = _mask_inputs(guard, vault, request.input, call)
+            sent["input"] = mask_inputs(guard, vault, request.input, call)
             call.sent = sent
             targets = [self._target(policy, m) for m in chain]
             answer, target = await self.resilience.run(
-                targets, lambda t, left: self._embed(t, sent, left), call.trail, self._deadline()
+                targets,
+                lambda t, left: self.dispatcher.embed(t, sent, left),
+                call.trail,
+                self._deadline(),
             )
             call.served_model, call.provider = target.model, target.provider
             answer = dict(answer)
             answer["model"] = target.model
-            usage = answer.get("usage")
-            if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
-                call.prompt_tokens = usage["prompt_tokens"]
-                call.usage_source = "upstream"
-            else:
-                call.usage_source = "counted"
-            served = policy.models[target.model]
-            call.cost_usd = cost_usd(served, call.prompt_tokens, 0)
-            await self._settle(reservation, call)
-            reservation = None
-            await self._audit(call, policy)
-            self._observe(call)
-            return Reply(answer, self._headers(call))
-        except BaseException as exc:
-            with anyio.CancelScope(shield=True):  # settle and record even when cancelled
-                await self._fail(call, exc, reservation)
-            raise
-
-    async def _embed(self, target: Target, body: JSON, left: float) -> JSON:
-        provider = self._provider(target)
-        if isinstance(provider, InProcessProvider):
-            return await provider.embed(target, {**body, "model": target.upstream_model})
-        request = provider.embeddings_request(target, body)
-        data = await self.transport.post_json(
-            provider, target, request, min(left, target.config.timeout_s)
-        )
-        return provider.embeddings_response(target, data)
-
-    # --- the end of every call -------------------------------------------------------------
-
-    async def _fail(self, call: Call, exc: BaseException, reservation: Reservation | None) -> None:
-        if call.done:
-            return
-        call.done = True
-        if isinstance(exc, UpstreamFailure):
-            call.trail.failed = exc.kind
-        if isinstance(exc, BastionError):
-            call.status = exc.status
-            call.error_code = exc.code
-            refused = not call.trail.attempts and not isinstance(exc, UpstreamFailure)
-            call.outcome = "refused" if refused else "failure"
-            if isinstance(exc, PrivacyError):
-                call.decisions["privacy"] = exc.code
-                call.flags.update(getattr(exc, "flags", ()) or ())
-        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
-            call.outcome = "cancelled"
-            call.status = 499
-            call.error_code = "client_disconnected"
-        else:
-            call.outcome = "error"
-            call.status = 500
-            call.error_code = "internal_error"
-        policy = self.policy
-        await self._settle(reservation, call)
-        try:
-            await self._audit(call, policy)
-        except Exception:  # the original error is what the caller must see
-            log.exception("could not record a failed call in the ledger")
-        self._observe(call)
-
-    async def _audit(self, call: Call, policy: Policy) -> None:
-        p = call.principal
-        details: dict[str, Any] = {
-            "endpoint": call.endpoint,
-            "key": p.key_prefix,
-            "team": p.team,
-            "role": p.role,
-            "requested_model": call.requested_model if call.model_known else None,
-            "served_model": call.served_model,
-            "provider": call.provider,
-            "stream": call.stream,
-            "status": call.status,
-            "attempts": [a.as_dict() for a in call.trail.attempts],
-            "decisions": call.decisions,
-            "tokens": {
-                "prompt": call.prompt_tokens,
-                "completion": call.completion_tokens,
-                "source": call.usage_source,
-            },
-            "cost_usd": round(call.cost_usd, 9),
-            "reserved_usd": round(call.reserved_usd, 9),
-            "latency_ms": round(call.elapsed_s() * 1000, 3),
-            "upstream_ms": round(call.trail.upstream_s * 1000, 3),
-            "overhead_ms": round(call.overhead_s() * 1000, 3),
-        }
-        if call.ttft_s is not None:
-            details["ttft_ms"] = round(call.ttft_s * 1000, 3)
-        if call.finish_reason:
-            details["finish_reason"] = call.finish_reason
-        if call.error_code:
-            details["error_code"] = call.error_code
-        content = None
-        if call.sent is not None:
-            # What crossed the boundary: the masked prompt and the raw answer.
-            content = {"prompt": jsonio.dumps(call.sent, sort_keys=True).decode()}
-            if call.answer_text:
-                content["response"] = call.answer_text
-        resource = f"model:{call.requested_model}" if call.model_known else "model:unknown"
-        event = EventIn(
-            actor=p.actor,
-            action=f"llm.{call.endpoint}",
-            resource=resource,
-            outcome=call.outcome,
-            details=details,
-            flags=tuple(sorted(call.flags)),
-            content=content,
-            store_content=policy.audit.store_content,
-            subject=p.user,
-        )
-        await self.runtime.ledger.append_async(event)
-
-    def _observe(self, call: Call) -> None:
-        """Metrics, and a stream's verdict on its deployment: run once, as a call ends."""
-        owed = call.trail.owed
-        if owed is not None:
-            call.trail.owed = None
-            if call.outcome == "success":
-                owed.verdict(ok=True, fault=None)
-            elif call.trail.failed in BREAKER_KINDS:  # broke off mid-stream
-                owed.verdict(ok=False, fault=call.trail.failed)
-            else:  # the client left, or Bastion's own step failed
-                owed.abandon()
-        m = self.runtime.metrics
-        model = call.model_label
-        m.llm_requests.labels(call.endpoint, model, call.outcome).inc()
-        if call.prompt_tokens and call.outcome != "refused":
-            m.llm_tokens.labels(model, "input").inc(call.prompt_tokens)
-        if call.completion_tokens:
-            m.llm_tokens.labels(model, "output").inc(call.completion_tokens)
-        if call.cost_usd:
-            m.llm_cost.labels(model).inc(call.cost_usd)
-        m.llm_duration.labels(call.endpoint, model).observe(call.elapsed_s())
-        m.llm_overhead.labels(call.endpoint).observe(call.overhead_s())
-        if call.trail.upstream_s and call.provider:
-            m.llm_upstream_duration.labels(call.provider).observe(call.trail.upstream_s)
-        if call.ttft_s is not None:
-            m.llm_ttft.labels(model).observe(call.ttft_s)
-        for attempt in call.trail.attempts:
-            m.llm_attempts.labels(attempt.provider, attempt.outcome).inc()
+            account_embedding(call, answer, policy)
+            await self.lifecycle.finish(call, policy)
+            return Reply(answer, self.lifecycle.headers(call))
 
     def _breaker_changed(self, breaker: CircuitBreaker, state: State) -> None:
         set_state(self.runtime.metrics, breaker.labels, state)
@@ -770,27 +452,6 @@ class Gateway(Streams):
             self.runtime.metrics.llm_budget_remaining.labels(team, state.budget.per).set(
                 state.remaining_usd
             )
-
-
-def _mask_inputs(guard: PrivacyGuard, vault: Vault, value: Any, call: Call) -> Any:
-    if isinstance(value, str):
-        protected = guard.protect_text(value, vault)
-        call.flags.update(protected.flags)
-        return protected.value
-    if isinstance(value, list):
-        return [_mask_inputs(guard, vault, v, call) if isinstance(v, str) else v for v in value]
-    return value
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _loads_or(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
 
 
 def new_completion_id() -> str:

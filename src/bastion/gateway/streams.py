@@ -1,12 +1,11 @@
-"""The streamed half of a chat call: open the upstream's stream (retries and fallbacks
-apply until its first chunk), relay it chunk by chunk with placeholders restored, and
+"""Relaying a chat call's stream: chunk by chunk with placeholders restored, then
 account, settle and record the call before ``[DONE]`` — or end it with an explicit error
 event, never a truncated answer that looks complete.
 
-:class:`Streams` is a base class of :class:`~bastion.gateway.service.Gateway`, which
-provides the accounting, settling and recording its methods call; they are declared in
-the class for the type checker, which then also checks the gateway's own definitions
-against them.
+The gateway opens the stream (retries and fallbacks apply until its first chunk) and
+hands it to a :class:`StreamRelay`, which ends the call through the same
+:class:`~bastion.gateway.lifecycle.Lifecycle` as a whole answer: streaming is composed
+over the governed call, not a half of the gateway.
 """
 
 from __future__ import annotations
@@ -15,36 +14,28 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import anyio
 
 from bastion import jsonio
 from bastion.errors import BastionError
-from bastion.gateway.calls import Call, Reply
-from bastion.gateway.counters import Reservation
+from bastion.gateway.answers import account, account_chunks, finish_completion
+from bastion.gateway.calls import Call
 from bastion.gateway.errors import UpstreamFailure
-from bastion.gateway.providers.base import JSON, InProcessProvider, Target
+from bastion.gateway.lifecycle import Lifecycle
+from bastion.gateway.providers.base import JSON, Target
 from bastion.gateway.requests import ChatRequest
-from bastion.gateway.upstream import (
-    ChunkStream,
-    LocalChunkStream,
-    chunks_to_completion,
-    completion_to_chunks,
-)
+from bastion.gateway.resilience import BREAKER_KINDS
+from bastion.gateway.upstream import ChunkStream, chunks_to_completion, completion_to_chunks
 from bastion.policy.schema import Policy
 from bastion.privacy import PrivacyGuard, Vault
-
-if TYPE_CHECKING:
-    from bastion.gateway.providers.base import Provider
-    from bastion.gateway.resilience import Resilience
-    from bastion.gateway.upstream import Transport
 
 log = logging.getLogger("bastion.gateway")
 
 
-class _Relay(NamedTuple):
-    """What relaying one stream works on (the reservation, settled on the way, apart)."""
+class OpenedStream(NamedTuple):
+    """What relaying one stream works on (the reservation travels on the call)."""
 
     call: Call
     request: ChatRequest
@@ -56,87 +47,20 @@ class _Relay(NamedTuple):
     policy: Policy
 
 
-class Streams:
-    """Opening and relaying a chat call's stream, for :class:`~bastion.gateway.service.Gateway`."""
+class StreamRelay:
+    """Relays opened streams to their callers and ends each call through the lifecycle."""
 
-    # What the gateway provides (see bastion.gateway.service.Gateway).
-    resilience: Resilience
-    transport: Transport
-    if TYPE_CHECKING:
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
 
-        def _provider(self, target: Target) -> Provider | InProcessProvider: ...
-        def _deadline(self) -> float: ...
-        def _headers(self, call: Call) -> dict[str, str]: ...
-        def _account(self, call: Call, usage: Mapping[str, Any] | None, policy: Policy) -> None: ...
-        def _observe(self, call: Call) -> None: ...
-        async def _settle(self, reservation: Reservation | None, call: Call) -> None: ...
-        async def _audit(self, call: Call, policy: Policy) -> None: ...
-        async def _fail(
-            self, call: Call, exc: BaseException, reservation: Reservation | None
-        ) -> None: ...
-        def _finish_completion(
-            self, completion: JSON, call: Call, guard: PrivacyGuard, vault: Vault, policy: Policy
-        ) -> JSON: ...
+    def body(self, relay: OpenedStream) -> AsyncIterator[bytes]:
+        """The SSE bytes of one call's answer (the call is settled and recorded inside)."""
+        return self._stream_body(relay)
 
-    async def _open(
-        self, target: Target, body: JSON, left: float
-    ) -> tuple[ChunkStream, list[JSON]]:
-        """A stream whose first chunk has arrived (until then, retries and fallbacks apply)."""
-        provider = self._provider(target)
-        cfg = target.config
-        first_token_s = min(left, cfg.first_token_timeout_s or cfg.timeout_s)
-        stream: ChunkStream
-        if isinstance(provider, InProcessProvider):
-            stream = LocalChunkStream(
-                provider.stream(target, {**body, "model": target.upstream_model}).__aiter__()
-            )
-        else:
-            request = provider.chat_request(target, body, stream=True)
-            stream = await self.transport.open_stream(
-                provider,
-                target,
-                request,
-                first_token_s=first_token_s,
-                stall_s=cfg.stall_timeout_s or cfg.timeout_s,
-            )
-        try:
-            first = await stream.next_chunk()
-        except BaseException:
-            await stream.aclose()
-            raise
-        if first is None:
-            await stream.aclose()
-            raise UpstreamFailure("malformed", "the upstream's stream ended before any chunk")
-        return stream, [first]
-
-    async def _chat_stream(
-        self,
-        call: Call,
-        request: ChatRequest,
-        sent: JSON,
-        targets: list[Target | UpstreamFailure],
-        guard: PrivacyGuard,
-        vault: Vault,
-        reservation: Reservation | None,
-        policy: Policy,
-    ) -> Reply:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        (stream, first), target = await self.resilience.run(
-            targets, lambda t, left: self._open(t, sent, left), call.trail, self._deadline()
-        )
-        call.ttft_s = loop.time() - started
-        call.served_model, call.provider = target.model, target.provider
-        headers = self._headers(call)
-        relay = _Relay(call, request, stream, first, target, guard, vault, policy)
-        return Reply(None, headers, self._stream_body(relay, reservation))
-
-    async def _stream_body(
-        self, relay: _Relay, reservation: Reservation | None
-    ) -> AsyncIterator[bytes]:
+    async def _stream_body(self, relay: OpenedStream) -> AsyncIterator[bytes]:
         call, request, stream, first, target, guard, vault, policy = relay
         if guard.policy.response.action in ("redact", "block"):
-            async for part in self._buffered_stream_body(relay, reservation):
+            async for part in self._buffered_stream_body(relay):
                 yield part
             return
         restorer = guard.stream_restorer(vault)
@@ -171,6 +95,7 @@ class Streams:
                     continue  # asked for by Bastion, not by the client
                 yield _sse(out)
             _check_ended(call, stream, request.n, finished)
+            judge(call, None)
             for index, delta in restorer.flush().items():
                 yield _sse(
                     {
@@ -184,43 +109,37 @@ class Streams:
             call.answer_text = "".join(pieces)
             self._stream_postscan(call, guard, vault, restorer.invented)
             call.trail.upstream_s += time.perf_counter() - upstream_started
-            self._account(call, usage, policy)
-            await self._settle(reservation, call)
-            reservation = None
-            await self._audit(call, policy)
-            self._observe(call)
-            call.done = True
+            account(call, usage, policy)
+            await self.lifecycle.finish(call, policy)
             yield b"data: [DONE]\n\n"
         except UpstreamFailure as failure:
+            judge(call, failure)
             call.answer_text = "".join(pieces)
             call.trail.upstream_s += time.perf_counter() - upstream_started
-            self._account(call, None, policy)  # billed for what was generated
+            account(call, None, policy)  # billed for what was generated
             call.flags.add("stream_interrupted")
-            yield await self._end_failed(call, failure, reservation)
-            reservation = None
+            yield await self._end_failed(call, failure, policy)
         except Exception as exc:
             # Bastion's own step failed after bytes went out (the ledger could not record
             # the call, say): the stream ends with the reason, never with [DONE]; what was
             # generated is billed.
-            if reservation is not None:
+            if not call.done:
                 call.answer_text = "".join(pieces)
-                self._account(call, usage, policy)
-            yield await self._end_failed(call, exc, reservation)
-            reservation = None
+                account(call, usage, policy)
+            yield await self._end_failed(call, exc, policy)
         finally:
-            if not call.done and reservation is not None:
+            judge(call, asyncio.CancelledError())  # no verdict yet: the client went away
+            if not call.done:
                 # The client went away (or the server is stopping): bill what was generated.
                 call.answer_text = "".join(pieces)
-                self._account(call, usage, policy)
+                account(call, usage, policy)
                 call.flags.add("client_disconnected")
                 with anyio.CancelScope(shield=True):
-                    await self._fail(call, asyncio.CancelledError(), reservation)
+                    await self.lifecycle.fail(call, asyncio.CancelledError(), policy)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    async def _buffered_stream_body(
-        self, relay: _Relay, reservation: Reservation | None
-    ) -> AsyncIterator[bytes]:
+    async def _buffered_stream_body(self, relay: OpenedStream) -> AsyncIterator[bytes]:
         """A stream whose answer must be scanned before any of it is shown.
 
         With ``privacy.response.action`` ``redact`` or ``block`` no text may reach the
@@ -237,58 +156,38 @@ class Streams:
             completion = chunks_to_completion(chunks)
             finished = {c["index"] for c in completion["choices"] if c.get("finish_reason")}
             _check_ended(call, stream, request.n, finished)
+            judge(call, None)
             call.trail.upstream_s += time.perf_counter() - upstream_started
-            answer = self._finish_completion(completion, call, guard, vault, policy)
-            await self._settle(reservation, call)
-            reservation = None
-            await self._audit(call, policy)
-            self._observe(call)
-            call.done = True
+            answer = finish_completion(completion, call, guard, vault, policy)
+            await self.lifecycle.finish(call, policy)
             for out in completion_to_chunks(answer):
                 if out.get("usage") and not out.get("choices") and not request.include_usage:
                     continue
                 yield _sse(out)
             yield b"data: [DONE]\n\n"
         except Exception as exc:
+            judge(call, exc)
             if isinstance(exc, UpstreamFailure):
                 call.flags.add("stream_interrupted")
-            if reservation is not None and not call.done:
-                self._account_chunks(call, chunks, policy)  # what was generated is billed
-            yield await self._end_failed(call, exc, reservation)
-            reservation = None
+            if not call.done:
+                account_chunks(call, chunks, policy)  # what was generated is billed
+            yield await self._end_failed(call, exc, policy)
         finally:
-            if not call.done and reservation is not None:
+            judge(call, asyncio.CancelledError())
+            if not call.done:
                 call.flags.add("client_disconnected")
-                self._account_chunks(call, chunks, policy)
+                account_chunks(call, chunks, policy)
                 with anyio.CancelScope(shield=True):
-                    await self._fail(call, asyncio.CancelledError(), reservation)
+                    await self.lifecycle.fail(call, asyncio.CancelledError(), policy)
             with anyio.CancelScope(shield=True):
                 await stream.aclose()
 
-    def _account_chunks(self, call: Call, chunks: list[JSON], policy: Policy) -> None:
-        """Bill the chunks a stream delivered before it broke off (upstream usage if it
-        came, else the generated text counted)."""
-        texts: list[str] = []
-        usage = None
-        for chunk in chunks:
-            if isinstance(chunk.get("usage"), dict):
-                usage = chunk["usage"]
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                texts.append(str(delta.get("content") or ""))
-                for tc in delta.get("tool_calls") or []:
-                    texts.append(str((tc.get("function") or {}).get("arguments") or ""))
-        call.answer_text = "".join(texts)
-        self._account(call, usage, policy)
-
-    async def _end_failed(
-        self, call: Call, error: BaseException, reservation: Reservation | None
-    ) -> bytes:
+    async def _end_failed(self, call: Call, error: BaseException, policy: Policy) -> bytes:
         """Record a stream that failed after its first byte; the event that ends it."""
         if not isinstance(error, BastionError):
             log.exception("a stream failed inside Bastion", exc_info=error)
         with anyio.CancelScope(shield=True):
-            await self._fail(call, error, reservation)
+            await self.lifecycle.fail(call, error, policy)
         return _sse_error(error if isinstance(error, BastionError) else INTERNAL_STREAM_ERROR)
 
     def _stream_postscan(
@@ -306,6 +205,21 @@ class Streams:
         call.flags.update(guard.denylist.check_flags(call.answer_text))
         if invented:
             call.flags.add("invented_placeholder")
+
+
+def judge(call: Call, failure: BaseException | None) -> None:
+    """A stream's verdict on its deployment, given once, when the upstream's part ends
+    (``bastion.gateway.breaker``): its whole answer came, it broke off (the upstream's
+    fault), or neither (the client left, or Bastion's own step failed)."""
+    ticket, call.trail.owed = call.trail.owed, None
+    if ticket is None:
+        return
+    if failure is None:
+        ticket.verdict(ok=True, fault=None)
+    elif isinstance(failure, UpstreamFailure) and failure.kind in BREAKER_KINDS:
+        ticket.verdict(ok=False, fault=failure.kind)
+    else:
+        ticket.abandon()
 
 
 def policy_response_off(guard: PrivacyGuard) -> bool:

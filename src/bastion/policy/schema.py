@@ -132,6 +132,8 @@ class AuditConfig(Strict):
 
 class Retention(Strict):
     content_days: PositiveInt | None = None
+    # Accepted so that existing files still load, but not enforced yet: removing old
+    # events needs a scheme that keeps the chain verifiable. Policy.notices() says so.
     events_days: PositiveInt | None = None
 
 
@@ -149,6 +151,16 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+
+    def notices(self) -> list[str]:
+        """Settings the file holds that have no effect (yet): say so rather than pretend."""
+        notes = []
+        if self.retention.events_days is not None:
+            notes.append(
+                "retention.events_days is not enforced yet: ledger events are kept until a "
+                "verifiable retention scheme exists; remove the setting to silence this notice"
+            )
+        return notes
 
     def role_names(self) -> set[str]:
         return set(DEFAULT_ROLE_PERMISSIONS) | set(self.roles)

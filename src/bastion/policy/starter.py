@@ -55,7 +55,7 @@ denylist:
   - {pattern: "\\\\bSSN\\\\b", action: flag}
 
 audit: {store_content: false}
-retention: {content_days: 30, events_days: 365}
+retention: {content_days: 30}
 
 # Model releases: the evidence a version needs before it may enter a stage. Checked
 # when a promotion is requested and again when it is approved; an admin may override

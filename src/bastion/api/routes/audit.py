@@ -31,7 +31,7 @@ def list_events(
     cursor: str | None = None,
     order: Literal["asc", "desc"] = "desc",
 ) -> EventPage:
-    page = runtime.events.page(
+    page = runtime.audit.page(
         EventFilter(
             actor=actor, action=action, resource=resource, outcome=outcome, since=since, until=until
         ),

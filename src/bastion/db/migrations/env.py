@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from bastion.db.tables import metadata
+# Alembic runs this file as a script, at the top of the house: the whole schema comes
+# from ``bastion.schema``, so ``bastion.db`` itself never imports a domain.
+from bastion.schema import metadata
 
 config = context.config
 engine = config.attributes.get("engine")

@@ -1,0 +1,147 @@
+"""The ledger as a service: verify, read, export, erase and retain.
+
+The CLI, the API, reports and (later) the dashboard share this one piece rather than
+each holding its own copy of the rules. Anything that destroys stored content records
+its intent in the ledger first and its outcome after, so a crash between the two
+leaves a visible trace (an ``audit.erase`` with outcome ``started`` and no matching
+``success``) instead of content that vanished with no record.
+
+Retention of *events* (``retention.events_days``) needs a scheme that keeps the chain
+verifiable after old rows go (the evidence issue builds it); until then the policy
+accepts the setting only with a notice that it is not enforced, see
+:meth:`bastion.policy.schema.Policy.notices`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from bastion.audit.events import Digester, EventIn, Ledger
+from bastion.audit.repository import EventFilter, EventRepository, EventView, Page
+from bastion.audit.verify import VerifyReport, verify_ledger
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from bastion.db import Database
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What one erase or purge removed, and under which ledger resource it was recorded."""
+
+    resource: str
+    content_rows: int
+
+
+class AuditService:
+    """Verify, query, export and erase over one database and its ledger.
+
+    Reading needs only the database (``bastion audit verify`` must work without opening
+    a ledger stream of its own); erasing needs the ledger that records it.
+    """
+
+    def __init__(
+        self, db: Database, ledger: Ledger | None = None, digester: Digester | None = None
+    ) -> None:
+        self.db = db
+        self._ledger = ledger
+        self._digester = digester
+        self.events = EventRepository(db)
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            raise RuntimeError("this AuditService was opened read-only, without a ledger")
+        return self._ledger
+
+    @property
+    def digester(self) -> Digester:
+        if self._digester is None:
+            raise RuntimeError("this AuditService was opened read-only, without a digest key")
+        return self._digester
+
+    # reading ---------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return self.events.count()
+
+    def page(
+        self,
+        flt: EventFilter,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> Page:
+        return self.events.page(flt, limit=limit, cursor=cursor, order=order)
+
+    def export(self, flt: EventFilter) -> Iterator[EventView]:
+        """Every matching event, oldest first, with its hashes, in bounded memory."""
+        return self.events.stream_all(flt)
+
+    def verify(
+        self,
+        trusted_keys: dict[str, Ed25519PublicKey],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> VerifyReport:
+        return verify_ledger(self.db, trusted_keys, on_progress=on_progress)
+
+    # destroying ------------------------------------------------------------------------
+
+    def subject_resource(self, subject: str) -> str:
+        # keyed: an unkeyed hash of an e-mail address can be reversed by guessing
+        return f"subject:{self.digester.digest({'subject': subject})[:32]}"
+
+    def erase_subject(self, subject: str, *, actor: str) -> Erasure:
+        """Erase a data subject's stored content; the chain stays verifiable."""
+        resource = self.subject_resource(subject)
+        removed = self._recorded(
+            actor, "audit.erase", resource, {}, lambda: self.events.erase_subject(subject)
+        )
+        return Erasure(resource, removed)
+
+    def purge_content(
+        self, content_days: int, *, actor: str, now: datetime | None = None
+    ) -> Erasure:
+        """Remove stored content older than ``content_days`` (the policy's retention)."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=content_days)
+        removed = self._recorded(
+            actor,
+            "audit.purge",
+            "audit_content",
+            {"content_days": content_days},
+            lambda: self.events.purge_content_before(cutoff),
+        )
+        return Erasure("audit_content", removed)
+
+    def _recorded(
+        self,
+        actor: str,
+        action: str,
+        resource: str,
+        details: dict[str, object],
+        destroy: Callable[[], int],
+    ) -> int:
+        """Record the intent, destroy, record the outcome (``failure`` if it raised)."""
+        self.ledger.append(EventIn(actor, action, resource, "started", details=details))
+        try:
+            removed = destroy()
+        except BaseException as exc:
+            self.ledger.append(
+                EventIn(actor, action, resource, "failure", details=details | _error(exc))
+            )
+            raise
+        self.ledger.append(
+            EventIn(actor, action, resource, "success", details=details | {"content_rows": removed})
+        )
+        return removed
+
+
+def _error(exc: BaseException) -> dict[str, object]:
+    # the type only: a database error's text can quote the values it failed on
+    return {"error": type(exc).__name__}
