@@ -20,9 +20,10 @@ from bastion import __version__
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import RequestContext
 from bastion.api.routes import audit, gateway, gateway_health, keys, models, ops, policy
+from bastion.gateway.service import derive_key
 from bastion.gateway.setup import build_gateway
 from bastion.observability import configure_logging
-from bastion.runtime import Runtime, open_runtime
+from bastion.runtime import Runtime, open_runtime, secret_key
 from bastion.settings import Settings
 
 log = logging.getLogger("bastion")
@@ -87,7 +88,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(
-        RequestContext, metrics=runtime.metrics, max_body_bytes=settings.max_body_bytes
+        RequestContext,
+        metrics=runtime.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        # Client request ids that are not kept are digested with a key of their own.
+        id_key=derive_key(secret_key(settings), "bastion/request-id"),
     )
     return app
 

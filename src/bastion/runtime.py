@@ -124,9 +124,12 @@ def open_runtime(
         log.info("wrote a starter policy", extra={"path": str(settings.policy_path)})
     db = create_database(settings.resolved_database_url)
     try:
-        from bastion.db.migrate import check_current
+        from bastion.db.revision import is_current
 
-        check_current(db.engine)
+        if not is_current(db.engine):  # Alembic only to explain what is wrong
+            from bastion.db.migrate import check_current
+
+            check_current(db.engine)
         policy = PolicyStore(settings.policy_path)
         policy.load()
         _log_notices(policy)

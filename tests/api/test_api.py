@@ -155,12 +155,16 @@ async def test_errors_share_one_shape_with_the_request_id(
 
 
 async def test_request_id_is_taken_from_the_client_or_made(client: httpx.AsyncClient) -> None:
-    given = await client.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
-    assert given.headers["x-request-id"] == "trace-abc.123"
+    uuid = "0b3f5c2e-8f3a-4c1e-9d2b-7a6e5f4d3c2b"
+    given = await client.get("/healthz", headers={"X-Request-ID": uuid})
+    assert given.headers["x-request-id"] == uuid
     made = await client.get("/healthz")
     assert len(made.headers["x-request-id"]) == 32
     unsafe = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
     assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+
+
+BIG_ID = "6f1e2d3c4b5a69788796a5b4c3d2e1f0"  # 32 hex digits: kept as the request id
 
 
 async def test_huge_bodies_are_refused(
@@ -180,12 +184,12 @@ async def test_huge_bodies_are_refused(
 
     streamed = await client.post(
         "/api/keys",
-        headers={**admin_headers, "content-type": "application/json", "X-Request-ID": "big-1"},
+        headers={**admin_headers, "content-type": "application/json", "X-Request-ID": BIG_ID},
         content=chunks(),
     )
     assert streamed.status_code == 413
-    assert streamed.headers["x-request-id"] == "big-1"
-    assert streamed.json()["error"]["request_id"] == "big-1"
+    assert streamed.headers["x-request-id"] == BIG_ID
+    assert streamed.json()["error"]["request_id"] == BIG_ID
     metrics = (await client.get("/metrics")).text
     # refused by Content-Length before routing, and by counting the stream after it
     assert (
@@ -324,11 +328,12 @@ async def test_an_unhandled_error_is_a_500_with_the_request_id(
         raise RuntimeError("secret detail that must not reach the client")
 
     app.add_api_route("/boom", boom)
-    response = await client.get("/boom", headers={"X-Request-ID": "trace-500"})
+    trace = "01J8ZK3M4N5P6Q7R8S9T0VWXYZ"  # a ULID: kept as the request id
+    response = await client.get("/boom", headers={"X-Request-ID": trace})
     assert response.status_code == 500
     error = response.json()["error"]
-    assert error["code"] == "internal_error" and error["request_id"] == "trace-500"
-    assert response.headers["x-request-id"] == "trace-500"
+    assert error["code"] == "internal_error" and error["request_id"] == trace
+    assert response.headers["x-request-id"] == trace
     assert "secret detail" not in response.text
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -37,10 +38,11 @@ ANTHROPIC = {"x-api-key": "anthropic-secret", "anthropic-version": "2023-06-01"}
 
 
 @pytest.fixture
-def sdk(upstream: FakeUpstream) -> openai.OpenAI:
-    return openai.OpenAI(
+def sdk(upstream: FakeUpstream) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
         base_url=upstream.base_url + "/v1", api_key="sk-test", max_retries=0, timeout=3
-    )
+    ) as client:  # closed here, not whenever the collector runs (a ResourceWarning then)
+        yield client
 
 
 @pytest.fixture
@@ -82,6 +84,7 @@ def content_of(payloads: list[str]) -> list[str]:
         ("delay:200+cut:3", Scenario(fault="cut", param=3, delay_s=0.2)),
         ("no-usage+no-done", Scenario(no_usage=True, no_done=True)),
         ("first-token-delay:300", Scenario(first_token_delay_s=0.3)),
+        ("crlf+keepalive+split:3", Scenario(quirks=frozenset({"crlf", "keepalive"}), split=3)),
     ],
 )
 def test_scenario_names_parse(name: str, expected: Scenario) -> None:

@@ -284,6 +284,40 @@ async def test_auto_calls_a_tool_only_when_the_question_names_it() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("question", "tool"),
+    [
+        ("What is the weather in Paris?", "get_weather"),  # what the tool is about
+        ("Please search docs for rate limits", "search_docs"),  # its name, spoken
+        ("Use the tool to find how rate limits work", "search_docs"),  # asks for a tool
+        ("Call a function: weather in Rome for 2 days", "get_weather"),
+    ],
+)
+async def test_auto_calls_a_tool_when_the_prompt_asks_for_one(question: str, tool: str) -> None:
+    body = user(question, tools=[SEARCH, WEATHER])
+    result = await answer(body)
+    choice = result["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    (call,) = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == tool
+    arguments = json.loads(call["function"]["arguments"])
+    required = (WEATHER if tool == "get_weather" else SEARCH)["function"]["parameters"]["required"]
+    assert sorted(arguments) == sorted(required)
+    assert result == {**(await answer(body)), "id": result["id"], "created": result["created"]}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "question",
+    ["How do rate limits work?", "Call me on Monday about the invoice", "What is a tool?"],
+)
+async def test_auto_answers_in_text_when_no_tool_is_asked_for(question: str) -> None:
+    result = await answer(user(question, tools=[SEARCH, WEATHER]))
+    assert "tool_calls" not in result["choices"][0]["message"]
+    assert result["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.anyio
 async def test_after_a_tool_result_the_answer_uses_it() -> None:
     body = {
         "messages": [

@@ -100,6 +100,7 @@ async def test_register_promote_verify_over_http(
             "name": "income",
             "versions": 1,
             "latest": 1,
+            "latest_semver": None,
             "production": 1,
             "staging": None,
             "pending_requests": 0,

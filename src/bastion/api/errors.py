@@ -89,15 +89,36 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first)."""
+    methods: set[str] = set()
+    stack = list(request.app.router.routes)
+    while stack:
+        route = stack.pop()
+        inner = getattr(route, "original_router", None)  # included routers nest
+        if inner is not None:
+            stack.extend(inner.routes)
+            continue
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.scope["path"]):
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(
             404, "no such route: see /docs for the API", "not_found_error", "not_found"
         )
     if exc.status_code == 405:
+        allow = _allowed(request) or (exc.headers or {}).get("Allow", "")
         return error_response(
-            405, "method not allowed on this route", "invalid_request_error", "method_not_allowed"
+            405,
+            f"method not allowed on this route; it allows {allow or 'other methods'}",
+            "invalid_request_error",
+            "method_not_allowed",
+            headers={"Allow": allow} if allow else None,
         )
     return error_response(exc.status_code, str(exc.detail), "invalid_request_error", "http_error")
 

@@ -94,3 +94,14 @@ class Whoami(BaseModel):
     role: str
     key_prefix: str
     permissions: list[str]
+
+
+class ErrorDetail(BaseModel):
+    """Every error is ``{"error": ErrorDetail}``, in OpenAI's shape so SDKs raise their
+    usual exceptions."""
+
+    message: str
+    type: str
+    code: str = Field(description="Stable: branch on this, not on the message.")
+    param: str | None = Field(description="The field or parameter at fault, when one is.")
+    request_id: str | None

@@ -62,7 +62,7 @@ from bastion.audit.events import (
 from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
 from bastion.audit.signing import Signer
 from bastion.db import Database, utcnow
-from bastion.observability.context import current_request_id
+from bastion.observability.context import client_request_id_var, current_request_id
 
 log = logging.getLogger("bastion.audit")
 # Built once: a statement object keeps its compiled-cache key, so each group skips
@@ -261,6 +261,11 @@ class LedgerWriter:
         if event.request_id is None and (request_id := current_request_id()) is not None:
             # The request being served, so every event can be traced to its request.
             event = dataclasses.replace(event, request_id=request_id)
+            client = client_request_id_var.get()
+            if client is not None and "client_request_id" not in event.details:
+                # The id the client sent, which was not safe to keep: only its digest.
+                details = {**event.details, "client_request_id": client}
+                event = dataclasses.replace(event, details=details)
         return event
 
     def submit(self, event: EventIn) -> Future[Receipt]:

@@ -7,9 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from bastion.cli.common import console, fail, print_json, runtime
+from bastion.cli.common import (
+    FORMAT_OPTION,
+    OutputFormat,
+    console,
+    fail,
+    key_table,
+    print_json,
+    runtime,
+)
 
 if TYPE_CHECKING:
     from bastion.policy.schema import KeyRestrictions
@@ -113,17 +120,17 @@ def create(
 @app.command("list")
 def list_keys(
     all_: bool = typer.Option(False, "--all", help="Include revoked keys."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (same as --format json)."),
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """List keys (never the keys themselves, only their prefixes)."""
     with runtime() as rt:
         keys = rt.keys.list_keys(include_revoked=all_)
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json([{**k.__dict__, "status": k.status} for k in keys])
         return
-    table = Table("id", "prefix", "user", "team", "role", "status", "created", "expires")
-    for k in keys:
-        table.add_row(
+    rows = [
+        [
             k.id,
             k.prefix,
             k.user,
@@ -132,8 +139,11 @@ def list_keys(
             k.status,
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             k.expires_at.strftime("%Y-%m-%d %H:%M") if k.expires_at else "",
-        )
-    console.print(table)
+        ]
+        for k in keys
+    ]
+    headers = ["id", "prefix", "user", "team", "role", "status", "created", "expires"]
+    console.print(key_table(headers, rows, key=["id", "prefix", "user", "role"]))
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The ``bastion`` command line.
 
-Each command group lives in its own module; heavy libraries are imported inside the
-commands so that ``bastion --help`` stays fast.
+Each command group lives in its own module, imported only when the command runs
+(:mod:`bastion.cli.commands`); heavy libraries are imported inside the commands, so
+``bastion --help`` imports none of them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import typer
 
 from bastion import __version__
+from bastion.cli.commands import LazyGroup
 
 app = typer.Typer(
     name="bastion",
+    cls=LazyGroup,
+    rich_markup_mode=None,  # plain help: rich's help renderer alone costs ~0.2 s to import
     help="Bastion: govern LLM traffic and model releases, and prove what happened.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -34,22 +38,11 @@ def _root(
     """Bastion: govern LLM traffic and model releases, and prove what happened."""
 
 
-_registered = False
-
-
 def _register() -> None:
-    """Attach the command groups (once; tests build the app in-process)."""
-    global _registered
-    if _registered:
-        return
-    from bastion.cli import commands
-
-    commands.register(app)
-    _registered = True
+    """Kept for callers of the eager registration: commands now attach lazily."""
 
 
 def main() -> None:
-    _register()
     app()
 
 

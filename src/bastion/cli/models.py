@@ -1,8 +1,10 @@
 """``bastion models``: the model registry at the command line.
 
 Whoever runs these commands has the database in hand, so by default they act with
-every permission; ``--by`` names them in the ledger (default: the login name). A
-request and its approval must carry different names: that is the point of an approval.
+every permission; ``--by`` names them in the ledger. Without ``--by`` (or ``--key``) the
+login name is recorded, and the command says so on stderr: a shared machine account
+(``root``, ``runner``) names nobody. A request and its approval must carry different
+names: that is the point of an approval.
 ``--key`` acts as an API key's holder instead, with that key's role: a CI job or a
 person whose rights should be checked (an analyst cannot approve, only admins roll back).
 
@@ -25,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bastion.auth.permissions import Permission
-from bastion.cli.common import console, fail, print_json, runtime
+from bastion.cli.common import console, err_console, fail, print_json, runtime
 from bastion.errors import BastionError, InvalidInput
 
 if TYPE_CHECKING:
@@ -45,7 +47,12 @@ def _login() -> str:
         return "cli"
 
 
-BY = typer.Option(None, "--by", help="Who is acting (recorded in the ledger); default login.")
+BY = typer.Option(
+    None,
+    "--by",
+    help="Who is acting, as recorded in the registry and the ledger (default: the login "
+    "name, and the command says so).",
+)
 KEY = typer.Option(
     None,
     "--key",
@@ -95,6 +102,12 @@ def _acting(
                 "needs: ask an admin for a key with a role that has it"
             )
         yield ModelRegistry.from_runtime(rt), actor
+    if not secret and by is None:  # said once it acted: a refusal prints its error alone
+        err_console.print(
+            f"[yellow]note:[/] acted as {escape(repr(_login()))}, the login name: name "
+            "yourself with --by NAME, or act as an API key's holder with --key",
+            highlight=False,
+        )
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -158,7 +171,7 @@ def list_models(as_json: bool = JSON) -> None:
         table.add_row(
             m.name,
             str(m.versions),
-            str(m.latest),
+            f"{m.latest} ({m.latest_semver})" if m.latest_semver else str(m.latest),
             str(m.staging or ""),
             str(m.production or ""),
             str(m.pending_requests or ""),
@@ -179,10 +192,13 @@ def show(
             if as_json:
                 print_json([v.model_dump(mode="json") for v in versions])
                 return
-            table = Table("version", "stage", "registered", "by", "run", "artifact sha256")
+            table = Table(
+                "version", "semver", "stage", "registered", "by", "run", "artifact sha256"
+            )
             for v in versions:
                 table.add_row(
                     str(v.version),
+                    v.semver or "",
                     v.stage,
                     f"{v.registered_at:%Y-%m-%d %H:%M}",
                     v.registered_by,
@@ -196,7 +212,8 @@ def show(
         print_json(detail.model_dump(mode="json"))
         return
     v = detail.version
-    console.print(f"[bold]{v.name} v{v.version}[/] — {v.stage}", highlight=False)
+    label = f" ({v.semver})" if v.semver else ""
+    console.print(f"[bold]{v.name} v{v.version}{label}[/] — {v.stage}", highlight=False)
     console.print(
         f"registered {v.registered_at:%Y-%m-%d %H:%M} by {v.registered_by}; run {v.run_id}"
     )
@@ -240,6 +257,12 @@ def register(
     code_version: str | None = typer.Option(None, help="The code's version (a git commit)."),
     training_seconds: float | None = typer.Option(None, help="How long training took."),
     description: str | None = typer.Option(None, help="A line about this version."),
+    semver: str | None = typer.Option(
+        None,
+        "--semver",
+        help="A semantic version label for this version (1.2.0, 2.0.0-rc.1): unique per "
+        "model and higher than its earlier labels.",
+    ),
     by: str | None = BY,
     key: str | None = KEY,
     as_json: bool = JSON,
@@ -261,14 +284,18 @@ def register(
             training_seconds=training_seconds,
             code_version=code_version,
             description=description,
+            semver=semver,
         )
     if as_json:
         print_json(result.model_dump(mode="json"))
         return
     v = result.version
     verb = "registered" if result.created else "already registered as"
+    label = f" {v.semver}" if v.semver else ""
     console.print(
-        f"{verb} {v.name} v{v.version} (sha256 {v.artifact_sha256[:16]}…)", highlight=False
+        f"{verb} {v.name} v{v.version}{label} (sha256 {v.artifact_sha256[:16]}…) "
+        f"by {v.registered_by}",
+        highlight=False,
     )
 
 
@@ -479,8 +506,10 @@ def lineage(
         highlight=False,
     )
     console.print(f"run      {found.run['run_id']} by {found.run['author']}", highlight=False)
+    label = f" ({found.model['semver']})" if found.model.get("semver") else ""
     console.print(
-        f"version  {name} v{version} sha256 {found.model['artifact_sha256']}", highlight=False
+        f"version  {name} v{version}{label} sha256 {found.model['artifact_sha256']}",
+        highlight=False,
     )
     for c in found.stage_changes:
         console.print(

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from bastion.cli.common import OutputFormat
+
 if TYPE_CHECKING:
     from bastion.monitoring.drift import DriftReport
     from bastion.monitoring.fairness import FairnessReport
+    from bastion.monitoring.findings import Finding
 
 drift_app = typer.Typer(
     help="Data and prediction drift between a reference and current data.", no_args_is_help=True
@@ -39,8 +43,9 @@ def _split(value: str | None) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
 
-def _bad_input(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+def _bad_input(message: str, code: str = "invalid_request") -> typer.Exit:
+    text = message if message.endswith("]") else f"{message} [{code}]"
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -54,7 +59,13 @@ def _guard() -> Iterator[None]:
     except BastionError as exc:
         raise _bad_input(f"{exc.message} [{exc.code}]") from None
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise _bad_input(str(exc)) from None
+        raise _bad_input(str(exc), "file_unreadable") from None
+
+
+def _jsonable(value: Any) -> Any:
+    """A NumPy scalar as its Python value (for a label in the JSON output)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def _write_json(payload: dict[str, Any], target: str | None) -> None:
@@ -97,50 +108,123 @@ def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None] |
 
 
 # --- drift -----------------------------------------------------------------------------
-def _print_drift(report: DriftReport) -> None:
-    from rich.table import Table
+class FailOn(StrEnum):
+    column = "column"
+    dataset = "dataset"
 
-    table = Table(title="Drift by column", title_justify="left")
-    for name in (
-        "column",
-        "method",
-        "score",
-        "threshold",
-        "verdict",
-        "PSI",
-        "JS",
-        "missing ref→cur",
-    ):
-        table.add_column(
-            name, justify="right" if name not in ("column", "method", "verdict") else "left"
+
+def _drift_verdict(report: DriftReport, fail_on: FailOn) -> list[str]:
+    """The closing lines: what drifted, the dataset rule and its verdict, and which of
+    the two decides the exit code, so a passed dataset rule never reads as "no drift"."""
+    features = [c for c in report.columns if c.role == "feature" and c.method != "none"]
+    drifted = report.drifted_columns
+    rule = report.settings.dataset_drift_share
+    lines = [
+        f"columns: {len(drifted)} of {len(features)} drifted"
+        + (f" ({', '.join(drifted)})" if drifted else ""),
+        f"dataset rule: dataset drift when ≥ {rule:.0%} of the columns drift; "
+        f"{report.drift_share:.0%} did, so "
+        + ("[red]the dataset drifted[/]" if report.dataset_drift else "no dataset drift"),
+    ]
+    if any(c.role == "prediction" for c in report.columns):
+        lines.append(
+            "predictions: " + ("[red]drifted[/]" if report.prediction_drift else "no drift")
         )
+    retrain = report.retrain_columns
+    if retrain:
+        lines.append(
+            f"retrain signal (PSI > {report.settings.psi_retrain:g}): {', '.join(retrain)}"
+        )
+    if report.skipped:
+        lines.append(
+            "left out: " + "; ".join(f"{name} ({why})" for name, why in report.skipped.items())
+        )
+    failed = report.failed(fail_on.value)
+    if fail_on is FailOn.column:
+        why = (f"{len(drifted)} column(s) drifted" if drifted else "no column drifted") + (
+            " and the predictions drifted" if report.prediction_drift else ""
+        )
+    else:
+        why = (
+            "the dataset drifted"
+            if report.dataset_drift
+            else "the predictions drifted"
+            if report.prediction_drift
+            else "no dataset drift"
+            + (f" ({len(drifted)} column(s) drifted below the rule)" if drifted else "")
+        )
+    verdict = "[bold red]FAILED[/]" if failed else "[bold green]PASSED[/]"
+    lines.append(f"verdict (--fail-on {fail_on.value}): {verdict}, {why}")
+    return lines
+
+
+def _print_drift(report: DriftReport, fail_on: FailOn) -> None:
+    from bastion.cli.common import key_table
+
+    rows = []
     for c in report.columns:
         verdict = "[red]DRIFT[/]" if c.drifted else "[green]ok[/]"
         if c.method == "none":
             verdict = "[yellow]not judged[/]"
-        name = c.column + (" (prediction)" if c.role == "prediction" else "")
-        table.add_row(
-            name,
-            c.method,
-            f"{c.score:.4g}",
-            f"{c.threshold:g}",
-            verdict,
-            f"{c.psi:.3f}",
-            f"{c.jensenshannon:.3f}",
-            f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
+        rows.append(
+            [
+                c.column + (" (prediction)" if c.role == "prediction" else ""),
+                c.method,
+                f"{c.score:.3g} / {c.threshold:g}",
+                verdict,
+                f"{c.psi:.3f}",
+                f"{c.missing_reference:.1%}→{c.missing_current:.1%}",
+            ]
         )
-    out.print(table)
-    for f in report.findings:
-        if f.kind in ("missing_rate", "new_categories", "retrain_signal"):
-            out.print(f"  [yellow]•[/] {f.message}", highlight=False)
-    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
     out.print(
-        f"{status}: {len(report.drifted_columns)} of "
-        f"{sum(c.role == 'feature' for c in report.columns)} columns drifted "
-        f"({report.drift_share:.0%}; dataset drift at ≥ {report.settings.dataset_drift_share:.0%})"
-        + ("; [red]prediction drift[/]" if report.prediction_drift else ""),
-        highlight=False,
+        key_table(
+            ["column", "method", "score / threshold", "verdict", "PSI", "missing"],
+            rows,
+            key=["column", "method", "verdict"],
+            right=["PSI"],
+            title="Drift by column",
+        )
     )
+    for f in report.findings:
+        if f.kind in ("missing_rate", "new_categories"):
+            out.print(f"  [yellow]•[/] {escape(f.message)}", highlight=False)
+    for line in _drift_verdict(report, fail_on):
+        out.print(line, highlight=False)
+
+
+def _send_alerts(findings: list[Finding]) -> None:
+    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``)."""
+    from bastion.cli.common import load_settings
+    from bastion.monitoring.alerts import AlertRouter
+    from bastion.monitoring.errors import MonitoringError
+    from bastion.policy import load_policy
+
+    settings = load_settings()
+    monitoring = load_policy(settings.policy_path).policy.monitoring
+    if not monitoring.alert_rules:
+        raise MonitoringError(
+            f"--alert: the policy {settings.policy_path} has no monitoring.alert_rules; "
+            "add a rule and a notifier (docs/monitoring.md, Alerts)",
+            code="monitoring_no_alert_rules",
+        )
+    deliveries = AlertRouter.from_policy(monitoring).dispatch(findings)
+    if not deliveries:
+        err.print("alerts: no finding matched an alert rule", highlight=False)
+    for d in deliveries:
+        text = f"alert {d.rule} → {d.notifier}: {d.status} ({len(d.fingerprints)} finding(s))"
+        if d.status == "failed":
+            err.print(
+                f"[yellow]warning:[/] {escape(text)}: {escape(d.error)} "
+                "\\[monitoring_notifier_failed]",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            err.print(escape(text), highlight=False)
+
+
+ALERT_HELP = "Send the findings through the policy's monitoring.alert_rules (webhooks, log)."
+FORMAT_HELP = "table (for people) or json (the JSON result on standard output)."
 
 
 @drift_app.command("check")
@@ -150,19 +234,31 @@ def drift_check(
     ),
     current: Path = typer.Option(..., "--current", "-c", help="Current data (.parquet, .csv)."),
     columns: str | None = typer.Option(
-        None, help="Comma-separated columns to check (default: all)."
+        None, help="Comma-separated columns to check (default: all but dates, times and ids)."
     ),
     prediction: str | None = typer.Option(
         None, help="Comma-separated prediction columns (prediction drift fails the check)."
     ),
     categorical: str | None = typer.Option(None, help="Columns to treat as categorical."),
     numerical: str | None = typer.Option(None, help="Columns to treat as numeric."),
+    keep: str | None = typer.Option(
+        None, help="Columns to compare even if they look like dates, times or identifiers."
+    ),
+    exclude: str | None = typer.Option(None, help="Columns to leave out of the check."),
     method: str = typer.Option(
         "auto", help="auto (Evidently's rule), ks, chisquare, z, wasserstein, jensenshannon or psi."
     ),
     drift_share: float = typer.Option(
         0.5, help="Share of drifted columns that makes dataset drift."
     ),
+    fail_on: FailOn = typer.Option(
+        FailOn.dataset,
+        "--fail-on",
+        help="Exit 1 when the dataset rule fails (dataset) or when any column drifts "
+        "(column). Prediction drift fails either way.",
+    ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
     report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report here."
     ),
@@ -174,7 +270,15 @@ def drift_check(
     ),
     batch_rows: int = typer.Option(1_000_000, min=1000, help="Rows per streamed window."),
 ) -> None:
-    """Compare current data with the reference; exit 1 on dataset or prediction drift."""
+    """Compare current data with the reference; exit 1 on dataset or prediction drift
+    (or on any drifted column with --fail-on column).
+
+    Date/time columns (datetime types, text that parses as timestamps), calendar parts
+    (year, month, day, ...) and identifiers are left out and named in the report; list
+    them in --keep to compare them anyway.
+    """
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
     with _guard():
         from pydantic import ValidationError
 
@@ -186,11 +290,19 @@ def drift_check(
         try:
             settings = DriftSettings(method=method, dataset_drift_share=drift_share)
         except ValidationError as exc:
-            raise _bad_input(f"bad drift settings: {exc.errors()[0]['msg']}") from None
+            raise _bad_input(
+                f"bad drift settings: {exc.errors()[0]['msg']}", "invalid_option"
+            ) from None
         cols = _split(columns)
         preds = _split(prediction)
         wanted = [*cols, *[p for p in preds if p not in cols]] if cols else None
         if reference.suffix.lower() == ".json":
+            if keep or exclude:
+                raise _bad_input(
+                    "--keep and --exclude apply when the reference is profiled; with a stored "
+                    "profile choose the columns with --columns",
+                    "invalid_option",
+                )
             ref = Profile.load(reference)
         else:
             ref_src = open_table(reference)
@@ -203,6 +315,8 @@ def drift_check(
                     settings=settings,
                     batch_rows=batch_rows,
                     progress=tick,
+                    keep=[*_split(keep), *preds],
+                    exclude=_split(exclude),
                 )
         if save_reference:
             ref.save(save_reference)
@@ -211,9 +325,10 @@ def drift_check(
         with _progress(cur_src.num_rows, "profiling current") as tick:
             cur = profile_current(cur_src, ref, batch_rows=batch_rows, progress=tick)
         result = compare(ref, cur, settings=settings, columns=cols or None, prediction=preds)
+        failed = result.failed(fail_on.value)
         if json_out != "-":
-            _print_drift(result)
-        _write_json(result.to_dict(), json_out)
+            _print_drift(result, fail_on)
+        _write_json(result.to_dict() | {"fail_on": fail_on.value, "failed": failed}, json_out)
 
         def html() -> str:
             from bastion.monitoring.reports import drift_html
@@ -221,38 +336,32 @@ def drift_check(
             return drift_html(result)
 
         _write_report(html, report)
-    if not result.passed:
+        if alert:
+            _send_alerts(result.findings)
+    if failed:
         raise typer.Exit(EXIT_FAILED)
 
 
 # --- fairness --------------------------------------------------------------------------
-def _coerce_label(value: str | None, sample: Any) -> Any:
-    if value is None:
-        return 1
-    import pandas as pd
-
-    if pd.api.types.is_numeric_dtype(sample.dtype):
-        number = float(value)
-        return int(number) if number.is_integer() else number
-    if pd.api.types.is_bool_dtype(sample.dtype):
-        return value.lower() in ("1", "true", "yes")
-    return value
-
-
 def _print_fairness(report: FairnessReport) -> None:
-    from rich.table import Table
+    from bastion.cli.common import key_table
 
-    table = Table(title="Fairness checks", title_justify="left")
-    for name in ("metric", "features", "value", "must be", "verdict"):
-        table.add_column(name)
-    for c in report.checks:
-        table.add_row(
-            c.metric,
-            " & ".join(c.features),
-            f"{c.value:.3f}",
-            f"{c.comparison} {c.threshold:g}",
-            "[green]pass[/]" if c.passed else "[red]FAIL[/]",
-        )
+    table = key_table(
+        ["metric", "features", "value", "must be", "verdict"],
+        [
+            [
+                c.metric,
+                " & ".join(c.features),
+                f"{c.value:.3f}",
+                f"{c.comparison} {c.threshold:g}",
+                "[green]pass[/]" if c.passed else "[red]FAIL[/]",
+            ]
+            for c in report.checks
+        ],
+        key=["metric", "verdict"],
+        right=["value"],
+        title="Fairness checks",
+    )
     out.print(table)
     for t in report.tables:
         if len(t.features) == 1:
@@ -272,7 +381,19 @@ def fairness_check(
     target: str = typer.Option(..., help="Column with the true label."),
     prediction: str = typer.Option(..., help="Column with the model's decision (a label)."),
     sensitive: str = typer.Option(..., help="Comma-separated sensitive features, e.g. sex,race."),
-    positive: str | None = typer.Option(None, help="The favourable label (default 1)."),
+    positive: str | None = typer.Option(
+        None,
+        "--positive-label",
+        "--positive",
+        help="The favourable label, e.g. '>50K' (default: 1 of 0/1, true of true/false, "
+        "yes of yes/no; other labels must be named).",
+    ),
+    prediction_positive: str | None = typer.Option(
+        None,
+        "--prediction-positive",
+        help="The favourable prediction when predictions are coded unlike the labels "
+        "(default: --positive-label if the predictions hold it, else inferred as above).",
+    ),
     max_dp_difference: float = typer.Option(
         0.1, help="Demographic parity difference must be ≤ this."
     ),
@@ -283,6 +404,8 @@ def fairness_check(
     intersectional: bool = typer.Option(
         True, help="Also judge the combination of the sensitive features."
     ),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
     report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report here."
     ),
@@ -290,13 +413,21 @@ def fairness_check(
         None, "--json", help="Write the JSON result here ('-' for stdout)."
     ),
 ) -> None:
-    """Judge group fairness; exit 1 when any threshold is crossed."""
+    """Judge group fairness; exit 1 when any threshold is crossed.
+
+    Labels and predictions may be coded differently (income '>50K' against 0/1
+    predictions): name the favourable label with --positive-label; 0/1, true/false and
+    yes/no columns are read without it.
+    """
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
     with _guard():
         from pydantic import ValidationError
 
         from bastion.monitoring.config import FairnessThresholds
         from bastion.monitoring.fairness import fairness_from_frame
         from bastion.monitoring.io import read_table
+        from bastion.monitoring.labels import binary_columns
 
         try:
             thresholds = FairnessThresholds(
@@ -308,24 +439,37 @@ def fairness_check(
                 intersectional=intersectional,
             )
         except ValidationError as exc:
-            raise _bad_input(f"bad thresholds: {exc.errors()[0]['msg']}") from None
+            raise _bad_input(
+                f"bad thresholds: {exc.errors()[0]['msg']}", "invalid_option"
+            ) from None
         features = _split(sensitive)
-        frame = read_table(data, [target, prediction, *features])
-        try:
-            label = _coerce_label(positive, frame[target])
-        except ValueError:
-            raise _bad_input(f"--positive {positive!r} is not a value of {target}") from None
+        frame = read_table(data, list(dict.fromkeys([target, prediction, *features])))
+        binary, t_label, p_label, dropped = binary_columns(
+            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
+        )
         result = fairness_from_frame(
-            frame,
+            binary,
             target=target,
             prediction=prediction,
             sensitive=features,
             thresholds=thresholds,
-            pos_label=label,
+            pos_label=1,
         )
+        payload = result.to_dict() | {
+            "positive": {
+                target: _jsonable(t_label.positive),
+                prediction: _jsonable(p_label.positive),
+            },
+            "rows_without_label_or_prediction": dropped,
+        }
         if json_out != "-":
+            out.print(
+                f"positive class: {t_label.describe()}, {p_label.describe()}"
+                + (f"; {dropped} rows without a label or prediction left out" if dropped else ""),
+                highlight=False,
+            )
             _print_fairness(result)
-        _write_json(result.to_dict(), json_out)
+        _write_json(payload, json_out)
 
         def html() -> str:
             from bastion.monitoring.reports import fairness_html
@@ -333,8 +477,279 @@ def fairness_check(
             return fairness_html(result)
 
         _write_report(html, report)
+        if alert:
+            _send_alerts(result.findings)
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
+
+
+# --- embeddings ------------------------------------------------------------------------
+EMBEDDING_METHODS = ("domain_classifier", "mmd", "pca_reconstruction")
+
+
+@drift_app.command("embeddings")
+def drift_embeddings(
+    reference: Path = typer.Option(
+        ..., "--reference", "-r", help="Reference vectors: .npy, or .parquet/.csv."
+    ),
+    current: Path = typer.Option(..., "--current", "-c", help="Current vectors, same format."),
+    column: str | None = typer.Option(
+        None,
+        help="The column holding the vectors (a Parquet list column or JSON arrays in a CSV); "
+        "default: every numeric column is one dimension.",
+    ),
+    method: str = typer.Option(
+        ",".join(EMBEDDING_METHODS), help="Comma-separated: " + ", ".join(EMBEDDING_METHODS) + "."
+    ),
+    seed: int = typer.Option(0, help="Random seed (sampling, folds, permutations)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
+) -> None:
+    """Embedding drift (text, queries, images): a domain classifier, MMD and PCA
+    reconstruction; exit 1 when any of them finds drift."""
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
+    with _guard():
+        from bastion.monitoring.embeddings import embedding_drift
+        from bastion.monitoring.io import read_vectors
+
+        methods = tuple(_split(method))
+        unknown = [m for m in methods if m not in EMBEDDING_METHODS]
+        if unknown or not methods:
+            raise _bad_input(
+                f"--method {method!r}: choose from {', '.join(EMBEDDING_METHODS)}",
+                "invalid_option",
+            )
+        ref = read_vectors(reference, column)
+        cur = read_vectors(current, column)
+        result = embedding_drift(ref, cur, methods=methods, seed=seed)
+        if json_out != "-":
+            from bastion.cli.common import key_table
+
+            rows = [
+                [
+                    c.method,
+                    f"{c.score:.4g}",
+                    f"{'<' if c.method == 'mmd' else '≥'} {c.threshold:g}",
+                    "[red]DRIFT[/]" if c.drifted else "[green]ok[/]",
+                ]
+                for c in result.checks
+            ]
+            out.print(
+                key_table(
+                    ["method", "score", "drift when", "verdict"],
+                    rows,
+                    key=["method", "verdict"],
+                    title=f"Embedding drift: {result.n_reference} reference and "
+                    f"{result.n_current} current vectors, {result.dimensions} dimensions",
+                )
+            )
+            drifted = [c.method for c in result.checks if c.drifted]
+            out.print(
+                "verdict: "
+                + (
+                    f"[bold red]FAILED[/], drift by {', '.join(drifted)}"
+                    if drifted
+                    else "[bold green]PASSED[/], no method finds drift"
+                ),
+                highlight=False,
+            )
+        _write_json(result.to_dict(), json_out)
+        if alert:
+            _send_alerts(result.findings)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+# --- performance -----------------------------------------------------------------------
+performance_app = typer.Typer(
+    help="Model performance once labels arrive, against a reference period.",
+    no_args_is_help=True,
+)
+
+
+class Task(StrEnum):
+    auto = "auto"
+    classification = "classification"
+    regression = "regression"
+
+
+@performance_app.command("check")
+def performance_check(
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Labelled predictions of the reference period (.parquet, .csv): the baseline.",
+    ),
+    current: Path = typer.Option(
+        ..., "--current", "-c", help="Labelled predictions now (.parquet, .csv)."
+    ),
+    target: str = typer.Option(..., help="Column with the true label or value."),
+    prediction: str = typer.Option(..., help="Column with the model's prediction."),
+    score: str | None = typer.Option(
+        None, help="Column with the positive-class probability (adds ROC AUC, Brier, ECE)."
+    ),
+    task: Task = typer.Option(Task.auto, help="auto, classification or regression."),
+    positive: str | None = typer.Option(
+        None, "--positive-label", help="The positive class (default: 1 of 0/1, yes of yes/no)."
+    ),
+    prediction_positive: str | None = typer.Option(
+        None,
+        "--prediction-positive",
+        help="The positive prediction when predictions are coded unlike the labels.",
+    ),
+    time_column: str | None = typer.Option(None, help="Judge each time window of this column."),
+    window: str = typer.Option("W", help="Window length (pandas offset alias: D, W, MS)."),
+    segment: str | None = typer.Option(None, help="Comma-separated columns to judge by value."),
+    tolerance: float = typer.Option(
+        0.05, min=0.0, max=1.0, help="Tolerated drop of accuracy, F1, precision, recall, AUC."
+    ),
+    min_rows: int = typer.Option(50, min=1, help="Smaller windows are reported, not judged."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
+    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
+    json_out: str | None = typer.Option(
+        None, "--json", help="Write the JSON result here ('-' for stdout)."
+    ),
+) -> None:
+    """Performance drift: metrics now against the reference period's; exit 1 when a
+    metric falls by more than its tolerance (overall, or in a judged window/segment)."""
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
+    with _guard():
+        from bastion.monitoring.config import PerformanceSettings
+        from bastion.monitoring.io import read_table
+        from bastion.monitoring.performance import evaluate_performance
+
+        segments = _split(segment)
+        extra = [c for c in [score, time_column, *segments] if c]
+        cur = read_table(current, list(dict.fromkeys([target, prediction, *extra])))
+        base = (
+            read_table(reference, [target, prediction, *([score] if score else [])])
+            if reference is not None
+            else None
+        )
+        chosen = None if task is Task.auto else task.value
+        if chosen is None:
+            import pandas as pd
+
+            numeric = pd.api.types.is_float_dtype(cur[target]) and cur[target].nunique() > 20
+            chosen = "regression" if numeric else "classification"
+        labels: dict[str, Any] = {}
+        if chosen == "classification":
+            cur, t_label, p_label, dropped = binary_or_multiclass(
+                cur, target, prediction, positive, prediction_positive
+            )
+            labels = {"positive": {target: t_label, prediction: p_label}, "dropped": dropped}
+            if base is not None:
+                base = binary_or_multiclass(
+                    base, target, prediction, positive, prediction_positive
+                )[0]
+        settings = PerformanceSettings(
+            tolerances={m: tolerance for m in ("accuracy", "f1", "roc_auc", "precision", "recall")},
+            min_rows=min_rows,
+        )
+        result = evaluate_performance(
+            cur,
+            target=target,
+            prediction=prediction,
+            score=score,
+            baseline=base,
+            task=chosen,  # type: ignore[arg-type]
+            time_column=time_column,
+            window=window,
+            segments=segments,
+            pos_label=1,
+            settings=settings,
+        )
+        payload = result.to_dict() | {
+            "positive": {k: _jsonable(v) for k, v in labels.get("positive", {}).items()}
+        }
+        if json_out != "-":
+            _print_performance(result, labels)
+        _write_json(payload, json_out)
+        if alert:
+            _send_alerts(result.findings)
+    if not result.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def binary_or_multiclass(
+    frame: Any, target: str, prediction: str, positive: str | None, prediction_positive: str | None
+) -> tuple[Any, Any, Any, int]:
+    """Binary labels as 0/1 (1 the positive class); a multiclass task as it is."""
+    from bastion.monitoring.labels import AmbiguousLabel, binary_columns
+
+    try:
+        binary, t, p, dropped = binary_columns(
+            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
+        )
+    except AmbiguousLabel:
+        truth = {str(v) for v in frame[target].dropna().unique()}
+        predicted = {str(v) for v in frame[prediction].dropna().unique()}
+        if positive is None and len(truth) > 2 and predicted <= truth:
+            # multiclass, scored with macro averages; labels compared as text
+            data = frame.dropna(subset=[target, prediction]).copy()
+            data[target] = data[target].astype(str)
+            data[prediction] = data[prediction].astype(str)
+            return data, None, None, len(frame) - len(data)
+        raise
+    return binary, t.positive, p.positive, dropped
+
+
+def _print_performance(result: Any, labels: dict[str, Any]) -> None:
+    from bastion.cli.common import key_table
+
+    base, now = result.baseline, result.overall
+    rows = []
+    degraded = {f.details.get("metric") for f in result.findings if f.subject == "overall"}
+    for metric, value in now.items():
+        b = base.get(metric)
+        rows.append(
+            [
+                metric,
+                f"{b:.4g}" if b is not None else "",
+                f"{value:.4g}",
+                f"{value - b:+.4g}" if b is not None else "",
+                "[red]WORSE[/]" if metric in degraded else "[green]ok[/]" if b is not None else "",
+            ]
+        )
+    out.print(
+        key_table(
+            ["metric", "reference", "current", "change", "verdict"],
+            rows,
+            key=["metric", "verdict"],
+            right=["reference", "current", "change"],
+            title=f"Performance ({result.task})",
+        )
+    )
+    positive = labels.get("positive") or {}
+    if positive and all(v is not None for v in positive.values()):
+        out.print(
+            "positive class: " + ", ".join(f"{k} = {_jsonable(v)!r}" for k, v in positive.items()),
+            highlight=False,
+        )
+    judged = [w for w in result.windows if w["judged"]]
+    if result.windows:
+        out.print(
+            f"windows/segments: {len(result.windows)} ({len(judged)} judged, "
+            f"the rest under the minimum rows)",
+            highlight=False,
+        )
+    for f in result.findings:
+        if f.subject != "overall":
+            out.print(f"  [yellow]•[/] {escape(f.message)}", highlight=False)
+    if not base:
+        out.print("no reference given: metrics reported, nothing judged", highlight=False)
+    status = "[bold green]PASSED[/]" if result.passed else "[bold red]FAILED[/]"
+    out.print(
+        f"verdict: {status}, {len(result.findings)} metric(s) worse than the reference "
+        "by more than the tolerance",
+        highlight=False,
+    )
 
 
 # --- explain ---------------------------------------------------------------------------
@@ -342,7 +757,9 @@ def _load_model(path: Path) -> Any:
     from bastion.monitoring.errors import UnsupportedModel
 
     if not path.is_file():
-        raise _bad_input(f"{path} does not exist; pass a model saved with joblib or pickle")
+        raise _bad_input(
+            f"{path} does not exist; pass a model saved with joblib or pickle", "file_not_found"
+        )
     try:
         import joblib  # type: ignore[import-untyped]
 
@@ -368,6 +785,7 @@ def explain(
     ),
     top: int = typer.Option(5, min=1, help="Top contributors to show each way."),
     importance: bool = typer.Option(True, help="Also compute global importance (mean |SHAP|)."),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
     report: Path | None = typer.Option(
         None, "--report", help="Write a self-contained HTML report here."
     ),
@@ -376,6 +794,8 @@ def explain(
     ),
 ) -> None:
     """Explain predictions with SHAP: top contributors per row and global importance."""
+    if fmt is OutputFormat.json:
+        json_out = json_out or "-"
     with _guard():
         from bastion.monitoring.explain import explain_predictions
         from bastion.monitoring.io import read_table
@@ -401,24 +821,28 @@ def explain(
             fitted, features, row, top_k=top, pos_label=label, importance=importance
         )
         if json_out != "-":
-            from rich.table import Table
+            from bastion.cli.common import key_table
 
             out.print(f"explainer: {result.explainer} · output: {result.output}", highlight=False)
             for r in result.rows:
-                table = Table(
-                    title=f"row {r.row}: prediction {r.prediction:.4g} (base {r.base_value:.4g})",
-                    title_justify="left",
-                )
-                table.add_column("feature")
-                table.add_column("value")
-                table.add_column("contribution", justify="right")
-                for c in [*r.top_positive, *r.top_negative]:
-                    table.add_row(
-                        c.feature,
-                        str(c.value),
+                rows = [
+                    [
+                        escape(c.feature),
+                        escape(str(c.value)),
                         f"[{'red' if c.shap > 0 else 'blue'}]{c.shap:+.4g}[/]",
+                    ]
+                    for c in [*r.top_positive, *r.top_negative]
+                ]
+                out.print(
+                    key_table(
+                        ["feature", "value", "contribution"],
+                        rows,
+                        key=["feature", "contribution"],
+                        right=["contribution"],
+                        title=f"row {r.row}: prediction {r.prediction:.4g} "
+                        f"(base {r.base_value:.4g})",
                     )
-                out.print(table)
+                )
             if result.global_importance:
                 ranked = ", ".join(f"{f} {v:.3g}" for f, v in result.global_importance[:10])
                 out.print(f"global importance (mean |SHAP|): {ranked}", highlight=False)

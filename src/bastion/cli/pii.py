@@ -37,10 +37,10 @@ def _lines(file: Path) -> Iterator[str]:
             for line in handle:
                 yield line.rstrip("\n").rstrip("\r")
     except OSError as exc:
-        typer.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
+        typer.echo(f"error: cannot read {file}: {exc.strerror} [file_unreadable]", err=True)
         raise typer.Exit(2) from None
     except UnicodeDecodeError:
-        typer.echo(f"error: {file} is not UTF-8 text", err=True)
+        typer.echo(f"error: {file} is not UTF-8 text [invalid_encoding]", err=True)
         raise typer.Exit(2) from None
 
 
@@ -52,7 +52,7 @@ def _analyzer(entities: list[str] | None) -> Analyzer:
         if unknown:
             typer.echo(
                 f"error: unknown entity type(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(KNOWN_ENTITIES))}",
+                f"known: {', '.join(sorted(KNOWN_ENTITIES))} [unknown_entity]",
                 err=True,
             )
             raise typer.Exit(2)
@@ -65,36 +65,51 @@ def scan(
     file: Path = typer.Argument(..., help=FILE_HELP),
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
     entity: list[str] | None = typer.Option(None, "--entity", "-e", help=ENTITIES_HELP),
+    fail_on_find: bool = typer.Option(
+        False, "--fail-on-find", help="Exit 1 when any personal data is found (a CI gate)."
+    ),
 ) -> None:
     """List the personal data in FILE: a table, or one JSON object per input line.
 
     JSON lines read {"line": n, "spans": [{"type", "start", "end", "score", "text"}]},
-    with n counted from 1 and offsets in characters within that line.
+    with n counted from 1 and offsets in characters within that line. Exits 0 whatever
+    it finds, unless --fail-on-find is given: then 1 when anything is found.
     """
     analyzer = _analyzer(entity)
     if format is Format.json:
+        found = 0
         for n, line in enumerate(_lines(file), start=1):
             spans = [s.as_dict() for s in analyzer.analyze(line)]
+            found += len(spans)
             typer.echo(json.dumps({"line": n, "spans": spans}, ensure_ascii=False))
+        if fail_on_find and found:
+            raise typer.Exit(1)
         return
 
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    table = Table(title=f"Personal data in {file}")
-    for column in ("line", "type", "start", "end", "score", "text"):
-        table.add_column(
-            column, justify="right" if column in ("line", "start", "end", "score") else "left"
-        )
-    found = 0
-    for n, line in enumerate(_lines(file), start=1):
-        for s in analyzer.analyze(line):
-            found += 1
-            table.add_row(str(n), s.entity_type, str(s.start), str(s.end), f"{s.score:.2f}", s.text)
+    from bastion.cli.common import key_table
+
+    rows = [
+        [str(n), s.entity_type, str(s.start), str(s.end), f"{s.score:.2f}", escape(s.text)]
+        for n, line in enumerate(_lines(file), start=1)
+        for s in analyzer.analyze(line)
+    ]
+    found = len(rows)
+    table = key_table(
+        ["line", "type", "start", "end", "score", "text"],
+        rows,
+        key=["line", "type", "start", "end", "score"],
+        right=["line", "start", "end", "score"],
+        title=f"Personal data in {escape(str(file))}",
+    )
     console = Console()
     if found:
         console.print(table)
     console.print(f"{found} finding{'s' if found != 1 else ''}")
+    if fail_on_find and found:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -22,7 +22,11 @@ def check(file: Path = typer.Argument(..., help="The policy YAML to validate."))
         for issue in exc.issues:
             err_console.print(str(issue), highlight=False, soft_wrap=True, markup=False)
         n = len(exc.issues)
-        err_console.print(f"[red]{file}: {n} error{'s' if n != 1 else ''}[/]")
+        err_console.print(
+            f"[red]error: {file}: {n} error{'s' if n != 1 else ''}[/] \\[{exc.code}]",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1) from None
     p = loaded.policy
     for note in p.notices():

@@ -15,11 +15,14 @@ def serve(
     workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
     migrate: bool = typer.Option(False, help="Apply pending migrations before starting."),
 ) -> None:
-    """Start Bastion's server (API, gateway, dashboard, metrics)."""
+    """Start Bastion's server: the OpenAI-compatible gateway (/v1), the API (/api, docs at
+    /docs), metrics (/metrics) and health checks (/healthz, /readyz)."""
     import uvicorn
 
+    from bastion.cli.status import has_env, redacted
     from bastion.db import create_database, upgrade
     from bastion.db.migrate import SchemaBehind, check_current
+    from bastion.gateway.availability import model_statuses
     from bastion.observability import configure_logging
     from bastion.policy import write_starter_policy
     from bastion.runtime import ensure_home, open_runtime
@@ -50,6 +53,7 @@ def serve(
     try:
         with handled():
             created = rt.keys.ensure_admin()
+        models = model_statuses(rt.policy.policy, has_env)
     finally:
         rt.close()
 
@@ -58,6 +62,25 @@ def serve(
     console.print(f"Serving on      [bold cyan]{url}[/]   (API docs: {url}/docs)")
     console.print(f"Home            {settings.home.resolve()}")
     console.print(f"Policy          {settings.policy_path.resolve()}")
+    console.print(
+        "Database        "
+        + redacted(settings.resolved_database_url)
+        + ("" if settings.redis_url else "\nCounters        in-process (one server process)"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    for m in models:
+        if m.state == "fallback":
+            console.print(
+                f"[yellow]Fallback[/]        {m.name} is answered by [bold]{m.answered_by}[/]: "
+                f"{m.reason} (set it and restart; `bastion status` shows every model)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif m.state == "unavailable":
+            console.print(
+                f"[red]Unavailable[/]     {m.name}: {m.reason}", highlight=False, soft_wrap=True
+            )
     if created is not None:
         console.print(f"Admin API key   [bold green]{created.secret}[/]")
         console.print("                shown once: Bastion keeps only its digest. Try it:")

@@ -45,7 +45,7 @@ from bastion.gateway.health import HealthReport, publish, report, set_state
 from bastion.gateway.lifecycle import Lifecycle
 from bastion.gateway.pricing import worst_case_usd
 from bastion.gateway.providers.base import JSON, Target
-from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings
+from bastion.gateway.requests import ChatRequest, parse_chat, parse_embeddings, read_json
 from bastion.gateway.resilience import Resilience
 from bastion.gateway.streams import OpenedStream, StreamRelay
 from bastion.gateway.tokens import count_inputs, count_prompt, count_text
@@ -215,6 +215,8 @@ class Gateway:
         call = Call(principal, "chat")
         policy = self.policy
         async with self.lifecycle.governed(call, policy):
+            if isinstance(body, bytes | bytearray):
+                body = read_json(body)  # a refusal here is recorded like any other
             request = parse_chat(body)
             call.requested_model = request.model
             call.stream = request.stream
@@ -388,6 +390,8 @@ class Gateway:
         call = Call(principal, "embeddings")
         policy = self.policy
         async with self.lifecycle.governed(call, policy):
+            if isinstance(body, bytes | bytearray):
+                body = read_json(body)
             request = parse_embeddings(body)
             call.requested_model = request.model
             access = resolve_access(policy, principal)

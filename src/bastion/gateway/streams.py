@@ -94,18 +94,12 @@ class StreamRelay:
                 if out.get("usage") and not out.get("choices") and not request.include_usage:
                     continue  # asked for by Bastion, not by the client
                 yield _sse(out)
-            _check_ended(call, stream, request.n, finished)
+            unended = _check_ended(call, stream, request.n, finished)
             judge(call, None)
             for index, delta in restorer.flush().items():
-                yield _sse(
-                    {
-                        "id": "",
-                        "object": "chat.completion.chunk",
-                        "created": 0,
-                        "model": target.model,
-                        "choices": [{"index": index, "delta": delta, "finish_reason": None}],
-                    }
-                )
+                yield _sse(_closing_chunk(target.model, index, delta, None))
+            for index in unended:
+                yield _sse(_closing_chunk(target.model, index, {}, "stop"))
             call.answer_text = "".join(pieces)
             self._stream_postscan(call, guard, vault, restorer.invented)
             call.trail.upstream_s += time.perf_counter() - upstream_started
@@ -155,7 +149,7 @@ class StreamRelay:
                 chunks.append(chunk)
             completion = chunks_to_completion(chunks)
             finished = {c["index"] for c in completion["choices"] if c.get("finish_reason")}
-            _check_ended(call, stream, request.n, finished)
+            _finish_choices(completion, _check_ended(call, stream, request.n, finished))
             judge(call, None)
             call.trail.upstream_s += time.perf_counter() - upstream_started
             answer = finish_completion(completion, call, guard, vault, policy)
@@ -233,23 +227,55 @@ INTERNAL_STREAM_ERROR = BastionError(
 )
 
 
-def _check_ended(call: Call, stream: ChunkStream, n: int, finished: set[int]) -> None:
-    """A stream that ended before each of its ``n`` choices finished is a failure; one
-    that finished them without ``[DONE]`` is flagged."""
+def _check_ended(call: Call, stream: ChunkStream, n: int, finished: set[int]) -> list[int]:
+    """The choices to finish with ``stop`` on the upstream's behalf; raises for a
+    stream that was cut short.
+
+    A stream is whole when the upstream said so, with ``[DONE]`` (some OpenAI-compatible
+    servers never send a finish reason: their choices are finished here), or when each
+    of its ``n`` choices finished (a missing ``[DONE]`` is flagged). A stream with
+    neither may have been cut anywhere: a failure, never an answer that looks complete.
+    """
     missing = unfinished(n, finished)
-    if missing:
-        raise UpstreamFailure(
-            "malformed",
-            "the upstream's stream ended before the answer was complete "
-            f"(choice {', '.join(map(str, missing))} never finished)",
-        )
     if not stream.done:
+        if missing:
+            raise UpstreamFailure(
+                "malformed",
+                "the upstream's stream ended before the answer was complete "
+                f"(choice {', '.join(map(str, missing))} never finished)",
+            )
         call.flags.add("upstream_missing_done")
+    elif missing:
+        call.flags.add("upstream_missing_finish")
+        call.finish_reason = call.finish_reason or "stop"
+    return missing if stream.done else []
 
 
 def unfinished(n: int, finished: set[int]) -> list[int]:
     """The choices of an ``n``-choice stream that never got a finish reason."""
     return [i for i in range(max(n, 1)) if i not in finished]
+
+
+def _closing_chunk(model: str, index: int, delta: JSON, finish: str | None) -> JSON:
+    """A chunk Bastion adds at a stream's end (held-back text, a missing finish)."""
+    return {
+        "id": "",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": model,
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish}],
+    }
+
+
+def _finish_choices(completion: JSON, indexes: list[int]) -> None:
+    """Finish with ``stop`` the choices of a whole stream that lacked a finish reason."""
+    choices = {choice["index"]: choice for choice in completion["choices"]}
+    for index in indexes:
+        choice = choices.setdefault(
+            index, {"index": index, "message": {"role": "assistant", "content": None}}
+        )
+        choice["finish_reason"] = "stop"
+    completion["choices"] = [choices[i] for i in sorted(choices)]
 
 
 def _sse_error(error: BastionError) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -235,21 +236,65 @@ class SSEDecoder:
         return self.feed("")
 
 
-async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str | None, str]]:
-    decoder = SSEDecoder()
-    while True:
-        raw = await content.readline()
-        if not raw:
-            tail = decoder.end()
-            if tail is not None:
-                yield tail
-            return
+#: The longest line an upstream may send (a whole answer's tool-call arguments fit).
+MAX_SSE_LINE = 16 * 1024 * 1024
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+class SSELines:
+    """Lines from an event stream's bytes as they arrive, split anywhere.
+
+    The event-stream rules end a line with CRLF, LF or a lone CR (aiohttp's
+    ``readline`` knows only LF, and refuses a line past 128 KiB); a CR at the end of
+    one piece waits for the next, which may begin with its LF. Lines are decoded whole,
+    so a character split between pieces is joined first.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._started = False
+
+    def feed(self, data: bytes) -> list[str]:
+        buffer = self._buffer + data
+        lines: list[str] = []
+        start = 0
+        for match in _EOL.finditer(buffer):
+            if match.group() == b"\r" and match.end() == len(buffer):
+                break  # maybe the first half of a CRLF
+            lines.append(self._decode(buffer[start : match.start()]))
+            start = match.end()
+        self._buffer = buffer[start:]
+        if len(self._buffer) > MAX_SSE_LINE:
+            raise UpstreamFailure("malformed", "the upstream sent a stream line over 16 MiB")
+        return lines
+
+    def end(self) -> list[str]:
+        """The last line: one ended by a lone CR, or one the stream left without an end."""
+        rest, self._buffer = self._buffer, b""
+        if rest.endswith(b"\r"):
+            return [self._decode(rest[:-1])]
+        return [self._decode(rest)] if rest else []
+
+    def _decode(self, raw: bytes) -> str:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise UpstreamFailure("malformed", "the upstream's stream is not UTF-8") from None
-        event = decoder.feed(line.rstrip("\r\n"))
-        if event is not None:
+        if not self._started:
+            self._started = True
+            line = line.removeprefix("\ufeff")  # a byte-order mark may open the stream
+        return line
+
+
+async def sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str | None, str]]:
+    decoder = SSEDecoder()
+    lines = SSELines()
+    async for data in content.iter_any():
+        for line in lines.feed(data):
+            if (event := decoder.feed(line)) is not None:
+                yield event
+    for line in [*lines.end(), ""]:
+        if (event := decoder.feed(line)) is not None:
             yield event
 
 

@@ -86,6 +86,8 @@ class DriftReport:
     n_reference: int
     n_current: int
     findings: list[Finding] = field(default_factory=list)
+    #: columns left out (date/time, identifiers), with the reason
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -97,7 +99,19 @@ class DriftReport:
 
     @property
     def passed(self) -> bool:
+        """The dataset rule: no dataset drift and no prediction drift."""
         return not self.dataset_drift and not self.prediction_drift
+
+    @property
+    def retrain_columns(self) -> list[str]:
+        """Columns whose PSI is above the policy's retrain signal."""
+        return [c.column for c in self.columns if c.psi > self.settings.psi_retrain]
+
+    def failed(self, fail_on: Literal["column", "dataset"] = "dataset") -> bool:
+        """``dataset``: dataset or prediction drift fails; ``column``: any drifted column."""
+        if fail_on == "column":
+            return bool(self.drifted_columns) or self.prediction_drift
+        return not self.passed
 
     def column(self, name: str) -> ColumnDrift:
         for c in self.columns:
@@ -114,6 +128,8 @@ class DriftReport:
             "dataset_drift_share": self.settings.dataset_drift_share,
             "prediction_drift": self.prediction_drift,
             "drifted_columns": self.drifted_columns,
+            "retrain_columns": self.retrain_columns,
+            "skipped_columns": self.skipped,
             "n_reference": self.n_reference,
             "n_current": self.n_current,
             "settings": self.settings.model_dump(mode="json"),
@@ -366,7 +382,8 @@ def _findings(columns: list[ColumnDrift], report: DriftReport) -> list[Finding]:
                     c.column,
                     "retrain_signal",
                     Severity.critical if c.psi >= 0.25 else Severity.warning,
-                    f"{c.column}: PSI {c.psi:.3f} exceeds the retrain signal {s.psi_retrain:g}",
+                    f"{c.column}: PSI {c.psi:.3f} is above the retrain signal "
+                    f"(PSI > {s.psi_retrain:g})",
                     {"psi": c.psi, "psi_retrain": s.psi_retrain},
                 )
             )
@@ -435,6 +452,14 @@ def compare(
         n for n in [*names, *prediction] if n not in reference.columns or n not in current.columns
     ]
     if missing:
+        left_out = {n: reference.skipped[n] for n in missing if n in reference.skipped}
+        if left_out:
+            reasons = "; ".join(f"{n}: {r}" for n, r in left_out.items())
+            raise ColumnNotFound(
+                f"column(s) {sorted(left_out)} were left out of the reference profile "
+                f"({reasons}); profile the reference again with --keep to compare them",
+                columns=missing,
+            )
         raise ColumnNotFound(f"column(s) {missing} are not in both profiles", columns=missing)
     results = [
         column_drift(n, reference.columns[n], current.columns[n], s)
@@ -454,6 +479,7 @@ def compare(
         settings=s,
         n_reference=reference.n_rows,
         n_current=current.n_rows,
+        skipped=dict(reference.skipped),
     )
     report.findings = _findings(results, report)
     return report
@@ -470,8 +496,13 @@ def detect_drift(
     settings: DriftSettings | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
+    keep: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> DriftReport:
-    """Profile both sides (streamed in ``batch_rows`` windows) and compare them."""
+    """Profile both sides (streamed in ``batch_rows`` windows) and compare them.
+
+    Date/time and identifier columns are left out unless named (``columns``,
+    ``prediction``, ``keep``); see :mod:`bastion.monitoring.columns`."""
     s = settings or DriftSettings()
     wanted = [*columns, *[p for p in prediction if p not in columns]] if columns else None
     ref = (
@@ -485,6 +516,8 @@ def detect_drift(
             settings=s,
             batch_rows=batch_rows,
             progress=progress,
+            keep=[*keep, *prediction],
+            exclude=exclude,
         )
     )
     cur = (

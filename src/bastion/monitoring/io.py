@@ -13,10 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from bastion.monitoring.errors import ColumnNotFound, InvalidData, UnsupportedSource
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 DEFAULT_BATCH_ROWS = 1_000_000
 PARQUET_BUFFER_BYTES = 4 << 20
@@ -209,3 +214,58 @@ def read_table(
             return table[list(columns)]
         return table
     return open_table(table).read(columns)
+
+
+def read_vectors(path: str | Path, column: str | None = None) -> npt.NDArray[np.float64]:
+    """Embeddings as a 2-D float array, one row a vector, from:
+
+    * ``.npy``: a 2-D array (never pickled objects);
+    * ``.parquet`` / ``.csv``: with ``column``, that column's vectors (a Parquet list
+      column, or text holding JSON arrays such as ``[0.1, 0.2]``); without it, every
+      numeric column is one dimension.
+    """
+    import json
+
+    import numpy as np
+
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidData(f"{p} does not exist or is not a file; check the path", path=str(p))
+    if p.suffix.lower() == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UnsupportedSource(f"{p} is not a readable .npy array: {exc}") from exc
+        return _as_matrix(arr, p)
+    frame = read_table(p, [column] if column else None)
+    if column:
+        cells = frame[column].dropna().tolist()
+        try:
+            rows = [json.loads(c) if isinstance(c, str) else list(c) for c in cells]
+            return _as_matrix(np.asarray(rows, dtype=np.float64), p)
+        except (TypeError, ValueError) as exc:
+            raise InvalidData(
+                f"{p}: column {column!r} does not hold vectors of one length ({exc}); "
+                "give a list column or JSON arrays",
+                column=column,
+            ) from exc
+    numeric = frame.select_dtypes("number")
+    if numeric.shape[1] == 0:
+        raise InvalidData(
+            f"{p} has no numeric columns; name the column holding the vectors with --column"
+        )
+    return _as_matrix(numeric.to_numpy(dtype=np.float64), p)
+
+
+def _as_matrix(arr: Any, path: Path) -> npt.NDArray[np.float64]:
+    import numpy as np
+
+    try:
+        out = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidData(f"{path} does not hold numbers: {exc}") from exc
+    if out.ndim != 2:
+        raise InvalidData(
+            f"{path} holds a {out.ndim}-D array; embeddings are 2-D (one row a vector)"
+        )
+    return out

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bastion.monitoring.columns import sparse_categories_reason, time_or_id_reason
 from bastion.monitoring.config import DriftSettings
-from bastion.monitoring.errors import EmptyData, IncompatibleSketch, InvalidData
+from bastion.monitoring.errors import ColumnNotFound, EmptyData, IncompatibleSketch, InvalidData
 from bastion.monitoring.io import DEFAULT_BATCH_ROWS, TableSource, open_table
 from bastion.monitoring.sketches import (
     CategoricalSketch,
@@ -54,6 +55,8 @@ def _as_float(series: pd.Series) -> np.ndarray:
 class Profile:
     columns: dict[str, ColumnSketch] = field(default_factory=dict)
     n_rows: int = 0
+    #: columns left out of drift checks, with the reason (see :mod:`.columns`)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def kinds(self) -> dict[str, str]:
         return {name: sketch.kind for name, sketch in self.columns.items()}
@@ -66,7 +69,7 @@ class Profile:
                 out[name] = NumericSketch.empty(sketch.bins)
             else:
                 out[name] = CategoricalSketch(max_categories=sketch.max_categories)
-        return Profile(out)
+        return Profile(out, skipped=dict(self.skipped))
 
     def update(self, frame: pd.DataFrame) -> None:
         for name, sketch in self.columns.items():
@@ -98,13 +101,14 @@ class Profile:
                 merged[name] = a.merge(b)
             else:
                 raise IncompatibleSketch(f"column {name!r} has different kinds in the two profiles")
-        return Profile(merged, self.n_rows + other.n_rows)
+        return Profile(merged, self.n_rows + other.n_rows, {**self.skipped, **other.skipped})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "n_rows": self.n_rows,
             "columns": {name: s.to_dict() for name, s in self.columns.items()},
+            "skipped": self.skipped,
         }
 
     @classmethod
@@ -114,7 +118,8 @@ class Profile:
                 f"not a Bastion profile (format {data.get('format')!r}, expected {FORMAT!r})"
             )
         cols = {name: sketch_from_dict(d) for name, d in data["columns"].items()}
-        return cls(cols, int(data["n_rows"]))
+        skipped = data.get("skipped") or {}
+        return cls(cols, int(data["n_rows"]), {str(k): str(v) for k, v in skipped.items()})
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
@@ -125,7 +130,12 @@ class Profile:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InvalidData(f"cannot read the profile {path}: {exc}") from exc
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise IncompatibleSketch(f"{path} is not a Bastion profile (a JSON object)")
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise IncompatibleSketch(f"{path} is not a valid Bastion profile: {exc}") from exc
 
 
 def _choose_columns(
@@ -134,10 +144,13 @@ def _choose_columns(
     columns: Sequence[str] | None,
     categorical: Sequence[str],
     numerical: Sequence[str],
+    skipped: dict[str, str],
 ) -> dict[str, str]:
     names = list(columns) if columns else list(source.columns)
     kinds: dict[str, str] = {}
     for name in names:
+        if name in skipped:
+            continue
         if name in categorical:
             kinds[name] = "categorical"
         elif name in numerical:
@@ -157,6 +170,8 @@ def fit_reference(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Progress | None = None,
     seed: int = 0,
+    keep: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> Profile:
     """Profile the reference: bins fitted from (a sample of) it, then every row counted.
 
@@ -165,6 +180,10 @@ def fit_reference(
     When the source's row count is known and within ``sample_rows`` (a DataFrame, a
     Parquet file) no sample is kept: each numeric column is read on its own, its edges
     fitted on all of it and its cells counted, with the same result as the sample path.
+
+    Date/time and identifier columns are left out and listed in ``Profile.skipped``
+    (:mod:`bastion.monitoring.columns`), unless named in ``columns``, ``categorical``,
+    ``numerical`` or ``keep``; ``exclude`` leaves more out.
     """
     settings = settings or DriftSettings()
     source = open_table(table)
@@ -179,9 +198,23 @@ def fit_reference(
     sample: dict[str, np.ndarray] = {}
     sample_keys = np.empty(0)
     n_rows = 0
+    kept = list(keep)
+    named = {*(columns or ()), *categorical, *numerical, *kept}
+    skipped: dict[str, str] = {n: "excluded by the operator" for n in exclude}
+    missing = [n for n in [*kept, *exclude] if n not in source.columns]
+    if missing:
+        raise ColumnNotFound(
+            f"{source.name} has no column(s) {missing}; it has {list(source.columns)}",
+            columns=missing,
+        )
     for batch in source.batches(wanted, batch_rows):
         if kinds is None:
-            kinds = _choose_columns(source, batch, wanted, categorical, numerical)
+            for name in batch.columns:
+                if name not in named and name not in skipped:
+                    reason = time_or_id_reason(str(name), batch[name])
+                    if reason:
+                        skipped[str(name)] = reason
+            kinds = _choose_columns(source, batch, wanted, categorical, numerical, skipped)
             cats = {
                 n: CategoricalSketch(max_categories=settings.max_categories)
                 for n, kind in kinds.items()
@@ -199,7 +232,7 @@ def fit_reference(
                 rows = np.flatnonzero(keys < sample_keys.max())
                 keys = keys[rows]
             merged_keys = np.concatenate([sample_keys, keys])
-            keep = (
+            chosen = (
                 np.sort(np.argpartition(merged_keys, k - 1)[:k]) if merged_keys.size > k else None
             )
             for name in numeric:
@@ -207,9 +240,9 @@ def fit_reference(
                 if rows is not None:
                     values = values[rows]
                 merged = np.concatenate([sample.get(name, np.empty(0)), values])
-                sample[name] = merged if keep is None else merged[keep]
+                sample[name] = merged if chosen is None else merged[chosen]
                 del values, merged
-            sample_keys = merged_keys if keep is None else merged_keys[keep]
+            sample_keys = merged_keys if chosen is None else merged_keys[chosen]
         if progress:
             progress(len(batch))
         del batch
@@ -239,8 +272,18 @@ def fit_reference(
             del batch
     out: dict[str, ColumnSketch] = {}
     for name, kind in kinds.items():
+        if kind == "categorical" and name not in named:
+            reason = sparse_categories_reason(len(cats[name].counts), cats[name].n)
+            if reason:
+                skipped[name] = reason
+                continue
         out[name] = sketches[name] if kind == "numeric" else cats[name]
-    return Profile(out, n_rows)
+    if not out:
+        raise EmptyData(
+            f"every column of {source.name} was left out ({', '.join(skipped)}); "
+            "name the columns to compare with --columns or --keep"
+        )
+    return Profile(out, n_rows, skipped)
 
 
 def _column(source: TableSource, name: str, batch_rows: int) -> np.ndarray:

@@ -148,12 +148,23 @@ def drift_html(report: DriftReport, *, title: str = "Data drift report") -> str:
                 "layout": {"barmode": "group", "yaxis": {"title": {"text": "share"}}},
             }
         )
+    drifted = report.drifted_columns
     verdict = (
-        f"{len(report.drifted_columns)} of "
-        f"{sum(c.role == 'feature' for c in cols)} columns drifted "
-        f"({report.drift_share:.0%}; dataset drift at ≥ {report.settings.dataset_drift_share:.0%})"
+        f"by the dataset rule (dataset drift when ≥ {report.settings.dataset_drift_share:.0%} "
+        f"of the columns drift): {len(drifted)} of {sum(c.role == 'feature' for c in cols)} "
+        f"columns drifted ({report.drift_share:.0%})"
+        + (f": {', '.join(drifted)}" if drifted else "")
+        + ("; the dataset drifted" if report.dataset_drift else "; no dataset drift")
         + ("; prediction drift" if report.prediction_drift else "")
     )
+    left_out = [
+        {
+            "title": "Left out",
+            "note": "Dates, times and identifiers drift by construction and are not compared: "
+            + "; ".join(f"{name} ({why})" for name, why in report.skipped.items())
+            + ".",
+        }
+    ]
     return _render(
         {
             "title": title,
@@ -170,6 +181,7 @@ def drift_html(report: DriftReport, *, title: str = "Data drift report") -> str:
                     "categorical columns by category (top 30).",
                     "charts": dists,
                 },
+                *(left_out if report.skipped else []),
             ],
         }
     )

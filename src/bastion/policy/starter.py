@@ -28,7 +28,7 @@ models:
 
 roles:
   admin: {models: ["*"]}
-  analyst: {models: [gpt-4.1-mini, local], max_tokens_per_request: 4096}
+  analyst: {models: [gpt-4.1-mini, local, local-embed], max_tokens_per_request: 4096}
   guest: {models: [local]}
   auditor:
     models: []
@@ -47,7 +47,9 @@ defaults:
 privacy:
   prompt:
     action: mask
-    entities: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS, PERSON]
+    # SECRET: every SECRET_* type (API keys, tokens, private keys, passwords)
+    entities: [EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD, US_SSN, IBAN_CODE, IP_ADDRESS, PERSON,
+               SECRET]
   response: {action: flag}
   on_error: block
 

@@ -6,8 +6,9 @@ uses :class:`PrivacyGuard`; the parts are usable on their own::
     from bastion.privacy import Analyzer
     Analyzer().analyze("mail jane.doe@example.com")  # [Span(EMAIL_ADDRESS, 5, 25, ...)]
 
-Modules: ``recognizers``, ``phones``, ``names`` (people and places), ``addresses`` and
-``ner`` (the optional model backend) detect; ``engine`` (one pass, overlaps,
+Modules: ``recognizers``, ``phones``, ``names`` (people and places), ``addresses``,
+``secrets`` (credentials: the ``SECRET_*`` types) and ``ner`` (the optional model
+backend) detect; ``engine`` (one pass, overlaps,
 context, thresholds, allow-list), ``operators`` (placeholder, redact, partial, hash,
 encrypt, block), ``vault``, ``restore`` (also streaming), ``leaks``, ``denylist``,
 ``chat`` (OpenAI request and response shapes), ``config`` (the policy's sections),

@@ -56,6 +56,8 @@ def _map_content(content: Any, fn: TextFn) -> Any:
         for part in content:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 part = {**part, "text": fn(part["text"])}
+            elif isinstance(part, dict) and isinstance(part.get("refusal"), str):
+                part = {**part, "refusal": fn(part["refusal"])}
             elif isinstance(part, str):
                 part = fn(part)
             out.append(part)

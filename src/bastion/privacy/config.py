@@ -10,6 +10,9 @@ Smallest useful policy::
     denylist:
       - {pattern: "\\bSSN\\b", action: flag}
 
+``SECRET`` in an entity list (or as a key of ``operators`` or ``thresholds``) stands for
+every ``SECRET_*`` type (credentials: cloud keys, tokens, private keys, passwords).
+
 Everything else has a default: per-type operators and thresholds, an allow-list, phone
 regions, the vault's time-to-live and an optional NER backend.
 """
@@ -17,11 +20,16 @@ regions, the vault's time-to-live and an optional NER backend.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bastion.privacy.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES
+from bastion.privacy.entities import (
+    DEFAULT_ENTITIES,
+    KNOWN_ENTITIES,
+    SECRET_ENTITIES,
+    SECRET_GROUP,
+)
 
 OperatorName = Literal["placeholder", "redact", "partial", "hash", "encrypt", "block"]
 
@@ -47,11 +55,34 @@ class _Strict(BaseModel):
 
 
 def _check_entities(values: list[str]) -> list[str]:
-    unknown = sorted(set(values) - KNOWN_ENTITIES)
+    """The types named, ``SECRET`` standing for every ``SECRET_*`` type."""
+    expanded = list(
+        dict.fromkeys(t for v in values for t in (SECRET_ENTITIES if v == SECRET_GROUP else [v]))
+    )
+    unknown = sorted(set(expanded) - KNOWN_ENTITIES)
     if unknown:
         known = ", ".join(sorted(KNOWN_ENTITIES))
-        raise ValueError(f"unknown entity type(s) {', '.join(unknown)}; known: {known}")
-    return values
+        raise ValueError(
+            f"unknown entity type(s) {', '.join(unknown)}; known: {known} "
+            f"({SECRET_GROUP} for every SECRET_* type)"
+        )
+    return expanded
+
+
+_V = TypeVar("_V")
+
+
+def _by_type(value: dict[str, _V]) -> dict[str, _V]:
+    """A per-type setting with ``SECRET`` expanded; a type named on its own wins."""
+    _check_entities(list(value))
+    out: dict[str, _V] = {}
+    for name, setting in value.items():
+        if name == SECRET_GROUP:
+            for t in SECRET_ENTITIES:
+                out.setdefault(t, setting)
+        else:
+            out[name] = setting
+    return out
 
 
 class OperatorSpec(_Strict):
@@ -82,8 +113,7 @@ class PromptPolicy(_Strict):
     def _operator_types(
         cls, value: dict[str, OperatorSpec | OperatorName]
     ) -> dict[str, OperatorSpec | OperatorName]:
-        _check_entities(list(value))
-        return value
+        return _by_type(value)
 
     def operator_for(self, entity_type: str) -> OperatorSpec:
         spec = self.operators.get(entity_type, self.default_operator)
@@ -143,8 +173,7 @@ class PrivacyPolicy(_Strict):
     @field_validator("thresholds")
     @classmethod
     def _threshold_types(cls, value: dict[str, float]) -> dict[str, float]:
-        _check_entities(list(value))
-        return value
+        return _by_type(value)
 
     @field_validator("allow_patterns")
     @classmethod

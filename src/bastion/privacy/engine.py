@@ -34,6 +34,7 @@ from bastion.privacy.recognizers import (
     Recognizer,
     UrlRecognizer,
 )
+from bastion.privacy.secrets import SecretRecognizer
 
 _WORDS = re.compile(r"[\w'’#-]+")
 CONTEXT_BOOST = 0.35
@@ -77,6 +78,7 @@ class Analyzer:
                 name_lists, place_lists, wanted, floor=self._floor(E.PERSON, E.LOCATION)
             ),
             AddressRecognizer(),
+            SecretRecognizer(),
             *extra_recognizers,
         ]
         self.recognizers = tuple(r for r in built if r.entities & wanted)

@@ -34,6 +34,51 @@ IN_PAN = "IN_PAN"
 AU_TFN = "AU_TFN"
 CA_SIN = "CA_SIN"
 
+# Credentials (bastion.privacy.secrets): one type per provider or kind, so a policy can
+# treat a private key otherwise than a test key; SECRET_GENERIC is a random-looking value
+# after a keyword (key, token, secret, password …), SECRET_API_KEY another provider's key.
+SECRET_AWS = "SECRET_AWS"
+SECRET_GCP = "SECRET_GCP"
+SECRET_AZURE = "SECRET_AZURE"
+SECRET_GITHUB = "SECRET_GITHUB"
+SECRET_GITLAB = "SECRET_GITLAB"
+SECRET_SLACK = "SECRET_SLACK"
+SECRET_STRIPE = "SECRET_STRIPE"
+SECRET_OPENAI = "SECRET_OPENAI"
+SECRET_ANTHROPIC = "SECRET_ANTHROPIC"
+SECRET_HUGGINGFACE = "SECRET_HUGGINGFACE"
+SECRET_NPM = "SECRET_NPM"
+SECRET_TWILIO = "SECRET_TWILIO"
+SECRET_SENDGRID = "SECRET_SENDGRID"
+SECRET_API_KEY = "SECRET_API_KEY"
+SECRET_JWT = "SECRET_JWT"
+SECRET_PRIVATE_KEY = "SECRET_PRIVATE_KEY"
+SECRET_PASSWORD = "SECRET_PASSWORD"
+SECRET_GENERIC = "SECRET_GENERIC"
+
+SECRET_ENTITIES: tuple[str, ...] = (
+    SECRET_AWS,
+    SECRET_GCP,
+    SECRET_AZURE,
+    SECRET_GITHUB,
+    SECRET_GITLAB,
+    SECRET_SLACK,
+    SECRET_STRIPE,
+    SECRET_OPENAI,
+    SECRET_ANTHROPIC,
+    SECRET_HUGGINGFACE,
+    SECRET_NPM,
+    SECRET_TWILIO,
+    SECRET_SENDGRID,
+    SECRET_API_KEY,
+    SECRET_JWT,
+    SECRET_PRIVATE_KEY,
+    SECRET_PASSWORD,
+    SECRET_GENERIC,
+)
+#: In a policy's entity lists, this name stands for every SECRET_* type.
+SECRET_GROUP = "SECRET"
+
 #: Every type the built-in recognizers can emit.
 KNOWN_ENTITIES: frozenset[str] = frozenset(
     {
@@ -62,6 +107,7 @@ KNOWN_ENTITIES: frozenset[str] = frozenset(
         IN_PAN,
         AU_TFN,
         CA_SIN,
+        *SECRET_ENTITIES,
     }
 )
 
@@ -89,6 +135,7 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
     IN_PAN,
     AU_TFN,
     CA_SIN,
+    *SECRET_ENTITIES,
 )
 
 #: Placeholder tags: ``<EMAIL_1>`` reads better to a model than ``<EMAIL_ADDRESS_1>``.
@@ -113,6 +160,9 @@ PRIORITY: dict[str, int] = {
     LOCATION: 10,
     # A street line outranks a phone: "03262 2437 Main St" is a postcode and a house.
     STREET_ADDRESS: 55,
+    # A credential outranks all: "user:pw@example.com" in a URL is a password, not an
+    # e-mail; digits inside a token are not a phone.
+    **dict.fromkeys(SECRET_ENTITIES, 120),
 }
 NATIONAL_ID_PRIORITY = 70
 

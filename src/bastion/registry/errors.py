@@ -13,7 +13,8 @@ BastionError (bastion.errors)
 │   ├── InvalidEvidence          invalid_evidence            400
 │   ├── InvalidCard              invalid_card                400
 │   ├── InvalidTransition        invalid_stage_transition    400
-│   └── JustificationRequired    justification_required      400
+│   ├── JustificationRequired    justification_required      400
+│   └── InvalidSemver            invalid_semver              400
 ├── Forbidden
 │   ├── SelfApproval             self_approval               403
 │   └── OverrideNotAllowed       override_not_allowed        403
@@ -24,7 +25,9 @@ BastionError (bastion.errors)
 │   ├── RunFailed                mlflow_run_failed           409
 │   ├── NoRollbackTarget         no_rollback_target          409
 │   ├── RegistrationInProgress   registration_in_progress    409
-│   └── ClaimLost                claim_lost                  409
+│   ├── ClaimLost                claim_lost                  409
+│   ├── SemverTaken              semver_taken                409
+│   └── SemverNotIncreasing      semver_not_increasing       409
 └── Unavailable
     └── MlflowUnavailable        mlflow_unavailable          503
 """
@@ -78,6 +81,10 @@ class JustificationRequired(InvalidInput):
     code = "justification_required"
 
 
+class InvalidSemver(InvalidInput):
+    code = "invalid_semver"
+
+
 class SelfApproval(Forbidden):
     code = "self_approval"
 
@@ -115,6 +122,14 @@ class ClaimLost(Conflict):
     process settled it as one that had died."""
 
     code = "claim_lost"
+
+
+class SemverTaken(Conflict):
+    code = "semver_taken"
+
+
+class SemverNotIncreasing(Conflict):
+    code = "semver_not_increasing"
 
 
 class MlflowUnavailable(Unavailable):

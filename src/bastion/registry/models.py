@@ -23,11 +23,15 @@ class ModelVersionRow(Base):
     __table_args__ = (
         Unique("name", "version", name="uq_registry_versions_name_version"),
         Unique("name", "artifact_sha256", name="uq_registry_versions_name_artifact"),
+        Index("uq_registry_versions_name_semver", "name", "semver", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
     version: Mapped[int] = mapped_column(Integer)
+    # An optional semantic version label (``1.2.0``), unique per model and rising with
+    # ``version``: see :mod:`bastion.registry.semver`.
+    semver: Mapped[str | None] = mapped_column(String(100))
     run_id: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(1000))
     # The artifact as given (a file's bytes or a model directory's tree digest): the

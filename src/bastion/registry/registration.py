@@ -38,11 +38,13 @@ from bastion.registry.errors import (
     ClaimLost,
     RegistrationInProgress,
     RunFailed,
+    SemverTaken,
 )
 from bastion.registry.mlflow_store import RunEvidence
 from bastion.registry.models import ModelVersionRow, RegistrationRow, StageChangeRow
 from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import Registered, VersionView
+from bastion.registry.versioning import check_new_label, parse_semver
 
 if TYPE_CHECKING:
     from bastion.registry.service import ModelRegistry
@@ -75,14 +77,19 @@ def register(
     author: str | None = None,
     code_version: str | None = None,
     description: str | None = None,
+    semver: str | None = None,
 ) -> Registered:
     """Register a version from an MLflow run or a saved scikit-learn model.
 
     Idempotent by the artifact's SHA-256: registering the same artifact under the same
     name again returns the existing version with ``created`` false, also when the
-    registrations run at once.
+    registrations run at once. ``semver`` labels the new version (``1.2.0``): valid,
+    unique per model and higher than the model's earlier labels
+    (:mod:`bastion.registry.versioning`).
     """
     check_name(name)
+    if semver is not None:
+        semver = str(parse_semver(semver))
     if (run_id is None) == (path is None):
         raise InvalidInput(
             "give exactly one of a run id or a model path", code="model_source_required"
@@ -106,10 +113,12 @@ def register(
             digests = (digest, tree_sha256(folder))
     existing = _existing(reg, name, *digests)
     if existing is not None:
-        return Registered(created=False, version=existing)
+        return _again(existing, semver)
+    if semver is not None:  # before MLflow is written to
+        _check_label(reg, name, semver)
     held = _reserve(reg, actor, name, digests)
     if isinstance(held, VersionView):
-        return Registered(created=False, version=held)
+        return _again(held, semver)
     in_mlflow = False  # once true, MLflow may hold the version: keep the reservation
     try:
         adopted = _adopt(reg, name, digest, run) if held.taken_over else None
@@ -121,10 +130,14 @@ def register(
                 assert path is not None
                 run = _log_path(reg, path, params or {}, metrics or {}, name)
             in_mlflow = True
-            number = _create_version(reg, actor, name, run, digest, given_dataset, description)
+            number = _create_version(
+                reg, actor, name, run, digest, given_dataset, description, semver
+            )
         with reg.store.model_files(run.model_uri, run.model_dir) as folder:
             stored = tree_sha256(folder)
         ds = given_dataset or run.dataset
+        if semver is not None:  # another version may have taken the label meanwhile
+            _check_label(reg, name, semver)
         if adopted is None or not _recorded(reg, f"model:{name}/{number}"):
             reg._event(
                 actor,
@@ -134,12 +147,14 @@ def register(
                     "artifact_sha256": digest,
                     "run_id": run.run_id,
                     "dataset_digest": ds.get("digest") if ds else None,
+                    **({"semver": semver} if semver is not None else {}),
                     **({"recovered": True} if adopted is not None else {}),
                 },
             )
         row = ModelVersionRow(
             name=name,
             version=number,
+            semver=semver,
             run_id=run.run_id,
             source=run.model_uri,
             artifact_sha256=digest,
@@ -166,7 +181,14 @@ def register(
                     f"({reg.config.recover_after_s:g} s) and another registration of the "
                     "same artifact took it over: `bastion models show` lists what stands"
                 )
-            repo.add(row)
+            try:
+                repo.add(row)
+            except IntegrityError as exc:
+                if semver is not None and "semver" in str(exc.orig).lower():
+                    raise SemverTaken(
+                        f"{name} {semver} was given to another version meanwhile"
+                    ) from None
+                raise
             repo.add(
                 StageChangeRow(
                     version_id=row.id,
@@ -192,6 +214,23 @@ def register(
             else:
                 repo.end_registration(name, digest, held.claim)
         raise
+
+
+def _check_label(reg: ModelRegistry, name: str, label: str) -> str:
+    with reg.db.session() as session:
+        return check_new_label(name, label, RegistryRepository(session).semvers(name))
+
+
+def _again(existing: VersionView, semver: str | None) -> Registered:
+    """The artifact is registered already: that version, unless asked to label it
+    differently (a label is given once, with the version)."""
+    if semver is not None and existing.semver != semver:
+        held = f"labelled {existing.semver}" if existing.semver else "without a label"
+        raise SemverTaken(
+            f"this artifact is {existing.name} version {existing.version} already, "
+            f"{held}; a version's label is given once, when it is registered"
+        )
+    return Registered(created=False, version=existing)
 
 
 def _reserve(
@@ -261,6 +300,7 @@ def _create_version(
     digest: str,
     dataset: dict[str, Any] | None,
     description: str | None,
+    semver: str | None = None,
 ) -> int:
     ds = dataset or run.dataset
     return reg.store.create_version(
@@ -272,6 +312,7 @@ def _create_version(
             "bastion.dataset_digest": str(ds.get("digest")) if ds else "",
             "bastion.stage": "development",
             "bastion.registered_by": actor.user,
+            **({"bastion.semver": semver} if semver is not None else {}),
             # What _adopt needs to finish a registration that died.
             "bastion.source": run.model_uri,
         },

@@ -54,6 +54,15 @@ class RegistryRepository:
             .order_by(ModelVersionRow.version)
         ).all()
 
+    def semvers(self, name: str) -> list[tuple[int, str | None]]:
+        """(version, semver label) of each of a model's versions."""
+        rows = self.session.execute(
+            select(ModelVersionRow.version, ModelVersionRow.semver).where(
+                ModelVersionRow.name == name
+            )
+        ).all()
+        return [(int(v), label) for v, label in rows]
+
     def all_versions(self) -> Sequence[ModelVersionRow]:
         return self.session.scalars(
             select(ModelVersionRow).order_by(ModelVersionRow.name, ModelVersionRow.version)

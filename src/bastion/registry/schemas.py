@@ -19,6 +19,9 @@ from bastion.registry.models import (
 class VersionView(BaseModel):
     name: str
     version: int
+    semver: str | None = Field(
+        None, description="the semantic version label given at registration (1.2.0), if any"
+    )
     stage: str
     run_id: str | None
     source: str
@@ -40,6 +43,7 @@ class VersionView(BaseModel):
         return cls(
             name=row.name,
             version=row.version,
+            semver=row.semver,
             stage=row.stage,
             run_id=row.run_id,
             source=row.source,
@@ -67,6 +71,7 @@ class ModelSummary(BaseModel):
     name: str
     versions: int
     latest: int
+    latest_semver: str | None = Field(None, description="the highest semantic version label")
     production: int | None
     staging: int | None
     pending_requests: int

@@ -130,6 +130,11 @@ class ModelRegistry:
                     name=name,
                     versions=len(rows),
                     latest=max(r.version for r in rows),
+                    # Labels rise with versions: the newest label is the highest.
+                    latest_semver=next(
+                        (r.semver for r in sorted(rows, key=lambda r: -r.version) if r.semver),
+                        None,
+                    ),
                     production=stage.get("production"),
                     staging=stage.get("staging"),
                     pending_requests=pending.get(name, 0),
@@ -193,6 +198,7 @@ class ModelRegistry:
                     "code_version": row.code_version,
                 },
                 model={
+                    "semver": row.semver,
                     "source": row.source,
                     "artifact_sha256": row.artifact_sha256,
                     "stored_sha256": row.stored_sha256,

@@ -7,7 +7,8 @@ ordinary name (``gpt-4o``, ``claude-test``: answered normally) or a scenario::
     part     := keyword | keyword ":" number
 
 Each part is a modifier (``delay:MS``, ``first-token-delay:MS``, ``no-usage``,
-``no-done``) or a fault (every other keyword); a name holds at most one fault and each
+``no-done``, and the event-stream liberties of ``quirks``: ``crlf``, ``split:SEED`` …)
+or a fault (every other keyword); a name holds at most one fault and each
 modifier once, so ``delay:60``, ``delay:200+cut:3`` and ``no-usage+no-done`` are names.
 A name with a ``:`` or ``+`` must parse, and so must a bare keyword: a typo such as
 ``cutt:3`` or ``delay`` is answered with a 400 (code ``unknown_scenario``) rather than
@@ -20,6 +21,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from .quirks import QUIRKS
+
 # keyword -> the kind of number it takes: None (no parameter), int or float
 MODIFIERS: dict[str, type[int] | type[float] | None] = {
     "delay": int,  # ms before answering (headers included)
@@ -27,6 +30,9 @@ MODIFIERS: dict[str, type[int] | type[float] | None] = {
     "no-usage": None,
     "no-done": None,
     "prompt-tokens": int,  # report this many prompt tokens in usage (a provider counts more)
+    # streams: liberties of the event stream (see ``quirks``)
+    **dict.fromkeys(QUIRKS),
+    "split": int,  # the stream's bytes cut at random places, this the seed
 }
 FAULTS: dict[str, type[int] | type[float] | None] = {
     "ok": None,
@@ -62,6 +68,8 @@ class Scenario:
     no_usage: bool = False
     no_done: bool = False
     prompt_tokens: int = 0
+    quirks: frozenset[str] = frozenset()
+    split: int | None = None
 
     @property
     def count(self) -> int:
@@ -116,4 +124,6 @@ def parse(name: str) -> Scenario:
         no_usage="no-usage" in mods,
         no_done="no-done" in mods,
         prompt_tokens=int(mods.get("prompt-tokens", 0)),
+        quirks=frozenset(q for q in QUIRKS if q in mods),
+        split=int(mods["split"]) if "split" in mods else None,
     )

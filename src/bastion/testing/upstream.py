@@ -35,6 +35,10 @@ The model name (Azure: the deployment) picks the behaviour; grammar in ``scenari
 ``leak``                    answer with personal data the prompt never held (in the
                             text, or in the tool call's arguments)
 ``prompt-tokens:N``         (a modifier) report N prompt tokens in usage
+``crlf``, ``split:SEED`` …  (modifiers) streams: the liberties an event stream may
+                            take (CRLF or CR line ends, keep-alive comments, JSON over
+                            several ``data:`` lines, ``[DONE]`` twice, no finish
+                            reason, bytes cut anywhere); see ``quirks``
 ``context-length``          400 ``context_length_exceeded`` (Anthropic: "prompt is too
                             long")
 ``content-policy``          OpenAI: 400 ``content_policy_violation``; Azure: 400
@@ -69,6 +73,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
@@ -82,6 +87,7 @@ from starlette.routing import Route
 
 from . import answers
 from .answers import JSON, Frames
+from .quirks import reshape
 from .scenarios import Scenario, ScenarioError, parse
 from .wire import Ending, Wire
 
@@ -303,7 +309,16 @@ def play_body(state: State, scenario: Scenario, payload: bytes, headers: Mapping
     )
 
 
-def play_stream(state: State, scenario: Scenario, stream: Frames, flavour: Flavour) -> Wire:
+def split_seed(scenario: Scenario, body: Mapping[str, Any]) -> int | None:
+    """``split:SEED``'s cuts depend on the request too: one model name, many cuttings."""
+    if scenario.split is None:
+        return None
+    return zlib.crc32(json.dumps(body.get("messages"), sort_keys=True).encode()) ^ scenario.split
+
+
+def play_stream(
+    state: State, scenario: Scenario, stream: Frames, flavour: Flavour, body: Mapping[str, Any]
+) -> Wire:
     frames, fault = list(stream.frames), scenario.fault
     ending: Ending = "end"
     if scenario.no_done:
@@ -327,7 +342,7 @@ def play_stream(state: State, scenario: Scenario, stream: Frames, flavour: Flavo
     return Wire(
         200,
         SSE,
-        frames,
+        reshape(frames, scenario.quirks, split_seed(scenario, body)),
         closing=state.closing,
         ending=ending,
         first_delay_s=scenario.first_token_delay_s,
@@ -430,7 +445,11 @@ async def _chat(request: Request, flavour: Flavour, model: str | None = None) ->
         refusal = scenario.fault == "content-policy"
         if body.get("stream") is True and not refusal:
             return play_stream(
-                state, scenario, answers.anthropic_stream("msg_" + mid, model, said), flavour
+                state,
+                scenario,
+                answers.anthropic_stream("msg_" + mid, model, said),
+                flavour,
+                body,
             )
         message = answers.anthropic_message("msg_" + mid, model, said, refusal=refusal)
         return play_body(state, scenario, answers.dumps(message), {"request-id": "req_" + mid})
@@ -441,7 +460,7 @@ async def _chat(request: Request, flavour: Flavour, model: str | None = None) ->
         frames = answers.openai_stream(
             "chatcmpl-" + mid, model, said, usage=asked and usage, usage_asked=asked
         )
-        return play_stream(state, scenario, frames, flavour)
+        return play_stream(state, scenario, frames, flavour, body)
     completion = answers.openai_completion("chatcmpl-" + mid, model, said, usage=usage)
     return play_body(state, scenario, answers.dumps(completion), {"x-request-id": "req_" + mid})
 

@@ -8,12 +8,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from bastion.api.deps import RuntimeDep, requires
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import EventPage
 from bastion.audit import EventFilter
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 
-router = APIRouter(prefix="/api/audit", tags=["audit"])
+router = APIRouter(
+    prefix="/api/audit",
+    tags=["audit"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED),
+)
 Auditor = Annotated[Principal | None, Depends(requires(Permission.AUDIT_READ))]
 
 

@@ -23,14 +23,27 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion import jsonio
 from bastion.api.deps import require_caller, requires, route_guard
 from bastion.api.errors import bastion_error_response
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
-from bastion.errors import BastionError, InvalidInput, NotFound
+from bastion.errors import BastionError, NotFound
 from bastion.gateway.calls import Reply
 from bastion.gateway.errors import BudgetExceeded, TooManyRequests, UpstreamFailure
 from bastion.gateway.service import Gateway
 
-router = APIRouter(prefix="/v1", tags=["gateway"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["gateway"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED, 404),
+)
+_CALL_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The answer; with `stream: true`, server-sent events ending in `[DONE]`",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    **errors(409, 429, 502, 503, 504),
+}
 Caller = Annotated[Principal | None, Depends(requires(Permission.LLM_USE))]
 CONVERSATION_HEADER = "x-bastion-conversation-id"
 
@@ -48,14 +61,6 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 class _JSON(JSONResponse):
     def render(self, content: Any) -> bytes:
         return jsonio.dumps(content)
-
-
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return jsonio.loads(raw, constants=False)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
 
 
 def _render(reply: Reply, request: Request) -> Response:
@@ -89,22 +94,31 @@ async def _call(request: Request, coro: Any) -> Response:
 
 
 async def _chat(request: Request, caller: Principal, gateway: Gateway) -> Response:
-    body = await _json_body(request)
+    # Parsed by the gateway, so a body that is not JSON is a refused call in the ledger.
+    body = await request.body()
     conversation = request.headers.get(CONVERSATION_HEADER)
     return await _call(request, gateway.chat(caller, body, conversation_id=conversation))
 
 
 async def _embeddings(request: Request, caller: Principal, gateway: Gateway) -> Response:
-    body = await _json_body(request)
+    body = await request.body()
     return await _call(request, gateway.embeddings(caller, body))
 
 
-@router.post("/chat/completions", summary="Chat completions (OpenAI-compatible), governed")
+@router.post(
+    "/chat/completions",
+    summary="Chat completions (OpenAI-compatible), governed",
+    responses=_CALL_ERRORS,
+)
 async def chat_completions(request: Request, caller: Caller, gateway: GatewayDep) -> Response:
     return await _chat(request, require_caller(caller), gateway)
 
 
-@router.post("/embeddings", summary="Embeddings (OpenAI-compatible), governed")
+@router.post(
+    "/embeddings",
+    summary="Embeddings (OpenAI-compatible), governed",
+    responses=_CALL_ERRORS,
+)
 async def embeddings(request: Request, caller: Caller, gateway: GatewayDep) -> Response:
     return await _embeddings(request, require_caller(caller), gateway)
 

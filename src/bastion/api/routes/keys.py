@@ -7,11 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from bastion.api.deps import RuntimeDep, require_caller, requires
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 
-router = APIRouter(prefix="/api/keys", tags=["keys"])
+router = APIRouter(
+    prefix="/api/keys",
+    tags=["keys"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED, 503),
+)
 Admin = Annotated[Principal | None, Depends(requires(Permission.KEYS_MANAGE))]
 
 
@@ -38,11 +44,11 @@ def list_keys(
     )
 
 
-@router.get("/{key_id}", summary="Show one key")
+@router.get("/{key_id}", summary="Show one key", responses=errors(404))
 def get_key(key_id: str, runtime: RuntimeDep, _: Admin) -> KeyOut:
     return KeyOut.of(runtime.keys.get(key_id))
 
 
-@router.delete("/{key_id}", summary="Revoke a key")
+@router.delete("/{key_id}", summary="Revoke a key", responses=errors(404, 409))
 def revoke_key(key_id: str, runtime: RuntimeDep, principal: Admin) -> KeyOut:
     return KeyOut.of(runtime.keys.revoke(require_caller(principal), key_id))

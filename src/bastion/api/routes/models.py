@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from bastion.api.deps import get_runtime, require_caller, requires
+from bastion.api.routing import GUARDED, StrictJSONRoute, VersionPath, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.registry.gates import GateResult
@@ -29,7 +30,11 @@ from bastion.registry.schemas import (
 )
 from bastion.registry.service import ModelRegistry
 
-router = APIRouter(tags=["models"])
+router = APIRouter(
+    tags=["models"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED, 404, 409, 503),
+)
 _lock = threading.Lock()
 
 
@@ -69,6 +74,12 @@ class RegisterIn(_Body):
     training_seconds: float | None = Field(None, ge=0)
     code_version: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=4000)
+    semver: str | None = Field(
+        None,
+        max_length=100,
+        description="A semantic version label for the new version (1.2.0): unique per "
+        "model and higher than its earlier labels",
+    )
 
 
 class EvidenceIn(_Body):
@@ -145,6 +156,7 @@ def list_versions(name: str, registry: RegistryDep, _: Reader) -> VersionList:
     "/api/models/{name}/versions",
     status_code=201,
     summary="Register a version from an MLflow run (200 when the artifact is already registered)",
+    responses={200: {"model": Registered, "description": "The artifact was already registered"}},
 )
 def register_version(
     name: str, body: RegisterIn, response: Response, registry: RegistryDep, principal: Writer
@@ -160,6 +172,7 @@ def register_version(
         training_seconds=body.training_seconds,
         code_version=body.code_version,
         description=body.description,
+        semver=body.semver,
     )
     if not result.created:
         response.status_code = 200
@@ -167,7 +180,9 @@ def register_version(
 
 
 @router.get("/api/models/{name}/versions/{version}", summary="A version with its history")
-def show_version(name: str, version: int, registry: RegistryDep, _: Reader) -> VersionDetail:
+def show_version(
+    name: str, version: VersionPath, registry: RegistryDep, _: Reader
+) -> VersionDetail:
     return registry.detail(name, version)
 
 
@@ -175,7 +190,7 @@ def show_version(name: str, version: int, registry: RegistryDep, _: Reader) -> V
     "/api/models/{name}/versions/{version}/lineage",
     summary="Dataset → run → version → stage changes",
 )
-def lineage(name: str, version: int, registry: RegistryDep, _: Reader) -> Lineage:
+def lineage(name: str, version: VersionPath, registry: RegistryDep, _: Reader) -> Lineage:
     return registry.lineage(name, version)
 
 
@@ -185,7 +200,7 @@ def lineage(name: str, version: int, registry: RegistryDep, _: Reader) -> Lineag
 )
 def gates(
     name: str,
-    version: int,
+    version: VersionPath,
     registry: RegistryDep,
     _: Reader,
     stage: Literal["staging", "production"] = "production",
@@ -200,7 +215,7 @@ def gates(
     summary="Store a fairness report or a drift baseline",
 )
 def record_evidence(
-    name: str, version: int, body: EvidenceIn, registry: RegistryDep, principal: Writer
+    name: str, version: VersionPath, body: EvidenceIn, registry: RegistryDep, principal: Writer
 ) -> EvidenceView:
     return registry.record_evidence(
         require_caller(principal), name, version, body.kind, body.report
@@ -214,7 +229,7 @@ def record_evidence(
 )
 def card(
     name: str,
-    version: int,
+    version: VersionPath,
     registry: RegistryDep,
     _: Reader,
     kind: Literal["model", "data"] = "model",
@@ -230,7 +245,7 @@ def card(
     summary="Write a card's editable fields (others keep their text)",
 )
 def update_card(
-    name: str, version: int, body: CardIn, registry: RegistryDep, principal: Writer
+    name: str, version: VersionPath, body: CardIn, registry: RegistryDep, principal: Writer
 ) -> CardOut:
     fields = registry.update_card(require_caller(principal), name, version, body.kind, body.fields)
     return CardOut(kind=body.kind, fields=fields)
@@ -242,7 +257,7 @@ def update_card(
     summary="Ask for promotion to staging or production (gates are checked now and at approval)",
 )
 def request_promotion(
-    name: str, version: int, body: PromotionIn, registry: RegistryDep, principal: Writer
+    name: str, version: VersionPath, body: PromotionIn, registry: RegistryDep, principal: Writer
 ) -> RequestView:
     return registry.request_promotion(
         require_caller(principal), name, version, body.to, body.reason, body.overrides or None
@@ -251,7 +266,7 @@ def request_promotion(
 
 @router.post("/api/models/{name}/versions/{version}/archive", summary="Archive a version")
 def archive(
-    name: str, version: int, body: ReasonIn, registry: RegistryDep, principal: Writer
+    name: str, version: VersionPath, body: ReasonIn, registry: RegistryDep, principal: Writer
 ) -> VersionView:
     return registry.archive(require_caller(principal), name, version, body.reason)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RuntimeDep, require_caller, requires
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import Whoami
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -17,10 +18,12 @@ from bastion.db.migrate import current_revision, head_revision
 from bastion.errors import BastionError
 from bastion.gateway.service import Gateway
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 
 
-@router.get("/healthz", tags=["operations"], summary="The process is alive")
+@router.get(
+    "/healthz", tags=["operations"], summary="The process is alive", responses=errors(400, 413)
+)
 async def healthz(_: Annotated[None, Depends(requires(Permission.PUBLIC))]) -> dict[str, str]:
     return {"status": "ok"}
 
@@ -51,7 +54,10 @@ def _readiness(runtime: Any) -> dict[str, str]:
 
 
 @router.get(
-    "/readyz", tags=["operations"], summary="Ready to serve: database, schema, policy, ledger"
+    "/readyz",
+    tags=["operations"],
+    summary="Ready to serve: database, schema, policy, ledger",
+    responses={**errors(400, 413), 503: {"description": "Not ready: the failing check says why"}},
 )
 async def readyz(
     request: Request, runtime: RuntimeDep, _: Annotated[None, Depends(requires(Permission.PUBLIC))]
@@ -65,7 +71,13 @@ async def readyz(
     )
 
 
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses=errors(*GUARDED),
+)
 async def metrics(
     request: Request,
     runtime: RuntimeDep,
@@ -95,7 +107,12 @@ async def _counters_check(gateway: Gateway) -> str:
     return "ok"
 
 
-@router.get("/api/whoami", tags=["auth"], summary="The caller behind the presented key")
+@router.get(
+    "/api/whoami",
+    tags=["auth"],
+    summary="The caller behind the presented key",
+    responses=errors(*GUARDED),
+)
 async def whoami(
     principal: Annotated[Principal | None, Depends(requires(Permission.AUTHENTICATED))],
 ) -> Whoami:

@@ -8,12 +8,18 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends
 
 from bastion.api.deps import RuntimeDep, require_caller, requires
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import PolicyCheckIn, PolicyCheckOut, PolicyIssueOut, PolicyOut, ReloadOut
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.policy import PolicyError, parse_policy
 
-router = APIRouter(prefix="/api/policy", tags=["policy"])
+router = APIRouter(
+    prefix="/api/policy",
+    tags=["policy"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED, 503),
+)
 
 
 @router.get("", summary="The policy in force")

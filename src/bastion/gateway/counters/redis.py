@@ -33,6 +33,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Connection, Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
@@ -92,6 +93,11 @@ class RedisCounters(Counters):
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
             retry=Retry(NoBackoff(), 0),  # a dead Redis answers now; settle retries itself
+            # redis-py checks each pooled connection before lending it (a socket the server
+            # closed is reconnected), except with maintenance notifications on, which its
+            # default "auto" counts as on: a burst after a Redis restart then met the dead
+            # connections. They are a Redis Enterprise feature this pool does not use.
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         # The client does not own the pool: ``aclose`` disconnects the pool itself.
         self._redis: Redis[bytes] = Redis(connection_pool=self._pool)

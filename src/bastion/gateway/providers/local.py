@@ -9,8 +9,12 @@ original order. Without context (or without any sentence sharing a word with the
 question) the answer restates the question, so that placeholders in a prompt can be
 seen coming back in an answer.
 
-Tools: a tool is called when ``tool_choice`` requires one, or under ``auto`` when the
-question names a tool; its arguments are filled deterministically from the question.
+Tools: a tool is called when ``tool_choice`` requires one, or under ``auto`` (the
+default when tools are offered) when the question asks for one: it names a tool
+(``search_docs``, "search docs"), names what a tool is about (the weather, for
+``get_weather``), or asks for a tool ("use the tool", "call a function"). Its arguments
+are filled deterministically from the question. Once the last message is a tool's
+result, the answer is drawn from that result.
 
 Embeddings hash words and character trigrams into a fixed number of dimensions (the
 hashing trick, with signs), then L2-normalise; texts that share words are closer. The
@@ -262,6 +266,36 @@ def _names_tool(question: str, name: str) -> bool:
     return re.search(pattern, lowered) is not None or (spoken != name.lower() and spoken in lowered)
 
 
+#: Words of a tool's name that say what it does, not what about: ``get_weather`` is
+#: asked for by a question about the weather.
+_GENERIC_NAME_LIST = """get fetch find search lookup look query list read load retrieve run call
+    do make create set update compute calculate check send post put tool function api"""
+_GENERIC_NAME_WORDS = frozenset(_stem(w) for w in _GENERIC_NAME_LIST.split())
+#: "call the tool", "use a function", "invoke search": the prompt asks for a tool.
+_ASKS_FOR_TOOL = re.compile(
+    r"\b(?:call|invoke|use|run|execute)\b(?:\W+\w+){0,3}?\W+(?:tools?|functions?)\b"
+    r"|\b(?:tool|function)\s+call\b",
+    re.I,
+)
+
+
+def _about_tool(question: str, function: Mapping[str, Any]) -> bool:
+    """The question names what the tool is about: every telling word of its name."""
+    words = {_stem(w) for w in _WORD.findall(str(function["name"]).lower())}
+    telling = words - _GENERIC_NAME_WORDS - _STOPWORDS
+    return bool(telling) and telling <= set(terms(question))
+
+
+def _best_match(functions: list[Mapping[str, Any]], question: str) -> Mapping[str, Any]:
+    """The tool whose name and description share most words with the question (the
+    first offered on a tie)."""
+    query = set(terms(question))
+    return max(
+        functions,
+        key=lambda f: len(query & set(terms(f"{f['name']} {f.get('description', '')}"))),
+    )
+
+
 def _choose_tool(body: Mapping[str, Any], prompt: Prompt) -> Mapping[str, Any] | None:
     functions = _functions(body.get("tools"))
     choice = body.get("tool_choice")
@@ -275,16 +309,17 @@ def _choose_tool(body: Mapping[str, Any], prompt: Prompt) -> Mapping[str, Any] |
         raise UpstreamFailure("bad_request", f"tool_choice names {wanted!r}, which is not offered")
     named = [f for f in functions if _names_tool(prompt.question, str(f["name"]))]
     if choice == "required":
-        if named:
-            return named[0]
-        query = set(terms(prompt.question))
-        return max(
-            functions,
-            key=lambda f: len(query & set(terms(f"{f['name']} {f.get('description', '')}"))),
-        )
+        return named[0] if named else _best_match(functions, prompt.question)
     if prompt.after_tool_result:  # the tool has answered; now answer the user
         return None
-    return named[0] if named else None
+    if named:
+        return named[0]
+    about = [f for f in functions if _about_tool(prompt.question, f)]
+    if about:
+        return about[0]
+    if _ASKS_FOR_TOOL.search(prompt.question):
+        return _best_match(functions, prompt.question)
+    return None
 
 
 def _value(name: str, schema: Mapping[str, Any], question: str, free_text: str) -> Any:

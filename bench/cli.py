@@ -1,0 +1,165 @@
+"""Command-line start-up: how long ``bastion …`` takes end to end, as a user waits for it.
+
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
+        uv run python bench/cli.py [--repeats 10]
+
+Each command runs as a fresh process (``.venv/bin/bastion`` through ``subprocess``,
+as ``hyperfine`` would), once to warm the file cache and then ``--repeats`` times;
+the wall time of each run is recorded, and the median, 90th percentile and extremes
+reported. The home is a fresh temporary one: a migrated SQLite database, the starter
+policy, three demo keys. For ``models register``, distinct MLflow runs are logged
+first by ``examples/registry/train.py --runs N`` (not timed), so every timed run is a
+real registration (a new MLflow version, its digest, a ledger event), not the
+idempotent look-up that registering one run twice would be; the look-up is measured
+separately.
+
+Two baselines run beside them: ``python -c pass`` (the interpreter alone) and
+``python -c 'import mlflow'`` (the floor for any command that talks to MLflow). The
+1-minute load average is recorded: on a shared machine it says how far to trust the
+figures.
+
+Aims (issue 15): ``bastion --help`` under 0.3 s, ``bastion models register`` under 2 s.
+Writes ``bench/results/cli.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from _machine import ROOT, machine
+
+BASTION = str(Path(sys.executable).parent / "bastion")
+AIMS_S = {"--help": 0.3, "models register": 2.0}
+#: Before the lazy commands (issue 15's measurements on this kind of machine).
+BEFORE_S = {"any command, start-up": "1.3-1.8", "models register": "5.2"}
+
+
+def env_for(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BASTION_", "OPENAI_"))}
+    return env | {"BASTION_HOME": str(home)}
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
+    return seconds
+
+
+def summary(samples: list[float]) -> dict[str, Any]:
+    ordered = sorted(samples)
+    p90 = statistics.quantiles(ordered, n=10, method="inclusive")[-1] if len(ordered) > 1 else 0
+    return {
+        "median_s": round(statistics.median(ordered), 4),
+        "p90_s": round(p90 or ordered[-1], 4),
+        "min_s": round(ordered[0], 4),
+        "max_s": round(ordered[-1], 4),
+        "runs": len(ordered),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    console = Console()
+    home = Path(tempfile.mkdtemp(prefix="bastion-bench-cli-"))
+    try:
+        env = env_for(home)
+        for step in (["db", "upgrade"], ["demo", "seed", "--no-models"]):
+            timed([BASTION, *step], env)
+        console.print(f"logging {args.repeats + 1} MLflow runs to register (not timed)…")
+        trained = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "examples" / "registry" / "train.py"),
+                "--runs",
+                str(args.repeats + 1),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs = trained.stdout.split()
+        # Baselines on the same machine at the same time: the interpreter alone, and
+        # MLflow's import alone (which `models register` cannot do without).
+        baselines = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            "python -c 'import mlflow'": [sys.executable, "-c", "import mlflow"],
+        }
+        commands: dict[str, list[list[str]]] = {
+            "--help": [["--help"]] * (args.repeats + 1),
+            "--version": [["--version"]] * (args.repeats + 1),
+            "models --help": [["models", "--help"]] * (args.repeats + 1),
+            "status": [["status", "--format", "json"]] * (args.repeats + 1),
+            "keys list": [["keys", "list"]] * (args.repeats + 1),
+            "models list": [["models", "list"]] * (args.repeats + 1),
+            "models register": [
+                ["models", "register", "cancer", "--run", run, "--by", "bench"] for run in runs
+            ],
+            "models register (again)": [
+                ["models", "register", "cancer", "--run", runs[0], "--by", "bench"]
+            ]
+            * (args.repeats + 1),
+        }
+        results: dict[str, Any] = {}
+        for name, argv in baselines.items():
+            samples = [timed(argv, env) for _ in range(args.repeats + 1)]
+            results[name] = summary(samples[1:]) | {"argv": argv[1:], "baseline": True}
+            console.print(f"{name}: median {results[name]['median_s']:.3f} s")
+        for name, argvs in commands.items():
+            samples = [timed([BASTION, *argv], env) for argv in argvs]
+            results[name] = summary(samples[1:])  # the first warms the file cache
+            results[name]["argv"] = argvs[0]
+            console.print(f"{name}: median {results[name]['median_s']:.3f} s")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+    out = {
+        "benchmark": "cli",
+        "machine": machine(sources=("src", "bench/cli.py")),
+        "load_average": os.getloadavg(),
+        "method": "fresh process per run via subprocess; first run discarded (cache warm-up)",
+        "aims_s": AIMS_S,
+        "before_s": BEFORE_S,
+        "commands": results,
+    }
+    path = ROOT / "bench" / "results" / "cli.json"
+    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+
+    table = Table(
+        "command", "median s", "p90 s", "min s", "max s", "aim s", title="bastion start-up"
+    )
+    for name, r in results.items():
+        aim = AIMS_S.get(name)
+        met = "" if aim is None else ("[green]" if r["median_s"] <= aim else "[red]") + f"{aim}"
+        table.add_row(
+            name,
+            f"{r['median_s']:.3f}",
+            f"{r['p90_s']:.3f}",
+            f"{r['min_s']:.3f}",
+            f"{r['max_s']:.3f}",
+            met,
+        )
+    console.print(table)
+    console.print(f"load average during the run: {out['load_average']}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
