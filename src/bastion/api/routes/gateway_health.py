@@ -9,12 +9,18 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from bastion.api.deps import requires
+from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.gateway.breaker import BreakerView
 from bastion.gateway.service import Gateway
 
-router = APIRouter(prefix="/api/gateway", tags=["gateway"])
+router = APIRouter(
+    prefix="/api/gateway",
+    tags=["gateway"],
+    route_class=StrictJSONRoute,
+    responses=errors(*GUARDED),
+)
 
 
 class BreakerOut(BaseModel):
