@@ -67,6 +67,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/v1/embeddings"): Permission.LLM_USE,
     ("GET", "/v1/models"): Permission.LLM_USE,
     ("GET", "/v1/models/{model}"): Permission.LLM_USE,
+    ("GET", "/api/gateway/health"): Permission.METRICS_READ,
     ("GET", "/api/models"): Permission.MODELS_READ,
     ("GET", "/api/models/{name}"): Permission.MODELS_READ,
     ("POST", "/api/models/{name}/versions"): Permission.MODELS_WRITE,

@@ -102,26 +102,26 @@ def test_a_lost_probe_frees_the_half_open_breaker_after_reset() -> None:
 
 
 async def test_running_out_of_time_takes_no_probe_slot() -> None:
-    from bastion.gateway.breaker import Breakers
+    from bastion.gateway.breaker import Health
     from bastion.gateway.errors import UpstreamFailure
     from bastion.gateway.providers.base import Target
     from bastion.gateway.resilience import Resilience, Trail
     from bastion.policy.schema import ProviderConfig
 
-    breakers = Breakers()
-    breaker = breakers.get("p", 1, 0.01)
-    breaker.record_failure()
-    await asyncio.sleep(0.02)  # half-open: one probe may go
+    health = Health()
     target = Target(
         "m", "m", "p", ProviderConfig(kind="openai", breaker_failures=1, breaker_reset_s=0.01), None
     )
+    breaker = health.deployment(target).breaker
+    breaker.record_failure()
+    await asyncio.sleep(0.02)  # half-open: one probe may go
 
     async def never(_target: Target, _left: float) -> None:
         raise AssertionError("no call past the deadline")
 
     loop = asyncio.get_running_loop()
     with pytest.raises(UpstreamFailure):
-        await Resilience(breakers, max_wait_s=0).run([target], never, Trail(), loop.time() - 1)
+        await Resilience(health, max_wait_s=0).run([target], never, Trail(), loop.time() - 1)
     assert breaker.allow()  # the slot is still there for the next call
 
 
@@ -130,7 +130,7 @@ async def test_a_429_on_one_model_does_not_shut_the_providers_other_models(sdk, 
     for _ in range(3):  # breaker_failures: 2 on this provider
         with pytest.raises(openai.RateLimitError):
             await client.chat.completions.create(model="quota", messages=hello())
-    assert app.state.gateway.breakers.get("flappy", 2, 0.6).state == "closed"
+    assert app.state.gateway.health.find("flappy", "429").breaker.state == "closed"
 
 
 # --- reservations and what is billed -------------------------------------------------------

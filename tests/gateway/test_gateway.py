@@ -422,7 +422,7 @@ async def test_circuit_breaker_opens_serves_fallbacks_probes_and_closes(sdk, ups
             await client.chat.completions.create(model="flap", messages=hello())
         ).model == "local"
     assert upstream.count("flap:30") == 2
-    breaker = app.state.gateway.breakers.get("flappy", 2, 0.6)
+    breaker = app.state.gateway.health.find("flappy", "flap:30").breaker
     assert breaker.state == "open"
     assert (await client.chat.completions.create(model="flap", messages=hello())).model == "local"
     assert upstream.count("flap:30") == 2  # not called while open

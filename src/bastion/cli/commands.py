@@ -48,6 +48,7 @@ COMMANDS: dict[str, Entry] = {
     "keys": Entry("bastion.cli.keys", "app", "API keys."),
     "audit": Entry("bastion.cli.audit", "app", "The tamper-evident audit ledger."),
     "demo": Entry("bastion.cli.demo", "app", "Demo data for a first look."),
+    "gateway": Entry("bastion.cli.gateway", "app", "The LLM gateway of a running server."),
     "drift": Entry(
         "bastion.cli.monitoring",
         "drift_app",

@@ -6,7 +6,8 @@ types) can be imported without building the whole data path:
 - :class:`Gateway` and :func:`build_gateway`: the data path, built from the runtime;
 - :class:`Lifecycle`, :class:`Call`, :class:`Reply`: one governed call's stages and
   record, reused by every kind of call (chat, embeddings, and what comes later);
-- :class:`Breakers`, :class:`Resilience`: per-deployment health, retries, fallbacks;
+- :class:`Health`, :class:`Resilience`: per-deployment health (circuit breakers),
+  retries, fallbacks;
 - :func:`create_counters`: rate-limit and budget counters (in process or Redis);
 - the errors callers meet: ``ModelNotFound``, ``ModelNotAllowed``, ``RequestTooLarge``,
   ``ContextLengthExceeded``, ``RateLimited``, ``BudgetExceeded``,
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from bastion.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from bastion.gateway.breaker import Breakers
+    from bastion.gateway.breaker import Health
     from bastion.gateway.calls import Call, Reply
     from bastion.gateway.counters import create_counters
     from bastion.gateway.errors import (
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from bastion.gateway.setup import build_gateway
 
 _EXPORTS = {
-    "Breakers": "bastion.gateway.breaker",
+    "Health": "bastion.gateway.breaker",
     "Call": "bastion.gateway.calls",
     "Reply": "bastion.gateway.calls",
     "create_counters": "bastion.gateway.counters",
@@ -64,12 +65,12 @@ _EXPORTS = {
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
-    "Breakers",
     "BudgetExceeded",
     "Call",
     "ContextLengthExceeded",
     "CountersUnavailable",
     "Gateway",
+    "Health",
     "Lifecycle",
     "ModelNotAllowed",
     "ModelNotFound",

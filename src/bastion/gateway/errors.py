@@ -94,7 +94,9 @@ class UpstreamFailure(BastionError):
     """One failed attempt at an upstream, classified.
 
     ``kind`` decides what happens next (retry, fall back, give up);
-    ``retry_after`` is the upstream's ``Retry-After`` in seconds, when it sent one.
+    ``retry_after`` is the upstream's ``Retry-After`` in seconds, when it sent one;
+    ``connection`` is true when no byte came back (refused, DNS, TLS, a reset before
+    the response): the host, not the model, may be down.
     """
 
     status = 502
@@ -131,12 +133,14 @@ class UpstreamFailure(BastionError):
         upstream_status: int | None = None,
         retry_after: float | None = None,
         upstream_code: str | None = None,
+        connection: bool = False,
     ) -> None:
         super().__init__(message, code=self.CODE_BY_KIND.get(kind, "upstream_error"))
         self.kind: FailureKind = kind
         self.upstream_status = upstream_status
         self.retry_after = retry_after
         self.upstream_code = upstream_code
+        self.connection = connection
         self.status = self.STATUS_BY_KIND.get(kind, 502)  # type: ignore[misc]
         if kind in ("context_length_exceeded", "content_policy", "bad_request"):
             self.type = "invalid_request_error"  # type: ignore[misc]

@@ -1,14 +1,15 @@
 """Retries, fallbacks and circuit breakers around one call.
 
 For each model of the chain (the one asked for, then its ``fallbacks`` the caller may
-use): skip it while its upstream's breaker is open; else try it up to
-``1 + max_retries`` times. A retryable failure (429, 5xx, connection, timeout) waits
-with exponential backoff and full jitter, or exactly what ``Retry-After`` asks, and
-tries again; a wait that would pass the request's deadline (or the longest wait the
-settings allow) moves on to the next model instead. ``context_length_exceeded`` is
-never retried on the same model: the next model (configure a larger one as a fallback)
-gets it. A content-policy refusal or a bad request goes back to the caller at once,
-with the provider's reason.
+use): skip it while its deployment's breaker (or its provider's) is open; else try it
+up to ``1 + max_retries`` times, and give the deployment one verdict for the call
+(``bastion.gateway.breaker``): retries are not counted as failures of their own. A
+retryable failure (429, 5xx, connection, timeout) waits with exponential backoff and
+full jitter, or exactly what ``Retry-After`` asks, and tries again; a wait that would
+pass the request's deadline (or the longest wait the settings allow) moves on to the
+next model instead. ``context_length_exceeded`` is never retried on the same model:
+the next model (configure a larger one as a fallback) gets it. A content-policy
+refusal or a bad request goes back to the caller at once, with the provider's reason.
 
 Written here rather than with tenacity: the loop interleaves retries with fallbacks
 and breakers under one deadline, which tenacity's single-callable loop cannot express.
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bastion.gateway.breaker import Breakers
+from bastion.gateway.breaker import Health, Ticket
 from bastion.gateway.errors import UpstreamFailure
 from bastion.gateway.providers.base import Target
 
@@ -30,9 +31,9 @@ T = TypeVar("T")
 
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
-#: Failures that count against an upstream's breaker (its health, not the caller's input).
-#: A 429 is not among them: it is one model's quota (OpenAI limits per model), and
-#: counting it would shut out the provider's other models, which still have theirs.
+#: Failures that count against a deployment's breaker (its health, not the caller's
+#: input). A 429 is not among them: it is a quota, which ``Retry-After`` and the
+#: fallbacks handle; the deployment is up.
 BREAKER_KINDS = frozenset(
     {"server_error", "connect", "timeout", "first_token_timeout", "stall", "malformed"}
 )
@@ -68,6 +69,10 @@ class Trail:
     attempts: list[Attempt] = field(default_factory=list)
     upstream_s: float = 0.0
     waited_s: float = 0.0
+    #: Leave a success's verdict to the caller (a stream is judged when it ends) ...
+    defer_verdict: bool = False
+    #: ... which gives it to this ticket.
+    owed: Ticket | None = None
 
 
 def backoff_s(attempt: int, retry_after: float | None, rng: Callable[[], float]) -> float:
@@ -79,13 +84,13 @@ def backoff_s(attempt: int, retry_after: float | None, rng: Callable[[], float])
 class Resilience:
     def __init__(
         self,
-        breakers: Breakers,
+        health: Health,
         *,
         max_wait_s: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        self.breakers = breakers
+        self.health = health
         self.max_wait_s = max_wait_s
         self._sleep = sleep
         self._rng = rng
@@ -100,6 +105,9 @@ class Resilience:
         """``op(target, seconds_left)`` on the first target that answers.
 
         A target given as an UpstreamFailure (no credentials, say) is recorded and skipped.
+        Each target's deployment gets one verdict for the call, whatever the number of
+        attempts (with ``trail.defer_verdict``, a success is left to the caller in
+        ``trail.owed``: a stream is judged when it ends).
         """
         loop = asyncio.get_running_loop()
         last: UpstreamFailure | None = None
@@ -107,20 +115,41 @@ class Resilience:
             if isinstance(target, UpstreamFailure):
                 last = target
                 continue
-            cfg = target.config
-            breaker = self.breakers.get(target.provider, cfg.breaker_failures, cfg.breaker_reset_s)
+            if deadline - loop.time() <= 0:  # before admit(): a probe slot taken here is lost
+                raise last or UpstreamFailure("timeout", "the request ran out of time")
+            ticket = self.health.deployment(target).admit(target.model)
+            if isinstance(ticket, UpstreamFailure):
+                last = ticket
+                trail.attempts.append(Attempt(target.model, target.provider, "circuit_open", 0))
+                continue
+            try:
+                return await self._attempts(target, ticket, op, trail, deadline, last), target
+            except UpstreamFailure as failure:
+                last = failure
+                if failure.kind in ("content_policy", "bad_request"):
+                    raise
+        assert last is not None, "no targets"
+        raise last
+
+    async def _attempts(
+        self,
+        target: Target,
+        ticket: Ticket,
+        op: Callable[[Target, float], Awaitable[T]],
+        trail: Trail,
+        deadline: float,
+        last: UpstreamFailure | None,
+    ) -> T:
+        """Up to ``1 + max_retries`` attempts at one target, then its verdicts."""
+        loop = asyncio.get_running_loop()
+        cfg = target.config
+        fault: str | None = None  # the last of the upstream's own faults
+        reached = unreachable = False
+        try:
             for attempt in range(cfg.max_retries + 1):
                 left = deadline - loop.time()
-                if left <= 0:  # before allow(): a probe slot taken here would never be freed
+                if left <= 0:
                     raise last or UpstreamFailure("timeout", "the request ran out of time")
-                if not breaker.allow():
-                    last = UpstreamFailure(
-                        "circuit_open",
-                        f"upstream {target.provider!r} is failing; its circuit breaker is open",
-                        retry_after=breaker.retry_after(),
-                    )
-                    trail.attempts.append(Attempt(target.model, target.provider, "circuit_open", 0))
-                    break
                 started = loop.time()
                 try:
                     result = await op(target, left)
@@ -137,30 +166,18 @@ class Resilience:
                             failure.retry_after,
                         )
                     )
+                    last = failed = failure
                     if failure.kind in BREAKER_KINDS:
-                        breaker.record_failure()
-                    else:
-                        breaker.record_success()
-                    last = failure
-                    if failure.kind in ("content_policy", "bad_request"):
-                        raise
-                    if not failure.retryable or attempt == cfg.max_retries:
-                        break
-                    wait = backoff_s(attempt, failure.retry_after, self._rng)
-                    if wait > self.max_wait_s or loop.time() + wait >= deadline:
-                        break
-                    trail.waited_s += wait
-                    await self._sleep(wait)
+                        fault = failure.kind
+                    if failure.connection:
+                        unreachable = True
+                    elif failure.kind not in ("timeout", "first_token_timeout"):
+                        reached = True  # the host answered, if only with an error
                 except BaseException:
+                    elapsed_ms = (loop.time() - started) * 1000
                     trail.attempts.append(
-                        Attempt(
-                            target.model,
-                            target.provider,
-                            "cancelled",
-                            (loop.time() - started) * 1000,
-                        )
+                        Attempt(target.model, target.provider, "cancelled", elapsed_ms)
                     )
-                    breaker.release()
                     raise
                 else:
                     elapsed = loop.time() - started
@@ -168,7 +185,25 @@ class Resilience:
                     trail.attempts.append(
                         Attempt(target.model, target.provider, "ok", elapsed * 1000)
                     )
-                    breaker.record_success()
-                    return result, target
-        assert last is not None, "no targets"
-        raise last
+                    ticket.provider_verdict(reached=True, unreachable=False)
+                    if trail.defer_verdict:
+                        trail.owed = ticket
+                    else:
+                        ticket.verdict(ok=True, fault=None)
+                    return result
+                if not failed.retryable or attempt == cfg.max_retries:
+                    break
+                wait = backoff_s(attempt, failed.retry_after, self._rng)
+                if wait > self.max_wait_s or loop.time() + wait >= deadline:
+                    break
+                trail.waited_s += wait
+                await self._sleep(wait)
+            assert last is not None
+            raise last
+        except UpstreamFailure:
+            ticket.provider_verdict(reached=reached, unreachable=unreachable)
+            ticket.verdict(ok=False, fault=fault)
+            raise
+        except BaseException:  # cancelled: no verdict, the probe slot is freed
+            ticket.abandon()
+            raise

@@ -30,7 +30,7 @@ from bastion.auth.principal import Principal
 from bastion.errors import BastionError, InvalidInput
 from bastion.gateway.access import Access, resolve_access
 from bastion.gateway.answers import account_embedding, finish_completion, mask_inputs
-from bastion.gateway.breaker import Breakers
+from bastion.gateway.breaker import CircuitBreaker, Health, State
 from bastion.gateway.calls import Call, Reply
 from bastion.gateway.counters import Counters
 from bastion.gateway.dispatch import Dispatcher
@@ -41,6 +41,7 @@ from bastion.gateway.errors import (
     RequestTooLarge,
     UpstreamFailure,
 )
+from bastion.gateway.health import HealthReport, publish, report, set_state
 from bastion.gateway.lifecycle import Lifecycle
 from bastion.gateway.pricing import worst_case_usd
 from bastion.gateway.providers.base import JSON, Target
@@ -74,12 +75,10 @@ class Gateway:
         self.settings = runtime.settings
         self.transport = transport or Transport()
         self.dispatcher = Dispatcher(self.transport)
-        self.breakers = Breakers()
-        self.resilience = Resilience(
-            self.breakers, max_wait_s=self.settings.gateway_max_retry_wait_s
-        )
+        self.health = Health(on_change=self._breaker_changed)
+        self.resilience = Resilience(self.health, max_wait_s=self.settings.gateway_max_retry_wait_s)
         self.lifecycle = Lifecycle(counters, runtime.ledger, runtime.metrics)
-        self.relay = StreamRelay(self.lifecycle, self.breakers)
+        self.relay = StreamRelay(self.lifecycle)
         self.privacy_keys = privacy_keys or PrivacyKeys()
         self._guard: tuple[Policy, PrivacyGuard] | None = None
         self._keys: tuple[Policy, dict[str, SecretStr | None]] | None = None
@@ -260,6 +259,7 @@ class Gateway:
             call.sent = sent
             targets = [self._target(policy, m) for m in chain]
             if request.stream:
+                call.trail.defer_verdict = True  # a stream is judged when it ends
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 (stream, first), target = await self.resilience.run(
@@ -428,6 +428,15 @@ class Gateway:
             account_embedding(call, answer, policy)
             await self.lifecycle.finish(call, policy)
             return Reply(answer, self.lifecycle.headers(call))
+
+    def _breaker_changed(self, breaker: CircuitBreaker, state: State) -> None:
+        set_state(self.runtime.metrics, breaker.labels, state)
+
+    def health_report(self) -> HealthReport:
+        """Every deployment's breaker (and each provider's); also sets their gauges."""
+        found = report(self.health, self.policy)
+        publish(self.runtime.metrics, found)
+        return found
 
     async def publish_budgets(self) -> None:
         """Set the remaining-budget gauge for every team budget in the policy."""

@@ -21,7 +21,6 @@ import anyio
 from bastion import jsonio
 from bastion.errors import BastionError
 from bastion.gateway.answers import account, account_chunks, finish_completion
-from bastion.gateway.breaker import Breakers
 from bastion.gateway.calls import Call
 from bastion.gateway.errors import UpstreamFailure
 from bastion.gateway.lifecycle import Lifecycle
@@ -51,9 +50,8 @@ class OpenedStream(NamedTuple):
 class StreamRelay:
     """Relays opened streams to their callers and ends each call through the lifecycle."""
 
-    def __init__(self, lifecycle: Lifecycle, breakers: Breakers) -> None:
+    def __init__(self, lifecycle: Lifecycle) -> None:
         self.lifecycle = lifecycle
-        self.breakers = breakers
 
     def body(self, relay: OpenedStream) -> AsyncIterator[bytes]:
         """The SSE bytes of one call's answer (the call is settled and recorded inside)."""
@@ -97,6 +95,7 @@ class StreamRelay:
                     continue  # asked for by Bastion, not by the client
                 yield _sse(out)
             unended = _check_ended(call, stream, request.n, finished)
+            judge(call, None)
             for index, delta in restorer.flush().items():
                 yield _sse(_closing_chunk(target.model, index, delta, None))
             for index in unended:
@@ -108,10 +107,7 @@ class StreamRelay:
             await self.lifecycle.finish(call, policy)
             yield b"data: [DONE]\n\n"
         except UpstreamFailure as failure:
-            if failure.kind in BREAKER_KINDS:
-                self.breakers.get(
-                    target.provider, target.config.breaker_failures, target.config.breaker_reset_s
-                ).record_failure()
+            judge(call, failure)
             call.answer_text = "".join(pieces)
             call.trail.upstream_s += time.perf_counter() - upstream_started
             account(call, None, policy)  # billed for what was generated
@@ -126,6 +122,7 @@ class StreamRelay:
                 account(call, usage, policy)
             yield await self._end_failed(call, exc, policy)
         finally:
+            judge(call, asyncio.CancelledError())  # no verdict yet: the client went away
             if not call.done:
                 # The client went away (or the server is stopping): bill what was generated.
                 call.answer_text = "".join(pieces)
@@ -153,6 +150,7 @@ class StreamRelay:
             completion = chunks_to_completion(chunks)
             finished = {c["index"] for c in completion["choices"] if c.get("finish_reason")}
             _finish_choices(completion, _check_ended(call, stream, request.n, finished))
+            judge(call, None)
             call.trail.upstream_s += time.perf_counter() - upstream_started
             answer = finish_completion(completion, call, guard, vault, policy)
             await self.lifecycle.finish(call, policy)
@@ -162,12 +160,14 @@ class StreamRelay:
                 yield _sse(out)
             yield b"data: [DONE]\n\n"
         except Exception as exc:
+            judge(call, exc)
             if isinstance(exc, UpstreamFailure):
                 call.flags.add("stream_interrupted")
             if not call.done:
                 account_chunks(call, chunks, policy)  # what was generated is billed
             yield await self._end_failed(call, exc, policy)
         finally:
+            judge(call, asyncio.CancelledError())
             if not call.done:
                 call.flags.add("client_disconnected")
                 account_chunks(call, chunks, policy)
@@ -199,6 +199,21 @@ class StreamRelay:
         call.flags.update(guard.denylist.check_flags(call.answer_text))
         if invented:
             call.flags.add("invented_placeholder")
+
+
+def judge(call: Call, failure: BaseException | None) -> None:
+    """A stream's verdict on its deployment, given once, when the upstream's part ends
+    (``bastion.gateway.breaker``): its whole answer came, it broke off (the upstream's
+    fault), or neither (the client left, or Bastion's own step failed)."""
+    ticket, call.trail.owed = call.trail.owed, None
+    if ticket is None:
+        return
+    if failure is None:
+        ticket.verdict(ok=True, fault=None)
+    elif isinstance(failure, UpstreamFailure) and failure.kind in BREAKER_KINDS:
+        ticket.verdict(ok=False, fault=failure.kind)
+    else:
+        ticket.abandon()
 
 
 def policy_response_off(guard: PrivacyGuard) -> bool:

@@ -40,11 +40,17 @@ MAX_CONNECTIONS = 2000
 KEEPALIVE_S = 4.0
 
 
-def _transport_failure(exc: BaseException, what: str) -> UpstreamFailure:
+def _transport_failure(exc: BaseException, what: str, *, answered: bool = True) -> UpstreamFailure:
+    """``answered``: the response had begun; a broken connection before it is a
+    connection-level failure (the host, not the model, may be down)."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return UpstreamFailure("connect", f"connecting to the upstream timed out ({what})")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamFailure("connect", f"could not connect to the upstream ({what})")
+        return UpstreamFailure(
+            "connect", f"connecting to the upstream timed out ({what})", connection=True
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS
+        return UpstreamFailure(
+            "connect", f"could not connect to the upstream ({what})", connection=True
+        )
     if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
         return UpstreamFailure("timeout", f"the upstream did not answer in time ({what})")
     if isinstance(
@@ -54,7 +60,9 @@ def _transport_failure(exc: BaseException, what: str) -> UpstreamFailure:
         | aiohttp.ClientOSError
         | ConnectionError,
     ):
-        return UpstreamFailure("connect", f"the upstream closed the connection ({what})")
+        return UpstreamFailure(
+            "connect", f"the upstream closed the connection ({what})", connection=not answered
+        )
     return UpstreamFailure(
         "server_error", f"talking to the upstream failed ({what}): {type(exc).__name__}"
     )
@@ -109,6 +117,7 @@ class Transport:
     ) -> JSON:
         """The upstream's JSON answer to a non-streamed request, or an UpstreamFailure."""
         session = self.session()
+        answered = False
         try:
             async with (
                 asyncio.timeout(limit_s),
@@ -121,10 +130,11 @@ class Transport:
                     allow_redirects=False,
                 ) as response,
             ):
+                answered = True
                 status, headers = response.status, response.headers
                 content = await response.read()
         except _ERRORS as exc:
-            raise _transport_failure(exc, target.provider) from None
+            raise _transport_failure(exc, target.provider, answered=answered) from None
         if status >= 400:
             raise provider.classify_error(status, content, headers)
         try:
@@ -165,7 +175,7 @@ class Transport:
                 "first_token_timeout", f"no answer from the upstream within {first_token_s:g} s"
             ) from None
         except _ERRORS as exc:
-            raise _transport_failure(exc, target.provider) from None
+            raise _transport_failure(exc, target.provider, answered=False) from None
         if response.status >= 400:
             try:
                 body = await response.read()

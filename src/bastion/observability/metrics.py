@@ -144,6 +144,33 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
 
+        # Circuit breakers (bastion.gateway.breaker): 1 for the state each is in, 0 for
+        # the others. ``deployment`` is the upstream model name from the policy.
+        self.llm_deployment_state = Gauge(
+            "bastion_llm_deployment_state",
+            "Circuit breaker state of each deployment (provider x upstream model): 1 for "
+            "the state it is in (closed, open, half_open), 0 for the others.",
+            ["provider", "deployment", "state"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.llm_deployment_failures = Gauge(
+            "bastion_llm_deployment_failures",
+            "Failed calls in a row at each deployment (its breaker opens at the provider's "
+            "breaker_failures).",
+            ["provider", "deployment"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.llm_provider_state = Gauge(
+            "bastion_llm_provider_state",
+            "Circuit breaker state of each provider as a whole (opened by connection "
+            "failures across several of its deployments): 1 for its state, 0 for the others.",
+            ["provider", "state"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+
     def render(self) -> bytes:
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()

@@ -44,8 +44,9 @@ class ProviderConfig(Strict):
     first_token_timeout_s: PositiveFloat | None = None
     stall_timeout_s: PositiveFloat | None = None
     max_retries: Annotated[int, Field(ge=0, le=10)] = 2
-    #: Consecutive failures that open the upstream's circuit breaker, and how long it
-    #: stays open before one probe call is let through.
+    #: Failed calls in a row (each counted once, whatever its retries) that open the
+    #: breaker of each of the provider's deployments, and how long it stays open before
+    #: one probe call is let through (docs/gateway.md, "Circuit breakers").
     breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     breaker_reset_s: PositiveFloat = 30.0
     api_version: str | None = None

@@ -86,6 +86,7 @@ async def metrics(
     ],
 ) -> Response:
     gateway = request.app.state.gateway
+    gateway.health_report()  # breaker gauges: a breaker turns half-open by the clock
     try:
         # Remaining budgets are read at scrape time: they change with every call.
         await gateway.publish_budgets()
