@@ -333,6 +333,9 @@ def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bastion.privacy._native import install_guard
+
+    install_guard()  # as the server does: a detector edited since the build runs as source
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run, fewer rounds, no Presidio")
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per engine")

@@ -53,6 +53,9 @@ def person(records: list[dict[str, Any]], found: list[list[tuple[int, int]]]) ->
 
 
 def main() -> int:
+    from bastion.privacy._native import install_guard
+
+    install_guard()  # as the server does: a detector edited since the build runs as source
     from bastion.privacy import Analyzer, NerBackendUnavailable, NerPolicy
     from bastion.privacy.ner import load_ner
 

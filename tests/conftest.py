@@ -19,6 +19,11 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import settings as hypothesis_settings
 
+from bastion.privacy._native import install_guard
+
+# As the server and the CLI do at start: a detector edited since the build runs as source.
+install_guard()
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -1,7 +1,12 @@
 """``create_app(settings)``: wiring only.
 
-The runtime (database, policy, ledger) is opened here, not at import; the lifespan
-starts the policy watcher and the SIGHUP handler and closes the runtime on shutdown.
+Every service is built here (the gateway) or by the runtime it opens (database, policy,
+ledger, keys, audit, and the model registry on first use), not at import; the lifespan
+starts the policy watcher and the SIGHUP handler and closes them all on shutdown.
+
+The guard that keeps a stale compiled detector from running is installed here, first,
+before the routes bring in the privacy guard (:mod:`bastion.privacy._native`); the
+package itself changes nothing in ``sys.meta_path`` when it is imported.
 """
 
 from __future__ import annotations
@@ -17,12 +22,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from bastion import __version__
-from bastion.api.errors import install_error_handlers
-from bastion.api.middleware import RequestContext
-from bastion.api.routes import audit, gateway, gateway_health, keys, models, ops, policy
-from bastion.gateway.service import derive_key
-from bastion.gateway.setup import build_gateway
 from bastion.observability import configure_logging
+from bastion.privacy._native import install_guard
 from bastion.runtime import Runtime, open_runtime, secret_key
 from bastion.settings import Settings
 
@@ -40,6 +41,13 @@ async def _watch_policy(runtime: Runtime, interval: float) -> None:
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    install_guard()  # before anything below imports a compiled detector
+    from bastion.api.errors import install_error_handlers
+    from bastion.api.middleware import RequestContext
+    from bastion.api.routes import audit, gateway, gateway_health, keys, models, ops, policy
+    from bastion.gateway.service import derive_key
+    from bastion.gateway.setup import build_gateway
+
     settings = settings or Settings()
     runtime = runtime or open_runtime(settings, write_policy=True)
 

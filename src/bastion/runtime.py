@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bastion.audit import (
     AuditService,
@@ -27,6 +29,9 @@ from bastion.files import create_private_file
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
 from bastion.settings import Settings
+
+if TYPE_CHECKING:
+    from bastion.registry.service import ModelRegistry
 
 log = logging.getLogger("bastion")
 
@@ -62,6 +67,19 @@ class Runtime:
     metrics: Metrics
     signer: Signer
     closed: bool = field(default=False)
+    _registry: ModelRegistry | None = field(default=None, repr=False)
+    _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def registry(self) -> ModelRegistry:
+        """The model registry, built once on first use (opening MLflow costs seconds, and
+        the gateway never needs it) and closed with the runtime."""
+        registry = self._registry
+        if registry is None:
+            with self._building:
+                registry = self._registry
+                if registry is None:
+                    registry = self._registry = build_registry(self)
+        return registry
 
     def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
         """Reload the policy file; record the attempt in the ledger, the log and metrics."""
@@ -100,9 +118,20 @@ class Runtime:
 
     def close(self) -> None:
         if not self.closed:
+            if self._registry is not None:
+                self._registry.close()
             self.ledger.close()
             self.db.dispose()
             self.closed = True
+
+
+def build_registry(runtime: Runtime) -> ModelRegistry:
+    from bastion.registry.mlflow_store import MlflowStore
+    from bastion.registry.service import ModelRegistry
+
+    settings = runtime.settings
+    store = MlflowStore(settings.resolved_mlflow_tracking_uri, settings.home / "mlartifacts")
+    return ModelRegistry(runtime.db, runtime.ledger, runtime.policy, store)
 
 
 def _log_notices(policy: PolicyStore) -> None:

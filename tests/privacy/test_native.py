@@ -114,7 +114,8 @@ def test_a_source_edited_after_the_build_is_what_runs(tmp_path: Path) -> None:
     names.write_text(names.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
     names_file, edited, phones_file, stale = run_from(
         copy,
-        "from bastion.privacy import _native, names, phones\n"
+        "from bastion.privacy import _native\n_native.install_guard()\n"
+        "from bastion.privacy import names, phones\n"
         "print(names.__file__, getattr(names, 'EDITED', False), phones.__file__,"
         " _native.stale_modules())",
     )
@@ -132,7 +133,9 @@ def test_a_compiled_module_the_build_did_not_record_is_not_used(tmp_path: Path) 
     del digests["phones"]  # as if left over from a build that compiled other modules
     record.write_text(json.dumps(digests), encoding="utf-8")
     printed = run_from(
-        copy, "from bastion.privacy import names, phones\nprint(names.__file__, phones.__file__)"
+        copy,
+        "from bastion.privacy import _native\n_native.install_guard()\n"
+        "from bastion.privacy import names, phones\nprint(names.__file__, phones.__file__)",
     )
     assert [Path(f.strip()).suffix for f in printed] == [".py", ".py"]
 
@@ -144,7 +147,42 @@ def test_importing_the_package_reads_no_build_record(tmp_path: Path) -> None:
     (copy / "bastion" / "privacy" / "_compiled.json").write_text("not json", encoding="utf-8")
     printed = run_from(
         copy,
-        "import sys\nimport bastion.privacy.config\nfrom bastion.privacy import _native\n"
+        "import sys\nfrom bastion.privacy import _native\n_native.install_guard()\n"
+        "import bastion.privacy.config\n"
         "print(_native._guard.decided, 'bastion.privacy.names' in sys.modules)",
     )
     assert [p.strip() for p in printed] == ["False", "False"]
+
+
+def test_importing_the_package_installs_nothing_the_programs_do(tmp_path: Path) -> None:
+    """``import bastion.privacy`` leaves ``sys.meta_path`` alone; the server's app module
+    and the CLI's ``main`` put the guard first before a detector can load."""
+    copy = copy_of_the_package(tmp_path)
+    printed = run_from(
+        copy,
+        "import sys\nbefore = list(sys.meta_path)\nimport bastion.privacy\n"
+        "from bastion.privacy import _native\nalone = _native._guard in sys.meta_path\n"
+        "from bastion.app import create_app\nimport bastion.cli.main\n"
+        "print(alone, sys.meta_path == before, _native._guard in sys.meta_path,"
+        " 'bastion.privacy.names' in sys.modules)",
+    )
+    # importing the app module installs nothing either: create_app() does, first
+    assert [p.strip() for p in printed] == ["False", "True", "False", "False"]
+
+
+def test_the_server_app_runs_a_detector_edited_since_the_build(tmp_path: Path) -> None:
+    copy = copy_of_the_package(tmp_path)
+    names = copy / "bastion" / "privacy" / "names.py"
+    names.write_text(names.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
+    home = tmp_path / "home"
+    printed = run_from(
+        copy,
+        "from bastion.app import create_app\nfrom bastion.settings import Settings\n"
+        "from bastion.db import create_database, upgrade\n"
+        f"settings = Settings(home={str(home)!r})\nsettings.home.mkdir()\n"
+        "db = create_database(settings.resolved_database_url)\nupgrade(db.engine)\n"
+        "db.dispose()\napp = create_app(settings)\n"
+        "from bastion.privacy import names\napp.state.runtime.close()\n"
+        "print(names.__file__, getattr(names, 'EDITED', False))",
+    )
+    assert [p.strip() for p in printed] == [str(names), "True"]

@@ -76,7 +76,7 @@ def registry(runtime: Any, mlflow_template: Path) -> ModelRegistry:
     """A registry whose policy asks for the worked example's gates."""
     shutil.copy(mlflow_template, runtime.settings.home / "mlflow.db")
     set_registry_policy(runtime, {"gates": demo.EXAMPLE_GATES})
-    return ModelRegistry.from_runtime(runtime)
+    return runtime.registry()
 
 
 def events(runtime: Any, action: str) -> list[Any]:

@@ -23,9 +23,8 @@ def seed(
     with runtime(label="demo") as rt:
         if models:
             from bastion.registry import demo
-            from bastion.registry.service import ModelRegistry
 
-            registry = ModelRegistry.from_runtime(rt)
+            registry = rt.registry()
             for line in demo.seed(registry, rt.settings.home / "mlartifacts"):
                 console.print(line, highlight=False)
         existing = {(k.user, k.role) for k in rt.keys.list_keys()}

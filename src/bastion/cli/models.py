@@ -76,10 +76,9 @@ def _coded() -> Iterator[None]:
 
 @contextmanager
 def _registry() -> Iterator[ModelRegistry]:
-    from bastion.registry.service import ModelRegistry
 
     with runtime(label="models") as rt, _coded():
-        yield ModelRegistry.from_runtime(rt)
+        yield rt.registry()
 
 
 @contextmanager
@@ -89,7 +88,6 @@ def _acting(
     """The registry and who acts: the key's holder with ``--key``, else the operator."""
     from bastion.auth.errors import PermissionDenied
     from bastion.auth.principal import cli_principal
-    from bastion.registry.service import ModelRegistry
 
     if key is not None and by is not None:
         _refuse("give --by or --key, not both: a key names its holder", "conflicting_options")
@@ -101,7 +99,7 @@ def _acting(
                 f"role {actor.role!r} lacks the permission {needs.value!r} this command "
                 "needs: ask an admin for a key with a role that has it"
             )
-        yield ModelRegistry.from_runtime(rt), actor
+        yield rt.registry(), actor
     if not secret and by is None:  # said once it acted: a refusal prints its error alone
         err_console.print(
             f"[yellow]note:[/] acted as {escape(repr(_login()))}, the login name: name "

@@ -23,11 +23,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bastion.lazy import lazy_exports
-from bastion.privacy import _native
 
-# The detectors run compiled where the build compiled them (see ``_native``); a source
-# edited since then is loaded as source instead, never skipped.
-_native.install_guard()
+# The detectors run compiled where the build compiled them (see ``_native``). The
+# programs that start Bastion (the server, the CLI, the tests, the benchmarks) call
+# ``bastion.privacy._native.install_guard()`` first, so that a source edited since the
+# build is loaded as source instead, never skipped; importing this package changes
+# nothing in ``sys.meta_path``.
 
 if TYPE_CHECKING:
     from bastion.privacy.chat import ChatStreamRestorer, map_request_texts, restore_response

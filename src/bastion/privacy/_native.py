@@ -3,10 +3,11 @@
 The build compiles the detector modules with mypyc and records the SHA-256 of each
 source it compiled in ``_compiled.json``. An extension module is picked by Python's
 import system before the ``.py`` beside it, so a source edited after the build would
-otherwise be ignored. A finder that :mod:`bastion.privacy` puts first on the import path
-checks the record at the first import of a compiled module and, if any source differs
-(or a compiled file is unrecorded), loads *every* compiled module of the package from
-its source instead — all of them, because compiled modules may reach into each other's
+otherwise be ignored. A finder that the programs starting Bastion (``bastion.app``, the
+CLI's ``main``, the tests' conftest, the benchmarks) put first on the import path checks
+the record at the first import of a compiled module and, if any source differs (or a
+compiled file is unrecorded), loads *every* compiled module of the package from its
+source instead — all of them, because compiled modules may reach into each other's
 compiled classes and must not meet a neighbour that is suddenly plain Python.
 """
 
@@ -109,7 +110,8 @@ _guard = _Guard()
 
 
 def install_guard() -> None:
-    """Put the guard first on the import path (once); :mod:`bastion.privacy` does."""
+    """Put the guard first on the import path (once). Entry points call it before they
+    import anything that imports a detector; importing :mod:`bastion.privacy` does not."""
     if _guard not in sys.meta_path:
         sys.meta_path.insert(0, _guard)
 

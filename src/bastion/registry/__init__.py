@@ -7,7 +7,7 @@ names load on first use (PEP 562) so the policy schema can import
 :mod:`bastion.registry.config` alone.
 
     from bastion.registry import ModelRegistry
-    registry = ModelRegistry.from_runtime(runtime)
+    registry = runtime.registry()
     registry.register(principal, "income", run_id=run_id)
 """
 

@@ -117,6 +117,19 @@ class MlflowStore:
                     )
         return self._client
 
+    def close(self) -> None:
+        """Drop the client and close its database connections (a SQL tracking store's
+        engine; MLflow keeps no other handle). Used again, the store opens a new client."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is None:
+            return
+        store = getattr(getattr(client, "_tracking_client", None), "store", None)
+        engine = getattr(store, "engine", None)
+        with contextlib.suppress(Exception):  # closing must never fail a shutdown
+            if engine is not None:
+                engine.dispose()
+
     @contextlib.contextmanager
     def _errors(self, doing: str, *, run_id: str | None = None) -> Iterator[None]:
         try:

@@ -65,7 +65,6 @@ from bastion.registry.schemas import (
 if TYPE_CHECKING:
     from bastion.policy import PolicyStore
     from bastion.registry.config import RegistryPolicy
-    from bastion.runtime import Runtime
 
 EVIDENCE_FORMATS = {"fairness": "bastion.fairness/1", "drift_baseline": "bastion.profile/1"}
 
@@ -81,11 +80,9 @@ class ModelRegistry:
         #: What the workflows (registration, promotion, moves, recovery) work with.
         self.parts = RegistryParts(db, store, self.events, policy)
 
-    @classmethod
-    def from_runtime(cls, runtime: Runtime) -> ModelRegistry:
-        settings = runtime.settings
-        store = MlflowStore(settings.resolved_mlflow_tracking_uri, settings.home / "mlartifacts")
-        return cls(runtime.db, runtime.ledger, runtime.policy, store)
+    def close(self) -> None:
+        """Release what the registry holds (the MLflow store's clients and engines)."""
+        self.store.close()
 
     @property
     def config(self) -> RegistryPolicy:

@@ -1,12 +1,12 @@
 """The model registry over HTTP: versions, evidence, cards, promotions, rollback, verify.
 
 Each route parses, calls one :class:`ModelRegistry` method and returns its view. The
-registry is built on first use and kept on the app (opening MLflow costs seconds).
+registry is the runtime's, built on first use (opening MLflow costs seconds) and closed
+with it.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -35,19 +35,11 @@ router = APIRouter(
     route_class=StrictJSONRoute,
     responses=errors(*GUARDED, 404, 409, 503),
 )
-_lock = threading.Lock()
 
 
 def get_registry(request: Request) -> ModelRegistry:
-    state = request.app.state
-    registry: ModelRegistry | None = getattr(state, "registry", None)
-    if registry is None:
-        with _lock:
-            registry = getattr(state, "registry", None)
-            if registry is None:
-                registry = ModelRegistry.from_runtime(get_runtime(request))
-                state.registry = registry
-    return registry
+    """The runtime's registry: built once, where every service is (``Runtime.registry``)."""
+    return get_runtime(request).registry()
 
 
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
