@@ -12,10 +12,13 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from bastion.audit import AuditService, Signer
 from bastion.auth.errors import MissingKey, PermissionDenied
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
+from bastion.auth.service import KeyService
 from bastion.errors import Unauthenticated
+from bastion.policy import PolicyStore
 from bastion.runtime import Runtime
 
 
@@ -25,6 +28,30 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+# Routes take the one service they call, built once by the runtime (readiness and the
+# policy reload, which span several services, take the runtime itself).
+def get_audit(request: Request) -> AuditService:
+    return get_runtime(request).audit
+
+
+def get_keys(request: Request) -> KeyService:
+    return get_runtime(request).keys
+
+
+def get_signer(request: Request) -> Signer:
+    return get_runtime(request).signer
+
+
+def get_policy(request: Request) -> PolicyStore:
+    return get_runtime(request).policy
+
+
+AuditDep = Annotated[AuditService, Depends(get_audit)]
+KeysDep = Annotated[KeyService, Depends(get_keys)]
+SignerDep = Annotated[Signer, Depends(get_signer)]
+PolicyDep = Annotated[PolicyStore, Depends(get_policy)]
 
 
 def presented_key(request: Request) -> str | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from bastion.api.deps import RuntimeDep, requires
+from bastion.api.deps import AuditDep, SignerDep, requires
 from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import EventPage
 from bastion.audit import EventFilter
@@ -25,7 +25,7 @@ Auditor = Annotated[Principal | None, Depends(requires(Permission.AUDIT_READ))]
 
 @router.get("/events", summary="Ledger events, newest first, filtered")
 def list_events(
-    runtime: RuntimeDep,
+    audit: AuditDep,
     _: Auditor,
     actor: str | None = None,
     action: str | None = None,
@@ -37,7 +37,7 @@ def list_events(
     cursor: str | None = None,
     order: Literal["asc", "desc"] = "desc",
 ) -> EventPage:
-    page = runtime.audit.page(
+    page = audit.page(
         EventFilter(
             actor=actor, action=action, resource=resource, outcome=outcome, since=since, until=until
         ),
@@ -49,5 +49,5 @@ def list_events(
 
 
 @router.get("/public-key", summary="The PEM public key that verifies this server's checkpoints")
-def public_key(runtime: RuntimeDep, _: Auditor) -> dict[str, str]:
-    return {"key_id": runtime.signer.key_id, "pem": runtime.signer.public_pem()}
+def public_key(signer: SignerDep, _: Auditor) -> dict[str, str]:
+    return {"key_id": signer.key_id, "pem": signer.public_pem()}

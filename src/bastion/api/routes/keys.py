@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from bastion.api.deps import RuntimeDep, require_caller, requires
+from bastion.api.deps import KeysDep, require_caller, requires
 from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import KeyCreate, KeyCreated, KeyList, KeyOut
 from bastion.auth.permissions import Permission
@@ -22,8 +22,8 @@ Admin = Annotated[Principal | None, Depends(requires(Permission.KEYS_MANAGE))]
 
 
 @router.post("", status_code=201, summary="Create a key (shown once)")
-def create_key(body: KeyCreate, runtime: RuntimeDep, principal: Admin) -> KeyCreated:
-    created = runtime.keys.create(
+def create_key(body: KeyCreate, keys: KeysDep, principal: Admin) -> KeyCreated:
+    created = keys.create(
         require_caller(principal),
         user=body.user,
         role=body.role,
@@ -37,18 +37,16 @@ def create_key(body: KeyCreate, runtime: RuntimeDep, principal: Admin) -> KeyCre
 
 @router.get("", summary="List keys")
 def list_keys(
-    runtime: RuntimeDep, _: Admin, include_revoked: Annotated[bool, Query()] = False
+    keys: KeysDep, _: Admin, include_revoked: Annotated[bool, Query()] = False
 ) -> KeyList:
-    return KeyList(
-        data=[KeyOut.of(k) for k in runtime.keys.list_keys(include_revoked=include_revoked)]
-    )
+    return KeyList(data=[KeyOut.of(k) for k in keys.list_keys(include_revoked=include_revoked)])
 
 
 @router.get("/{key_id}", summary="Show one key", responses=errors(404))
-def get_key(key_id: str, runtime: RuntimeDep, _: Admin) -> KeyOut:
-    return KeyOut.of(runtime.keys.get(key_id))
+def get_key(key_id: str, keys: KeysDep, _: Admin) -> KeyOut:
+    return KeyOut.of(keys.get(key_id))
 
 
 @router.delete("/{key_id}", summary="Revoke a key", responses=errors(404, 409))
-def revoke_key(key_id: str, runtime: RuntimeDep, principal: Admin) -> KeyOut:
-    return KeyOut.of(runtime.keys.revoke(require_caller(principal), key_id))
+def revoke_key(key_id: str, keys: KeysDep, principal: Admin) -> KeyOut:
+    return KeyOut.of(keys.revoke(require_caller(principal), key_id))

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends
 
-from bastion.api.deps import RuntimeDep, require_caller, requires
+from bastion.api.deps import PolicyDep, RuntimeDep, require_caller, requires
 from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.api.schemas import PolicyCheckIn, PolicyCheckOut, PolicyIssueOut, PolicyOut, ReloadOut
 from bastion.auth.permissions import Permission
@@ -24,13 +24,13 @@ router = APIRouter(
 
 @router.get("", summary="The policy in force")
 def show_policy(
-    runtime: RuntimeDep, _: Annotated[Principal | None, Depends(requires(Permission.POLICY_READ))]
+    store: PolicyDep, _: Annotated[Principal | None, Depends(requires(Permission.POLICY_READ))]
 ) -> PolicyOut:
-    loaded = runtime.policy.current
+    loaded = store.current
     return PolicyOut(
-        path=str(runtime.policy.path),
+        path=str(store.path),
         digest=loaded.digest,
-        loaded_at=runtime.policy.loaded_at,
+        loaded_at=store.loaded_at,
         policy=redacted(loaded.policy.model_dump(mode="json")),
     )
 
