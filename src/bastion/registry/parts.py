@@ -10,8 +10,10 @@ without the registry.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from bastion.audit.events import EventIn, Ledger
 from bastion.auth.principal import Principal
@@ -65,3 +67,20 @@ class RegistryParts:
     def get_version(self, name: str, version: int) -> VersionView:
         with self.db.session() as session:
             return VersionView.of(RegistryRepository(session).require_version(name, version))
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class on_parts(Generic[P, R]):
+    """A workflow function ``f(parts, ...)`` offered as a method of an object that has
+    ``.parts``: ``register = on_parts(registration.register)`` gives
+    ``registry.register(actor, name, ...)`` with the function's own signature, typed."""
+
+    def __init__(self, fn: Callable[Concatenate[RegistryParts, P], R]) -> None:
+        self.fn = fn
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Callable[P, R]:
+        return functools.partial(self.fn, obj.parts)

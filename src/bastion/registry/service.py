@@ -19,7 +19,6 @@ digest, also when two registrations of one artifact run at once.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bastion.audit.events import Ledger
@@ -45,7 +44,7 @@ from bastion.registry.models import (
     EvidenceRow,
     ModelVersionRow,
 )
-from bastion.registry.parts import EventRecorder, RegistryParts
+from bastion.registry.parts import EventRecorder, RegistryParts, on_parts
 from bastion.registry.promotion import PROMOTE_FROM
 from bastion.registry.recovery import settle_unfinished
 from bastion.registry.repository import RegistryRepository
@@ -53,7 +52,6 @@ from bastion.registry.schemas import (
     EvidenceView,
     Lineage,
     ModelSummary,
-    Registered,
     RequestView,
     StageChangeView,
     VerifyFinding,
@@ -90,43 +88,9 @@ class ModelRegistry:
 
     # -- registration (bastion.registry.registration) -----------------------------------
 
-    def register(
-        self,
-        actor: Principal,
-        name: str,
-        *,
-        run_id: str | None = None,
-        path: Path | None = None,
-        artifact_path: str | None = None,
-        dataset_path: Path | None = None,
-        dataset: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
-        metrics: dict[str, float] | None = None,
-        training_seconds: float | None = None,
-        author: str | None = None,
-        code_version: str | None = None,
-        description: str | None = None,
-        semver: str | None = None,
-    ) -> Registered:
-        """Register a version from an MLflow run or a saved model, idempotent by the
-        artifact's digest (see :func:`bastion.registry.registration.register`)."""
-        return registration.register(
-            self.parts,
-            actor,
-            name,
-            run_id=run_id,
-            path=path,
-            artifact_path=artifact_path,
-            dataset_path=dataset_path,
-            dataset=dataset,
-            params=params,
-            metrics=metrics,
-            training_seconds=training_seconds,
-            author=author,
-            code_version=code_version,
-            description=description,
-            semver=semver,
-        )
+    #: Register a version from an MLflow run or a saved model, idempotent by the
+    #: artifact's digest (:func:`bastion.registry.registration.register`).
+    register = on_parts(registration.register)
 
     # -- reading --------------------------------------------------------------------------
 
