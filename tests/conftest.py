@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from hypothesis import settings as hypothesis_settings
 
 from bastion.privacy._native import install_guard
+from bastion.testing import FakeUpstream
 
 # As the server and the CLI do at start: a detector edited since the build runs as source.
 install_guard()
@@ -210,3 +211,18 @@ def key_for(runtime):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def admin_headers(key_for) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"Authorization": f"Bearer {key_for('admin')}"}
+
+
+# The fake LLM upstream (``bastion.testing.upstream``): one server per session on
+# loopback; ``upstream`` hands it to a test with its state reset.
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as up:
+        yield up
+
+
+@pytest.fixture
+def upstream(fake_upstream: FakeUpstream) -> FakeUpstream:
+    """The session's fake upstream with no request log and fresh per-name state."""
+    fake_upstream.reset(recover=False)
+    return fake_upstream

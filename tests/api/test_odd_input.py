@@ -45,18 +45,6 @@ audit: {{store_content: true}}
 """
 
 
-@pytest.fixture(scope="module")
-def fake_upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as up:
-        yield up
-
-
-@pytest.fixture
-def upstream(fake_upstream: FakeUpstream) -> FakeUpstream:
-    fake_upstream.reset(recover=False)
-    return fake_upstream
-
-
 @pytest.fixture
 def settings(home: Path, database_url: str, upstream: FakeUpstream):  # type: ignore[no-untyped-def]
     from bastion.settings import Settings
