@@ -71,7 +71,7 @@ PORTKEY_DIR = CACHE / "portkey"
 PORTKEY_SCRIPT = PORTKEY_DIR / "node_modules/@portkey-ai/gateway/build/start-server.js"
 
 AIMS = {"added_p50_ms_at_200": 2.0, "added_p99_ms_at_200": 10.0}
-TARGETS = ("direct", "bastion", "bastion-2w", "portkey")
+TARGETS = ("direct", "bastion", "bastion-base", "bastion-2w", "portkey")
 FAST_MS = 60
 SLOW_MS = 1500
 MAX_TOKENS = 64
@@ -213,9 +213,9 @@ def wait_http(server: Server, path: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{server.name} did not come up on :{server.port} ({last}):\n{tail}")
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> str:
+def run_cli(args: list[str], env: dict[str, str], python: str = sys.executable) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "bastion.cli.main", *args],
+        [python, "-m", "bastion.cli.main", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,
@@ -649,6 +649,17 @@ def servers(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, Any]]
         }
         watch = {"upstream": upstream.pid, "bastion": bastion.pid}
         homes = {"bastion": env}
+        if args.baseline:
+            # Another build of Bastion (an earlier commit's checkout, its own venv) on the
+            # same policy and upstream, measured in the same run for a paired comparison.
+            home_b = workdir / "home-base"
+            home_b.mkdir()
+            env_b = {"BASTION_HOME": str(home_b), "BASTION_POLICY": str(policy)}
+            base, key_b = start_bastion("bastion-base", env_b, workdir, 1, args.baseline)
+            started.append(base)
+            targets["bastion-base"] = bastion_target("bastion-base", base.port, key_b)
+            watch["bastion-base"] = base.pid
+            homes["bastion-base"] = env_b
         if any(s.name == "bastion-2w" for s in started):
             targets["bastion-2w"] = bastion_target("bastion-2w", bastion2.port, key2)
             watch["bastion-2w"] = bastion2.pid
@@ -691,13 +702,13 @@ def servers(args: argparse.Namespace, workdir: Path) -> Iterator[dict[str, Any]]
 
 
 def start_bastion(
-    name: str, env: dict[str, str], workdir: Path, workers: int
+    name: str, env: dict[str, str], workdir: Path, workers: int, python: str = sys.executable
 ) -> tuple[Server, str]:
     """``bastion serve`` on a fresh home: migrated, with an admin key for the load."""
-    run_cli(["db", "upgrade"], env)
-    key = run_cli(["keys", "create", "--user", "bench", "--role", "admin"], env)
+    run_cli(["db", "upgrade"], env, python)
+    key = run_cli(["keys", "create", "--user", "bench", "--role", "admin"], env, python)
     port = free_port()
-    cmd = [sys.executable, "-m", "bastion.cli.main", "serve", "--host", "127.0.0.1"]
+    cmd = [python, "-m", "bastion.cli.main", "serve", "--host", "127.0.0.1"]
     server = start(name, [*cmd, "--port", str(port), "--workers", str(workers)], port, workdir, env)
     wait_http(server, "/readyz")
     return server, key.strip().splitlines()[-1].strip()
@@ -896,6 +907,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Redis for the two-worker Bastion (its counters); skipped where unreachable",
     )
     parser.add_argument("--no-workers", action="store_true", help="skip the two-worker Bastion")
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run `bastion serve` with this interpreter (another checkout's venv, e.g. "
+        "the commit before a change) as the target bastion-base",
+    )
     parser.add_argument("--no-collapse", action="store_true", help="skip the 1.5 s upstream")
     parser.add_argument("--profile", action="store_true", help="py-spy on Bastion at 200/s")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
