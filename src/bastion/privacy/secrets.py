@@ -305,7 +305,7 @@ class SecretRecognizer:
             if _placeholder(value):
                 continue
             if group == "bare" and _CODE.search(value):
-                continue  # password=self.password, password=os.environ["PW"]: code
+                continue  # password=self.password, password=config["PW"]: code, not a value
             if group == "bare" and m.group("sep") != b"=" and value.isalpha():
                 continue  # "password: required", "the password is stored …": words, not one
             yield Span(
