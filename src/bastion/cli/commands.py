@@ -63,7 +63,7 @@ COMMANDS: dict[str, Entry] = {
         "Model performance once labels arrive, against a reference period.",
     ),
     "explain": Entry(
-        "bastion.cli.monitoring",
+        "bastion.cli.explain",
         "explain",
         "Explain predictions with SHAP: top contributors per row and global importance.",
     ),
