@@ -100,7 +100,7 @@ def main() -> None:
     db.dispose()
     runtime = open_runtime(settings, label="example", write_policy=True)
     try:
-        registry = ModelRegistry.from_runtime(runtime)
+        registry = runtime.registry()
         gates = registry.config.gates_for("production", NAME)
         print(f"production gates for {NAME}: {gates.model_dump(exclude_defaults=True)}")
         frame = demo.load_adult(args.data)
