@@ -104,8 +104,17 @@ def test_models_commands_from_registration_to_verify(
 
     listed = json.loads(bastion(env, "models", "list", "--json").out)
     assert listed[0]["production"] == 1
+    assert json.loads(bastion(env, "models", "list", "--format", "json").out) == listed
     requests = json.loads(bastion(env, "models", "requests", "--json").out)
     assert [r["decided_by"] for r in requests] == ["ada", "ada"]
+    # At 80 columns the key columns stay whole: request ids, the model, digests.
+    narrow = env | {"COLUMNS": "80"}
+    table = bastion(narrow, "models", "requests").out
+    assert all(any(r["id"] in line for line in table.splitlines()) for r in requests)
+    assert max(len(line.rstrip()) for line in table.splitlines()) <= 80
+    [version] = json.loads(bastion(env, "models", "show", name, "--format", "json").out)
+    shown = bastion(narrow, "models", "show", name).out
+    assert any(version["artifact_sha256"][:12] in line for line in shown.splitlines())
     lineage = json.loads(bastion(env, "models", "lineage", name, "1", "--json").out)
     assert [c["to_stage"] for c in lineage["stage_changes"]] == [
         "development",

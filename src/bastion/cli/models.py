@@ -24,10 +24,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from bastion.auth.permissions import Permission
-from bastion.cli.common import console, err_console, fail, print_json, runtime
+from bastion.cli.common import (
+    FORMAT_OPTION,
+    OutputFormat,
+    console,
+    err_console,
+    fail,
+    key_table,
+    print_json,
+    runtime,
+    short_digest,
+)
 from bastion.errors import BastionError, InvalidInput
 
 if TYPE_CHECKING:
@@ -59,7 +68,7 @@ KEY = typer.Option(
     help="Act as this API key's holder, with its role ('-' reads the key from stdin); "
     "default: the operator, with every permission.",
 )
-JSON = typer.Option(False, "--json", help="Print JSON.")
+JSON = typer.Option(False, "--json", help="Print JSON (the same as --format json).")
 
 
 def _refuse(message: str, code: str, exit_code: int = 2) -> NoReturn:
@@ -141,7 +150,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _print_gates(results: list[GateResult]) -> None:
-    table = Table("gate", "verdict", "reason")
+    rows = []
     for r in results:
         verdict = (
             "[yellow]overridden[/]"
@@ -150,31 +159,32 @@ def _print_gates(results: list[GateResult]) -> None:
             if r.passed
             else "[red]FAIL[/]"
         )
-        table.add_row(
-            r.gate, verdict, r.reason + (f" — {r.justification}" if r.justification else "")
-        )
-    console.print(table)
+        reason = r.reason + (f" — {r.justification}" if r.justification else "")
+        rows.append([escape(r.gate), verdict, escape(reason)])
+    console.print(key_table(["gate", "verdict", "reason"], rows, key=["gate", "verdict"]))
 
 
 @app.command("list")
-def list_models(as_json: bool = JSON) -> None:
+def list_models(as_json: bool = JSON, fmt: OutputFormat = FORMAT_OPTION) -> None:
     """Registered models, with the versions in staging and production."""
     with _registry() as registry:
         models = registry.list_models()
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json([m.model_dump() for m in models])
         return
-    table = Table("model", "versions", "latest", "staging", "production", "pending requests")
-    for m in models:
-        table.add_row(
-            m.name,
+    rows = [
+        [
+            escape(m.name),
             str(m.versions),
             f"{m.latest} ({m.latest_semver})" if m.latest_semver else str(m.latest),
             str(m.staging or ""),
             str(m.production or ""),
             str(m.pending_requests or ""),
-        )
-    console.print(table)
+        ]
+        for m in models
+    ]
+    headers = ["model", "versions", "latest", "staging", "production", "pending requests"]
+    console.print(key_table(headers, rows, key=["model", "latest"]))
 
 
 @app.command()
@@ -182,31 +192,34 @@ def show(
     name: str = typer.Argument(..., help="The model."),
     version: int | None = typer.Argument(None, help="One version (default: all)."),
     as_json: bool = JSON,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """A model's versions, or one version with its evidence, requests and history."""
     with _registry() as registry:
         if version is None:
             versions = registry.list_versions(name)
-            if as_json:
+            if as_json or fmt is OutputFormat.json:
                 print_json([v.model_dump(mode="json") for v in versions])
                 return
-            table = Table(
-                "version", "semver", "stage", "registered", "by", "run", "artifact sha256"
-            )
-            for v in versions:
-                table.add_row(
+            rows = [
+                [
                     str(v.version),
                     v.semver or "",
                     v.stage,
                     f"{v.registered_at:%Y-%m-%d %H:%M}",
-                    v.registered_by,
+                    escape(v.registered_by),
                     v.run_id or "",
-                    v.artifact_sha256[:16],
-                )
-            console.print(table)
+                    short_digest(v.artifact_sha256),
+                ]
+                for v in versions
+            ]
+            headers = ["version", "semver", "stage", "registered", "by", "run", "artifact sha256"]
+            console.print(
+                key_table(headers, rows, key=["version", "semver", "stage", "artifact sha256"])
+            )
             return
         detail = registry.detail(name, version)
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json(detail.model_dump(mode="json"))
         return
     v = detail.version
@@ -264,6 +277,7 @@ def register(
     by: str | None = BY,
     key: str | None = KEY,
     as_json: bool = JSON,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Register a version with its evidence (idempotent by the artifact's SHA-256)."""
     if (run is None) == (path is None):
@@ -284,7 +298,7 @@ def register(
             description=description,
             semver=semver,
         )
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json(result.model_dump(mode="json"))
         return
     v = result.version
@@ -400,26 +414,29 @@ def requests(
     status: str | None = typer.Option(None, help="pending, approving, approved or rejected."),
     name: str | None = typer.Option(None, help="Only this model."),
     as_json: bool = JSON,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Promotion requests, newest first."""
     with _registry() as registry:
         found = registry.list_requests(status=status, name=name)
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json([r.model_dump(mode="json") for r in found])
         return
-    table = Table("id", "model", "to", "status", "asked by", "reason", "decided by", "when")
-    for r in found:
-        table.add_row(
+    rows = [
+        [
             r.id,
-            f"{r.name} v{r.version}",
+            escape(f"{r.name} v{r.version}"),
             r.to_stage,
             r.status,
-            r.requested_by,
-            r.reason[:40],
-            r.decided_by or "",
+            escape(r.requested_by),
+            escape(r.reason),
+            escape(r.decided_by or ""),
             f"{r.requested_at:%Y-%m-%d %H:%M}",
-        )
-    console.print(table)
+        ]
+        for r in found
+    ]
+    headers = ["id", "model", "to", "status", "asked by", "reason", "decided by", "when"]
+    console.print(key_table(headers, rows, key=["id", "model", "to", "status"]))
 
 
 @app.command()
@@ -462,12 +479,13 @@ def verify(
     by: str | None = BY,
     key: str | None = KEY,
     as_json: bool = JSON,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Settle approvals left unfinished, then compare MLflow's aliases and artifacts with
     what Bastion approved; exit 1 on drift."""
     with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
         report = registry.verify(actor, artifacts=artifacts, recover_after=recover_after)
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json(report.model_dump(mode="json"))
     else:
         for a in report.settled:
@@ -489,12 +507,15 @@ def verify(
 
 @app.command()
 def lineage(
-    name: str = typer.Argument(...), version: int = typer.Argument(...), as_json: bool = JSON
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    as_json: bool = JSON,
+    fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Dataset → run → version → stage changes."""
     with _registry() as registry:
         found = registry.lineage(name, version)
-    if as_json:
+    if as_json or fmt is OutputFormat.json:
         print_json(found.model_dump(mode="json"))
         return
     ds = found.dataset or {}
