@@ -55,7 +55,7 @@ def test_the_readme_registry_walk_through_runs_as_written(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert re.search(r"registered cancer v1 1\.0\.0 \(sha256 [0-9a-f]{16}…\) by ana", out)
-    assert re.search(r"│ 1 +│ 1\.0\.0 +│ development", out)  # `models show`
+    assert re.search(r"^ *1 +1\.0\.0 +development ", out, re.MULTILINE)  # `models show`
     assert "wrote card.md" in out and "Demonstrations only." in (tmp_path / "card.md").read_text()
     assert "approved pr_" in out and "cancer v1 is now in staging" in out
     assert "OK: 1 model(s)" in out
