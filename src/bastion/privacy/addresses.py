@@ -86,7 +86,7 @@ _UNIT = re.compile(
 # more than ``_number_first`` accepts, never less: it is a filter, not the rule.)
 _SUFFIX_AHEAD = "|".join(sorted(SUFFIXES, key=len, reverse=True))
 _NUMBER = re.compile(
-    r"\d(?<![\w.,/:+-]\d)"
+    E.first_of(r"\d") + r"(?<![\w.,/:+-]\d)"
     r"(?P<named>(?<=[^\W\d_] \d))?"  # a word before it: "Via Roma 12"
     r"\d{0,4}[A-Za-z]?(?![\w/:-]|[.,]\d)"
     r"(?(named)|(?=,? [A-Z])(?=,?.(?:[^ ]* ){1,3}(?:" + _SUFFIX_AHEAD + r")))"

@@ -182,6 +182,32 @@ def placeholder_tag(entity_type: str) -> str:
     return PLACEHOLDER_TAGS.get(entity_type, entity_type)
 
 
+#: Every non-ASCII decimal digit of the Basic Multilingual Plane (what ``\\d`` matches
+#: there besides 0-9), in ranges; a test checks it against ``str.isdecimal``.
+_BMP_DIGITS = (
+    "\\u0660-\\u0669\\u06f0-\\u06f9\\u07c0-\\u07c9\\u0966-\\u096f\\u09e6-\\u09ef\\u0a66-\\u0a6f"
+    "\\u0ae6-\\u0aef\\u0b66-\\u0b6f\\u0be6-\\u0bef\\u0c66-\\u0c6f\\u0ce6-\\u0cef\\u0d66-\\u0d6f"
+    "\\u0de6-\\u0def\\u0e50-\\u0e59\\u0ed0-\\u0ed9\\u0f20-\\u0f29\\u1040-\\u1049\\u1090-\\u1099"
+    "\\u17e0-\\u17e9\\u1810-\\u1819\\u1946-\\u194f\\u19d0-\\u19d9\\u1a80-\\u1a89\\u1a90-\\u1a99"
+    "\\u1b50-\\u1b59\\u1bb0-\\u1bb9\\u1c40-\\u1c49\\u1c50-\\u1c59\\ua620-\\ua629\\ua8d0-\\ua8d9"
+    "\\ua900-\\ua909\\ua9d0-\\ua9d9\\ua9f0-\\ua9f9\\uaa50-\\uaa59\\uabf0-\\uabf9\\uff10-\\uff19"
+)
+
+
+def first_of(chars: str) -> str:
+    """A pattern for one character of the class ``[chars]`` (which holds ``\\d``), as
+    the first element of a pattern that ``re`` scans for fastest.
+
+    ``re`` skips ahead to a pattern's first character by testing its class at every
+    position; a class holding ``\\d`` costs a Unicode-database look-up per character
+    (and one test more per other member). This class is ``\\d``'s own characters in one
+    table (0-9, the other digits of the Basic Multilingual Plane, and every character
+    beyond it), and the look-behind then requires exactly ``[chars]``: the same matches,
+    about a third less time to find them."""
+    others = chars.replace("\\d", "")
+    return f"[{others}0-9{_BMP_DIGITS}\\U00010000-\\U0010ffff](?<=[{chars}])"
+
+
 def priority(entity_type: str) -> int:
     return PRIORITY.get(entity_type, NATIONAL_ID_PRIORITY)
 

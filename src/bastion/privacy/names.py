@@ -61,6 +61,8 @@ _STRONG_LAST = _words(
     "employee attn attention cc am i'm name"
 )
 _CUE_TRAIL = " \t\n,:.-"
+#: How every word of ``_STRONG_LAST`` ends (see ``_Before.strong``).
+_STRONG_ENDINGS = frozenset(w[-2:] for w in _STRONG_LAST)
 _LOCATIVE = _words(
     "in at from to near via around outside inside across visit visiting visited live lives "
     "lived living based born moved relocated city town village capital province region "
@@ -639,6 +641,17 @@ class _Before:
         return word, gap
 
     def strong(self, start: int) -> bool:
+        # Most words before a capitalised word are no cue's last word; the last two
+        # letters before the separators tell (case-folded, a word ends as its last two
+        # letters do; no one letter folds to a whole cue word), and cost less than
+        # reading the word.
+        text = self.text
+        i = start - 1
+        low = max(0, start - _WINDOW)
+        while i >= low and text[i] in _CUE_TRAIL:
+            i -= 1
+        if i < low or text[max(0, i - 1) : i + 1].casefold()[-2:] not in _STRONG_ENDINGS:
+            return False
         word, _ = self.word(start)
         return word in _STRONG_LAST and self._verified(start)
 

@@ -27,7 +27,7 @@ from bastion.privacy.entities import Span
 # The first character is matched before the look-behind (see the module docstring); the
 # look-behinds after it then require what the original first element required.
 _PHONE = re.compile(
-    r"[+(\d](?<![\w+.\-/:][+(\d])"
+    E.first_of(r"+(\d") + r"(?<![\w+.\-/:][+(\d])"
     r"(?:(?<=\+)(?:\(\s*\+?\d{1,4}\s*\)|\d)|(?<=\()\s*\+?\d{1,5}\s*\)|(?<=\d))"
     r"(?:[ .\-/]{0,2}(?:\(\d{1,5}\)|\d)){5,19}"
     r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,6})?"

@@ -360,7 +360,9 @@ def _card(m: re.Match[str]) -> Span | None:
 # --- IBAN -------------------------------------------------------------------------
 
 # Found from its check digits (a digit is rarer than a letter), the country code behind.
-_IBAN = re.compile(r"\d(?<=(?<![\w-])[A-Za-z]{2}\d)\d(?: ?[A-Za-z0-9]){11,30}(?![\w-])")
+_IBAN = re.compile(
+    E.first_of(r"\d") + r"(?<=(?<![\w-])[A-Za-z]{2}\d)\d(?: ?[A-Za-z0-9]){11,30}(?![\w-])"
+)
 
 
 class IbanRecognizer:
@@ -448,7 +450,7 @@ def _ssn(m: re.Match[str]) -> Span | None:
 # After the shared first digit, each branch checks the look-behind its own type needs
 # (an IPv4 address is not preceded by ".", a card or an SSN not by "-").
 _NUMBERS = re.compile(
-    r"\d(?<![\w]\d)(?:"
+    E.first_of(r"\d") + r"(?<![\w]\d)(?:"
     r"(?P<ip>(?<![.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d))"
     r"|(?P<card>(?<![-]\d)(?:"
     r"\d{11,18}"
@@ -578,7 +580,7 @@ ID_RULES: tuple[IdRule, ...] = (
 # One pass finds these; the rules then run only inside them, instead of fifteen passes
 # over the whole text.
 _ID_CANDIDATE = re.compile(
-    r"[A-Z\d](?<![\w-][A-Z\d])(?=[A-Z\d .\-+]{7})(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))"
+    E.first_of(r"A-Z\d") + r"(?<![\w-][A-Z\d])(?=[A-Z\d .\-+]{7})(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))"
     r"[A-Z\d]*(?:[ .\-+][A-Z\d]+)*(?![\w-])"
 )
 
