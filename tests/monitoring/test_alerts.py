@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from pydantic import ValidationError
@@ -23,42 +20,6 @@ from bastion.monitoring.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, Alert,
 from bastion.monitoring.errors import NotifierFailed
 
 SECRET = "s3cret-for-tests"
-
-
-class Receiver:
-    """A webhook receiver: answers with the queued statuses, then 200."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    # shutdown() waits for the next poll: 0.5 s by default, on every test
-    thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-    thread.join()
 
 
 def finding(subject: str = "age", severity: Severity = Severity.warning) -> Finding:

@@ -8,9 +8,6 @@ drift from the CLI, and ``--alert`` delivering to a real webhook receiver on loo
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ from bastion.monitoring.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from bastion.monitoring.columns import time_or_id_reason
 from bastion.monitoring.labels import AmbiguousLabel, resolve_positive
 
+from .conftest import Receiver
 from .test_real_data import ADULT_COLUMNS
 
 _register()
@@ -287,35 +285,6 @@ def test_drift_embeddings_from_npy_parquet_and_csv(vectors) -> None:
 
 
 # --- alerts ----------------------------------------------------------------------------
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
 def _policy(tmp_path: Path, url: str, checks: str) -> dict[str, str]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
