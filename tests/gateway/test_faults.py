@@ -265,11 +265,13 @@ async def _the_states_are_visible(served: dict[str, Any], states: dict[str, Any]
     assert [p["provider"] for p in json.loads(done.stdout)["providers"]] == ["up"]
 
     table = await asyncio.to_thread(
-        bastion, {**env, "COLUMNS": "200"}, "gateway", "health", "--fail-on-open"
+        bastion, {**env, "COLUMNS": "80"}, "gateway", "health", "--fail-on-open"
     )
     assert table.returncode == 1, table.stderr  # breakers are open
     assert "first-token-delay:2000" in table.stdout and "gpt-healthy" in table.stdout
     assert "next probe" in table.stdout
+    # at 80 columns the key columns (deployment, state, models) stay whole
+    assert max(len(line.rstrip()) for line in table.stdout.splitlines()) <= 80
 
     async with httpx.AsyncClient(base_url=served["url"], timeout=10) as http:
         metrics = (

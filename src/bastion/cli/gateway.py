@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from bastion.cli.common import console, fail, print_json
+from bastion.cli.common import console, fail, key_table, print_json
 
 app = typer.Typer(help="The LLM gateway of a running server.", no_args_is_help=True)
 
@@ -90,42 +90,47 @@ def _state(state: str) -> str:
 
 
 def _render(report: dict[str, Any]) -> None:
-    from rich.table import Table
+    from rich.markup import escape
 
     now = time.time()
-    table = Table(title="Deployments", title_justify="left")
-    table.add_column("provider", no_wrap=True)
-    table.add_column("deployment", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("failures", justify="right", no_wrap=True)
-    table.add_column("last failure")
-    table.add_column("next probe", no_wrap=True)
-    table.add_column("models")
-    for row in report["deployments"]:
-        table.add_row(
-            row["provider"],
-            row["upstream_model"],
+    rows = [
+        [
+            escape(row["provider"]),
+            escape(row["upstream_model"]),
             _state(row["state"]),
             f"{row['failures']}/{row['threshold']}",
-            row.get("last_failure") or "—",
+            escape(row.get("last_failure") or "—"),
             _probe(row, now),
-            ", ".join(row.get("models") or []) or "—",
+            escape(", ".join(row.get("models") or []) or "—"),
+        ]
+        for row in report["deployments"]
+    ]
+    headers = ["provider", "deployment", "state", "failures", "last failure", "next probe"]
+    console.print(
+        key_table(
+            [*headers, "models"],
+            rows,
+            key=["provider", "deployment", "state", "failures", "models"],
+            right=["failures"],
+            title="Deployments",
         )
-    console.print(table)
-    providers = Table(
-        title="Providers (connection failures across deployments)", title_justify="left"
     )
-    providers.add_column("provider", no_wrap=True)
-    providers.add_column("state", no_wrap=True)
-    providers.add_column("failures", justify="right", no_wrap=True)
-    providers.add_column("deployments failing", justify="right")
-    providers.add_column("next probe", no_wrap=True)
-    for row in report["providers"]:
-        providers.add_row(
-            row["provider"],
+    rows = [
+        [
+            escape(row["provider"]),
             _state(row["state"]),
             f"{row['failures']}/{row['threshold']}",
             str(row["failing_deployments"]),
             _probe(row, now),
+        ]
+        for row in report["providers"]
+    ]
+    console.print(
+        key_table(
+            ["provider", "state", "failures", "deployments failing", "next probe"],
+            rows,
+            key=["provider", "state", "failures"],
+            right=["failures", "deployments failing"],
+            title="Providers (connection failures across deployments)",
         )
-    console.print(providers)
+    )
