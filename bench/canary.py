@@ -45,9 +45,8 @@ from rich.table import Table
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import ROOT, machine  # noqa: E402
-
-from bastion.delivery.statistics import (  # noqa: E402
+from _machine import ROOT, machine
+from bastion.delivery.statistics import (
     DEFAULT_TAU_LATENCY,
     log_mixture_ratio,
     proportion_log_ratio,
@@ -159,9 +158,7 @@ def main() -> None:
     errors: dict[str, dict[str, Any]] = {}
     latency: dict[str, dict[str, Any]] = {}
     with Progress(console=console) as progress:
-        task = progress.add_task(
-            "simulating canaries", total=len(RISES) + len(LATENCY_SHIFTS)
-        )
+        task = progress.add_task("simulating canaries", total=len(RISES) + len(LATENCY_SHIFTS))
         # Tune the fixed thresholds on one set of healthy runs, measure on another.
         c_batch, c_cum, _, b_cum = error_runs(rng, 0.0, healthy_runs)
         _, maxima = error_analyses(c_batch, c_cum, b_cum, None)

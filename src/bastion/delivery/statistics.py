@@ -248,7 +248,7 @@ def _more_for_proportions(
     if not settled.any():
         return MAX_ESTIMATE
     target = float(nc[int(np.argmax(settled))])
-    return max(int(math.ceil(target - cand_n)), 1)
+    return max(math.ceil(target - cand_n), 1)
 
 
 def _mw_effect(base: FloatArray, cand: FloatArray) -> tuple[float, float]:
@@ -319,7 +319,7 @@ def latency_check(
     room = margin - effect
     if room > 0 and radius > 0:
         factor = (radius / room) ** 2
-        more = int(math.ceil(cand.size * max(factor - 1, 0)))
+        more = math.ceil(cand.size * max(factor - 1, 0))
     else:
         more = MAX_ESTIMATE
     more = max(more, min_sample - int(cand.size), 1)
