@@ -98,7 +98,9 @@ def confidence_radius(variance: float | FloatArray, tau: float, alpha: float) ->
 
 def always_valid_p(log_ratio: float) -> float:
     """The always-valid p-value of one look: min(1, 1/Λ)."""
-    return float(min(1.0, math.exp(-log_ratio))) if math.isfinite(log_ratio) else 0.0
+    if math.isnan(log_ratio) or log_ratio <= 0:
+        return 1.0
+    return math.exp(-log_ratio) if math.isfinite(log_ratio) else 0.0
 
 
 @dataclass(frozen=True)
