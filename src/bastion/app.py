@@ -44,7 +44,19 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
     from bastion.api.middleware import RequestContext
-    from bastion.api.routes import audit, gateway, gateway_health, keys, models, ops, policy
+    from bastion.api.routes import (
+        audit,
+        deployments,
+        gateway,
+        gateway_health,
+        keys,
+        models,
+        ops,
+        policy,
+    )
+    from bastion.delivery.controller import RolloutController, run_controller
+    from bastion.delivery.service import DeliveryService
+    from bastion.delivery.traffic import RolloutTraffic
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
 
@@ -55,6 +67,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
+        controller = asyncio.create_task(
+            run_controller(
+                app.state.rollout_controller, runtime.policy.policy.delivery.controller_interval_s
+            )
+        )
 
         pending: set[asyncio.Task[object]] = set()
 
@@ -74,6 +91,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             watcher.cancel()
+            controller.cancel()
+            with contextlib.suppress(Exception):
+                # the next replica need not wait for the lease to run out
+                await run_in_threadpool(app.state.rollout_controller.release)
             await app.state.gateway.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
@@ -91,8 +112,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    # Progressive delivery: the controller (run by the lifespan, one replica at a time)
+    # and the traffic plan serving asks which version answers a request.
+    app.state.rollout_controller = RolloutController(
+        DeliveryService(runtime.db, runtime.ledger, runtime.policy)
+    )
+    app.state.traffic_plan = RolloutTraffic(runtime.db)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models):
+    for module in (ops, keys, audit, policy, gateway, gateway_health, models, deployments):
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

@@ -85,6 +85,14 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/promotions/{request_id}/approve"): Permission.MODELS_APPROVE,
     ("POST", "/api/promotions/{request_id}/reject"): Permission.MODELS_APPROVE,
     ("POST", "/api/registry/verify"): Permission.MODELS_READ,
+    ("POST", "/api/deployments"): Permission.MODELS_WRITE,
+    ("GET", "/api/deployments"): Permission.MODELS_READ,
+    ("GET", "/api/deployments/{model}"): Permission.MODELS_READ,
+    ("GET", "/api/deployments/{model}/history"): Permission.MODELS_READ,
+    ("POST", "/api/deployments/{model}/pause"): Permission.MODELS_WRITE,
+    ("POST", "/api/deployments/{model}/resume"): Permission.MODELS_WRITE,
+    ("POST", "/api/deployments/{model}/abort"): Permission.MODELS_WRITE,
+    ("POST", "/api/deployments/{model}/check"): Permission.MODELS_WRITE,
 }
 
 

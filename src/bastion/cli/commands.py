@@ -73,6 +73,9 @@ COMMANDS: dict[str, Entry] = {
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
     ),
+    "deploy": Entry(
+        "bastion.cli.deploy", "app", "Progressive delivery: canary, A/B and shadow rollouts."
+    ),
 }
 
 

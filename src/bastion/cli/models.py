@@ -447,8 +447,12 @@ def rollback(
     key: str | None = KEY,
 ) -> None:
     """Emergency: put the previous production version back at once (admins)."""
+    from bastion.delivery.service import DeliveryService, rollback_with_traffic
+
     with _acting(by, key, Permission.MODELS_READ) as (registry, actor):
-        restored = registry.rollback(actor, name, reason)
+        # production goes back and so does the traffic: a rollout in progress is aborted
+        delivery = DeliveryService(registry.db, registry.events.ledger, registry.policy)
+        restored = rollback_with_traffic(registry, delivery, actor, name, reason)
     console.print(f"{name}: production is v{restored.version} again", highlight=False)
 
 

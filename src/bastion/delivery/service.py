@@ -58,6 +58,8 @@ from bastion.registry.repository import RegistryRepository
 if TYPE_CHECKING:
     from bastion.delivery.config import DeliveryPolicy, Thresholds
     from bastion.policy import PolicyStore
+    from bastion.registry.schemas import VersionView
+    from bastion.registry.service import ModelRegistry
 
 CONTROLLER = "system:rollout-controller"
 LEASE = "rollout-controller"
@@ -70,6 +72,20 @@ ARMS = {
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def rollback_with_traffic(
+    registry: ModelRegistry,
+    delivery: DeliveryService,
+    actor: Principal,
+    name: str,
+    reason: str,
+) -> VersionView:
+    """``bastion models rollback``: production goes back, and so does the traffic (the
+    model's rollout, if one is in progress, is aborted)."""
+    view = registry.rollback(actor, name, reason)
+    delivery.reset_traffic(actor, name, f"models rollback: {reason}")
+    return view
 
 
 def parse_interval(text: str) -> float:
@@ -190,8 +206,11 @@ class DeliveryService:
                 )
             if holder.version == version:
                 raise NotACandidate(f"{model} v{version} is already in production")
-            if row.stage == "archived":
-                raise NotACandidate(f"{model} v{version} is archived")
+            if row.stage != "staging":
+                raise NotACandidate(
+                    f"{model} v{version} is in {row.stage}: only a version approved for "
+                    "staging takes live traffic (request and approve staging first)"
+                )
             repo = DeliveryRepository(session)
             if repo.active_for(model) is not None:
                 raise RolloutActive(

@@ -268,7 +268,11 @@ def archive(
     summary="Emergency: production back to the previous version, at once (admins)",
 )
 def rollback(name: str, body: ReasonIn, registry: RegistryDep, principal: Admin) -> VersionView:
-    return registry.rollback(require_caller(principal), name, body.reason)
+    # Production goes back and so does the traffic: a rollout in progress is aborted.
+    from bastion.delivery.service import DeliveryService, rollback_with_traffic
+
+    delivery = DeliveryService(registry.db, registry.events.ledger, registry.policy)
+    return rollback_with_traffic(registry, delivery, require_caller(principal), name, body.reason)
 
 
 # -- promotion requests ------------------------------------------------------------------
