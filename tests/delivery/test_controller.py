@@ -11,11 +11,11 @@ import pytest
 from bastion.audit import EventFilter
 from bastion.db import utcnow
 from bastion.delivery.controller import RolloutController
-from bastion.delivery.service import DeliveryService
+from bastion.delivery.service import DeliveryService, rollback_with_traffic
 from bastion.registry.errors import SelfApproval
 from bastion.runtime import open_runtime
 
-from .conftest import ADA, ANA, BOB, MODEL, Income, Simulator
+from .conftest import ADA, ANA, BOB, MODEL, Income, Simulator, register
 
 
 def actions(runtime: Any, prefix: str = "deploy.") -> list[Any]:
@@ -156,11 +156,28 @@ def test_only_one_controller_acts_at_a_time(
 
 
 def test_models_rollback_resets_traffic(
-    runtime: Any, income: Income, delivery: DeliveryService, simulate: Simulator
+    runtime: Any,
+    income: Income,
+    delivery: DeliveryService,
+    simulate: Simulator,
+    baseline_model: Any,
+    tmp_path: Any,
 ) -> None:
-    simulate.production = income.production
-    delivery.start(ANA, MODEL, income.candidate, steps="50,100", interval="10m")
+    registry = income.registry
+    # v2 replaces v1 in production
+    registry.approve(
+        ADA, registry.request_promotion(ANA, MODEL, income.candidate, "production", "go").id
+    )
+    v3 = register(registry, baseline_model, tmp_path, "three")
+    registry.approve(BOB, registry.request_promotion(ANA, MODEL, v3, "staging", "next").id)
+    simulate.production = income.candidate
+    delivery.start(ANA, MODEL, v3, steps="50,100", interval="10m")
     assert "canary" in simulate.send(200)
-    delivery.reset_traffic(ADA, MODEL, "incident 42")
-    assert delivery.status(MODEL).state == "aborted"
+    rollback_with_traffic(registry, delivery, ADA, MODEL, "incident 42")
+    assert registry.get_version(MODEL, income.production).stage == "production"
+    status = delivery.status(MODEL)
+    assert (status.state, status.weight) == ("aborted", 0)
+    simulate.production = income.production
     assert simulate.send(200) == {"production": 200}
+    aborts = [e for e in actions(runtime) if e.action == "deploy.abort"]
+    assert "incident 42" in aborts[-1].details["reason"]
