@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.Column("route_key_digest", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_predictions")),
     )
-    op.create_index(
-        op.f("ix_predictions_request_id"), "predictions", ["request_id"], unique=True
-    )
+    op.create_index(op.f("ix_predictions_request_id"), "predictions", ["request_id"], unique=True)
     op.create_index(
         "ix_predictions_model_created_at", "predictions", ["model", "created_at"], unique=False
     )
