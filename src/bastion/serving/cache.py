@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from bastion.monitoring.explain import Explainer
+    from bastion.serving.explaining import CodedModel
 
 log = logging.getLogger("bastion.serving")
 
@@ -55,6 +56,7 @@ class Served:
     raw: Any = None  # the scikit-learn estimator, when that is the flavour
     background: pd.DataFrame | None = None
     _explainer: Explainer | None = field(default=None, repr=False)
+    _coded: CodedModel | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def predict(self, rows: pd.DataFrame) -> tuple[list[Any], list[float] | None]:
@@ -70,25 +72,36 @@ class Served:
             scores = [float(s) for s in np.asarray(proba(rows))[:, 1]]
         return predictions, scores
 
-    def explainer(self, fallback: pd.DataFrame | None = None) -> Explainer:
-        """SHAP over the model's own input example (its background); built once."""
+    def explain(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
+        """Each row's SHAP contributions, over the model's own input example (its
+        background; the rows themselves when it has none)."""
+        from bastion.monitoring.errors import MonitoringError
+
         with self._lock:
             if self._explainer is None:
-                from bastion.monitoring.errors import MonitoringError
-                from bastion.monitoring.explain import Explainer
+                from bastion.serving.explaining import build_explainer
 
-                background = self.background if self.background is not None else fallback
+                background = self.background if self.background is not None else rows
                 model = self.raw if self.raw is not None else _PyfuncAdapter(self.pyfunc)
-                if background is None or background.empty:
-                    raise NotExplainable(
-                        f"{self.name} v{self.version} was saved without an input example, "
-                        "which explanations use as their background: log it with one"
-                    )
                 try:
-                    self._explainer = Explainer(model, background)
+                    self._explainer, self._coded = build_explainer(model, background)
                 except MonitoringError as exc:
                     raise NotExplainable(exc.message) from exc
-            return self._explainer
+            explainer, coded = self._explainer, self._coded
+        data = coded.encode(rows).astype("float64") if coded is not None else rows
+        try:
+            explained = explainer.explain(data, top_k=5)
+        except MonitoringError as exc:
+            raise NotExplainable(exc.message) from exc
+        return [
+            {
+                "base_value": r.base_value,
+                "output": explainer.output,
+                "value": r.prediction,
+                "contributions": {c.feature: c.shap for c in r.contributions},
+            }
+            for r in explained
+        ]
 
 
 class _PyfuncAdapter:

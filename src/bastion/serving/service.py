@@ -34,7 +34,6 @@ from bastion.serving.config import FeatureRule, ServingPolicy
 from bastion.serving.errors import (
     FeaturesNotKept,
     InvalidPayload,
-    NotExplainable,
     PredictionNotFound,
 )
 from bastion.serving.log import PredictionLog
@@ -254,22 +253,7 @@ class PredictionService:
 
     # -- explanations ------------------------------------------------------------------
     def _explain(self, served: Served, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        explainer = served.explainer(fallback=frame)
-        from bastion.monitoring.errors import MonitoringError
-
-        try:
-            rows = explainer.explain(frame, top_k=5)
-        except MonitoringError as exc:
-            raise NotExplainable(exc.message) from exc
-        return [
-            {
-                "base_value": r.base_value,
-                "output": explainer.output,
-                "value": r.prediction,
-                "contributions": {c.feature: c.shap for c in r.contributions},
-            }
-            for r in rows
-        ]
+        return served.explain(frame)
 
     def explain_logged(self, model: str, request_id: str) -> dict[str, Any]:
         with self.db.session() as session:
