@@ -125,7 +125,9 @@ async def test_a_body_that_is_not_json_is_a_400(
     client: httpx.AsyncClient, analyst: dict[str, str], served_v1: int
 ) -> None:
     r = await client.post(
-        f"/predict/{NAME}", content=b"{not json", headers=analyst | {"content-type": "application/json"}
+        f"/predict/{NAME}",
+        content=b"{not json",
+        headers=analyst | {"content-type": "application/json"},
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
@@ -178,9 +180,7 @@ async def test_explain_adds_each_features_shap_contribution(
     client: httpx.AsyncClient, analyst: dict[str, str], served_v1: int
 ) -> None:
     rows = [ROW, ROW | {"age": 60, "capital_gain": 15000}]
-    r = await client.post(
-        f"/predict/{NAME}?explain=true", json={"inputs": rows}, headers=analyst
-    )
+    r = await client.post(f"/predict/{NAME}?explain=true", json={"inputs": rows}, headers=analyst)
     assert r.status_code == 200, r.text
     explanations = r.json()["explanations"]
     assert len(explanations) == 2
@@ -199,8 +199,6 @@ async def test_every_call_is_counted_in_prometheus(
     await client.post(f"/predict/{NAME}", json={"inputs": without("age")}, headers=analyst)
     text = (await client.get("/metrics", headers=admin_headers)).text
     assert f'bastion_predictions_total{{arm="production",model="{NAME}",outcome="ok"}} 1.0' in text
-    assert (
-        f'bastion_prediction_errors_total{{code="invalid_payload",model="{NAME}"}} 1.0' in text
-    )
+    assert f'bastion_prediction_errors_total{{code="invalid_payload",model="{NAME}"}} 1.0' in text
     assert f'bastion_serving_version{{alias="production",model="{NAME}"}} {served_v1}.0' in text
     assert "bastion_prediction_duration_seconds_bucket" in text

@@ -31,7 +31,6 @@ from bastion.serving.payloads import Column
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bastion.monitoring.explain import Explainer
     from bastion.serving.explaining import CodedModel
 
 log = logging.getLogger("bastion.serving")
@@ -55,7 +54,6 @@ class Served:
     schema: tuple[Column, ...] | None
     raw: Any = None  # the scikit-learn estimator, when that is the flavour
     background: pd.DataFrame | None = None
-    _explainer: Explainer | None = field(default=None, repr=False)
     _coded: CodedModel | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -76,18 +74,18 @@ class Served:
         """Each row's SHAP contributions, over the model's own input example (its
         background; the rows themselves when it has none)."""
         from bastion.monitoring.errors import MonitoringError
+        from bastion.serving.explaining import build_explainer
 
+        # Built for each call: SHAP's permutation sampling draws from the explainer's
+        # random state, and a fresh one gives a row the same answer every time.
+        background = self.background if self.background is not None else rows
+        model = self.raw if self.raw is not None else _PyfuncAdapter(self.pyfunc)
         with self._lock:
-            if self._explainer is None:
-                from bastion.serving.explaining import build_explainer
-
-                background = self.background if self.background is not None else rows
-                model = self.raw if self.raw is not None else _PyfuncAdapter(self.pyfunc)
-                try:
-                    self._explainer, self._coded = build_explainer(model, background)
-                except MonitoringError as exc:
-                    raise NotExplainable(exc.message) from exc
-            explainer, coded = self._explainer, self._coded
+            try:
+                explainer, coded = build_explainer(model, background, self._coded)
+            except MonitoringError as exc:
+                raise NotExplainable(exc.message) from exc
+            self._coded = coded
         data = coded.encode(rows).astype("float64") if coded is not None else rows
         try:
             explained = explainer.explain(data, top_k=5)

@@ -68,8 +68,11 @@ class CodedModel:
         return self.model.predict_proba(self.decode(frame))
 
 
-def build_explainer(model: Any, background: pd.DataFrame) -> tuple[Explainer, CodedModel | None]:
-    """An explainer over ``background``; text columns coded as above."""
+def build_explainer(
+    model: Any, background: pd.DataFrame, coded: CodedModel | None = None
+) -> tuple[Explainer, CodedModel | None]:
+    """An explainer over ``background``; text columns coded as above (with ``coded``'s
+    codes when given, so a category keeps its code from one call to the next)."""
     import pandas as pd
 
     from bastion.monitoring.explain import Explainer
@@ -82,6 +85,6 @@ def build_explainer(model: Any, background: pd.DataFrame) -> tuple[Explainer, Co
     ]
     if not text:
         return Explainer(model, background), None
-    coded = CodedModel(model, text)
+    coded = coded or CodedModel(model, text)
     numeric = coded.encode(background).astype("float64")
     return Explainer(coded, numeric), coded

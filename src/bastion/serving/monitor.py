@@ -73,9 +73,7 @@ def read_window(
     until = now or utcnow()
     since = until - length
     with db.session() as session:
-        rows = PredictionRepository(session).window(
-            model, since, until, arms=ARMS, version=version
-        )
+        rows = PredictionRepository(session).window(model, since, until, arms=ARMS, version=version)
         records = []
         versions: Counter[int] = Counter()
         kept = 0
@@ -83,9 +81,7 @@ def read_window(
             versions[row.version] += 1
             features = row.features or {}
             kept += row.features is not None
-            records.append(
-                {**features, PREDICTION: row.prediction, SCORE: row.score, LABEL: label}
-            )
+            records.append({**features, PREDICTION: row.prediction, SCORE: row.score, LABEL: label})
     if not records:
         raise NothingServed(
             f"the prediction log holds no prediction of {model!r} in the last {_words(length)}"
