@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -368,6 +368,24 @@ def drift_check(
         raise typer.Exit(EXIT_FAILED)
 
 
+T = TypeVar("T")
+
+
+def _from_log(read: Callable[[Any], T]) -> T:
+    """Run ``read(db)`` on the governance database; its errors exit 2 like the other
+    bad inputs of these checks (the runtime's own handler would exit 1)."""
+    from bastion.cli.common import runtime
+    from bastion.errors import BastionError
+
+    problem: BastionError | None = None
+    with runtime() as rt:
+        try:
+            return read(rt.db)
+        except BastionError as exc:
+            problem = exc
+    raise problem
+
+
 def _drift_from_log(
     model: str, window: str, version: int | None, reference: Path | None, current: Path | None
 ) -> tuple[Any, Any]:
@@ -375,7 +393,6 @@ def _drift_from_log(
     log kept."""
     import dataclasses
 
-    from bastion.cli.common import runtime
     from bastion.monitoring.profiles import profile_current
     from bastion.serving.errors import FeaturesNotKept
     from bastion.serving.monitor import parse_window, read_window, registered_baseline
@@ -387,9 +404,12 @@ def _drift_from_log(
             "invalid_option",
         )
     length = parse_window(window)
-    with runtime() as rt:
-        win = read_window(rt.db, model, length, version=version)
-        ref = registered_baseline(rt.db, model, win.version)
+    win, ref = _from_log(
+        lambda db: (
+            (w := read_window(db, model, length, version=version)),
+            registered_baseline(db, model, w.version),
+        )
+    )
     frame = win.frame
     kept = [c for c in ref.columns if c in frame.columns and frame[c].notna().any()]
     if not kept:
@@ -777,7 +797,6 @@ def _performance_from_log(
     model: str, window: str, version: int | None
 ) -> tuple[Any, dict[str, float], str, str, str | None]:
     """The window's labelled predictions and the metrics registered with its version."""
-    from bastion.cli.common import runtime
     from bastion.serving.monitor import (
         LABEL,
         PREDICTION,
@@ -788,9 +807,12 @@ def _performance_from_log(
     )
 
     length = parse_window(window)
-    with runtime() as rt:
-        win = read_window(rt.db, model, length, version=version)
-        registered = registered_metrics(rt.db, model, win.version)
+    win, registered = _from_log(
+        lambda db: (
+            (w := read_window(db, model, length, version=version)),
+            registered_metrics(db, model, w.version),
+        )
+    )
     frame = win.frame.dropna(subset=[LABEL])
     if frame.empty:
         raise _bad_input(
