@@ -90,8 +90,17 @@ async def test_a_shifted_window_is_flagged_as_drift_from_the_log(
     await serve_rows(client, bearer(key_for("analyst")), shifted)
     logged(runtime)
     result = cli(
-        runtime, "drift", "check", "--model", NAME, "--window", "24h", "--fail-on", "column",
-        "--json", "-",
+        runtime,
+        "drift",
+        "check",
+        "--model",
+        NAME,
+        "--window",
+        "24h",
+        "--fail-on",
+        "column",
+        "--json",
+        "-",
     )
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
