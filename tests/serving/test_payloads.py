@@ -62,14 +62,17 @@ def served(income_v1: Model) -> Served:
 def test_a_malformed_payload_is_refused_with_a_4xx_naming_the_field(
     served: Served, body: Any
 ) -> None:
+    refused: InvalidPayload | None = None
     try:
         rows = payloads.records_of(body)
         payloads.check(rows, served.schema)
         frame = payloads.frame(rows, served.schema)
         predictions, _ = served.predict(frame)
     except InvalidPayload as exc:
-        assert exc.status == 422
-        assert exc.param
+        refused = exc
+    if refused is not None:
+        assert refused.status == 422
+        assert refused.param
         return
     assert len(predictions) == len(rows)
     assert all(p in (0, 1) for p in predictions)
