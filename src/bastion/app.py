@@ -53,10 +53,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         models,
         ops,
         policy,
+        serving,
     )
     from bastion.delivery.controller import RolloutController, run_controller
     from bastion.delivery.service import DeliveryService
-    from bastion.delivery.traffic import RolloutTraffic
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
 
@@ -112,14 +112,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
-    # Progressive delivery: the controller (run by the lifespan, one replica at a time)
-    # and the traffic plan serving asks which version answers a request.
+    # Progressive delivery's controller, run by the lifespan (one replica at a time acts);
+    # serving asks the rollouts' traffic plan (``serving.setup``) which version answers.
     app.state.rollout_controller = RolloutController(
         DeliveryService(runtime.db, runtime.ledger, runtime.policy)
     )
-    app.state.traffic_plan = RolloutTraffic(runtime.db)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models, deployments):
+    routers = (ops, keys, audit, policy, gateway, gateway_health, models, serving, deployments)
+    for module in routers:
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

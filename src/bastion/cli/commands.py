@@ -73,6 +73,7 @@ COMMANDS: dict[str, Entry] = {
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
     ),
+    "labels": Entry("bastion.cli.labels", "app", "Ground truth for logged predictions."),
     "deploy": Entry(
         "bastion.cli.deploy", "app", "Progressive delivery: canary, A/B and shadow rollouts."
     ),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -229,10 +229,27 @@ FORMAT_HELP = "table (for people) or json (the JSON result on standard output)."
 
 @drift_app.command("check")
 def drift_check(
-    reference: Path = typer.Option(
-        ..., "--reference", "-r", help="Reference data (.parquet, .csv) or a saved profile (.json)."
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Reference data (.parquet, .csv) or a saved profile (.json).",
     ),
-    current: Path = typer.Option(..., "--current", "-c", help="Current data (.parquet, .csv)."),
+    current: Path | None = typer.Option(
+        None, "--current", "-c", help="Current data (.parquet, .csv)."
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Read the current data from the prediction log of this served model, and the "
+        "reference from the drift baseline registered with its version.",
+    ),
+    log_window: str = typer.Option(
+        "24h", "--window", help="With --model: how far back the log is read (30m, 24h, 7d)."
+    ),
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="With --model: only this version's predictions."
+    ),
     columns: str | None = typer.Option(
         None, help="Comma-separated columns to check (default: all but dates, times and ids)."
     ),
@@ -296,7 +313,14 @@ def drift_check(
         cols = _split(columns)
         preds = _split(prediction)
         wanted = [*cols, *[p for p in preds if p not in cols]] if cols else None
-        if reference.suffix.lower() == ".json":
+        if model is not None:
+            ref, cur = _drift_from_log(model, log_window, version, reference, current)
+        elif reference is None or current is None:
+            raise _bad_input(
+                "give --reference and --current (files), or --model to read the prediction log",
+                "invalid_option",
+            )
+        elif reference.suffix.lower() == ".json":
             if keep or exclude:
                 raise _bad_input(
                     "--keep and --exclude apply when the reference is profiled; with a stored "
@@ -321,9 +345,11 @@ def drift_check(
         if save_reference:
             ref.save(save_reference)
             err.print(f"reference profile written to {save_reference}")
-        cur_src = open_table(current)
-        with _progress(cur_src.num_rows, "profiling current") as tick:
-            cur = profile_current(cur_src, ref, batch_rows=batch_rows, progress=tick)
+        if model is None:
+            assert current is not None
+            cur_src = open_table(current)
+            with _progress(cur_src.num_rows, "profiling current") as tick:
+                cur = profile_current(cur_src, ref, batch_rows=batch_rows, progress=tick)
         result = compare(ref, cur, settings=settings, columns=cols or None, prediction=preds)
         failed = result.failed(fail_on.value)
         if json_out != "-":
@@ -340,6 +366,64 @@ def drift_check(
             _send_alerts(result.findings)
     if failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+T = TypeVar("T")
+
+
+def _from_log(read: Callable[[Any], T]) -> T:
+    """Run ``read(db)`` on the governance database; its errors exit 2 like the other
+    bad inputs of these checks (the runtime's own handler would exit 1)."""
+    from bastion.cli.common import runtime
+    from bastion.errors import BastionError
+
+    problem: BastionError | None = None
+    with runtime() as rt:
+        try:
+            return read(rt.db)
+        except BastionError as exc:
+            problem = exc
+    raise problem
+
+
+def _drift_from_log(
+    model: str, window: str, version: int | None, reference: Path | None, current: Path | None
+) -> tuple[Any, Any]:
+    """The registered baseline and the logged window's profile, over the columns the
+    log kept."""
+    import dataclasses
+
+    from bastion.monitoring.profiles import profile_current
+    from bastion.serving.errors import FeaturesNotKept
+    from bastion.serving.monitor import parse_window, read_window, registered_baseline
+
+    if reference is not None or current is not None:
+        raise _bad_input(
+            "--model reads the prediction log and the registered baseline: leave out "
+            "--reference and --current",
+            "invalid_option",
+        )
+    length = parse_window(window)
+    win, ref = _from_log(
+        lambda db: (
+            (w := read_window(db, model, length, version=version)),
+            registered_baseline(db, model, w.version),
+        )
+    )
+    frame = win.frame
+    kept = [c for c in ref.columns if c in frame.columns and frame[c].notna().any()]
+    if not kept:
+        raise FeaturesNotKept(
+            f"the log of {model!r} kept no feature of the baseline (the policy's "
+            "serving.features rule is digest): drift cannot be checked from it"
+        )
+    ref = dataclasses.replace(ref, columns={c: ref.columns[c] for c in kept})
+    err.print(
+        f"{model}: {len(frame)} logged predictions in the last {window} "
+        f"(v{win.version} judged against its registered baseline)",
+        highlight=False,
+    )
+    return ref, profile_current(frame[kept], ref)
 
 
 # --- fairness --------------------------------------------------------------------------
@@ -585,11 +669,20 @@ def performance_check(
         "-r",
         help="Labelled predictions of the reference period (.parquet, .csv): the baseline.",
     ),
-    current: Path = typer.Option(
-        ..., "--current", "-c", help="Labelled predictions now (.parquet, .csv)."
+    current: Path | None = typer.Option(
+        None, "--current", "-c", help="Labelled predictions now (.parquet, .csv)."
     ),
-    target: str = typer.Option(..., help="Column with the true label or value."),
-    prediction: str = typer.Option(..., help="Column with the model's prediction."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Read labelled predictions from this served model's prediction log and judge "
+        "them against the metrics registered with its version.",
+    ),
+    version: int | None = typer.Option(
+        None, "--version", min=1, help="With --model: only this version's predictions."
+    ),
+    target: str | None = typer.Option(None, help="Column with the true label or value."),
+    prediction: str | None = typer.Option(None, help="Column with the model's prediction."),
     score: str | None = typer.Option(
         None, help="Column with the positive-class probability (adds ROC AUC, Brier, ECE)."
     ),
@@ -603,7 +696,11 @@ def performance_check(
         help="The positive prediction when predictions are coded unlike the labels.",
     ),
     time_column: str | None = typer.Option(None, help="Judge each time window of this column."),
-    window: str = typer.Option("W", help="Window length (pandas offset alias: D, W, MS)."),
+    window: str | None = typer.Option(
+        None,
+        help="With --time-column: each window's length (pandas offset alias: D, W, MS; "
+        "default W). With --model: how far back the log is read (24h, 7d; default 7d).",
+    ),
     segment: str | None = typer.Option(None, help="Comma-separated columns to judge by value."),
     tolerance: float = typer.Option(
         0.05, min=0.0, max=1.0, help="Tolerated drop of accuracy, F1, precision, recall, AUC."
@@ -625,13 +722,32 @@ def performance_check(
         from bastion.monitoring.performance import evaluate_performance
 
         segments = _split(segment)
-        extra = [c for c in [score, time_column, *segments] if c]
-        cur = read_table(current, list(dict.fromkeys([target, prediction, *extra])))
-        base = (
-            read_table(reference, [target, prediction, *([score] if score else [])])
-            if reference is not None
-            else None
-        )
+        base: Any
+        if model is not None:
+            if reference is not None or current is not None or target or prediction:
+                raise _bad_input(
+                    "--model reads the prediction log and its labels: leave out --reference, "
+                    "--current, --target and --prediction",
+                    "invalid_option",
+                )
+            cur, base, target, prediction, score = _performance_from_log(
+                model, window or "7d", version
+            )
+            window = "W"
+        else:
+            if current is None or target is None or prediction is None:
+                raise _bad_input(
+                    "give --current, --target and --prediction (a file of labelled "
+                    "predictions), or --model to read the prediction log",
+                    "invalid_option",
+                )
+            extra = [c for c in [score, time_column, *segments] if c]
+            cur = read_table(current, list(dict.fromkeys([target, prediction, *extra])))
+            base = (
+                read_table(reference, [target, prediction, *([score] if score else [])])
+                if reference is not None
+                else None
+            )
         chosen = None if task is Task.auto else task.value
         if chosen is None:
             import pandas as pd
@@ -644,7 +760,7 @@ def performance_check(
                 cur, target, prediction, positive, prediction_positive
             )
             labels = {"positive": {target: t_label, prediction: p_label}, "dropped": dropped}
-            if base is not None:
+            if base is not None and not isinstance(base, dict):
                 base = binary_or_multiclass(
                     base, target, prediction, positive, prediction_positive
                 )[0]
@@ -660,7 +776,7 @@ def performance_check(
             baseline=base,
             task=chosen,  # type: ignore[arg-type]
             time_column=time_column,
-            window=window,
+            window=window or "W",
             segments=segments,
             pos_label=1,
             settings=settings,
@@ -675,6 +791,44 @@ def performance_check(
             _send_alerts(result.findings)
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _performance_from_log(
+    model: str, window: str, version: int | None
+) -> tuple[Any, dict[str, float], str, str, str | None]:
+    """The window's labelled predictions and the metrics registered with its version."""
+    from bastion.serving.monitor import (
+        LABEL,
+        PREDICTION,
+        SCORE,
+        parse_window,
+        read_window,
+        registered_metrics,
+    )
+
+    length = parse_window(window)
+    win, registered = _from_log(
+        lambda db: (
+            (w := read_window(db, model, length, version=version)),
+            registered_metrics(db, model, w.version),
+        )
+    )
+    frame = win.frame.dropna(subset=[LABEL])
+    if frame.empty:
+        raise _bad_input(
+            f"none of the {len(win.frame)} predictions of {model!r} in the last {window} has "
+            "a label yet: attach them with `bastion labels add FILE` or POST /api/labels",
+            "no_labels",
+        )
+    judged = ("accuracy", "f1", "roc_auc", "precision", "recall")
+    base = {k: v for k, v in registered.items() if k in judged}
+    score = SCORE if frame[SCORE].notna().all() else None
+    err.print(
+        f"{model}: {len(frame)} labelled of {len(win.frame)} logged predictions in the last "
+        f"{window}, judged against v{win.version}'s registered metrics",
+        highlight=False,
+    )
+    return frame[[LABEL, PREDICTION, SCORE]], base, LABEL, PREDICTION, score
 
 
 def binary_or_multiclass(
