@@ -238,10 +238,14 @@ def main() -> None:
         f"per interval > {thresholds['window']:.1%}, cumulative > "
         f"{thresholds['cumulative']:.2%}, p99 > {p99_threshold:.1f} ms"
     )
+
+    def ratio(value: float | None) -> str:
+        return "never (it misses >5 %)" if value is None else f"{value:.2f}x"
+
     for peer, r in ratios.items():
         console.print(
-            f"+5 pt: {peer} needs {r['median_requests'] or float('nan'):.2f}x (median), "
-            f"{r['p95_requests'] or float('nan'):.2f}x (p95) the canary requests bastion needs"
+            f"+5 pt: {peer} needs {ratio(r['median_requests'])} (median), "
+            f"{ratio(r['p95_requests'])} (p95) the canary requests bastion needs"
         )
     console.print(f"wrote {out.relative_to(ROOT)} in {elapsed:.0f} s")
 
