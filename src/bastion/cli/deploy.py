@@ -40,6 +40,7 @@ KEY = typer.Option(
     help="Act as this API key's holder, with its role ('-' reads the key from stdin).",
 )
 STEPS = typer.Option(None, "--steps", help="Percent of requests at each step, e.g. 5,25,50,100.")
+VERSION = typer.Argument(..., min=1, max=2_147_483_647, help="The candidate version.")
 INTERVAL = typer.Option("10m", "--interval", help="Least time per step: 30s, 10m, 1h.")
 REASON = typer.Option(None, "--reason", help="Why (recorded in the ledger).")
 
@@ -126,7 +127,7 @@ def _start(
 @app.command()
 def canary(
     model: str = typer.Argument(...),
-    version: int = typer.Argument(..., min=1),
+    version: int = VERSION,
     steps: str | None = STEPS,
     interval: str = INTERVAL,
     reason: str | None = REASON,
@@ -141,7 +142,7 @@ def canary(
 @app.command()
 def ab(
     model: str = typer.Argument(...),
-    version: int = typer.Argument(...),
+    version: int = VERSION,
     split: str = typer.Option("50", "--split", help="Percent of users on the candidate (B)."),
     interval: str = INTERVAL,
     reason: str | None = REASON,
@@ -156,7 +157,7 @@ def ab(
 @app.command()
 def shadow(
     model: str = typer.Argument(...),
-    version: int = typer.Argument(...),
+    version: int = VERSION,
     sample: str = typer.Option(
         "100", "--sample", help="Percent of requests the candidate also scores (e.g. 10,100)."
     ),

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,8 +21,13 @@ from bastion.delivery.models import (
     RolloutDecisionRow,
     RolloutRow,
 )
-from bastion.delivery.statistics import FloatArray
 from bastion.serving.models import PredictionLabelRow, PredictionRow
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
 
 #: Most rows of one arm read for latency, drift and quality (counts are exact).
 SAMPLE_LIMIT = 50_000
@@ -35,7 +39,7 @@ class ArmSamples:
 
     requests: int
     errors: int
-    latencies_ms: FloatArray = field(default_factory=lambda: np.zeros(0))
+    latencies_ms: FloatArray = field(default_factory=lambda: _floats([]))
     predictions: list[Any] = field(default_factory=list)
     labelled: int = 0
     wrong: int = 0
@@ -43,6 +47,12 @@ class ArmSamples:
     @classmethod
     def empty(cls) -> ArmSamples:
         return cls(0, 0)
+
+
+def _floats(values: list[float]) -> FloatArray:
+    import numpy as np  # NumPy when an analysis runs, not at the server's start
+
+    return np.asarray(values, dtype=np.float64)
 
 
 def _scalar(value: Any) -> Any:
@@ -176,7 +186,7 @@ class DeliveryRepository:
             .order_by(PredictionRow.id.desc())
             .limit(SAMPLE_LIMIT)
         ).all()
-        latencies = np.fromiter((r.latency_ms for r in rows), dtype=np.float64, count=len(rows))
+        latencies = _floats([r.latency_ms for r in rows])
         predictions = [_scalar(r.prediction) for r in rows if r.outcome == "ok"]
         labelled = wrong = 0
         for r in rows:

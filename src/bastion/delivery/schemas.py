@@ -91,7 +91,7 @@ class StartRollout(BaseModel):
     model_config = {"extra": "forbid"}
 
     model: str = Field(min_length=1, max_length=200)
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2_147_483_647)
     kind: Literal["canary", "ab", "shadow"] = "canary"
     steps: list[int] | None = Field(None, description="percent at each step, e.g. [5, 25, 50, 100]")
     interval: str = Field("10m", description="time each step runs at least: 30s, 10m, 1h")

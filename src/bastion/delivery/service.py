@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from bastion.audit.events import EventIn, Ledger
 from bastion.auth.principal import Principal
 from bastion.db import Database, utcnow
-from bastion.delivery.analysis import Analysis, analyse
 from bastion.delivery.errors import (
     InvalidInterval,
     InvalidSteps,
@@ -56,6 +55,7 @@ from bastion.registry.errors import ModelNotFound
 from bastion.registry.repository import RegistryRepository
 
 if TYPE_CHECKING:
+    from bastion.delivery.analysis import Analysis
     from bastion.delivery.config import DeliveryPolicy, Thresholds
     from bastion.policy import PolicyStore
     from bastion.registry.schemas import VersionView
@@ -376,6 +376,8 @@ class DeliveryService:
             return Outcome(rollout_id, "aborted", view.state, view.weight)
         if state == "paused":
             return Outcome(rollout_id, "paused", state, weight)
+        from bastion.delivery.analysis import analyse  # SciPy: not at the server's start
+
         result = analyse(base, cand, self.thresholds_of(rollout_id))
         if result.verdict == "fail":
             details = {"verdict": "fail", "analysis": result.as_dict(), "reason": result.reason()}
