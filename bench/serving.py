@@ -110,9 +110,7 @@ def prepare(home: Path) -> tuple[Path, str, Any]:
         settings.policy_path.write_text(yaml.safe_dump(policy))
         runtime.policy.reload()
         registry = runtime.registry()
-        run = registry.store.log_model_folder(
-            folder, params={}, metrics=trained.metrics, tags={}
-        )
+        run = registry.store.log_model_folder(folder, params={}, metrics=trained.metrics, tags={})
         version = registry.register(demo.ANALYST, NAME, run_id=run.run_id).version.version
         for stage in ("staging", "production"):
             request = registry.request_promotion(demo.ANALYST, NAME, version, stage, "bench")
@@ -256,8 +254,17 @@ def main() -> None:
         mlflow = Server(
             "mlflow",
             [
-                mlflow_bin, "models", "serve", "-m", str(folder), "--env-manager", "local",
-                "-p", str(m_port), "-w", "1",
+                mlflow_bin,
+                "models",
+                "serve",
+                "-m",
+                str(folder),
+                "--env-manager",
+                "local",
+                "-p",
+                str(m_port),
+                "-w",
+                "1",
             ],
             base_env,
             Path(tmp) / "mlflow.log",
@@ -282,13 +289,15 @@ def main() -> None:
             b_list, m_list = b_pred.json()["predictions"], m_pred.json()["predictions"]
             agreement = {
                 "rows": len(reference),
-                "bastion_differs_from_pyfunc": sum(b != r for b, r in zip(b_list, reference)),
+                "bastion_differs_from_pyfunc": sum(
+                    b != r for b, r in zip(b_list, reference, strict=True)
+                ),
                 "mlflow_server_differs_from_pyfunc": sum(
-                    m != r for m, r in zip(m_list, reference)
+                    m != r for m, r in zip(m_list, reference, strict=True)
                 ),
                 "mlflow_server_differs_on_rows_with_missing_values": sum(
                     bool(m != r and frame.iloc[i].isna().any())
-                    for i, (m, r) in enumerate(zip(m_list, reference))
+                    for i, (m, r) in enumerate(zip(m_list, reference, strict=True))
                 ),
             }
             print(f"agreement: {agreement}", file=sys.stderr)
