@@ -94,7 +94,14 @@ class Runtime:
                 if serving is None:
                     from bastion.serving.setup import build_serving
 
-                    serving = self._serving = build_serving(self, registry)
+                    serving = self._serving = build_serving(
+                        self.db,
+                        self.policy,
+                        self.metrics,
+                        registry,
+                        home=self.settings.home,
+                        secret=secret_key(self.settings),
+                    )
         return serving
 
     def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
