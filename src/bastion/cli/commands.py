@@ -43,6 +43,12 @@ COMMANDS: dict[str, Entry] = {
         "What this installation runs on: database, policy, counters, keys, and which "
         "models are answered by their provider or by a fallback.",
     ),
+    "doctor": Entry(
+        "bastion.cli.doctor",
+        "doctor",
+        "Check the environment and configuration and say what to fix: database and "
+        "migrations, Redis, policy, signing and secret keys, MLflow, provider keys, clock.",
+    ),
     "db": Entry("bastion.cli.db", "app", "The governance database."),
     "policy": Entry("bastion.cli.policy", "app", "The governance policy file."),
     "keys": Entry("bastion.cli.keys", "app", "API keys."),
