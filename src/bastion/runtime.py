@@ -32,6 +32,7 @@ from bastion.settings import Settings
 
 if TYPE_CHECKING:
     from bastion.registry.service import ModelRegistry
+    from bastion.serving.service import PredictionService
 
 log = logging.getLogger("bastion")
 
@@ -68,6 +69,7 @@ class Runtime:
     signer: Signer
     closed: bool = field(default=False)
     _registry: ModelRegistry | None = field(default=None, repr=False)
+    _serving: PredictionService | None = field(default=None, repr=False)
     _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def registry(self) -> ModelRegistry:
@@ -80,6 +82,20 @@ class Runtime:
                 if registry is None:
                     registry = self._registry = build_registry(self)
         return registry
+
+    def serving(self) -> PredictionService:
+        """The prediction service (model cache, prediction log), built once on first use
+        over the registry's MLflow store and closed with the runtime."""
+        serving = self._serving
+        if serving is None:
+            registry = self.registry()
+            with self._building:
+                serving = self._serving
+                if serving is None:
+                    from bastion.serving.setup import build_serving
+
+                    serving = self._serving = build_serving(self, registry)
+        return serving
 
     def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
         """Reload the policy file; record the attempt in the ledger, the log and metrics."""
@@ -118,6 +134,8 @@ class Runtime:
 
     def close(self) -> None:
         if not self.closed:
+            if self._serving is not None:
+                self._serving.close()
             if self._registry is not None:
                 self._registry.close()
             self.ledger.close()

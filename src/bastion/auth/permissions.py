@@ -24,6 +24,9 @@ class Permission(StrEnum):
     MODELS_APPROVE = "models:approve"
     MODELS_ADMIN = "models:admin"
     MONITORING_READ = "monitoring:read"
+    MODELS_PREDICT = "models:predict"  # POST /predict/{model} (the version in production)
+    MODELS_PIN = "models:pin"  # ... with ?alias= or ?version= (a version not released)
+    PREDICTIONS_LABEL = "predictions:label"  # attach ground truth to logged predictions
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -38,6 +41,9 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.MODELS_READ,
             Permission.MODELS_WRITE,
             Permission.MONITORING_READ,
+            Permission.MODELS_PREDICT,
+            Permission.MODELS_PIN,
+            Permission.PREDICTIONS_LABEL,
         }
     ),
     "guest": frozenset({Permission.LLM_USE}),

@@ -2,11 +2,11 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``. Unknown keys are errors (a typo must not
+``retention``, ``monitoring``, ``registry``, ``serving``. Unknown keys are errors (a typo must not
 silently disable a rule).
 The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
 ``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
-:mod:`bastion.registry.config`.
+:mod:`bastion.registry.config`, ``serving`` by :mod:`bastion.serving.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -22,6 +22,7 @@ from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 from bastion.registry.config import RegistryPolicy
+from bastion.serving.config import ServingPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -151,6 +152,7 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+    serving: ServingPolicy = ServingPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
