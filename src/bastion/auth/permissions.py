@@ -24,6 +24,9 @@ class Permission(StrEnum):
     MODELS_APPROVE = "models:approve"
     MODELS_ADMIN = "models:admin"
     MONITORING_READ = "monitoring:read"
+    #: Compliance reports, attestations and legal clocks: what an auditor needs.
+    REPORTS_READ = "reports:read"
+    REPORTS_WRITE = "reports:write"  # attest a control, open or close an incident
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}

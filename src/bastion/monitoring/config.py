@@ -130,7 +130,12 @@ NotifierConfig = Annotated[WebhookNotifierConfig | LogNotifierConfig, Field(disc
 
 class AlertRule(_Model):
     name: str
-    checks: list[Literal["drift", "performance", "fairness", "embedding", "prediction"]] = Field(
+    checks: list[
+        Literal[
+            "drift", "performance", "fairness", "embedding", "prediction", "response", "access",
+            "clock",
+        ]
+    ] = Field(
         default_factory=list, description="empty: every check"
     )
     subjects: list[str] = Field(default_factory=list, description="empty: every subject")
