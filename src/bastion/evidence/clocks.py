@@ -163,7 +163,7 @@ class ClockService:
         self._record(actor, "incident.close", clock, {"in_time": clock.status(utcnow())})
         return clock
 
-    def list(self, *, open_only: bool = False) -> list[Clock]:
+    def items(self, *, open_only: bool = False) -> list[Clock]:
         query = select(IncidentRow).order_by(IncidentRow.deadline_at, IncidentRow.id)
         if open_only:
             query = query.where(IncidentRow.closed_at.is_(None))
@@ -184,7 +184,7 @@ class ClockService:
     def due_findings(self, now: datetime, warn_days: float) -> list[Finding]:
         """Open items within ``warn_days`` of their deadline (warning) or past it (critical)."""
         findings = []
-        for clock in self.list(open_only=True):
+        for clock in self.items(open_only=True):
             left = (clock.deadline_at - now).total_seconds() / 86_400
             if left > warn_days:
                 continue

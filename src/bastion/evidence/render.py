@@ -61,7 +61,8 @@ def to_oscal(body: dict[str, Any]) -> dict[str, Any]:
                     "uuid": obs_id,
                     "title": f"{c['id']}: {e['name']}",
                     "description": (
-                        f"{e['count']} ledger events matched {json.dumps(e['query'], sort_keys=True)}"
+                        f"{e['count']} ledger events matched "
+                        f"{json.dumps(e['query'], sort_keys=True)}"
                         f" (at least {e['min_count']} needed)."
                     ),
                     "props": [
@@ -195,7 +196,9 @@ def to_markdown(body: dict[str, Any]) -> str:
         "| --- | --- | --- |",
     ]
     for c in body["controls"]:
-        ev = "; ".join(f"{e['name']}: {e['count']:,}" for e in c["evidence"]) or "(attestation only)"
+        ev = (
+            "; ".join(f"{e['name']}: {e['count']:,}" for e in c["evidence"]) or "(attestation only)"
+        )
         out.append(f"| {c['title']} | {STATUS_MARK[c['status']]} | {ev} |")
     gaps = [c for c in body["controls"] if c["status"] != "evidenced"]
     if gaps:
@@ -222,11 +225,12 @@ def to_markdown(body: dict[str, Any]) -> str:
         out.append("No incidents or data-subject requests open in the period.")
     proofs = body["proofs"]
     chain = proofs["chain"]
+    verdict = "ok" if chain.get("ok") else "FAILED" if chain.get("checked") else "not run"
     out += [
         "",
         "## Proofs",
         "",
-        f"- Chain verification: {'ok' if chain.get('ok') else 'FAILED' if chain.get('checked') else 'not run'}"
+        f"- Chain verification: {verdict}"
         + "".join(f"\n  - {p}" for p in chain.get("problems", [])[:10]),
         f"- Evidence digest: `{proofs['evidence_digest']}`",
         f"- Report digest: `{digest_of(body)}`",
@@ -243,19 +247,21 @@ def to_markdown(body: dict[str, Any]) -> str:
     for cp in proofs["checkpoints"]:
         valid = "valid" if cp["signature_valid"] else "NOT VALID"
         out.append(
-            f"| {cp['stream'][:12]}:{cp['seq']} ({cp['role']}) | {cp['time']} | {cp['key_id']} | {valid} |"
+            f"| {cp['stream'][:12]}:{cp['seq']} ({cp['role']}) | {cp['time']} | "
+            f"{cp['key_id']} | {valid} |"
         )
     out += ["", MD_FENCE, body_bytes(body).decode().rstrip("\n"), "```", ""]
     return "\n".join(out)
 
 
-def _chart(cid: str, title: str, days: list[str], series: dict[str, list[int]], kind: str) -> dict[str, Any]:
+def _chart(
+    cid: str, title: str, days: list[str], series: dict[str, list[int]], kind: str
+) -> dict[str, Any]:
     return {
         "id": cid,
         "title": title,
         "data": [
-            {"type": kind, "name": name, "x": days, "y": values}
-            for name, values in series.items()
+            {"type": kind, "name": name, "x": days, "y": values} for name, values in series.items()
         ],
         "layout": {"barmode": "stack", "showlegend": True},
     }
@@ -293,7 +299,12 @@ def to_html(body: dict[str, Any]) -> str:
 
 def _latin1(text: str) -> str:
     # fpdf2's core fonts are Latin-1; anything else becomes '?' rather than an error
-    return text.replace("\u2014", "-").replace("\u2013", "-").encode("latin-1", "replace").decode("latin-1")
+    return (
+        text.replace("\u2014", "-")
+        .replace("\u2013", "-")
+        .encode("latin-1", "replace")
+        .decode("latin-1")
+    )
 
 
 def to_pdf(body: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -234,9 +235,9 @@ def build_report(
         "activity": {
             "days": days,
             "families": {f: [scan.days[d].get(f, 0) for d in days] for f in families},
-            "approvals": [scan.marks.get(d, {}).get("approvals", 0) for d in days],
-            "incidents": [scan.marks.get(d, {}).get("incidents", 0) for d in days],
-            "flags": [scan.marks.get(d, {}).get("flags", 0) for d in days],
+            "approvals": [_mark_count(scan.marks, d, "approvals") for d in days],
+            "incidents": [_mark_count(scan.marks, d, "incidents") for d in days],
+            "flags": [_mark_count(scan.marks, d, "flags") for d in days],
         },
         "proofs": {
             "chain": chain,
@@ -257,6 +258,11 @@ def build_report(
     return body
 
 
+def _mark_count(marks: dict[str, Counter[str]], day: str, name: str) -> int:
+    found = marks.get(day)
+    return found[name] if found is not None else 0
+
+
 def compare(stated: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
     """What differs between a report and the same report rebuilt from the ledger now."""
     problems = []
@@ -266,9 +272,7 @@ def compare(stated: dict[str, Any], fresh: dict[str, Any]) -> list[str]:
             f"(mapping {stated['framework']['mapping_version']} -> "
             f"{fresh['framework']['mapping_version']}): evidence compared by name"
         )
-    fresh_items = {
-        (c["id"], e["name"]): e for c in fresh["controls"] for e in c["evidence"]
-    }
+    fresh_items = {(c["id"], e["name"]): e for c in fresh["controls"] for e in c["evidence"]}
     for control in stated["controls"]:
         for item in control["evidence"]:
             now = fresh_items.get((control["id"], item["name"]))

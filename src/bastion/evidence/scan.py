@@ -114,9 +114,9 @@ def scan_period(
                 day_no = ts_us // DAY_US
                 day = day_names.get(day_no)
                 if day is None:
-                    day = day_names[day_no] = datetime.fromtimestamp(
-                        day_no * 86_400, UTC
-                    ).date().isoformat()
+                    day = day_names[day_no] = (
+                        datetime.fromtimestamp(day_no * 86_400, UTC).date().isoformat()
+                    )
                 days[day][action.partition(".")[0]] += 1
                 mark = _mark(action)
                 if mark:

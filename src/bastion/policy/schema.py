@@ -2,11 +2,11 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``. Unknown keys are errors (a typo must not
+``retention``, ``monitoring``, ``registry``, ``evidence``. Unknown keys are errors (a typo must not
 silently disable a rule).
 The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
 ``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
-:mod:`bastion.registry.config`.
+:mod:`bastion.registry.config`, ``evidence`` by :mod:`bastion.evidence.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
+from bastion.evidence.config import EvidencePolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 from bastion.registry.config import RegistryPolicy
@@ -151,6 +152,7 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+    evidence: EvidencePolicy = EvidencePolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
