@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.api.middleware import RequestContext
     from bastion.api.routes import (
         audit,
+        evidence,
         gateway,
         gateway_health,
         keys,
@@ -101,7 +102,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models, serving):
+    for module in (
+        ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

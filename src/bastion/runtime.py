@@ -28,6 +28,7 @@ from bastion.db import Database, create_database
 from bastion.files import create_private_file
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
+from bastion.policy.history import PolicyHistory, write_policy_text
 from bastion.settings import Settings
 
 if TYPE_CHECKING:
@@ -118,6 +119,8 @@ class Runtime:
             self.metrics.policy_reloads.labels("unchanged").inc()
             return outcome
         details |= {"digest": outcome.digest, "previous_digest": outcome.previous_digest}
+        if result == "success":
+            self.record_policy(who, trigger, outcome.previous_digest)
         try:
             self.ledger.append(
                 EventIn(
@@ -131,6 +134,31 @@ class Runtime:
         except LedgerUnavailable:
             log.error("policy reload could not be recorded in the ledger")
         return outcome
+
+    def record_policy(self, who: str, trigger: str, previous: str | None = None) -> None:
+        """Keep the policy in force in the history (a failure is logged, never raised:
+        the policy is in force whether or not its history row could be written)."""
+        try:
+            PolicyHistory(self.db).record(
+                self.policy.current, by=who, trigger=trigger, previous=previous
+            )
+        except Exception:
+            log.exception("the policy version could not be recorded in the history")
+
+    def rollback_policy(self, version: int, actor: str) -> ReloadOutcome:
+        """Restore policy ``version``: write its text to the file, reload, record both."""
+        text = PolicyHistory(self.db).text_of(version)
+        write_policy_text(self.policy.path, text)
+        self.ledger.append(
+            EventIn(
+                actor=actor,
+                action="policy.rollback",
+                resource="policy",
+                outcome="success",
+                details={"version": version},
+            )
+        )
+        return self.reload_policy(actor, f"rollback:{version}")
 
     def close(self) -> None:
         if not self.closed:
@@ -197,7 +225,7 @@ def open_runtime(
     metrics = metrics or Metrics(settings.metrics_dir)
     metrics.policy_loaded_timestamp.set_to_current_time()
     keys = KeyService(db, policy, ledger, cache_ttl_s=settings.key_cache_ttl_s)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         db=db,
         policy=policy,
@@ -207,3 +235,5 @@ def open_runtime(
         metrics=metrics,
         signer=signer,
     )
+    runtime.record_policy("system", "startup")
+    return runtime

@@ -10,6 +10,9 @@ from __future__ import annotations
 import bastion.audit.models
 import bastion.auth.models
 import bastion.delivery.models
+import bastion.evidence.models
+import bastion.feedback.models
+import bastion.policy.models
 import bastion.registry.models
 import bastion.serving.models  # noqa: F401  (imported for their tables)
 from bastion.db.base import Base

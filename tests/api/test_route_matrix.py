@@ -88,6 +88,9 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/promotions/{request_id}/approve"): Permission.MODELS_APPROVE,
     ("POST", "/api/promotions/{request_id}/reject"): Permission.MODELS_APPROVE,
     ("POST", "/api/registry/verify"): Permission.MODELS_READ,
+    ("GET", "/api/reports/compliance"): Permission.REPORTS_READ,
+    ("POST", "/api/feedback"): Permission.LLM_USE,
+    ("GET", "/api/feedback"): Permission.MONITORING_READ,
 }
 
 

@@ -27,6 +27,9 @@ class Permission(StrEnum):
     MODELS_PREDICT = "models:predict"  # POST /predict/{model} (the version in production)
     MODELS_PIN = "models:pin"  # ... with ?alias= or ?version= (a version not released)
     PREDICTIONS_LABEL = "predictions:label"  # attach ground truth to logged predictions
+    #: Compliance reports, attestations and legal clocks: what an auditor needs.
+    REPORTS_READ = "reports:read"
+    REPORTS_WRITE = "reports:write"  # attest a control, open or close an incident
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}

@@ -79,6 +79,22 @@ COMMANDS: dict[str, Entry] = {
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
     ),
+    "report": Entry(
+        "bastion.cli.report", "app", "Compliance reports built from the ledger, with proofs."
+    ),
+    "incidents": Entry(
+        "bastion.cli.incidents",
+        "app",
+        "Serious incidents and data-subject requests, with their legal deadlines.",
+    ),
+    "feedback": Entry(
+        "bastion.cli.feedback", "app", "Feedback on answers and predictions, linked to calls."
+    ),
+    "monitor": Entry(
+        "bastion.cli.monitor",
+        "app",
+        "After-the-fact checks of gateway traffic: responses, access anomalies, legal clocks.",
+    ),
 }
 
 
