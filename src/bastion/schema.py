@@ -12,6 +12,7 @@ import bastion.auth.models
 import bastion.delivery.models
 import bastion.evidence.models
 import bastion.feedback.models
+import bastion.pipelines.models
 import bastion.policy.models
 import bastion.registry.models
 import bastion.serving.models  # noqa: F401  (imported for their tables)

@@ -49,6 +49,12 @@ COMMANDS: dict[str, Entry] = {
         "Check the environment and configuration and say what to fix: database and "
         "migrations, Redis, policy, signing and secret keys, MLflow, provider keys, clock.",
     ),
+    "pipelines": Entry(
+        "bastion.cli.pipelines",
+        "app",
+        "Pipelines whose governance steps cannot be skipped: train, evaluate, gate, "
+        "register, request promotion, canary.",
+    ),
     "db": Entry("bastion.cli.db", "app", "The governance database."),
     "policy": Entry("bastion.cli.policy", "app", "The governance policy file."),
     "keys": Entry("bastion.cli.keys", "app", "API keys."),
