@@ -87,7 +87,7 @@ def _jsonable(value: Any, what: str) -> dict[str, Any]:
 
 
 def run_command(argv: list[str] | str, call: StepCall) -> dict[str, Any]:
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    args = shlex.split(argv) if isinstance(argv, str) else [str(a) for a in argv]
     call.workdir.mkdir(parents=True, exist_ok=True)
     output, inputs = call.workdir / "output.json", call.workdir / "inputs.json"
     output.unlink(missing_ok=True)
