@@ -27,9 +27,7 @@ def steps(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["step"]: s for s in result["steps"]}
 
 
-def test_steps_run_in_order_in_parallel_and_pass_outputs_on(
-    engine: Any, tmp_path: Path
-) -> None:
+def test_steps_run_in_order_in_parallel_and_pass_outputs_on(engine: Any, tmp_path: Path) -> None:
     log = tmp_path / "log"
     result = run(
         engine,
@@ -70,9 +68,7 @@ steps:
     assert marker.read_text() == "2"
 
 
-def test_a_step_past_its_timeout_is_killed_and_the_run_fails(
-    engine: Any, tmp_path: Path
-) -> None:
+def test_a_step_past_its_timeout_is_killed_and_the_run_fails(engine: Any, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     result = run(
         engine,

@@ -102,6 +102,7 @@ def run_command(argv: list[str] | str, call: StepCall) -> dict[str, Any]:
             "BASTION_STEP_WITH": json.dumps(call.with_),
         }
     )
+    _stop_leftover(call.workdir / "pid")
     with (call.workdir / "step.log").open("ab") as log:
         try:
             process = subprocess.Popen(  # noqa: S603 - the pipeline file's own command
@@ -109,8 +110,10 @@ def run_command(argv: list[str] | str, call: StepCall) -> dict[str, Any]:
             )
         except OSError as exc:
             raise StepFailed(f"cannot start {args[0]!r}: {exc.strerror or exc}") from None
+        (call.workdir / "pid").write_text(str(process.pid))
         try:
             code = process.wait(timeout=call.timeout_s)
+            (call.workdir / "pid").unlink(missing_ok=True)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
@@ -126,6 +129,21 @@ def run_command(argv: list[str] | str, call: StepCall) -> dict[str, Any]:
         return _jsonable(json.loads(output.read_text()), args[0])
     except ValueError as exc:
         raise StepFailed(f"{output} is not a JSON object: {exc}") from None
+
+
+def _stop_leftover(pidfile: Path) -> None:
+    """A run whose engine was killed leaves its step's command running: before the step
+    runs again, its process group is stopped (it leads its own session)."""
+    try:
+        pid = int(pidfile.read_text())
+    except (OSError, ValueError):
+        return
+    pidfile.unlink(missing_ok=True)
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _tail(path: Path, lines: int = 3) -> str:
