@@ -73,6 +73,9 @@ COMMANDS: dict[str, Entry] = {
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
     ),
+    "docs": Entry(
+        "bastion.cli.docs", "app", "Documents for retrieval: ingest, list, show, remove, search."
+    ),
 }
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from bastion.audit import EventIn, Ledger
 from bastion.db import Database
 from bastion.documents.access import can_read, require_read, require_write
-from bastion.documents.chunking import chunk
+from bastion.documents.chunking import Chunk, chunk
 from bastion.documents.errors import (
     CollectionNotFound,
     DocumentNotFound,
@@ -72,6 +72,33 @@ class IngestReport:
         return sum(1 for d in self.documents if d.status == status)
 
 
+#: Chunks embedded per step of an ingest (progress is reported after each step).
+EMBED_GROUP = 64
+
+
+@dataclass
+class _Pending:
+    doc: Parsed
+    found: dict[str, int]
+    pieces: list[Chunk]
+    texts: list[str]
+
+
+def _groups(items: list[_Pending], size: int) -> list[list[_Pending]]:
+    groups: list[list[_Pending]] = []
+    current: list[_Pending] = []
+    count = 0
+    for item in items:
+        if current and count + len(item.texts) > size:
+            groups.append(current)
+            current, count = [], 0
+        current.append(item)
+        count += len(item.texts)
+    if current:
+        groups.append(current)
+    return groups
+
+
 def document_id(collection: str, name: str) -> str:
     return "doc_" + hashlib.sha256(f"{collection}\x00{name}".encode()).hexdigest()[:24]
 
@@ -114,15 +141,41 @@ class DocumentService:
             )
         settings = policy.documents
         mode = settings.personal_data_for(collection)
-        model = settings.embedding_model
+        model = settings.embedding_model if self.embedder is not None else None
         report = IngestReport(collection)
         total = len(parsed)
+        # 1. what changed, with personal data handled and chunks cut
+        pending: list[_Pending] = []
         for done, doc in enumerate(parsed, start=1):
-            report.documents.append(
-                await self._ingest_one(collection, doc, principal, mode, model, settings)
-            )
-            if progress is not None:
+            unchanged = self._unchanged(collection, doc, model)
+            if unchanged is not None:
+                report.documents.append(unchanged)
+            else:
+                found = self._personal_data(doc, mode)
+                pieces = chunk(doc, settings.chunk_chars, settings.overlap_chars)
+                texts = [_search_text(doc, p.location, p.text) for p in pieces]
+                pending.append(_Pending(doc, found, pieces, texts))
+            if progress is not None and not pending:
                 progress(done, total, doc.name)
+        # 2. vectors, in batches across documents (each batch one governed gateway
+        # call), then 3. one transaction per document: old chunks out, new ones in.
+        done = total - len(pending)
+        for group in _groups(pending, EMBED_GROUP):
+            texts = [t for item in group for t in item.texts]
+            vectors = None
+            if model is not None and self.embedder is not None and texts:
+                vectors = await self.embedder.embed(model, texts, principal)
+            offset = 0
+            for item in group:
+                count = len(item.texts)
+                mine = vectors[offset : offset + count] if vectors is not None else None
+                offset += count
+                report.documents.append(self._store(collection, item, mine, mode, model, principal))
+                done += 1
+                if progress is not None:
+                    progress(done, total, item.doc.name)
+        order = {p.name: i for i, p in enumerate(parsed)}
+        report.documents.sort(key=lambda d: order[d.name])
         self._record(
             principal,
             "documents.ingest",
@@ -140,16 +193,9 @@ class DocumentService:
         )
         return report
 
-    async def _ingest_one(
-        self,
-        collection: str,
-        doc: Parsed,
-        principal: Principal,
-        mode: str,
-        model: str | None,
-        settings: Any,
-    ) -> IngestedDocument:
-        doc_id = document_id(collection, doc.name)
+    def _unchanged(
+        self, collection: str, doc: Parsed, model: str | None
+    ) -> IngestedDocument | None:
         with self.db.session() as session:
             existing = DocumentRepository(session).document_by_name(collection, doc.name)
             if (
@@ -157,15 +203,20 @@ class DocumentService:
                 and existing.digest == doc.digest
                 and existing.embedding_model == model
             ):
-                return IngestedDocument(
-                    existing.id, doc.name, "unchanged", existing.chunk_count, {}
-                )
-        found = self._personal_data(doc, mode)
-        pieces = chunk(doc, settings.chunk_chars, settings.overlap_chars)
-        search_texts = [_search_text(doc, p.location, p.text) for p in pieces]
-        vectors = None
-        if model is not None and self.embedder is not None and pieces:
-            vectors = await self.embedder.embed(model, search_texts, principal)
+                return IngestedDocument(existing.id, doc.name, "unchanged", existing.chunk_count)
+        return None
+
+    def _store(
+        self,
+        collection: str,
+        item: _Pending,
+        vectors: Any,
+        mode: str,
+        model: str | None,
+        principal: Principal,
+    ) -> IngestedDocument:
+        doc = item.doc
+        doc_id = document_id(collection, doc.name)
         rows = [
             ChunkRow(
                 chunk_id=f"{doc_id}-{doc.digest[:8]}-{p.ordinal}",
@@ -176,10 +227,10 @@ class DocumentService:
                 start=p.start,
                 end=p.end,
                 text=p.text,
-                search_text=search_texts[i],
+                search_text=item.texts[i],
                 embedding=vectors[i].astype("<f4").tobytes() if vectors is not None else None,
             )
-            for i, p in enumerate(pieces)
+            for i, p in enumerate(item.pieces)
         ]
         row = DocumentRow(
             id=doc_id,
@@ -190,7 +241,7 @@ class DocumentService:
             text=doc.text,
             meta=doc.meta,
             chunk_count=len(rows),
-            personal_data={"mode": mode, "found": found},
+            personal_data={"mode": mode, "found": item.found},
             embedding_model=model if vectors is not None else None,
             ingested_by=principal.actor,
         )
@@ -198,9 +249,8 @@ class DocumentService:
             repo = DocumentRepository(session)
             replaced = repo.document(doc_id) is not None
             repo.replace_document(row, rows)
-        return IngestedDocument(
-            doc_id, doc.name, "replaced" if replaced else "added", len(rows), found
-        )
+        status = "replaced" if replaced else "added"
+        return IngestedDocument(doc_id, doc.name, status, len(rows), item.found)
 
     def _personal_data(self, doc: Parsed, mode: str) -> dict[str, int]:
         """Apply the policy to ``doc`` in place; what was found, by type."""

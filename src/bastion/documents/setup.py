@@ -23,7 +23,7 @@ def build_documents(runtime: Runtime, gateway: Gateway) -> Documents:
         runtime.db,
         runtime.policy,
         runtime.ledger,
-        embedder,
+        embedder.pacing(),
         lambda: gateway.guard(runtime.policy.policy),
     )
     return Documents(service, HybridRetriever(runtime.db, runtime.policy, embedder))
