@@ -70,7 +70,7 @@ def _in_force(marks: list[Landmark], offset: int) -> dict[str, str]:
 def _location(in_force: dict[str, str], text: str, section: int, start: int) -> str:
     parts = [in_force[k] for k in _KIND_ORDER if k in in_force]
     # Inline "Art. 17" from a JSONL row and its numbered paragraphs.
-    numbers = list(_PARAGRAPH.finditer(text, section, start + 1))
+    numbers = [m for m in _PARAGRAPH.finditer(text, section, start + 8) if m.start() <= start]
     if numbers and parts and "Art." in parts[-1]:
         parts[-1] = f"{parts[-1]}({numbers[-1].group(1)})"
     return " › ".join(parts)
