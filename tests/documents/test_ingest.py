@@ -17,6 +17,7 @@ from bastion.documents.errors import (
     UnsupportedFormat,
 )
 from bastion.documents.service import Upload
+
 from .pdfs import make_pdf
 
 pytestmark = pytest.mark.anyio
