@@ -114,12 +114,8 @@ def tfidf_ranks(rows: list[dict[str, Any]], pool: list[dict[str, Any]]) -> list[
     return out
 
 
-async def bastion_ranks(home: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: ASYNC240
-    from bastion.auth.principal import cli_principal
+def open_home(home: Path) -> Any:
     from bastion.db import create_database, upgrade
-    from bastion.documents.service import Upload
-    from bastion.documents.setup import build_documents
-    from bastion.gateway.setup import build_gateway
     from bastion.runtime import open_runtime
     from bastion.settings import Settings
 
@@ -129,7 +125,16 @@ async def bastion_ranks(home: Path, rows: list[dict[str, Any]]) -> dict[str, Any
     db = create_database(settings.resolved_database_url)
     upgrade(db.engine)
     db.dispose()
-    rt = open_runtime(settings, label="bench")
+    return open_runtime(settings, label="bench")
+
+
+async def bastion_ranks(home: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from bastion.auth.principal import cli_principal
+    from bastion.documents.service import Upload
+    from bastion.documents.setup import build_documents
+    from bastion.gateway.setup import build_gateway
+
+    rt = open_home(home)
     gateway = build_gateway(rt)
     docs = build_documents(rt, gateway)
     principal = cli_principal("bench")
@@ -228,9 +233,8 @@ def main() -> None:
             f"{row[m]['r@1']:.3f}/{row[m]['r@5']:.3f}/{row[m]['mrr']:.3f}".ljust(24)
             for m in METHODS
         )
-        print(
-            f"{scope:<10} {row['hybrid']['n']:>4}  {cells}{'' if wins[scope] else '  (hybrid not best)'}"
-        )
+        note = "" if wins[scope] else "  (hybrid not best)"
+        print(f"{scope:<10} {row['hybrid']['n']:>4}  {cells}{note}")
     print(
         f"ingest {found['ingest_s']} s for {found['chunks']} chunks; "
         f"search p50 ms {found['search_ms_p50']}; written to {RESULTS.relative_to(ROOT)}"
