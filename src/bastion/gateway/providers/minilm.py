@@ -120,7 +120,10 @@ def known_vectors() -> dict[bytes, np.ndarray[Any, np.dtype[np.float16]]]:
                 if KNOWN.is_file():
                     with np.load(KNOWN) as data:
                         keys, vectors = data["keys"], data["vectors"]
-                    found = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
+                    # NumPy's fixed-width bytes drop trailing NULs: pad them back.
+                    found = {
+                        bytes(k).ljust(32, b"\0"): v for k, v in zip(keys, vectors, strict=True)
+                    }
                 _known = found
     return _known
 
