@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.api.middleware import RequestContext
     from bastion.api.routes import (
         audit,
+        documents,
         evidence,
         gateway,
         gateway_health,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         policy,
         serving,
     )
+    from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
 
@@ -101,9 +103,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    # Documents and retrieval (embeddings go through this gateway, governed like any call).
+    app.state.documents = build_documents(runtime, app.state.gateway)
     install_error_handlers(app)
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
+        documents,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bastion.audit.models
 import bastion.auth.models
 import bastion.delivery.models
+import bastion.documents.models
 import bastion.evidence.models
 import bastion.feedback.models
 import bastion.pipelines.models

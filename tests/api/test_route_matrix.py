@@ -91,6 +91,12 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/reports/compliance"): Permission.REPORTS_READ,
     ("POST", "/api/feedback"): Permission.LLM_USE,
     ("GET", "/api/feedback"): Permission.MONITORING_READ,
+    ("GET", "/api/collections"): Permission.DOCUMENTS_READ,
+    ("GET", "/api/collections/{name}/documents"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/collections/{name}/documents"): Permission.DOCUMENTS_WRITE,
+    ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
+    ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
+    ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
 }
 
 

@@ -30,6 +30,8 @@ class Permission(StrEnum):
     #: Compliance reports, attestations and legal clocks: what an auditor needs.
     REPORTS_READ = "reports:read"
     REPORTS_WRITE = "reports:write"  # attest a control, open or close an incident
+    DOCUMENTS_READ = "documents:read"
+    DOCUMENTS_WRITE = "documents:write"
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -47,10 +49,12 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.MODELS_PREDICT,
             Permission.MODELS_PIN,
             Permission.PREDICTIONS_LABEL,
+            Permission.DOCUMENTS_READ,
+            Permission.DOCUMENTS_WRITE,
         }
     ),
-    "guest": frozenset({Permission.LLM_USE}),
+    "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ}),
 }
 
 # Roles that exist only through the policy file get this unless they list their own.
-NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE})
+NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ})

@@ -101,6 +101,9 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "After-the-fact checks of gateway traffic: responses, access anomalies, legal clocks.",
     ),
+    "docs": Entry(
+        "bastion.cli.docs", "app", "Documents for retrieval: ingest, list, show, remove, search."
+    ),
 }
 
 

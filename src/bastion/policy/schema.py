@@ -4,7 +4,7 @@ One YAML document (``version: 1``); its sections are the fields of :class:`Polic
 Unknown keys are errors (a typo must not silently disable a rule). A domain's section
 is owned by that domain's ``config`` module (``privacy`` and ``denylist`` by
 :mod:`bastion.privacy.config`, ``monitoring`` by :mod:`bastion.monitoring.config`, and so
-on for ``registry``, ``serving``, ``delivery``, ``evidence`` and the sections after them).
+on for ``registry``, ``serving``, ``delivery``, ``evidence``, ``documents`` and the rest).
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 from bastion.delivery.config import DeliveryPolicy
+from bastion.documents.config import DocumentsPolicy
 from bastion.evidence.config import EvidencePolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
@@ -155,6 +156,7 @@ class Policy(Strict):
     serving: ServingPolicy = ServingPolicy()
     delivery: DeliveryPolicy = DeliveryPolicy()
     evidence: EvidencePolicy = EvidencePolicy()
+    documents: DocumentsPolicy = DocumentsPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
