@@ -6,6 +6,7 @@ files, database, policy) and :meth:`Runtime.close` undoes it.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import threading
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bastion.audit import (
     AuditService,
+    ChainKey,
     Digester,
     EventIn,
     LedgerUnavailable,
@@ -22,6 +24,8 @@ from bastion.audit import (
     Signer,
     load_or_create_signer,
 )
+from bastion.audit.anchors import AnchorPublisher
+from bastion.audit.vault import ContentVault
 from bastion.auth.principal import Principal
 from bastion.auth.service import KeyService
 from bastion.db import Database, create_database
@@ -50,6 +54,34 @@ def secret_key(settings: Settings) -> bytes:
     if not path.exists():
         create_private_file(path, secrets.token_hex(32).encode())
     return path.read_text().strip().encode()
+
+
+def chain_key(settings: Settings) -> ChainKey:
+    """The keyed chain's key: from settings, else derived from the secret key (a file in
+    the home directory, not in the database)."""
+    if settings.audit_chain_key is not None:
+        return ChainKey(settings.audit_chain_key.get_secret_value().encode())
+    return ChainKey(hmac.digest(secret_key(settings), b"bastion-audit-chain-key", "sha256"))
+
+
+def content_kek(settings: Settings) -> bytes:
+    if settings.content_key is not None:
+        try:
+            key = bytes.fromhex(settings.content_key.get_secret_value())
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ValueError("BASTION_CONTENT_KEY must be 32 bytes written as 64 hex digits")
+        return key
+    return hmac.digest(secret_key(settings), b"bastion-content-kek", "sha256")
+
+
+def vault_for(settings: Settings, db: Database, key: ChainKey) -> ContentVault:
+    return ContentVault(db, content_kek(settings), key.digest_of)
+
+
+def publisher_for(settings: Settings) -> AnchorPublisher:
+    return AnchorPublisher(settings.audit_anchor_dir, settings.audit_witness_url)
 
 
 def signer_for(settings: Settings) -> Signer:
@@ -163,6 +195,7 @@ def open_runtime(
         policy.load()
         _log_notices(policy)
         signer = signer_for(settings)
+        key = chain_key(settings)
         ledger = LedgerWriter(
             db,
             Digester(secret_key(settings)),
@@ -171,6 +204,10 @@ def open_runtime(
             batch_max=settings.audit_batch_max,
             queue_max=settings.audit_queue_max,
             checkpoint_every=settings.audit_checkpoint_every,
+            checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+            chain_key=key,
+            publisher=publisher_for(settings),
+            vault=vault_for(settings, db, key),
         )
         ledger.start()
     except BaseException:

@@ -471,6 +471,9 @@ def _stitch(
             problems.append(problem)
         elif seq > 0:
             covered = cp
+    finals = [cp[0] for cp in valid.values() if cp[6] == "final"]
+    if finals and sr.last_seq is not None and sr.last_seq > max(finals):
+        problems.append(_appended(stream, max(finals), sr.last_seq))
     problems.extend(_check_anchors(stream, anchors, trusted, valid, seen, sr))
     for anchor in anchors:
         if (
@@ -551,6 +554,24 @@ def _check_rows(
     return None
 
 
+def _appended(stream: str, final: int, last: int) -> Problem:
+    return Problem(
+        stream,
+        final + 1,
+        None,
+        "appended",
+        f"the stream's final checkpoint closed it at seq {final} but rows run to seq {last}: "
+        "rows were appended after the writer stopped",
+    )
+
+
+def finals_in(valid: dict[int, Checkpoint], seq: int) -> bool:
+    """Whether the database still holds the final checkpoint at ``seq`` (then the
+    appended rows are reported once, from it)."""
+    cp = valid.get(seq)
+    return cp is not None and cp[6] == "final"
+
+
 def _check_anchors(
     stream: str,
     anchors: list[SignedCheckpoint],
@@ -624,6 +645,8 @@ def _check_anchors(
                 "missing_rows",
                 "the row this anchored checkpoint vouches for is missing",
             )
+        elif anchor.kind == "final" and sr.last_seq > seq and not (finals_in(valid, seq)):
+            problem = _appended(stream, seq, sr.last_seq)
         elif valid.get(seq, (None, None))[1] != anchor.hash:
             problem = Problem(
                 stream,

@@ -47,7 +47,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
 from bastion.audit.anchors import AnchorPublisher, SignedCheckpoint
 from bastion.audit.events import (
@@ -664,9 +664,13 @@ class LedgerWriter:
             return None
         return self._checkpoint_row(seq, head, ts_us, frontier.root())
 
-    def _checkpoint_row(self, seq: int, head: str, ts_us: int, root: str) -> dict[str, object]:
+    def _checkpoint_row(
+        self, seq: int, head: str, ts_us: int, root: str, kind: str = "checkpoint"
+    ) -> dict[str, object]:
         assert self.signer is not None
-        signature = self.signer.sign(self.stream, seq, head, ts_us, root=root, chain=self.chain)
+        signature = self.signer.sign(
+            self.stream, seq, head, ts_us, root=root, chain=self.chain, kind=kind
+        )
         return {
             "stream": self.stream,
             "seq": seq,
@@ -675,19 +679,34 @@ class LedgerWriter:
             "key_id": self.signer.key_id,
             "signature": signature,
             "root": root,
-            "kind": "checkpoint",
+            "kind": kind,
             "frontier": None,
         }
 
     def _checkpoint_if_due(self, *, force_time: bool = False, final: bool = False) -> None:
-        if self.signer is None or self._seq == self._checkpointed_seq:
+        """A checkpoint when the interval has passed; at shutdown a ``final`` one, which
+        says the stream ends here (rows appended after it are forged)."""
+        if self.signer is None or self._seq == 0:
+            return
+        if not final and self._seq == self._checkpointed_seq:
             return
         waited = time.monotonic() - self._last_checkpoint_at
         if not (final or (force_time and waited >= self.checkpoint_interval_s)):
             return
-        row = self._checkpoint_row(self._seq, self._head, self._last_ts, self._frontier.root())
+        kind = "final" if final else "checkpoint"
+        row = self._checkpoint_row(
+            self._seq, self._head, self._last_ts, self._frontier.root(), kind
+        )
         try:
             with self.db.engine.begin() as conn:
+                if final and self._seq == self._checkpointed_seq:
+                    # The last checkpoint becomes the final one (one per seq).
+                    conn.execute(
+                        delete(AuditCheckpoint).where(
+                            AuditCheckpoint.stream == self.stream,
+                            AuditCheckpoint.seq == self._seq,
+                        )
+                    )
                 conn.execute(_INSERT_CHECKPOINT, [row])
         except Exception as exc:
             self.last_error = type(exc).__name__
