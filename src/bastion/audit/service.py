@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from bastion.audit.events import Digester, EventIn, Ledger
+from bastion.audit.anchors import SignedCheckpoint
+from bastion.audit.events import ChainKey, Digester, EventIn, Ledger
+from bastion.audit.proofs import prove_event
 from bastion.audit.repository import EventFilter, EventRepository, EventView, Page
 from bastion.audit.verify import VerifyReport, verify_ledger
 
@@ -87,9 +89,17 @@ class AuditService:
         self,
         trusted_keys: dict[str, Ed25519PublicKey],
         *,
+        chain_key: ChainKey | None = None,
+        anchors: list[SignedCheckpoint] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
-        return verify_ledger(self.db, trusted_keys, on_progress=on_progress)
+        return verify_ledger(
+            self.db, trusted_keys, chain_key=chain_key, anchors=anchors, on_progress=on_progress
+        )
+
+    def prove(self, event_id: int) -> dict[str, Any]:
+        """An inclusion proof of one event against its stream's signed Merkle root."""
+        return prove_event(self.db, event_id)
 
     # destroying ------------------------------------------------------------------------
 
