@@ -35,7 +35,9 @@ from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
 from bastion.settings import Settings
 
 if TYPE_CHECKING:
+    from bastion.audit.retention import RetentionSweeper
     from bastion.registry.service import ModelRegistry
+    from bastion.subjects.service import SubjectService
 
 log = logging.getLogger("bastion")
 
@@ -147,6 +149,18 @@ class Runtime:
         except LedgerUnavailable:
             log.error("policy reload could not be recorded in the ledger")
         return outcome
+
+    def retention(self) -> RetentionSweeper:
+        from bastion.audit.retention import RetentionSweeper
+
+        publisher = publisher_for(self.settings)
+        return RetentionSweeper(self.db, self.signer, self.ledger, publisher)
+
+    def subjects(self) -> SubjectService:
+        from bastion.subjects.service import SubjectService
+
+        key = chain_key(self.settings)
+        return SubjectService(self.db, self.ledger, key, vault_for(self.settings, self.db, key))
 
     def close(self) -> None:
         if not self.closed:

@@ -705,6 +705,7 @@ class LedgerWriter:
                         delete(AuditCheckpoint).where(
                             AuditCheckpoint.stream == self.stream,
                             AuditCheckpoint.seq == self._seq,
+                            AuditCheckpoint.kind == "checkpoint",
                         )
                     )
                 conn.execute(_INSERT_CHECKPOINT, [row])
