@@ -549,14 +549,16 @@ class LedgerWriter:
         contents: list[dict[str, object]],
         checkpoints: list[dict[str, object]],
     ) -> None:
+        if contents and self.vault is not None:
+            # Before the group's transaction: a new subject's key is committed on its own
+            # connection (SQLite has one writer at a time).
+            contents = self.vault.seal_rows(contents)
         with self.db.engine.begin() as conn:
             if not self._registered:
                 # Registered with its first group, so read-only runs leave no empty streams.
                 conn.execute(_INSERT_STREAM, [self._stream_row()])
             conn.execute(_INSERT_EVENT, events)
             if contents:
-                if self.vault is not None:
-                    contents = self.vault.seal_rows(contents)
                 conn.execute(_INSERT_CONTENT, contents)
             if checkpoints:
                 conn.execute(_INSERT_CHECKPOINT, checkpoints)
