@@ -24,6 +24,7 @@ class Permission(StrEnum):
     MODELS_APPROVE = "models:approve"
     MODELS_ADMIN = "models:admin"
     MONITORING_READ = "monitoring:read"
+    SUBJECTS_MANAGE = "subjects:manage"  # export and erase a data subject's data
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
