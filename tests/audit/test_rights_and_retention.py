@@ -213,3 +213,27 @@ def test_a_tampered_proof_is_rejected(anchored: Settings, tmp_path: Path) -> Non
     moved = json.loads(json.dumps(proof))
     moved["proof"] = list(reversed(moved["proof"]))
     assert check_proof(moved, trusted) is not None
+
+
+@pytest.mark.anyio
+async def test_the_server_sweeps_on_its_schedule_and_records_each_sweep(
+    anchored: Settings,
+) -> None:
+    import asyncio
+
+    from bastion.app import _sweep_retention
+
+    rt = open_runtime(anchored)
+    try:
+        task = asyncio.create_task(_sweep_retention(rt, 0.05))
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            page = rt.audit.page(EventFilter(action="retention.sweep", outcome="success"))
+            if page.events:
+                break
+        task.cancel()
+    finally:
+        rt.close()
+    assert page.events, "no sweep was recorded"
+    assert page.events[0].actor == "system"
+    assert page.events[0].details["content_days"] == 30  # the starter policy's
