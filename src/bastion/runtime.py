@@ -236,7 +236,7 @@ def open_runtime(
         policy=policy,
         ledger=ledger,
         keys=keys,
-        audit=AuditService(db, ledger, ledger.digester),
+        audit=AuditService(db, ledger, ledger.digester, ledger.vault),
         metrics=metrics,
         signer=signer,
     )
