@@ -337,3 +337,52 @@ def test_events_no_checkpoint_covers_are_counted_in_events_and_time(
     assert report.ok
     assert report.uncovered_events == 4  # 11..14, after the checkpoint at 10
     assert report.uncovered_seconds >= 0
+
+
+def test_checkpoints_reach_a_witness_and_a_refusing_witness_does_not_stop_the_ledger(
+    db: Database, signer: Signer, tmp_path: Path
+) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, object]] = []
+    statuses = [503]  # the first POST is refused
+
+    class Witness(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = statuses.pop(0) if statuses else 200
+            if status == 200:
+                received.append(json.loads(body))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Witness)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/checkpoints"
+    publisher = AnchorPublisher(tmp_path / "anchors", url)
+    try:
+        writer = LedgerWriter(
+            db, Digester(b"d" * 32), signer, checkpoint_every=5, chain_key=KEY, publisher=publisher
+        )
+        writer.start()
+        for i in range(12):
+            writer.append(EventIn("user:a", "llm.call", "model:m", "success", {"i": i}))
+        writer.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert publisher.last_error == "HTTPStatusError"  # the refusal was noted, not raised
+    seqs = sorted(int(str(cp["seq"])) for cp in received)
+    assert seqs[-1] == 12 and {cp["kind"] for cp in received} >= {"final"}
+    files = load_anchors(tmp_path / "anchors")
+    assert len(files) == len(received) + 1  # the directory got the one the witness refused
+    report = verify_ledger(db, {signer.key_id: signer.public}, chain_key=KEY, anchors=files)
+    assert report.ok, report.problems
