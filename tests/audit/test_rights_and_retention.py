@@ -106,7 +106,8 @@ def test_export_then_erase_keeps_the_chain_verifiable(anchored: Settings, tmp_pa
     outcomes = {e.outcome: e.details for e in erasures.events}
     assert set(outcomes) == {"started", "success"}
     success = outcomes["success"]
-    assert success["requested_by"] == "alice" and success["reason"].startswith("GDPR")
+    assert success["requested_by"] == "the data subject" and success["reason"].startswith("GDPR")
+    assert "alice" not in json.dumps([e.to_dict() for e in erasures.events])
     assert success["removed"]["ledger"]["content_rows"] == 4
     assert all(e.actor == "user:dpo" for e in erasures.events)
 

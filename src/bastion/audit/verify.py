@@ -284,6 +284,7 @@ class _Chunk:
     first_id: int | None = None
     last_seq: int | None = None
     last_hash: str = ""
+    first_ts: int = 0
     last_ts: int = 0
     problems: list[Problem] = field(default_factory=list)
     seen: dict[int, str] = field(default_factory=dict)
@@ -331,6 +332,7 @@ def _scan(
         details, cdigest, flags, prev, hash_ = row[8:]
         if expected_seq is None:
             chunk.first_seq, chunk.first_prev, chunk.first_id = seq, prev, row_id
+            chunk.first_ts = ts_us
         elif seq != expected_seq:
             problems.append(_gap(stream, expected_seq, seq, row_id))
         elif prev != expected_prev:
@@ -408,13 +410,14 @@ def _stitch(
     seen: dict[int, str] = {}
     expected_seq: int | None = None
     expected_prev = ""
-    last_ts = 0
+    first_ts = last_ts = 0
     for chunk in chunks:
         if chunk.first_seq is None or chunk.last_seq is None:
             continue
         seq = chunk.first_seq
         if expected_seq is None:
             sr.first_seq = seq
+            first_ts = chunk.first_ts
             start = valid.get(seq - 1)
             # A v2 checkpoint (with a root) lets the rows before it go only as a seal;
             # ledgers signed before anchoring kept the older rule (any checkpoint).
@@ -487,8 +490,8 @@ def _stitch(
     sr.covered_seq = covered[0] if covered is not None else 0
     if sr.last_seq is not None and sr.last_seq > sr.covered_seq:
         sr.uncovered_events = sr.last_seq - max(sr.covered_seq, (sr.first_seq or 1) - 1)
-        since = covered[2] if covered is not None else None
-        sr.uncovered_us = max(0, last_ts - since) if since is not None else 0
+        since = covered[2] if covered is not None else first_ts
+        sr.uncovered_us = max(0, last_ts - since)
     return problems
 
 

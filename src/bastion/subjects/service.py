@@ -70,7 +70,12 @@ class SubjectService:
         if not reason or len(reason) > 500:
             raise SubjectError("give the reason for the erasure (1–500 characters), e.g. a ticket")
         resource = self.resource(ctx)
-        asked = {"requested_by": requested_by, "reason": reason}
+        # The record must not name the person it erases: a request from the person is
+        # recorded as such, one from anyone else (a lawyer, a DPO) by their name.
+        asker = requested_by.strip()
+        if asker in {ctx.user, ctx.actor}:
+            asker = "the data subject"
+        asked = {"requested_by": asker, "reason": reason}
         self.ledger.append(EventIn(actor, "subject.erase", resource, "started", asked))
         removed: dict[str, dict[str, int]] = {}
         try:
