@@ -238,3 +238,31 @@ async def test_the_server_sweeps_on_its_schedule_and_records_each_sweep(
     assert page.events, "no sweep was recorded"
     assert page.events[0].actor == "system"
     assert page.events[0].details["content_days"] == 30  # the starter policy's
+
+
+def test_the_cli_exports_erases_and_sweeps(anchored: Settings, tmp_path: Path) -> None:
+    rt = open_runtime(anchored)
+    try:
+        call(rt, "gus", "gus's question")
+    finally:
+        rt.close()
+    out_file = tmp_path / "gus.json"
+    code, out, err = cli(anchored, "subject", "export", "gus", "-o", str(out_file))
+    assert code == 0, err
+    bundle = json.loads(out_file.read_text())
+    assert bundle["sections"]["stored_content"][0]["body"] == "gus's question"
+
+    code, out, err = cli(anchored, "subject", "erase", "gus", "--reason", "ticket 9")
+    assert code == 0, err
+    assert "2 content rows" in out and "1 keys" in out and "pseudonymised" in out
+
+    code, out, err = cli(anchored, "subject", "erase", "  ", "--reason", "ticket 9")
+    assert code == 2 and "invalid_subject" in err
+
+    code, out, err = cli(anchored, "retention", "sweep", "--dry-run", "--json")
+    assert code == 0, err
+    assert json.loads(out)["dry_run"] is True
+
+    code, out, err = cli(anchored, "audit", "verify")
+    assert code == 0, err
+    assert "checked without anchors" in out
