@@ -386,3 +386,29 @@ def test_checkpoints_reach_a_witness_and_a_refusing_witness_does_not_stop_the_le
     assert len(files) == len(received) + 1  # the directory got the one the witness refused
     report = verify_ledger(db, {signer.key_id: signer.public}, chain_key=KEY, anchors=files)
     assert report.ok, report.problems
+
+
+@pytest.mark.parametrize("message", [b"", b"x", b"p" * 64 + b"\n[]", "é ✓".encode() * 50])
+def test_the_chain_mac_is_standard_hmac_sha256(message: bytes) -> None:
+    import hmac
+
+    from bastion.audit.events import _compact
+
+    mac_key = hmac.digest(KEY.key, b"bastion-audit-chain-mac:v1", "sha256")
+    assert KEY.mac(message) == hmac.new(mac_key, message, "sha256").hexdigest()
+    fields = ChainFields(
+        stream="s",
+        seq=1,
+        ts_us=2,
+        actor="user:a",
+        action="x",
+        resource="erased:abc",
+        outcome="success",
+        request_id=None,
+        details="{}",
+        content_digest=None,
+        flags="[]",
+    )
+    body = _compact(fields._replace(actor=KEY.digest_of("user:a"), resource="abc"))
+    expected = hmac.new(mac_key, f"prev\n{body}".encode(), "sha256").hexdigest()
+    assert KEY.chain_hash("prev", fields) == expected
