@@ -70,6 +70,37 @@ class Settings(BaseSettings):
         ge=1,
         description="Write a signed checkpoint after this many events on a stream.",
     )
+    audit_checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Write a signed checkpoint at the first commit this long after the last "
+        "one (seconds); one is also written at shutdown.",
+    )
+    audit_chain_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the ledger's keyed chain (HMAC); keep it out of the database's "
+        "reach. Default derived from the secret key.",
+    )
+    audit_anchor_dir: Path | None = Field(
+        default=None,
+        description="Directory (outside the database's reach) where every signed checkpoint "
+        "is published as one append-only file; `bastion audit verify --anchors` reads it.",
+    )
+    audit_witness_url: str | None = Field(
+        default=None,
+        description="URL a JSON copy of every signed checkpoint is POSTed to (an external "
+        "witness).",
+    )
+    content_key: SecretStr | None = Field(
+        default=None,
+        description="Key (32 bytes, hex) that wraps each data subject's content key; default "
+        "derived from the secret key.",
+    )
+    retention_sweep_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the server applies the policy's retention (seconds).",
+    )
     audit_queue_max: int = Field(
         default=50_000,
         ge=1,

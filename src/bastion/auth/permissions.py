@@ -32,6 +32,7 @@ class Permission(StrEnum):
     REPORTS_WRITE = "reports:write"  # attest a control, open or close an incident
     DOCUMENTS_READ = "documents:read"
     DOCUMENTS_WRITE = "documents:write"
+    SUBJECTS_MANAGE = "subjects:manage"  # export and erase a data subject's data
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}

@@ -59,6 +59,12 @@ COMMANDS: dict[str, Entry] = {
     "policy": Entry("bastion.cli.policy", "app", "The governance policy file."),
     "keys": Entry("bastion.cli.keys", "app", "API keys."),
     "audit": Entry("bastion.cli.audit", "app", "The tamper-evident audit ledger."),
+    "retention": Entry(
+        "bastion.cli.retention", "app", "Retention of stored content and ledger events."
+    ),
+    "subject": Entry(
+        "bastion.cli.subject", "app", "Data-subject rights: export and erase a person's data."
+    ),
     "demo": Entry("bastion.cli.demo", "app", "Demo data for a first look."),
     "gateway": Entry("bastion.cli.gateway", "app", "The LLM gateway of a running server."),
     "drift": Entry(

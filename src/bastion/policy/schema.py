@@ -134,8 +134,8 @@ class AuditConfig(Strict):
 
 class Retention(Strict):
     content_days: PositiveInt | None = None
-    # Accepted so that existing files still load, but not enforced yet: removing old
-    # events needs a scheme that keeps the chain verifiable. Policy.notices() says so.
+    # Ledger events older than this go under a signed retention seal
+    # (bastion.audit.retention); below six months Policy.notices() warns (EU AI Act Art. 19).
     events_days: PositiveInt | None = None
 
 
@@ -161,10 +161,12 @@ class Policy(Strict):
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
         notes = []
-        if self.retention.events_days is not None:
+        days = self.retention.events_days
+        if days is not None and days < 183:
             notes.append(
-                "retention.events_days is not enforced yet: ledger events are kept until a "
-                "verifiable retention scheme exists; remove the setting to silence this notice"
+                f"retention.events_days is {days}: the EU AI Act (Art. 19) asks providers and "
+                "deployers of high-risk AI systems to keep automatically generated logs for at "
+                "least six months (183 days)"
             )
         return notes
 
