@@ -73,6 +73,9 @@ COMMANDS: dict[str, Entry] = {
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
     ),
+    "prompts": Entry(
+        "bastion.cli.prompts", "app", "Versioned prompt templates: list, show, diff, render."
+    ),
 }
 
 

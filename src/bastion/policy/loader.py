@@ -13,7 +13,7 @@ import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,7 @@ from bastion.errors import InvalidInput
 from bastion.policy.schema import BUILTIN_PROVIDERS, Policy
 
 Loc = tuple[str | int, ...]
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,44 @@ def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         return root, (loader.construct_document(root) if root is not None else None)
     finally:
         loader.dispose()
+
+
+def parse_yaml_file(
+    text: str, source: str, schema: type[ModelT], what: str = "a mapping"
+) -> tuple[yaml.Node, ModelT]:
+    """Parse and validate one YAML document against ``schema``, every problem with its
+    line: the machinery of the policy file, for other YAML files Bastion reads (prompts)."""
+    try:
+        root, data = _parse_yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise PolicyError(
+            [PolicyIssue(source, line, column, "", f"not valid YAML: {problem}")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PolicyError([PolicyIssue(source, None, None, "", f"not valid YAML: {exc}")]) from None
+    if root is None or not isinstance(root, yaml.MappingNode):
+        raise PolicyError([PolicyIssue(source, 1, 1, "", f"expected {what}")])
+    issues = _duplicate_keys(root, (), source)
+    if issues:
+        raise PolicyError(issues)
+    try:
+        value = schema.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(
+            [
+                _issue_from_pydantic(err, root, source, schema)
+                for err in exc.errors(include_url=False)
+            ]
+        ) from None
+    return root, value
+
+
+def issue_at(root: yaml.Node, loc: Loc, source: str, message: str) -> PolicyIssue:
+    """An issue placed at the node ``loc`` names (for checks made after validation)."""
+    return _issue_at(root, loc, source, message)
 
 
 def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
@@ -265,7 +304,9 @@ def _issue_at(root: yaml.Node, loc: Loc, source: str, message: str) -> PolicyIss
     return PolicyIssue(source, mark.line + 1, mark.column + 1, _dotted(loc), message)
 
 
-def _issue_from_pydantic(err: Any, root: yaml.Node, source: str) -> PolicyIssue:
+def _issue_from_pydantic(
+    err: Any, root: yaml.Node, source: str, schema: type[BaseModel] = Policy
+) -> PolicyIssue:
     loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
     kind = err["type"]
     if kind == "missing":
@@ -277,7 +318,7 @@ def _issue_from_pydantic(err: Any, root: yaml.Node, source: str) -> PolicyIssue:
     if kind == "extra_forbidden":
         key_node = _key_node(root, loc)
         mark = key_node.start_mark if key_node is not None else root.start_mark
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(loc[:-1], schema)
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
         return PolicyIssue(
             source, mark.line + 1, mark.column + 1, _dotted(loc), f"unknown key{hint}"
@@ -301,9 +342,9 @@ def _reword(message: str) -> str:
     return re.sub(r"^(Input|Value) should be", "expected", message).replace("Value error, ", "")
 
 
-def _allowed_keys(loc: Loc) -> list[str]:
+def _allowed_keys(loc: Loc, schema: type[BaseModel] = Policy) -> list[str]:
     """The keys the schema accepts at ``loc`` (for 'did you mean' style hints)."""
-    annotation: Any = Policy
+    annotation: Any = schema
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
