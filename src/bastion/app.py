@@ -44,7 +44,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
     from bastion.api.middleware import RequestContext
-    from bastion.api.routes import audit, gateway, gateway_health, keys, models, ops, policy
+    from bastion.api.routes import (
+        audit,
+        documents,
+        gateway,
+        gateway_health,
+        keys,
+        models,
+        ops,
+        policy,
+    )
+    from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
 
@@ -91,8 +101,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    # Documents and retrieval (embeddings go through this gateway, governed like any call).
+    app.state.documents = build_documents(runtime, app.state.gateway)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models):
+    for module in (ops, keys, audit, policy, gateway, gateway_health, models, documents):
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bastion.audit.models
 import bastion.auth.models
+import bastion.documents.models
 import bastion.registry.models  # noqa: F401  (imported for their tables)
 from bastion.db.base import Base
 

@@ -85,6 +85,12 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/promotions/{request_id}/approve"): Permission.MODELS_APPROVE,
     ("POST", "/api/promotions/{request_id}/reject"): Permission.MODELS_APPROVE,
     ("POST", "/api/registry/verify"): Permission.MODELS_READ,
+    ("GET", "/api/collections"): Permission.DOCUMENTS_READ,
+    ("GET", "/api/collections/{name}/documents"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/collections/{name}/documents"): Permission.DOCUMENTS_WRITE,
+    ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
+    ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
+    ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
 }
 
 

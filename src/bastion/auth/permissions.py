@@ -24,6 +24,8 @@ class Permission(StrEnum):
     MODELS_APPROVE = "models:approve"
     MODELS_ADMIN = "models:admin"
     MONITORING_READ = "monitoring:read"
+    DOCUMENTS_READ = "documents:read"
+    DOCUMENTS_WRITE = "documents:write"
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -38,10 +40,12 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.MODELS_READ,
             Permission.MODELS_WRITE,
             Permission.MONITORING_READ,
+            Permission.DOCUMENTS_READ,
+            Permission.DOCUMENTS_WRITE,
         }
     ),
-    "guest": frozenset({Permission.LLM_USE}),
+    "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ}),
 }
 
 # Roles that exist only through the policy file get this unless they list their own.
-NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE})
+NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ})

@@ -76,6 +76,9 @@ COMMANDS: dict[str, Entry] = {
     "prompts": Entry(
         "bastion.cli.prompts", "app", "Versioned prompt templates: list, show, diff, render."
     ),
+    "docs": Entry(
+        "bastion.cli.docs", "app", "Documents for retrieval: ingest, list, show, remove, search."
+    ),
 }
 
 

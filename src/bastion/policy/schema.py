@@ -2,10 +2,11 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``. Unknown keys are errors (a typo must not
+``retention``, ``monitoring``, ``registry``, ``documents``. Unknown keys are errors (a typo must not
 silently disable a rule).
 The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
-``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
+``monitoring`` by :mod:`bastion.monitoring.config`, ``documents`` by
+:mod:`bastion.documents.config`, ``registry`` by
 :mod:`bastion.registry.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
@@ -19,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
+from bastion.documents.config import DocumentsPolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 from bastion.registry.config import RegistryPolicy
@@ -151,6 +153,7 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+    documents: DocumentsPolicy = DocumentsPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 MODEL_NAMES = frozenset({"all-MiniLM-L6-v2", "minilm", "all-minilm-l6-v2"})
 DIMENSIONS = 384
 MAX_TOKENS = 256
-BATCH = 32
+BATCH = 4
 
 
 class EmbedderUnavailable(RuntimeError):
