@@ -53,10 +53,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         models,
         ops,
         policy,
+        rag,
     )
     from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
+    from bastion.rag.setup import build_answers
 
     settings = settings or Settings()
     runtime = runtime or open_runtime(settings, write_policy=True)
@@ -103,8 +105,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.gateway = build_gateway(runtime)
     # Documents and retrieval (embeddings go through this gateway, governed like any call).
     app.state.documents = build_documents(runtime, app.state.gateway)
+    # Grounded answers and research over that retriever; the prompts are checked here.
+    app.state.answers = build_answers(runtime, app.state.gateway, app.state.documents.retriever)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models, documents):
+    for module in (ops, keys, audit, policy, gateway, gateway_health, models, documents, rag):
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

@@ -26,6 +26,7 @@ class Permission(StrEnum):
     MONITORING_READ = "monitoring:read"
     DOCUMENTS_READ = "documents:read"
     DOCUMENTS_WRITE = "documents:write"
+    RESEARCH_RUN = "research:run"  # POST /api/research: an agent run over the tools
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -42,6 +43,7 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.MONITORING_READ,
             Permission.DOCUMENTS_READ,
             Permission.DOCUMENTS_WRITE,
+            Permission.RESEARCH_RUN,
         }
     ),
     "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ}),

@@ -2,10 +2,11 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``, ``documents``. Unknown keys are errors (a typo must not
-silently disable a rule).
+``retention``, ``monitoring``, ``registry``, ``documents``, ``answers``. Unknown keys
+are errors (a typo must not silently disable a rule).
 The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
-``monitoring`` by :mod:`bastion.monitoring.config`, ``documents`` by
+``monitoring`` by :mod:`bastion.monitoring.config`, ``answers`` by
+:mod:`bastion.rag.config`, ``documents`` by
 :mod:`bastion.documents.config`, ``registry`` by
 :mod:`bastion.registry.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
@@ -23,6 +24,7 @@ from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 from bastion.documents.config import DocumentsPolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
+from bastion.rag.config import AnswersPolicy
 from bastion.registry.config import RegistryPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -154,6 +156,7 @@ class Policy(Strict):
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
     documents: DocumentsPolicy = DocumentsPolicy()
+    answers: AnswersPolicy = AnswersPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
