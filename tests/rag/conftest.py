@@ -20,6 +20,7 @@ roles:
   admin: {models: ["*"]}
   analyst: {models: [local, priced, hash-embed]}
   guest: {models: [local, hash-embed]}
+  auditor: {models: [], permissions: [audit:read]}
   intern:
     models: [local, hash-embed]
     permissions: [llm:use, documents:read, research:run]

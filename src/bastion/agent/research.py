@@ -42,7 +42,7 @@ from bastion.observability.context import current_request_id
 from bastion.rag.config import ResearchPolicy, ToolConfig
 from bastion.rag.errors import ToolArgumentRefused, ToolNotAllowed
 from bastion.rag.grounding import GroundingChecker
-from bastion.rag.schemas import ResearchIn
+from bastion.rag.schemas import ResearchIn, StepIn
 from bastion.rag.service import Answers, new_run_id, prompt_passages
 from bastion.rag.text import citations, sentences, strip_citations, terms
 
@@ -129,7 +129,8 @@ class Research:
         )
         try:
             if request.steps is not None or local:
-                await self._planned(run, list(request.steps or DEFAULT_PLAN))
+                plan: list[str | StepIn] = list(request.steps or DEFAULT_PLAN)
+                await self._planned(run, plan)
             else:
                 await self._model_driven(run)
         except BastionError as exc:
@@ -162,11 +163,12 @@ class Research:
             return False
         return True
 
-    async def _planned(self, run: Run, steps: list[str]) -> None:
+    async def _planned(self, run: Run, steps: list[str | StepIn]) -> None:
         topic = run.request.topic
-        for name in steps:
+        for step in steps:
             if not self._may_continue(run):
                 return
+            name, extra = (step, {}) if isinstance(step, str) else (step.tool, step.args)
             tool = run.config.tools.get(name)
             kind = run.config.kind_of(name)
             args: dict[str, Any]
@@ -179,7 +181,7 @@ class Research:
                 args = {"passages": [s.n for s in run.sources][: tool.max_passages if tool else 10]}
             else:
                 args = {"text": topic}
-            await self.call(run, name, args)
+            await self.call(run, name, args | extra)
 
     async def _model_driven(self, run: Run) -> None:
         """The model picks the tools: offered the ones the caller may use (summarize is

@@ -80,13 +80,20 @@ class QueryOut(BaseModel):
     timings_ms: dict[str, float]
 
 
+class StepIn(_In):
+    tool: Annotated[str, Field(min_length=1, max_length=64)]
+    #: Arguments over the plan's own (checked against the tool's limits in the policy).
+    args: dict[str, Any] = Field(default_factory=dict, max_length=16)
+
+
 class ResearchIn(_In):
     topic: Text
     collection: Collection | None = None
-    steps: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+    steps: list[Annotated[str, Field(min_length=1, max_length=64)] | StepIn] | None = Field(
         default=None,
         max_length=64,
-        description="The tools to run, in order (default: risk_check, search, read, summarize).",
+        description="The tools to run, in order, by name or as {tool, args} (default: "
+        "risk_check, search, read, summarize).",
     )
     max_steps: Annotated[int, Field(ge=1, le=64)] | None = None
     budget_usd: Annotated[float, Field(gt=0, le=1000)] | None = None
