@@ -92,6 +92,7 @@ class Run:
     stopped: str = "done"
     prompt: dict[str, Any] | None = None
     served_model: str | None = None
+    found: list[Passage] = field(default_factory=list)  # the last search's, best first
 
     def add_passages(self, passages: list[Passage]) -> list[int]:
         numbers = []
@@ -175,7 +176,8 @@ class Research:
             if kind == "search":
                 args = {"query": topic, "top_k": min(5, tool.max_top_k if tool else 5)}
             elif kind == "read":
-                best = run.sources[0].passage.document_id if run.sources else None
+                pool = run.found or [s.passage for s in run.sources]
+                best = pool[0].document_id if pool else None
                 args = {"ref": best, "max_chars": min(4000, tool.max_chars if tool else 4000)}
             elif kind == "summarize":
                 args = {"passages": [s.n for s in run.sources][: tool.max_passages if tool else 10]}
@@ -321,6 +323,7 @@ class Research:
             collection = tool.collection or args.get("collection") or run.request.collection
             found = await self.retriever.search(collection, query, int(args.get("top_k") or 5), p)
             numbers = run.add_passages(found)
+            run.found = list(found)
             return {
                 "passages": [
                     {"n": n, "document": x.document, "location": x.location, "score": x.score}
@@ -370,9 +373,8 @@ class Research:
         # risk_check
         text = str(args.get("text") or run.request.topic)
         guard = self.gateway.guard(self.answers.policy_store.policy)
-        hits = [run.sources[0].passage] if run.sources else []
         result = risk_check(text, guard).as_dict()
-        if result["article"] and not hits:
+        if result["article"]:
             evidence = await self._risk_evidence(run, result["article"])
             if evidence is not None:
                 (n,) = run.add_passages([evidence])

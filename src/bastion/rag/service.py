@@ -136,7 +136,12 @@ class Answers:
         reply = await self.gateway.chat(
             principal,
             body,
-            links={"run": run_id, "kind": kind, "prompt": rendered.prompt.ref},
+            links={
+                "run": run_id,
+                "kind": kind,
+                "prompt": rendered.prompt.ref,
+                "prompt_digest": rendered.prompt.digest,
+            },
         )
         elapsed = (time.perf_counter() - started) * 1000
         answer = reply.body or {}

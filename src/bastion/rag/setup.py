@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from bastion.agent.research import Research
 from bastion.documents.retrieval import Retriever
@@ -19,10 +20,16 @@ class AnswerServices:
     prompts: PromptLibrary
 
 
-def build_answers(runtime: Runtime, gateway: Gateway, retriever: Retriever) -> AnswerServices:
-    """Loads and checks the prompts (a bad or changed prompt stops the start, with every
-    problem's file and line)."""
-    prompts = PromptLibrary.load(sources_for(runtime.settings.home))
+def load_prompts(home: Path) -> PromptLibrary:
+    """The shipped prompts and the operator's, checked and pinned: a bad or changed one
+    raises with every problem's file and line, and the server does not start."""
+    return PromptLibrary.load(sources_for(home))
+
+
+def build_answers(
+    runtime: Runtime, gateway: Gateway, retriever: Retriever, prompts: PromptLibrary | None = None
+) -> AnswerServices:
+    prompts = prompts or load_prompts(runtime.settings.home)
     answers = Answers(
         gateway, retriever, prompts, runtime.ledger, runtime.policy, runtime.ledger.digester
     )
