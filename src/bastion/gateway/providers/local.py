@@ -262,7 +262,13 @@ def _cite(sentence: str, n: int) -> str:
 def extract_cited_answer(question: str, passages: list[tuple[int, str]]) -> str:
     """The best one to three sentences of numbered passages, each followed by the number
     of the passage it comes from (``... [2].``), in the order the passages give them."""
-    units = [(n, sentence) for n, text in passages for sentence in split_sentences(text)]
+    units: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for n, text in passages:
+        for sentence in split_sentences(text):
+            if sentence not in seen:  # overlapping chunks repeat sentences: cite the first
+                seen.add(sentence)
+                units.append((n, sentence))
     answer = extract_answer(question, [sentence for _, sentence in units])
     chosen = [i for i, (_, sentence) in enumerate(units) if sentence in answer]
     if not chosen:
