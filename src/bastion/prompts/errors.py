@@ -13,17 +13,15 @@ BastionError
 from __future__ import annotations
 
 from bastion.errors import Conflict, InvalidInput, NotFound
-from bastion.policy.loader import PolicyIssue
+from bastion.policy.loader import PolicyError
 
 
-class PromptFileError(InvalidInput):
+class PromptFileError(PolicyError):
+    """Every problem of the prompt files, each with its file, line and key (the policy
+    file's machinery: :func:`bastion.policy.loader.parse_document`)."""
+
     code = "invalid_prompt"
-
-    def __init__(self, issues: list[PolicyIssue]) -> None:
-        self.issues = issues
-        n = len(issues)
-        lines = "\n".join(f"  {issue}" for issue in issues)
-        super().__init__(f"the prompts have {n} error{'s' if n != 1 else ''}:\n{lines}")
+    what = "the prompts"
 
 
 class PromptVariablesError(InvalidInput):

@@ -34,7 +34,7 @@ import jinja2.meta
 import jinja2.sandbox
 import yaml
 
-from bastion.policy.loader import PolicyError, PolicyIssue, issue_at, parse_yaml_file
+from bastion.policy.loader import PolicyIssue, issue_at, parse_document
 from bastion.prompts.errors import (
     PromptChanged,
     PromptFileError,
@@ -102,12 +102,7 @@ class Rendered:
 
 def parse_prompt(text: str, source: str) -> Prompt:
     """One prompt file, validated; every problem with its line (``invalid_prompt``)."""
-    try:
-        root, spec = parse_yaml_file(
-            text, source, PromptSpec, "a mapping with name, version and messages"
-        )
-    except PolicyError as exc:
-        raise PromptFileError(exc.issues) from None
+    spec, root = parse_document(text, source, PromptSpec, error=PromptFileError)
     issues: list[PolicyIssue] = []
     templates: list[jinja2.Template] = []
     used: set[str] = set()
