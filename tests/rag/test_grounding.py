@@ -148,3 +148,13 @@ def test_numbers_are_read_as_stated() -> None:
         "17",
         "1",
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(text_st, text_st)
+def test_relevance_is_a_share(question: str, passage: str) -> None:
+    from bastion.rag.service import relevance
+
+    value = relevance(question, passage)
+    assert 0.0 <= value <= 1.0 and not math.isnan(value)
+    assert relevance(question, question) in (0.0, 1.0)

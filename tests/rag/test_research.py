@@ -210,3 +210,28 @@ async def test_with_a_real_model_the_model_chooses_the_tools_until_the_bound(
     events = _events(rag_runtime, body["run_id"])
     assert sum(e.action == "llm.chat" for e in events) == 3
     assert sum(e.action == "tool.search" for e in events) == 3
+
+
+async def test_the_callers_own_budget_stops_the_run(
+    rag_client: Any, rag_key: Any, rag_runtime: Any
+) -> None:
+    policy = rag_runtime.policy.path.read_text().replace(
+        "  risk: {}", "  risk: {budgets: [{usd: 0.0001, per: day}]}"
+    )
+    rag_runtime.policy.path.write_text(policy)
+    assert rag_runtime.reload_policy("system", "test").error is None
+    r = await rag_client.post(
+        "/api/research",
+        json={
+            "topic": "administrative fines",
+            "model": "priced",
+            "steps": ["search", "summarize", "search"],
+        },
+        headers=rag_key("analyst", team="risk"),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["stopped"] == "caller_budget" and len(body["audit_trace"]) == 2
+    assert body["audit_trace"][1]["error_code"] == "budget_exceeded"
+    chats = [e for e in _events(rag_runtime, body["run_id"]) if e.action == "llm.chat"]
+    assert len(chats) == 1 and chats[0].outcome == "refused"
