@@ -70,9 +70,17 @@ def _in_force(marks: list[Landmark], offset: int) -> dict[str, str]:
 def _location(in_force: dict[str, str], text: str, section: int, start: int) -> str:
     parts = [in_force[k] for k in _KIND_ORDER if k in in_force]
     # Inline "Art. 17" from a JSONL row and its numbered paragraphs.
-    numbers = list(_PARAGRAPH.finditer(text, section, start + 1))
-    if numbers and parts and "Art." in parts[-1]:
-        parts[-1] = f"{parts[-1]}({numbers[-1].group(1)})"
+    if parts and "Art." in parts[-1]:
+        # Paragraphs are numbered 1, 2, 3 …: a number out of that sequence ("Article 17.
+        # The …") is a reference, not a paragraph.
+        current = 0
+        for m in _PARAGRAPH.finditer(text, section, start + 8):
+            if m.start() > start:
+                break
+            if int(m.group(1)) == current + 1:
+                current += 1
+        if current:
+            parts[-1] = f"{parts[-1]}({current})"
     return " › ".join(parts)
 
 

@@ -1,8 +1,9 @@
 """Queries over documents and chunks, including the lexical search of each backend.
 
 SQLite: FTS5 ``MATCH`` ranked by ``bm25()``. PostgreSQL: the ``tsv`` column matched by
-an OR of the query's words and ranked by ``ts_rank_cd`` (PostgreSQL has no BM25; its
-cover-density rank plays the same role). Both take the query's words only — never
+an OR of the query's words and ranked by ``ts_rank`` (PostgreSQL has no BM25; on the
+regulations' titles its plain frequency rank found the right article better than the
+cover-density ``ts_rank_cd``, MRR 0.93 against 0.76). Both take the query's words only — never
 the caller's text as query syntax — so no input can be a syntax error.
 """
 
@@ -184,7 +185,7 @@ class DocumentRepository:
         return int(row[0]), int(row[1])
 
     def lexical(self, collections: Sequence[str], query: str, limit: int) -> list[int]:
-        """Chunk keys, best first, by BM25 (SQLite) or ``ts_rank_cd`` (PostgreSQL)."""
+        """Chunk keys, best first, by BM25 (SQLite) or ``ts_rank`` (PostgreSQL)."""
         words = query_words(query)
         if not words or not collections:
             return []
@@ -202,7 +203,7 @@ class DocumentRepository:
             sql = (
                 "SELECT pk FROM doc_chunks, to_tsquery('english', :q) AS q "
                 "WHERE tsv @@ q AND collection IN :collections "
-                "ORDER BY ts_rank_cd(tsv, q, 1) DESC, pk LIMIT :limit"
+                "ORDER BY ts_rank(tsv, q) DESC, pk LIMIT :limit"
             )
         statement = text(sql).bindparams(bindparam("collections", expanding=True))
         params = {"q": query_text, "limit": limit, "collections": list(collections)}

@@ -626,15 +626,14 @@ def _pieces(text: str) -> list[str]:
 
 async def _minilm_vectors(texts: list[str], dimensions: Any) -> list[np.ndarray[Any, Any]]:
     """all-MiniLM-L6-v2 vectors, computed off the event loop (5-6 ms a sentence)."""
-    from bastion.gateway.providers.minilm import DIMENSIONS, EmbedderUnavailable, shared_minilm
+    from bastion.gateway.providers.minilm import DIMENSIONS, EmbedderUnavailable, embed_texts
 
     if dimensions is not None and dimensions != DIMENSIONS:
         raise UpstreamFailure("bad_request", f"this model's vectors have {DIMENSIONS} dimensions")
     try:
-        model = await asyncio.to_thread(shared_minilm)
+        matrix = await asyncio.to_thread(embed_texts, texts)
     except EmbedderUnavailable as exc:
         raise UpstreamFailure("bad_request", str(exc)) from exc
-    matrix = await asyncio.to_thread(model.embed, texts)
     return list(matrix)
 
 

@@ -12,10 +12,17 @@ word pieces, the model's training length.
 
 The ``local`` provider answers with it for models whose ``upstream_model`` is one of
 :data:`MODEL_NAMES` (see docs/documents.md); the session is built once per process.
+
+Known vectors: ``data/minilm-known.npz`` ships this model's vectors (float16, unit
+length) for the texts Bastion's demo corpus is indexed with, keyed by the SHA-256 of
+the text, so that ``bastion demo seed`` does not spend minutes of CPU recomputing them.
+They were made by :meth:`MiniLM.embed` itself (``python -m
+bastion.gateway.providers.minilm TEXTS.jsonl``); any other text is computed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -98,7 +105,44 @@ class MiniLM:
 
 
 _shared: MiniLM | None = None
+_known: dict[bytes, np.ndarray[Any, np.dtype[np.float16]]] | None = None
 _building = threading.Lock()
+KNOWN = Path(__file__).parent / "data" / "minilm-known.npz"
+
+
+def known_vectors() -> dict[bytes, np.ndarray[Any, np.dtype[np.float16]]]:
+    """The shipped vectors by SHA-256 of their text (empty when the file is absent)."""
+    global _known
+    if _known is None:
+        with _building:
+            if _known is None:
+                found: dict[bytes, Any] = {}
+                if KNOWN.is_file():
+                    with np.load(KNOWN) as data:
+                        keys, vectors = data["keys"], data["vectors"]
+                    # NumPy's fixed-width bytes drop trailing NULs: pad them back.
+                    found = {
+                        bytes(k).ljust(32, b"\0"): v for k, v in zip(keys, vectors, strict=True)
+                    }
+                _known = found
+    return _known
+
+
+def embed_texts(texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Vectors for ``texts``: shipped ones where known, the rest computed."""
+    known = known_vectors()
+    out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+    missing = []
+    for i, text in enumerate(texts):
+        hit = known.get(hashlib.sha256(text.encode()).digest())
+        if hit is None:
+            missing.append(i)
+        else:
+            vector = hit.astype(np.float32)
+            out[i] = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    if missing:
+        out[missing] = shared_minilm().embed([texts[i] for i in missing])
+    return out
 
 
 def shared_minilm() -> MiniLM:
@@ -109,3 +153,20 @@ def shared_minilm() -> MiniLM:
             if _shared is None:
                 _shared = MiniLM()
     return _shared
+
+
+def _write_known(source: Path) -> None:
+    """Compute and store the vectors of the texts in ``source`` (one JSON string a line)."""
+    import json
+
+    texts = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
+    vectors = shared_minilm().embed(texts).astype(np.float16)
+    keys = np.array([hashlib.sha256(t.encode()).digest() for t in texts], dtype="S32")
+    KNOWN.parent.mkdir(exist_ok=True)
+    np.savez_compressed(KNOWN, keys=keys, vectors=vectors)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _write_known(Path(sys.argv[1]))
