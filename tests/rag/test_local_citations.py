@@ -49,3 +49,17 @@ def test_each_sentence_cites_the_passage_it_comes_from(question: str, cited: lis
 def test_passages_that_do_not_answer_say_so() -> None:
     answer = extract_cited_answer("Who won the 2018 world cup?", numbered_passages(PROMPT))
     assert answer.startswith("The passages do not answer")
+
+
+def test_an_empty_context_is_not_answered_from_the_instructions() -> None:
+    from bastion.prompts import PromptLibrary
+
+    rendered = PromptLibrary.load().render("query", {"question": "Who won?", "passages": []})
+    completion = _respond_text(rendered.messages)
+    assert completion == "The passages do not answer: Who won?"
+
+
+def _respond_text(messages: list[dict[str, str]]) -> str | None:
+    from bastion.gateway.providers.local import _respond
+
+    return _respond({"messages": messages}).content

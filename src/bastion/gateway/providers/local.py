@@ -230,6 +230,7 @@ def extract_answer(question: str, sentences: list[str]) -> str:
     return " ".join(sentences[i] for i in sorted(chosen))
 
 
+_EMPTY_CONTEXT = re.compile(r"^\s*context\s*:\s*\Z", re.I | re.M)
 _PASSAGE = re.compile(r"^\[(\d{1,3})\][ \t]*(?:\([^)\n]*\))?[ \t]*", re.M)
 
 
@@ -469,9 +470,14 @@ def _respond(body: Mapping[str, Any]) -> _Completion:
         completion = count_text(str(function["name"])) + count_text(arguments)
         return _Completion(None, call, "tool_calls", _usage(prompt_tokens, completion))
 
-    passages = numbered_passages(_last_user_text(messages))
+    last_user = _last_user_text(messages)
+    passages = numbered_passages(last_user)
     if passages:
         answer = extract_cited_answer(prompt.question, passages)
+    elif _EMPTY_CONTEXT.search(last_user):
+        # A prompt that gives an empty context block (no passage was found) is not
+        # answered from the instructions around it.
+        answer = f"The passages do not answer: {prompt.question}"
     else:
         answer = extract_answer(prompt.question, prompt.context)
     response_format = body.get("response_format")
