@@ -76,14 +76,18 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         models,
         ops,
         policy,
+        rag,
         serving,
         subjects,
     )
     from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
+    from bastion.rag.setup import build_answers, load_prompts
 
     settings = settings or Settings()
+    # The prompts first: a bad or changed one stops the start before anything is opened.
+    prompts = load_prompts(settings.home)
     runtime = runtime or open_runtime(settings, write_policy=True)
 
     @contextlib.asynccontextmanager
@@ -132,10 +136,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.gateway = build_gateway(runtime)
     # Documents and retrieval (embeddings go through this gateway, governed like any call).
     app.state.documents = build_documents(runtime, app.state.gateway)
+    # Grounded answers and research over that retriever; the prompts are checked here.
+    app.state.answers = build_answers(
+        runtime, app.state.gateway, app.state.documents.retriever, prompts
+    )
     install_error_handlers(app)
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
-        documents, subjects,
+        documents, subjects, rag,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first

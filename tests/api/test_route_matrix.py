@@ -100,6 +100,8 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
     ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
     ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/query"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/research"): Permission.RESEARCH_RUN,
 }
 
 

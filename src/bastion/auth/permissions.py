@@ -33,6 +33,7 @@ class Permission(StrEnum):
     DOCUMENTS_READ = "documents:read"
     DOCUMENTS_WRITE = "documents:write"
     SUBJECTS_MANAGE = "subjects:manage"  # export and erase a data subject's data
+    RESEARCH_RUN = "research:run"  # POST /api/research: an agent run over the tools
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -52,6 +53,7 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.PREDICTIONS_LABEL,
             Permission.DOCUMENTS_READ,
             Permission.DOCUMENTS_WRITE,
+            Permission.RESEARCH_RUN,
         }
     ),
     "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ}),

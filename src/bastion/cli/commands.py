@@ -107,6 +107,9 @@ COMMANDS: dict[str, Entry] = {
         "app",
         "After-the-fact checks of gateway traffic: responses, access anomalies, legal clocks.",
     ),
+    "prompts": Entry(
+        "bastion.cli.prompts", "app", "Versioned prompt templates: list, show, diff, render."
+    ),
     "docs": Entry(
         "bastion.cli.docs", "app", "Documents for retrieval: ingest, list, show, remove, search."
     ),

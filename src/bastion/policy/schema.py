@@ -3,8 +3,8 @@
 One YAML document (``version: 1``); its sections are the fields of :class:`Policy`.
 Unknown keys are errors (a typo must not silently disable a rule). A domain's section
 is owned by that domain's ``config`` module (``privacy`` and ``denylist`` by
-:mod:`bastion.privacy.config`, ``monitoring`` by :mod:`bastion.monitoring.config`, and so
-on for ``registry``, ``serving``, ``delivery``, ``evidence``, ``documents`` and the rest).
+:mod:`bastion.privacy.config`, ``monitoring`` by :mod:`bastion.monitoring.config`, and
+so on for the other sections).
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -22,6 +22,7 @@ from bastion.documents.config import DocumentsPolicy
 from bastion.evidence.config import EvidencePolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
+from bastion.rag.config import AnswersPolicy
 from bastion.registry.config import RegistryPolicy
 from bastion.serving.config import ServingPolicy
 
@@ -157,6 +158,7 @@ class Policy(Strict):
     delivery: DeliveryPolicy = DeliveryPolicy()
     evidence: EvidencePolicy = EvidencePolicy()
     documents: DocumentsPolicy = DocumentsPolicy()
+    answers: AnswersPolicy = AnswersPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
