@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 BASTION = str(Path(sys.executable).parent / "bastion")
 
 
@@ -21,6 +23,8 @@ def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_killed_run_resumes_from_the_step_it_was_in(
     pipeline_settings: Any, tmp_path: Path
 ) -> None:

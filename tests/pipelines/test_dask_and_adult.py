@@ -67,6 +67,8 @@ def test_a_dask_step_without_a_scheduler_fails_clearly(engine: Any) -> None:
     assert step["state"] == "failed" and "--dask ADDRESS" in step["error"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("min_auc", [0.85, 0.99])
 def test_the_adult_pipeline_registers_only_what_passed(engine: Any, min_auc: float) -> None:
     loaded = load_pipeline(ROOT / "pipelines" / "adult-income.yaml")

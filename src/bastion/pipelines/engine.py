@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from bastion.runtime import Runtime
 
 FINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
+#: How often a waiting run looks whether its steps finished (DBOS polls its tables).
+POLL_S = 0.01
 _ENGINE: PipelineEngine | None = None
 _LOCK = threading.Lock()
 
@@ -75,19 +77,27 @@ def _engine() -> PipelineEngine:
 def pipeline_workflow(run_id: str) -> str:
     DBOS.run_step({"name": "begin"}, _begin, run_id)
     while True:
-        ready: list[str] = DBOS.run_step({"name": "plan"}, _ready_steps, run_id)
+        ready: list[dict[str, Any]] = DBOS.run_step({"name": "plan"}, _ready_steps, run_id)
         if not ready:
             break
-        handles = [DBOS.start_workflow(step_workflow, run_id, name) for name in ready]
+        if len(ready) == 1:  # nothing to run beside it: no child workflow needed
+            _run_one(run_id, ready[0])
+            continue
+        handles = [DBOS.start_workflow(step_workflow, run_id, item) for item in ready]
         for handle in handles:
-            handle.get_result()
+            handle.get_result(polling_interval_sec=POLL_S)
     state: str = DBOS.run_step({"name": "finish"}, _finish, run_id)
     return state
 
 
 @DBOS.workflow(name="bastion.pipeline.step")
-def step_workflow(run_id: str, name: str) -> str:
-    options: dict[str, Any] = DBOS.run_step({"name": "options"}, _step_options, run_id, name)
+def step_workflow(run_id: str, item: dict[str, Any]) -> str:
+    return _run_one(run_id, item)
+
+
+def _run_one(run_id: str, options: dict[str, Any]) -> str:
+    """One step as a DBOS step (checkpointed: it never runs again once it finished)."""
+    name = options["name"]
     try:
         DBOS.run_step(
             {
@@ -124,17 +134,17 @@ def _begin(run_id: str) -> None:
     _engine().mark_run(run_id, state="running", host=socket.gethostname(), pid=os.getpid())
 
 
-def _ready_steps(run_id: str) -> list[str]:
-    return _engine().ready_steps(run_id)
+def _ready_steps(run_id: str) -> list[dict[str, Any]]:
+    engine = _engine()
+    steps = engine.spec(run_id).pipeline.steps
+    return [
+        {"name": n, "retries": steps[n].retries, "backoff_s": steps[n].backoff_s}
+        for n in engine.ready_steps(run_id)
+    ]
 
 
 def _finish(run_id: str) -> str:
     return _engine().finish_run(run_id)
-
-
-def _step_options(run_id: str, name: str) -> dict[str, Any]:
-    step = _engine().spec(run_id).pipeline.steps[name]
-    return {"retries": step.retries, "backoff_s": step.backoff_s}
 
 
 def _execute(run_id: str, name: str) -> dict[str, Any]:
@@ -258,14 +268,14 @@ class PipelineEngine:
     def wait(self, workflow_id: str, timeout_s: float | None = None) -> str:
         handle: Any = DBOS.retrieve_workflow(workflow_id)
         if timeout_s is None:
-            result: str = handle.get_result()
+            result: str = handle.get_result(polling_interval_sec=POLL_S)
             return result
         done = threading.Event()
         box: dict[str, Any] = {}
 
         def waiter() -> None:
             try:
-                box["result"] = handle.get_result()
+                box["result"] = handle.get_result(polling_interval_sec=POLL_S)
             except BaseException as exc:
                 box["error"] = exc
             done.set()
