@@ -2,6 +2,7 @@
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
         uv run python bench/serving.py [--rounds 3] [--seconds 10] [--concurrency 8]
+                                       [--no-sequential]
 
 The model is the worked example's income classifier (UCI Adult, logistic regression in a
 scikit-learn pipeline), saved once as an MLflow model folder with its signature. Bastion
@@ -17,7 +18,9 @@ request as soon as the previous one is answered, for ``--seconds``. Throughput i
 answered requests per second; latency is per request from the client's side. Each round
 times MLflow and Bastion one after the other, alternating which goes first; the table
 gives medians over the rounds, with CPU time of each server's process tree (user +
-system, from /proc) per request. The client runs on the same two cores as the servers.
+system, from /proc) per request. Then the same with one client (``--sequential``, on by
+default): no two requests overlap, so Bastion's adaptive batching has nothing to batch.
+The client runs on the same two cores as the servers.
 Writes ``bench/results/serving.json``.
 """
 
@@ -229,6 +232,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rows", type=int, default=1000, help="distinct rows sent")
+    parser.add_argument(
+        "--sequential",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time one client at a time (nothing to batch)",
+    )
     args = parser.parse_args()
     os.environ.update(THREADS)
 
@@ -305,37 +314,47 @@ def main() -> None:
                 raise SystemExit("Bastion's predictions differ from MLflow's pyfunc.predict")
             b_bodies = [json.dumps({"inputs": r}).encode() for r in rows]
             m_bodies = [json.dumps({"dataframe_records": [r]}).encode() for r in rows]
-            runs: dict[str, list[dict[str, Any]]] = {"bastion": [], "mlflow": []}
-            for i in range(args.rounds):
-                order = ["mlflow", "bastion"] if i % 2 == 0 else ["bastion", "mlflow"]
-                for name in order:
-                    if name == "bastion":
-                        result = measure(
-                            bastion, b_url, b_bodies, b_headers, args.concurrency, args.seconds
-                        )
-                    else:
-                        result = measure(
-                            mlflow, m_url, m_bodies, m_headers, args.concurrency, args.seconds
-                        )
-                    runs[name].append(result)
-                    print(f"round {i + 1} {name}: {result}", file=sys.stderr)
+
+            def rounds(concurrency: int) -> dict[str, list[dict[str, Any]]]:
+                runs: dict[str, list[dict[str, Any]]] = {"bastion": [], "mlflow": []}
+                for i in range(args.rounds):
+                    order = ["mlflow", "bastion"] if i % 2 == 0 else ["bastion", "mlflow"]
+                    for name in order:
+                        if name == "bastion":
+                            result = measure(
+                                bastion, b_url, b_bodies, b_headers, concurrency, args.seconds
+                            )
+                        else:
+                            result = measure(
+                                mlflow, m_url, m_bodies, m_headers, concurrency, args.seconds
+                            )
+                        runs[name].append(result)
+                        print(f"c={concurrency} round {i + 1} {name}: {result}", file=sys.stderr)
+                return runs
+
+            runs = rounds(args.concurrency)
+            sequential = rounds(1) if args.sequential else None
             logged = _logged_rows(home)
         finally:
             bastion.stop()
             mlflow.stop()
 
-    def med(name: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs[name])
-
     keys = ("throughput_rps", "p50_ms", "p99_ms", "server_cpu_ms_per_request")
-    summary = {name: {k: med(name, k) for k in keys} for name in runs}
-    ratios = {
-        "throughput": summary["bastion"]["throughput_rps"] / summary["mlflow"]["throughput_rps"],
-        "p50": summary["bastion"]["p50_ms"] / summary["mlflow"]["p50_ms"],
-        "p99": summary["bastion"]["p99_ms"] / summary["mlflow"]["p99_ms"],
-        "cpu_per_request": summary["bastion"]["server_cpu_ms_per_request"]
-        / summary["mlflow"]["server_cpu_ms_per_request"],
-    }
+
+    def summarise(runs: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, float]]:
+        summary = {
+            name: {k: statistics.median(r[k] for r in runs[name]) for k in keys} for name in runs
+        }
+        b, m = summary["bastion"], summary["mlflow"]
+        ratios = {
+            "throughput": b["throughput_rps"] / m["throughput_rps"],
+            "p50": b["p50_ms"] / m["p50_ms"],
+            "p99": b["p99_ms"] / m["p99_ms"],
+            "cpu_per_request": b["server_cpu_ms_per_request"] / m["server_cpu_ms_per_request"],
+        }
+        return summary, ratios
+
+    summary, ratios = summarise(runs)
     result = {
         "benchmark": "serving",
         "machine": machine(sources=("src/bastion/serving", "src/bastion/api/routes/serving.py")),
@@ -350,20 +369,32 @@ def main() -> None:
         },
         "runs": runs,
     }
+    tables = [(f"{args.concurrency} concurrent clients", summary, ratios)]
+    if sequential is not None:
+        seq_summary, seq_ratios = summarise(sequential)
+        result["sequential"] = {
+            "note": "one client: no two requests overlap, so nothing is batched",
+            "summary": seq_summary,
+            "ratios_bastion_over_mlflow": seq_ratios,
+            "runs": sequential,
+        }
+        tables.append(("1 client (no batching possible)", seq_summary, seq_ratios))
     out = ROOT / "bench" / "results" / "serving.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}")
-    for name in ("mlflow", "bastion"):
-        s = summary[name]
+    for title, table, ratio in tables:
+        print(title)
+        print(f"{'':<10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>12}")
+        for name in ("mlflow", "bastion"):
+            row = table[name]
+            print(
+                f"{name:<10}{row['throughput_rps']:>10.0f}{row['p50_ms']:>10.2f}"
+                f"{row['p99_ms']:>10.2f}{row['server_cpu_ms_per_request']:>12.2f}"
+            )
         print(
-            f"{name:<10}{s['throughput_rps']:>10.0f}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}"
-            f"{s['server_cpu_ms_per_request']:>12.2f}"
+            f"{'ratio':<10}{ratio['throughput']:>9.2f}x{ratio['p50']:>9.2f}x{ratio['p99']:>9.2f}x"
+            f"{ratio['cpu_per_request']:>11.2f}x   (Bastion / MLflow; prediction log on)"
         )
-    print(
-        f"{'ratio':<10}{ratios['throughput']:>9.2f}x{ratios['p50']:>9.2f}x{ratios['p99']:>9.2f}x"
-        f"{ratios['cpu_per_request']:>11.2f}x   (Bastion / MLflow; prediction log on, "
-        f"{logged} rows written)"
-    )
+    print(f"{logged} prediction log rows written by Bastion during the run")
 
 
 def _logged_rows(home: Path) -> int:
