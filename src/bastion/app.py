@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -40,6 +41,27 @@ async def _watch_policy(runtime: Runtime, interval: float) -> None:
             log.exception("policy watcher failed; it keeps watching")
 
 
+async def _sweep_retention(runtime: Runtime, interval: float) -> None:
+    """Apply the policy's retention on a schedule (each sweep is a ledger event)."""
+    while True:
+        await asyncio.sleep(interval)
+        retention = runtime.policy.policy.retention
+        if retention.content_days is None and retention.events_days is None:
+            continue
+        try:
+            sweeper = runtime.retention()
+            await run_in_threadpool(
+                functools.partial(
+                    sweeper.sweep,
+                    content_days=retention.content_days,
+                    events_days=retention.events_days,
+                    actor="system",
+                )
+            )
+        except Exception:
+            log.exception("retention sweep failed; the next one will try again")
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
@@ -47,26 +69,37 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.api.routes import (
         audit,
         deployments,
+        documents,
+        evidence,
         gateway,
         gateway_health,
         keys,
         models,
         ops,
         policy,
+        rag,
         serving,
+        subjects,
     )
     from bastion.delivery.controller import RolloutController, run_controller
     from bastion.delivery.service import DeliveryService
+    from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
+    from bastion.rag.setup import build_answers, load_prompts
 
     settings = settings or Settings()
+    # The prompts first: a bad or changed one stops the start before anything is opened.
+    prompts = load_prompts(settings.home)
     runtime = runtime or open_runtime(settings, write_policy=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
+        sweeper = asyncio.create_task(
+            _sweep_retention(runtime, settings.retention_sweep_interval_s)
+        )
         controller = asyncio.create_task(
             run_controller(
                 app.state.rollout_controller, runtime.policy.policy.delivery.controller_interval_s
@@ -91,6 +124,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             watcher.cancel()
+            sweeper.cancel()
             controller.cancel()
             with contextlib.suppress(Exception):
                 # the next replica need not wait for the lease to run out
@@ -112,14 +146,22 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    # Documents and retrieval (embeddings go through this gateway, governed like any call).
+    app.state.documents = build_documents(runtime, app.state.gateway)
+    # Grounded answers and research over that retriever; the prompts are checked here.
+    app.state.answers = build_answers(
+        runtime, app.state.gateway, app.state.documents.retriever, prompts
+    )
     # Progressive delivery's controller, run by the lifespan (one replica at a time acts);
     # serving asks the rollouts' traffic plan (``serving.setup``) which version answers.
     app.state.rollout_controller = RolloutController(
         DeliveryService(runtime.db, runtime.ledger, runtime.policy)
     )
     install_error_handlers(app)
-    routers = (ops, keys, audit, policy, gateway, gateway_health, models, serving, deployments)
-    for module in routers:
+    for module in (
+        ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
+        documents, subjects, rag, deployments,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

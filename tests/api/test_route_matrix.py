@@ -60,6 +60,9 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/keys/{key_id}"): Permission.KEYS_MANAGE,
     ("GET", "/api/audit/events"): Permission.AUDIT_READ,
     ("GET", "/api/audit/public-key"): Permission.AUDIT_READ,
+    ("GET", "/api/audit/proofs/{event_id}"): Permission.AUDIT_READ,
+    ("GET", "/api/subjects/{user}/export"): Permission.SUBJECTS_MANAGE,
+    ("POST", "/api/subjects/{user}/erase"): Permission.SUBJECTS_MANAGE,
     ("GET", "/api/policy"): Permission.POLICY_READ,
     ("POST", "/api/policy/check"): Permission.POLICY_READ,
     ("POST", "/api/policy/reload"): Permission.POLICY_MANAGE,
@@ -96,6 +99,17 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/deployments/{model}/resume"): Permission.MODELS_WRITE,
     ("POST", "/api/deployments/{model}/abort"): Permission.MODELS_WRITE,
     ("POST", "/api/deployments/{model}/check"): Permission.MODELS_WRITE,
+    ("GET", "/api/reports/compliance"): Permission.REPORTS_READ,
+    ("POST", "/api/feedback"): Permission.LLM_USE,
+    ("GET", "/api/feedback"): Permission.MONITORING_READ,
+    ("GET", "/api/collections"): Permission.DOCUMENTS_READ,
+    ("GET", "/api/collections/{name}/documents"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/collections/{name}/documents"): Permission.DOCUMENTS_WRITE,
+    ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
+    ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
+    ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/query"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/research"): Permission.RESEARCH_RUN,
 }
 
 

@@ -202,3 +202,25 @@ async def test_every_call_is_counted_in_prometheus(
     assert f'bastion_prediction_errors_total{{code="invalid_payload",model="{NAME}"}} 1.0' in text
     assert f'bastion_serving_version{{alias="production",model="{NAME}"}} {served_v1}.0' in text
     assert "bastion_prediction_duration_seconds_bucket" in text
+
+
+async def test_concurrent_requests_scored_together_each_get_their_own_rows(
+    client: httpx.AsyncClient, analyst: dict[str, str], served_v1: int, income_v1: Model
+) -> None:
+    import asyncio
+
+    import mlflow.pyfunc
+
+    frame = income_v1.trained.test.head(40)
+    expected = mlflow.pyfunc.load_model(str(income_v1.folder)).predict(frame).tolist()
+    rows = records(frame)
+    bodies: list[Any] = [{"inputs": row} for row in rows]
+    bodies[7] = {"inputs": ROW | {"age": "x"}}  # one bad request among them
+    answers = await asyncio.gather(
+        *(client.post(f"/predict/{NAME}", json=body, headers=analyst) for body in bodies)
+    )
+    assert answers[7].status_code == 422
+    got = [a.json()["predictions"][0] for i, a in enumerate(answers) if i != 7]
+    assert got == [p for i, p in enumerate(expected) if i != 7]
+    ids = {a.json().get("request_id") or a.json()["error"]["request_id"] for a in answers}
+    assert len(ids) == 40

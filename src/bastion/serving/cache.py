@@ -62,12 +62,19 @@ class Served:
         class's probability."""
         import numpy as np
 
-        out = self.raw.predict(rows) if self.raw is not None else self.pyfunc.predict(rows)
-        predictions = _jsonable(out)
+        if self.raw is None:
+            return _jsonable(self.pyfunc.predict(rows)), None
+        model, data = self.raw, rows
+        if _is_pipeline(model) and len(model.steps) > 1:
+            # What Pipeline.predict does, once for both answers: transform, then the
+            # final step's predict and predict_proba on the same transformed rows.
+            data = model[:-1].transform(rows)
+            model = model[-1]
+        predictions = _jsonable(model.predict(data))
         scores = None
-        proba = getattr(self.raw, "predict_proba", None)
-        if proba is not None and len(getattr(self.raw, "classes_", ())) == 2:
-            scores = [float(s) for s in np.asarray(proba(rows))[:, 1]]
+        proba = getattr(model, "predict_proba", None)
+        if proba is not None and len(getattr(model, "classes_", ())) == 2:
+            scores = [float(s) for s in np.asarray(proba(data))[:, 1]]
         return predictions, scores
 
     def explain(self, rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -108,6 +115,10 @@ class _PyfuncAdapter:
 
     def predict(self, rows: Any) -> Any:
         return self.pyfunc.predict(rows)
+
+
+def _is_pipeline(model: Any) -> bool:
+    return type(model).__name__ == "Pipeline" and type(model).__module__.startswith("sklearn.")
 
 
 def _jsonable(out: Any) -> list[Any]:

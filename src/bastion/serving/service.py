@@ -30,6 +30,8 @@ from bastion.audit.events import canonical_json
 from bastion.db import Database, utcnow
 from bastion.errors import BastionError
 from bastion.serving import payloads
+from bastion.serving.batching import Batcher, PredictionFailed
+from bastion.serving.batching import scored as _scored
 from bastion.serving.config import FeatureRule, ServingPolicy
 from bastion.serving.errors import (
     FeaturesNotKept,
@@ -48,14 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.serving")
 PRODUCTION = "production"
-
-
-class PredictionFailed(BastionError):
-    """The model raised on rows that passed the signature check."""
-
-    status = 422
-    code = "prediction_failed"
-    type = "invalid_request_error"
 
 
 @dataclass
@@ -119,6 +113,7 @@ class PredictionService:
         self.plan = plan
         self.metrics = metrics
         self._key = digest_key
+        self._batchers: dict[tuple[str, int], Batcher] = {}
 
     def close(self) -> None:
         self.log.close()
@@ -165,24 +160,88 @@ class PredictionService:
         explain: bool = False,
         shadows: Sequence[Route] = (),
     ) -> Answer:
+        """Score in this thread (explanations, shadows, callers without a loop)."""
         started = time.perf_counter()
         key_digest = self.digest(route_key)
-        alias = route.alias
         try:
-            rows = payloads.records_of(body)
-            payloads.check(rows, served.schema)
+            rows = self._rows(served, body)
             frame = payloads.frame(rows, served.schema)
-            try:
-                predictions, scores = served.predict(frame)
-            except Exception as exc:
-                raise PredictionFailed(
-                    f"{served.name} v{served.version} could not score these rows "
-                    f"({type(exc).__name__}: {str(exc)[:300]})"
-                ) from exc
+            predictions, scores = _scored(served, frame)
             explanations = self._explain(served, frame) if explain else None
         except BastionError as exc:
             self._failed(served, route, request_id, key_digest, exc, started)
             raise
+        return self._answered(
+            served,
+            route,
+            rows,
+            predictions,
+            scores,
+            explanations,
+            request_id,
+            key_digest,
+            started,
+            shadows,
+        )
+
+    async def predict_async(
+        self,
+        served: Served,
+        route: Route,
+        body: Any,
+        *,
+        request_id: str,
+        route_key: str,
+        shadows: Sequence[Route] = (),
+    ) -> Answer:
+        """Score on the event loop, batched with the requests for the same version that
+        arrive meanwhile (see :class:`~bastion.serving.batching.Batcher`)."""
+        started = time.perf_counter()
+        key_digest = self.digest(route_key)
+        try:
+            rows = self._rows(served, body)
+            predictions, scores = await self.batcher(served).score(rows)
+        except BastionError as exc:
+            self._failed(served, route, request_id, key_digest, exc, started)
+            raise
+        return self._answered(
+            served,
+            route,
+            rows,
+            predictions,
+            scores,
+            None,
+            request_id,
+            key_digest,
+            started,
+            shadows,
+        )
+
+    def batcher(self, served: Served) -> Batcher:
+        key = (served.name, served.version)
+        found = self._batchers.get(key)
+        if found is None or found.served is not served:
+            found = self._batchers[key] = Batcher(served)
+        return found
+
+    def _rows(self, served: Served, body: Any) -> list[dict[str, Any]]:
+        rows = payloads.records_of(body)
+        payloads.check(rows, served.schema)
+        return rows
+
+    def _answered(
+        self,
+        served: Served,
+        route: Route,
+        rows: list[dict[str, Any]],
+        predictions: list[Any],
+        scores: list[float] | None,
+        explanations: list[dict[str, Any]] | None,
+        request_id: str,
+        key_digest: str,
+        started: float,
+        shadows: Sequence[Route],
+    ) -> Answer:
         latency_ms = (time.perf_counter() - started) * 1000
         ids = row_ids(request_id, len(rows))
         self._log_rows(served, route.arm, ids, rows, predictions, scores, key_digest, latency_ms)
@@ -194,7 +253,7 @@ class PredictionService:
         return Answer(
             model=served.name,
             version=served.version,
-            alias=alias,
+            alias=route.alias,
             arm=route.arm,
             request_id=request_id,
             predictions=predictions,
@@ -218,7 +277,7 @@ class PredictionService:
                 )
                 payloads.check(answer.rows, served.schema)
                 frame = payloads.frame(answer.rows, served.schema)
-                predictions, scores = served.predict(frame)
+                predictions, scores = _scored(served, frame)
             except Exception as exc:
                 code = exc.code if isinstance(exc, BastionError) else "prediction_failed"
                 self.log.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bastion.serving.cache import ModelCache
@@ -12,32 +13,39 @@ from bastion.serving.service import PredictionService
 from bastion.serving.source import RegistrySource
 
 if TYPE_CHECKING:
+    from bastion.db import Database
+    from bastion.observability import Metrics
+    from bastion.policy import PolicyStore
     from bastion.registry.service import ModelRegistry
-    from bastion.runtime import Runtime
 
 
-def build_serving(runtime: Runtime, registry: ModelRegistry) -> PredictionService:
+def build_serving(
+    db: Database,
+    policy: PolicyStore,
+    metrics: Metrics,
+    registry: ModelRegistry,
+    *,
+    home: Path,
+    secret: bytes,
+) -> PredictionService:
     from bastion.delivery.traffic import RolloutTraffic
-    from bastion.runtime import secret_key
 
-    metrics = runtime.metrics
-    policy = runtime.policy
     cache = ModelCache(
-        RegistrySource(registry.parts, runtime.settings.home / "serving-models"),
+        RegistrySource(registry.parts, home / "serving-models"),
         alias_ttl_s=lambda: policy.policy.serving.alias_ttl_s,
         on_load=lambda name, version, outcome: metrics.model_loads.labels(name, outcome).inc(),
     )
     writer = PredictionLog(
-        runtime.db, on_rows=lambda outcome, n: metrics.prediction_log_rows.labels(outcome).inc(n)
+        db, on_rows=lambda outcome, n: metrics.prediction_log_rows.labels(outcome).inc(n)
     )
-    key = hmac.new(secret_key(runtime.settings), b"bastion/serving", hashlib.sha256).digest()
+    key = hmac.new(secret, b"bastion/serving", hashlib.sha256).digest()
     return PredictionService(
-        runtime.db,
+        db,
         cache,
         writer,
         policy=lambda: policy.policy.serving,
         digest_key=key,
         # Which version answers: the rollout controller's canary, A/B and shadow plans.
-        plan=RolloutTraffic(runtime.db),
+        plan=RolloutTraffic(db),
         metrics=metrics,
     )

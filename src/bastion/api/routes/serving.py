@@ -1,9 +1,11 @@
 """Serving over HTTP: ``POST /predict/{model}``, explanations of logged predictions, and
 labels attached later (``POST /api/labels``).
 
-The model part runs on the event loop once the version is loaded (scoring a few rows is
-CPU work of about a millisecond, less than a hop to a worker thread); loading a
-version, re-reading aliases, explaining and writing labels run in worker threads.
+The model part runs on the event loop once the version is loaded, in batches of the
+requests that arrive together (:mod:`bastion.serving.batching`; scoring a few rows is
+CPU work of a millisecond or two, less than a hop to a worker thread would add);
+loading a version, re-reading aliases, explaining and writing labels run in worker
+threads.
 """
 
 from __future__ import annotations
@@ -135,13 +137,12 @@ async def predict(
     kwargs: dict[str, Any] = {
         "request_id": request_id,
         "route_key": route_key,
-        "explain": explain,
         "shadows": routing.shadows,
     }
     if explain:
-        answer = await run_in_threadpool(service.predict, *args, **kwargs)
+        answer = await run_in_threadpool(service.predict, *args, explain=True, **kwargs)
     else:
-        answer = service.predict(*args, **kwargs)
+        answer = await service.predict_async(*args, **kwargs)
     if answer.shadows:
         background.add_task(run_in_threadpool, service.shadow, answer)
     return Response(
