@@ -36,7 +36,7 @@ roles:
   guest: {models: [local, minilm]}
   auditor:
     models: []
-    permissions: [audit:read, policy:read, models:read, monitoring:read]
+    permissions: [audit:read, reports:read, policy:read, models:read, monitoring:read]
     description: Risk and compliance officers who read the evidence.
 
 teams:

@@ -4,8 +4,8 @@ SQLite: an external-content FTS5 table ``doc_chunks_fts`` over ``doc_chunks.sear
 (porter stemming over unicode61), kept in step by triggers. PostgreSQL: a generated
 ``tsvector`` column ``doc_chunks.tsv`` (English configuration) with a GIN index.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 
