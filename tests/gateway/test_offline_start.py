@@ -42,7 +42,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     home = tmp_path_factory.mktemp("offline")
     env = {k: v for k, v in serve_env(home).items() if k != "OPENAI_API_KEY"}
     assert run(env, "db", "upgrade").returncode == 0
-    seeded = run(env, "demo", "seed", "--no-models")
+    seeded = run(env, "demo", "seed", "--no-models", "--no-documents")
     assert seeded.returncode == 0, seeded.stderr
     keys = dict(re.findall(r"demo key for (\w+) \(\w+\): (bst_\S+)", seeded.stdout))
     server = Server(home, env, home / "server.log")

@@ -17,6 +17,7 @@ Each ingest and removal is one ledger event (``documents.ingest``,
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -176,7 +177,8 @@ class DocumentService:
                     progress(done, total, item.doc.name)
         order = {p.name: i for i, p in enumerate(parsed)}
         report.documents.sort(key=lambda d: order[d.name])
-        self._record(
+        await asyncio.to_thread(
+            self._record,
             principal,
             "documents.ingest",
             collection,
