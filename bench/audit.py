@@ -41,8 +41,8 @@ Writes ``bench/results/audit.json``.
 from __future__ import annotations
 
 import argparse
-import base64
 import asyncio
+import base64
 import json
 import os
 import random
