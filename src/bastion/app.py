@@ -68,18 +68,26 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.api.middleware import RequestContext
     from bastion.api.routes import (
         audit,
+        documents,
+        evidence,
         gateway,
         gateway_health,
         keys,
         models,
         ops,
         policy,
+        rag,
+        serving,
         subjects,
     )
+    from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
+    from bastion.rag.setup import build_answers, load_prompts
 
     settings = settings or Settings()
+    # The prompts first: a bad or changed one stops the start before anything is opened.
+    prompts = load_prompts(settings.home)
     runtime = runtime or open_runtime(settings, write_policy=True)
 
     @contextlib.asynccontextmanager
@@ -126,8 +134,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    # Documents and retrieval (embeddings go through this gateway, governed like any call).
+    app.state.documents = build_documents(runtime, app.state.gateway)
+    # Grounded answers and research over that retriever; the prompts are checked here.
+    app.state.answers = build_answers(
+        runtime, app.state.gateway, app.state.documents.retriever, prompts
+    )
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models, subjects):
+    for module in (
+        ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
+        documents, subjects, rag,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

@@ -32,11 +32,13 @@ from bastion.db import Database, create_database
 from bastion.files import create_private_file
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
+from bastion.policy.history import PolicyHistory, write_policy_text
 from bastion.settings import Settings
 
 if TYPE_CHECKING:
     from bastion.audit.retention import RetentionSweeper
     from bastion.registry.service import ModelRegistry
+    from bastion.serving.service import PredictionService
     from bastion.subjects.service import SubjectService
 
 log = logging.getLogger("bastion")
@@ -102,6 +104,7 @@ class Runtime:
     signer: Signer
     closed: bool = field(default=False)
     _registry: ModelRegistry | None = field(default=None, repr=False)
+    _serving: PredictionService | None = field(default=None, repr=False)
     _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def registry(self) -> ModelRegistry:
@@ -114,6 +117,20 @@ class Runtime:
                 if registry is None:
                     registry = self._registry = build_registry(self)
         return registry
+
+    def serving(self) -> PredictionService:
+        """The prediction service (model cache, prediction log), built once on first use
+        over the registry's MLflow store and closed with the runtime."""
+        serving = self._serving
+        if serving is None:
+            registry = self.registry()
+            with self._building:
+                serving = self._serving
+                if serving is None:
+                    from bastion.serving.setup import build_serving
+
+                    serving = self._serving = build_serving(self, registry)
+        return serving
 
     def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
         """Reload the policy file; record the attempt in the ledger, the log and metrics."""
@@ -136,6 +153,8 @@ class Runtime:
             self.metrics.policy_reloads.labels("unchanged").inc()
             return outcome
         details |= {"digest": outcome.digest, "previous_digest": outcome.previous_digest}
+        if result == "success":
+            self.record_policy(who, trigger, outcome.previous_digest)
         try:
             self.ledger.append(
                 EventIn(
@@ -149,6 +168,31 @@ class Runtime:
         except LedgerUnavailable:
             log.error("policy reload could not be recorded in the ledger")
         return outcome
+
+    def record_policy(self, who: str, trigger: str, previous: str | None = None) -> None:
+        """Keep the policy in force in the history (a failure is logged, never raised:
+        the policy is in force whether or not its history row could be written)."""
+        try:
+            PolicyHistory(self.db).record(
+                self.policy.current, by=who, trigger=trigger, previous=previous
+            )
+        except Exception:
+            log.exception("the policy version could not be recorded in the history")
+
+    def rollback_policy(self, version: int, actor: str) -> ReloadOutcome:
+        """Restore policy ``version``: write its text to the file, reload, record both."""
+        text = PolicyHistory(self.db).text_of(version)
+        write_policy_text(self.policy.path, text)
+        self.ledger.append(
+            EventIn(
+                actor=actor,
+                action="policy.rollback",
+                resource="policy",
+                outcome="success",
+                details={"version": version},
+            )
+        )
+        return self.reload_policy(actor, f"rollback:{version}")
 
     def retention(self) -> RetentionSweeper:
         from bastion.audit.retention import RetentionSweeper
@@ -164,6 +208,8 @@ class Runtime:
 
     def close(self) -> None:
         if not self.closed:
+            if self._serving is not None:
+                self._serving.close()
             if self._registry is not None:
                 self._registry.close()
             self.ledger.close()
@@ -230,7 +276,7 @@ def open_runtime(
     metrics = metrics or Metrics(settings.metrics_dir)
     metrics.policy_loaded_timestamp.set_to_current_time()
     keys = KeyService(db, policy, ledger, cache_ttl_s=settings.key_cache_ttl_s)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         db=db,
         policy=policy,
@@ -240,3 +286,5 @@ def open_runtime(
         metrics=metrics,
         signer=signer,
     )
+    runtime.record_policy("system", "startup")
+    return runtime

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         description="Socket timeout for Redis counters; past it, `defaults.on_counter_error` "
         "decides (a busy event loop's lag counts against it: keep it well above 0.5 s).",
     )
+    pipelines_schema: str = Field(
+        default="dbos",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the pipeline engine's own tables (DBOS); on "
+        "SQLite they live in `pipelines.sqlite` in the home.",
+    )
     privacy_hmac_key: SecretStr | None = Field(
         default=None,
         description="Key of the privacy `hash` operator (at least 16 bytes, hex); default "
@@ -182,6 +188,11 @@ def secret_from_env(name: str) -> SecretStr | None:
     """The value of the environment variable a policy names for a provider's key."""
     value = os.environ.get(name)
     return SecretStr(value) if value else None
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus ``extra``, for a command Bastion starts."""
+    return dict(os.environ) | extra
 
 
 def export_to_children(name: str, value: str) -> None:

@@ -72,6 +72,9 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/v1/models/{model}"): Permission.LLM_USE,
     ("GET", "/api/gateway/health"): Permission.METRICS_READ,
     ("GET", "/api/models"): Permission.MODELS_READ,
+    ("POST", "/predict/{model}"): Permission.MODELS_PREDICT,
+    ("GET", "/predict/{model}/explain/{request_id}"): Permission.MONITORING_READ,
+    ("POST", "/api/labels"): Permission.PREDICTIONS_LABEL,
     ("GET", "/api/models/{name}"): Permission.MODELS_READ,
     ("POST", "/api/models/{name}/versions"): Permission.MODELS_WRITE,
     ("GET", "/api/models/{name}/versions/{version}"): Permission.MODELS_READ,
@@ -88,6 +91,17 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/promotions/{request_id}/approve"): Permission.MODELS_APPROVE,
     ("POST", "/api/promotions/{request_id}/reject"): Permission.MODELS_APPROVE,
     ("POST", "/api/registry/verify"): Permission.MODELS_READ,
+    ("GET", "/api/reports/compliance"): Permission.REPORTS_READ,
+    ("POST", "/api/feedback"): Permission.LLM_USE,
+    ("GET", "/api/feedback"): Permission.MONITORING_READ,
+    ("GET", "/api/collections"): Permission.DOCUMENTS_READ,
+    ("GET", "/api/collections/{name}/documents"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/collections/{name}/documents"): Permission.DOCUMENTS_WRITE,
+    ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
+    ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
+    ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/query"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/research"): Permission.RESEARCH_RUN,
 }
 
 

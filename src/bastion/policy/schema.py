@@ -1,12 +1,10 @@
 """The governance policy file's schema.
 
-One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
-``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``. Unknown keys are errors (a typo must not
-silently disable a rule).
-The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
-``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
-:mod:`bastion.registry.config`.
+One YAML document (``version: 1``); its sections are the fields of :class:`Policy`.
+Unknown keys are errors (a typo must not silently disable a rule). A domain's section
+is owned by that domain's ``config`` module (``privacy`` and ``denylist`` by
+:mod:`bastion.privacy.config`, ``monitoring`` by :mod:`bastion.monitoring.config`, and
+so on for the other sections).
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -19,9 +17,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
+from bastion.delivery.config import DeliveryPolicy
+from bastion.documents.config import DocumentsPolicy
+from bastion.evidence.config import EvidencePolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
+from bastion.rag.config import AnswersPolicy
 from bastion.registry.config import RegistryPolicy
+from bastion.serving.config import ServingPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -151,6 +154,11 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+    serving: ServingPolicy = ServingPolicy()
+    delivery: DeliveryPolicy = DeliveryPolicy()
+    evidence: EvidencePolicy = EvidencePolicy()
+    documents: DocumentsPolicy = DocumentsPolicy()
+    answers: AnswersPolicy = AnswersPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""

@@ -6,8 +6,8 @@
 (``checkpoint`` or a retention ``seal``) and ``frontier``. ``audit_subject_keys`` holds
 each data subject's wrapped content key.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 
