@@ -30,6 +30,11 @@ the load (autovacuum would do the same); SQLite gets none, as Bastion runs none.
 Queries: ``EventRepository.page(filter, limit=100)`` and then the second page through
 its cursor, for several filter shapes with random parameters, latency per call.
 
+The ``rights`` section (issue 19; ``--sections rights`` runs it alone and updates only
+its part of the results) builds a keyed, anchored ledger with encrypted content and
+times verification against the anchors beside verification without them, and the
+erasure of one subject; see ``run_rights``.
+
 Writes ``bench/results/audit.json``.
 """
 
