@@ -9,9 +9,11 @@ HTML, Markdown, PDF) is made from the body and embeds it (PDF: its digest), so
 
 Proofs in the body: the chain verification result (:func:`bastion.audit.verify_ledger`),
 each stream's span in the period with the hash of its last event there, the signed
-checkpoints that fall in the period and the first one after it (which seals the
-period's end), each with its signature re-checked, and per control the digest of the
-events it cites (:mod:`bastion.evidence.scan`).
+checkpoints that fall in the period, each with its signature re-checked, and per
+control the digest of the events it cites (:mod:`bastion.evidence.scan`). The first
+checkpoint *after* the period (which seals its end) is not in the body: it may be
+written after the report, and the body must not change with it; ``verify`` looks it up
+(:func:`sealing_checkpoints`).
 """
 
 from __future__ import annotations
@@ -115,11 +117,9 @@ def _checkpoints(
                     .order_by(AuditCheckpoint.seq)
                 )
             )
-            inside = [r for r in rows if r.ts_us < end_us]
-            after = next((r for r in rows if r.ts_us >= end_us), None)
-            for row, role in [(r, "in_period") for r in inside] + (
-                [(after, "seals_period_end")] if after is not None else []
-            ):
+            for row in rows:
+                if row.ts_us >= end_us:
+                    break
                 key = trusted.get(row.key_id)
                 valid = key is not None and verify_signature(
                     key, row.stream, row.seq, row.hash, row.ts_us, row.signature
@@ -133,9 +133,25 @@ def _checkpoints(
                         "key_id": row.key_id,
                         "signature": row.signature,
                         "signature_valid": valid,
-                        "role": role,
+                        "role": "in_period",
                     }
                 )
+    return out
+
+
+def sealing_checkpoints(db: Database, streams: list[str], end: datetime) -> dict[str, int]:
+    """Per stream, the seq of the first checkpoint at or after ``end`` (none: absent)."""
+    out: dict[str, int] = {}
+    with db.session() as session:
+        for stream in streams:
+            seq = session.scalar(
+                select(AuditCheckpoint.seq)
+                .where(AuditCheckpoint.stream == stream, AuditCheckpoint.ts_us >= to_us(end))
+                .order_by(AuditCheckpoint.seq)
+                .limit(1)
+            )
+            if seq is not None:
+                out[stream] = int(seq)
     return out
 
 

@@ -27,7 +27,14 @@ from bastion.evidence.render import (
     to_markdown,
     to_pdf,
 )
-from bastion.evidence.report import Period, build_report, compare, digest_of, parse_period
+from bastion.evidence.report import (
+    Period,
+    build_report,
+    compare,
+    digest_of,
+    parse_period,
+    sealing_checkpoints,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -64,6 +71,9 @@ class Verification:
     digest: str
     recorded: bool
     problems: list[str]
+    #: streams whose events in the period are sealed by a later signed checkpoint
+    sealed: dict[str, int]
+    unsealed: list[str]
 
     @property
     def ok(self) -> bool:
@@ -205,6 +215,10 @@ class EvidenceService:
                 stated["framework"]["id"], period, now=datetime.fromisoformat(stated["as_of"])
             )
             problems += compare(stated, fresh)
+            streams = [s["stream"] for s in stated["proofs"]["streams"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise BadReport(f"the embedded report is incomplete: {exc}") from None
-        return Verification(digest, recorded, problems)
+        sealed = sealing_checkpoints(self.db, streams, period.end)
+        return Verification(
+            digest, recorded, problems, sealed, [s for s in streams if s not in sealed]
+        )
