@@ -21,7 +21,16 @@ router = APIRouter(
 @router.get(
     "/api/reports/compliance",
     summary="A compliance report built from the ledger (OSCAL JSON, HTML, Markdown or PDF)",
-    responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}}}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {},
+                "text/html": {},
+                "text/markdown": {},
+                "application/pdf": {},
+            }
+        }
+    },
 )
 async def compliance_report(
     runtime: RuntimeDep,
@@ -80,7 +89,13 @@ async def add_feedback(
     return result
 
 
-@router.get("/api/feedback", summary="Feedback, oldest first (JSON, or JSONL / CSV export)")
+@router.get(
+    "/api/feedback",
+    summary="Feedback, oldest first (JSON, or JSONL / CSV export)",
+    responses={
+        200: {"content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}}}
+    },
+)
 async def list_feedback(
     runtime: RuntimeDep,
     _: Annotated[Principal | None, Depends(requires(Permission.MONITORING_READ))],
