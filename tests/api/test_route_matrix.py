@@ -88,6 +88,10 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/reports/compliance"): Permission.REPORTS_READ,
     ("POST", "/api/feedback"): Permission.LLM_USE,
     ("GET", "/api/feedback"): Permission.MONITORING_READ,
+    ("POST", "/api/reports/attestations"): Permission.REPORTS_WRITE,
+    ("GET", "/api/incidents"): Permission.REPORTS_READ,
+    ("POST", "/api/incidents"): Permission.REPORTS_WRITE,
+    ("POST", "/api/incidents/{incident_id}/close"): Permission.REPORTS_WRITE,
 }
 
 

@@ -149,3 +149,50 @@ async def test_feedback_exports_as_jsonl_and_csv_with_formulas_defused(
     assert csv_text.splitlines()[0] == "id,request_id,rating,kind,comment,flags,actor,created_at"
     assert ",'=HYPERLINK(1)," in csv_text
     assert (await client.get("/api/feedback", headers=guest)).status_code == 403
+
+
+async def test_incidents_and_attestations_over_http(
+    client: httpx.AsyncClient, key_for: Callable[..., str]
+) -> None:
+    admin = auth(key_for("admin"))
+    opened = await client.post(
+        "/api/incidents",
+        json={
+            "kind": "serious_incident",
+            "severity": "widespread",
+            "title": "outage",
+            "aware_at": "2026-03-01T00:00:00Z",
+        },
+        headers=admin,
+    )
+    assert opened.status_code == 201, opened.text
+    item = opened.json()
+    assert item["deadline_at"] == "2026-03-03T00:00:00+00:00" and item["status"] == "overdue"
+    auditor = auth(key_for("auditor"))
+    listed = (await client.get("/api/incidents", headers=auditor)).json()["data"]
+    assert [i["id"] for i in listed] == [item["id"]]
+    assert (
+        await client.post(
+            "/api/incidents", json={"kind": "subject_request", "title": "x"}, headers=auditor
+        )
+    ).status_code == 403
+    closed = await client.post(
+        f"/api/incidents/{item['id']}/close", json={"resolution": "reported"}, headers=admin
+    )
+    assert closed.json()["status"] == "closed_late"
+    again = await client.post(f"/api/incidents/{item['id']}/close", json={}, headers=admin)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "incident_closed"
+    missing = await client.post("/api/incidents/999/close", json={}, headers=admin)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_incident"
+    attested = await client.post(
+        "/api/reports/attestations",
+        json={"framework": "gdpr", "control": "art-35", "by": "dpo", "note": "DPIA v3"},
+        headers=admin,
+    )
+    assert attested.status_code == 201
+    unknown = await client.post(
+        "/api/reports/attestations",
+        json={"framework": "gdpr", "control": "art-99", "by": "dpo", "note": "x"},
+        headers=admin,
+    )
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_control"
