@@ -1185,7 +1185,8 @@ def reports_main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(
-        title=f"Compliance report over a quarter of {args.report_events:,} events (median of {args.runs}; aim < {REPORT_AIM_S:.0f} s)"
+        title=f"Compliance report over a quarter of {args.report_events:,} events "
+        f"(median of {args.runs}; aim < {REPORT_AIM_S:.0f} s)"
     )
     for col in (
         "backend",
