@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -40,12 +41,34 @@ async def _watch_policy(runtime: Runtime, interval: float) -> None:
             log.exception("policy watcher failed; it keeps watching")
 
 
+async def _sweep_retention(runtime: Runtime, interval: float) -> None:
+    """Apply the policy's retention on a schedule (each sweep is a ledger event)."""
+    while True:
+        await asyncio.sleep(interval)
+        retention = runtime.policy.policy.retention
+        if retention.content_days is None and retention.events_days is None:
+            continue
+        try:
+            sweeper = runtime.retention()
+            await run_in_threadpool(
+                functools.partial(
+                    sweeper.sweep,
+                    content_days=retention.content_days,
+                    events_days=retention.events_days,
+                    actor="system",
+                )
+            )
+        except Exception:
+            log.exception("retention sweep failed; the next one will try again")
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
     from bastion.api.middleware import RequestContext
     from bastion.api.routes import (
         audit,
+        documents,
         evidence,
         gateway,
         gateway_health,
@@ -53,7 +76,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         models,
         ops,
         policy,
+        serving,
+        subjects,
     )
+    from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
 
@@ -64,6 +90,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
+        sweeper = asyncio.create_task(
+            _sweep_retention(runtime, settings.retention_sweep_interval_s)
+        )
 
         pending: set[asyncio.Task[object]] = set()
 
@@ -83,6 +112,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             watcher.cancel()
+            sweeper.cancel()
             await app.state.gateway.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
@@ -100,8 +130,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    # Documents and retrieval (embeddings go through this gateway, governed like any call).
+    app.state.documents = build_documents(runtime, app.state.gateway)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models, evidence):
+    for module in (
+        ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
+        documents, subjects,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

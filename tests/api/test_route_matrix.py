@@ -60,6 +60,9 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("DELETE", "/api/keys/{key_id}"): Permission.KEYS_MANAGE,
     ("GET", "/api/audit/events"): Permission.AUDIT_READ,
     ("GET", "/api/audit/public-key"): Permission.AUDIT_READ,
+    ("GET", "/api/audit/proofs/{event_id}"): Permission.AUDIT_READ,
+    ("GET", "/api/subjects/{user}/export"): Permission.SUBJECTS_MANAGE,
+    ("POST", "/api/subjects/{user}/erase"): Permission.SUBJECTS_MANAGE,
     ("GET", "/api/policy"): Permission.POLICY_READ,
     ("POST", "/api/policy/check"): Permission.POLICY_READ,
     ("POST", "/api/policy/reload"): Permission.POLICY_MANAGE,
@@ -69,6 +72,9 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/v1/models/{model}"): Permission.LLM_USE,
     ("GET", "/api/gateway/health"): Permission.METRICS_READ,
     ("GET", "/api/models"): Permission.MODELS_READ,
+    ("POST", "/predict/{model}"): Permission.MODELS_PREDICT,
+    ("GET", "/predict/{model}/explain/{request_id}"): Permission.MONITORING_READ,
+    ("POST", "/api/labels"): Permission.PREDICTIONS_LABEL,
     ("GET", "/api/models/{name}"): Permission.MODELS_READ,
     ("POST", "/api/models/{name}/versions"): Permission.MODELS_WRITE,
     ("GET", "/api/models/{name}/versions/{version}"): Permission.MODELS_READ,
@@ -92,6 +98,12 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/incidents"): Permission.REPORTS_READ,
     ("POST", "/api/incidents"): Permission.REPORTS_WRITE,
     ("POST", "/api/incidents/{incident_id}/close"): Permission.REPORTS_WRITE,
+    ("GET", "/api/collections"): Permission.DOCUMENTS_READ,
+    ("GET", "/api/collections/{name}/documents"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/collections/{name}/documents"): Permission.DOCUMENTS_WRITE,
+    ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
+    ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
+    ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
 }
 
 

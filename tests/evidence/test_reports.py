@@ -34,8 +34,13 @@ def oscal_validator() -> jsonschema.Draft7Validator:
 
 @pytest.fixture
 def service(runtime: Any) -> EvidenceService:
+    from bastion.runtime import chain_key
+
     return EvidenceService(
-        runtime.db, {runtime.signer.key_id: runtime.signer.public}, runtime.ledger
+        runtime.db,
+        {runtime.signer.key_id: runtime.signer.public},
+        runtime.ledger,
+        chain_key(runtime.settings),
     )
 
 

@@ -29,8 +29,11 @@ class ReportFormat(StrEnum):
 
 def _service(rt: Runtime) -> EvidenceService:
     from bastion.evidence.service import EvidenceService
+    from bastion.runtime import chain_key
 
-    return EvidenceService(rt.db, {rt.signer.key_id: rt.signer.public}, rt.ledger)
+    return EvidenceService(
+        rt.db, {rt.signer.key_id: rt.signer.public}, rt.ledger, chain_key(rt.settings)
+    )
 
 
 @app.command()

@@ -40,6 +40,7 @@ from bastion.evidence.scan import scan_period, to_us
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from bastion.audit.events import ChainKey
     from bastion.db import Database
 
 FORMAT_VERSION = 1
@@ -165,6 +166,7 @@ def build_report(
     clocks: list[Clock],
     now: datetime,
     verify_chain: bool = True,
+    chain_key: ChainKey | None = None,
 ) -> dict[str, Any]:
     framework = loaded.framework
     as_of = min(now, period.end)
@@ -224,7 +226,7 @@ def build_report(
     total = len(framework.controls)
     chain: dict[str, Any] = {"checked": verify_chain}
     if verify_chain:
-        verified = verify_ledger(db, trusted_keys)
+        verified = verify_ledger(db, trusted_keys, chain_key=chain_key)
         chain |= {"ok": verified.ok, "problems": [str(p) for p in verified.problems[:50]]}
     days = sorted(scan.days)
     families = sorted({f for d in scan.days.values() for f in d})

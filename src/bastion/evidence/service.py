@@ -39,6 +39,7 @@ from bastion.evidence.report import (
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from bastion.audit.events import ChainKey
     from bastion.db import Database
 
 Format = Literal["json", "html", "md", "pdf"]
@@ -96,9 +97,11 @@ class EvidenceService:
         db: Database,
         trusted_keys: dict[str, Ed25519PublicKey],
         ledger: Ledger | None = None,
+        chain_key: ChainKey | None = None,
     ) -> None:
         self.db = db
         self.trusted_keys = trusted_keys
+        self.chain_key = chain_key
         self._ledger = ledger
         self.clocks = ClockService(db, ledger)
 
@@ -158,6 +161,7 @@ class EvidenceService:
             attestations=self.attestations(framework, as_of),
             clocks=self.clocks.for_period(period.start, as_of),
             now=now,
+            chain_key=self.chain_key,
         )
 
     def generate(

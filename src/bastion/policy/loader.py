@@ -219,6 +219,17 @@ def check_references(policy: Policy) -> list[tuple[Loc, str]]:
                             "or use a pattern like 'gpt-*'",
                         )
                     )
+    embedder = policy.documents.embedding_model
+    if embedder is not None:
+        declared = policy.models.get(embedder)
+        if declared is None or declared.kind != "embedding":
+            problems.append(
+                (
+                    ("documents", "embedding_model"),
+                    f"{embedder!r} is not a model of kind embedding: declare it under models "
+                    "with kind: embedding",
+                )
+            )
     return problems
 
 

@@ -56,9 +56,13 @@ async def compliance_report(
 
 def _evidence(runtime: Any) -> Any:
     from bastion.evidence.service import EvidenceService
+    from bastion.runtime import chain_key
 
     return EvidenceService(
-        runtime.db, {runtime.signer.key_id: runtime.signer.public}, runtime.ledger
+        runtime.db,
+        {runtime.signer.key_id: runtime.signer.public},
+        runtime.ledger,
+        chain_key(runtime.settings),
     )
 
 
