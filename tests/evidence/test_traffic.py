@@ -161,11 +161,11 @@ def test_every_policy_version_is_kept_and_a_rollback_is_a_recorded_change(runtim
     assert first.trigger == "startup" and first.digest == runtime.policy.current.digest
     path = runtime.policy.path
     original = path.read_text()
-    path.write_text(original.replace("guest: {models: [local]}", "guest: {models: []}"))
+    path.write_text(original + "# tightened by ada\n")
     assert runtime.reload_policy("user:ada", "api").changed
     second = history.versions()[1]
-    assert second.loaded_by == "user:ada" and (second.added, second.removed) == (1, 1)
-    assert "-  guest: {models: [local]}" in second.diff
+    assert second.loaded_by == "user:ada" and (second.added, second.removed) == (1, 0)
+    assert "+# tightened by ada" in second.diff
     outcome = runtime.rollback_policy(first.version, "user:ada")
     assert outcome.changed and path.read_text() == original
     third = history.versions()[2]

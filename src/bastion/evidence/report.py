@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from bastion import __version__
 from bastion.audit.events import canonical_json
-from bastion.audit.models import AuditCheckpoint
+from bastion.audit.models import AuditCheckpoint, AuditStream
 from bastion.audit.signing import verify_signature
 from bastion.audit.verify import verify_ledger
 from bastion.errors import InvalidInput
@@ -118,12 +118,21 @@ def _checkpoints(
                     .order_by(AuditCheckpoint.seq)
                 )
             )
+            chain = session.scalar(select(AuditStream.chain).where(AuditStream.id == stream))
             for row in rows:
                 if row.ts_us >= end_us:
                     break
                 key = trusted.get(row.key_id)
                 valid = key is not None and verify_signature(
-                    key, row.stream, row.seq, row.hash, row.ts_us, row.signature
+                    key,
+                    row.stream,
+                    row.seq,
+                    row.hash,
+                    row.ts_us,
+                    row.signature,
+                    root=row.root,
+                    chain=chain or "sha256",
+                    kind=row.kind or "checkpoint",
                 )
                 out.append(
                     {
@@ -134,6 +143,8 @@ def _checkpoints(
                         "key_id": row.key_id,
                         "signature": row.signature,
                         "signature_valid": valid,
+                        "kind": row.kind or "checkpoint",
+                        "merkle_root": row.root,
                         "role": "in_period",
                     }
                 )
