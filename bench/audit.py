@@ -984,12 +984,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="core (appends, verify, queries) and/or rights (anchored verify, erasure); "
         "rights alone updates only its part of the results file",
     )
+    parser.add_argument(
+        "--reports",
+        action="store_true",
+        help="only the compliance-report figures (issue 19), in bench/results/audit_reports.json",
+    )
+    parser.add_argument("--report-events", type=int, default=1_000_000)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("cfg", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(WORKERS[args.worker](json.loads(args.cfg))))
         return 0
+    if args.reports:
+        return reports_main(args)
 
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bastion-bench-audit-"))
@@ -1279,6 +1287,315 @@ def render(results: dict[str, Any]) -> None:
     for backend, reason in results["skipped"].items():
         console.print(f"skipped {backend}: {reason}")
     console.print(f"total {results['total_wall_s']:.0f} s")
+
+
+# --- compliance reports (issue 19: evidence) ---------------------------------------------
+#
+#     uv run python bench/audit.py --reports [--report-events 1000000] [--runs 3] [--no-pg]
+#
+# A quarter (2026-01-01..2026-03-31) of a busy gateway: ``--report-events`` ledger events
+# in four streams, hashed by the real chain functions (``ChainFields``/``chain_hash``),
+# a signed checkpoint every 10,000 events per stream, actions as Bastion writes them
+# (``llm.chat`` with flags and refusals, key, policy, model promotion, feedback,
+# incidents). Timed in fresh processes: the whole report (``EvidenceService.generate``,
+# EU AI Act, OSCAL JSON: one scan of the period, chain verification, checkpoints, render),
+# and beside it in the same run its two parts: the scan alone and ``verify_ledger``
+# alone (the peer: a report can never be cheaper than verifying the chain it cites).
+# Writes ``bench/results/audit_reports.json`` (a file of its own, so that the ledger's
+# figures in ``audit.json`` and these are rerun independently).
+
+REPORT_RESULTS = ROOT / "bench" / "results" / "audit_reports.json"
+REPORT_AIM_S = 10.0
+QUARTER_START = datetime(2026, 1, 1, tzinfo=UTC)
+QUARTER_END = datetime(2026, 4, 1, tzinfo=UTC)
+REPORT_ACTIONS = [
+    ("llm.chat", 820),
+    ("llm.embeddings", 100),
+    ("response.flag", 20),
+    ("feedback.add", 15),
+    ("key.create", 5),
+    ("key.revoke", 2),
+    ("policy.reload", 1),
+    ("model.register", 3),
+    ("model.evidence", 3),
+    ("model.promotion.request", 3),
+    ("model.promotion.approve", 3),
+    ("model.alias.move", 3),
+    ("model.rollback", 1),
+    ("incident.open", 1),
+    ("audit.erase", 1),
+    ("response.check", 1),
+    ("access.check", 1),
+]
+REPORT_FLAGS = ["[]"] * 16 + [
+    '["pii:EMAIL_ADDRESS"]',
+    '["pii:PHONE_NUMBER","pii:PERSON"]',
+    '["pii_leak:EMAIL_ADDRESS"]',
+    '["slow"]',
+]
+
+
+def generate_quarter(
+    n: int, seed: int, signer: Any
+) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    from bastion.audit.events import ChainFields, canonical_json, chain_hash, genesis
+
+    rng = random.Random(seed)
+    streams = [f"{rng.getrandbits(128):032x}" for _ in range(STREAMS)]
+    heads = [genesis(s) for s in streams]
+    seqs = [0] * STREAMS
+    start_us = int(QUARTER_START.timestamp() * 1_000_000)
+    step = (int(QUARTER_END.timestamp() * 1_000_000) - start_us) / n
+    names = [a for a, _ in REPORT_ACTIONS]
+    actions = rng.choices(names, [w for _, w in REPORT_ACTIONS], k=n)
+    actors = rng.choices(ACTORS, ACTOR_WEIGHTS, k=n)
+    rows: list[tuple[Any, ...]] = []
+    checkpoints: list[tuple[Any, ...]] = []
+    for i in range(n):
+        k = rng.randrange(STREAMS)
+        stream = streams[k]
+        seqs[k] += 1
+        seq = seqs[k]
+        ts_us = start_us + int(i * step)
+        action = actions[i]
+        outcome, flags = "success", "[]"
+        if action.startswith("llm."):
+            model = rng.choice(MODELS)
+            outcome = rng.choices(OUTCOMES, OUTCOME_WEIGHTS)[0]
+            flags = rng.choice(REPORT_FLAGS)
+            body: dict[str, Any] = {
+                "key": f"bk_{rng.randrange(40):04x}",
+                "requested_model": model,
+                "latency_ms": rng.randint(40, 9_000),
+                "status": 200 if outcome == "success" else 429,
+            }
+            if outcome == "refused":
+                body["error_code"] = rng.choice(["budget_exceeded", "rate_limit_exceeded"])
+            resource = f"model:{model}"
+        else:
+            body = {"n": i}
+            resource = f"{action.split('.')[0]}:{rng.randrange(100)}"
+        fields = ChainFields(
+            stream=stream,
+            seq=seq,
+            ts_us=ts_us,
+            actor=f"user:{actors[i]}",
+            action=action,
+            resource=resource,
+            outcome=outcome,
+            request_id=f"{rng.getrandbits(64):016x}",
+            details=canonical_json(body),
+            content_digest=None,
+            flags=flags,
+        )
+        row_hash = chain_hash(heads[k], fields)
+        rows.append((*fields, heads[k], row_hash))
+        heads[k] = row_hash
+        if seq % CHECKPOINT_EVERY == 0:
+            checkpoints.append(
+                (
+                    stream,
+                    seq,
+                    row_hash,
+                    ts_us,
+                    signer.key_id,
+                    signer.sign(stream, seq, row_hash, ts_us),
+                )
+            )
+    return streams, rows, checkpoints
+
+
+def worker_report_build(cfg: dict[str, Any]) -> dict[str, Any]:
+    from bastion.audit import load_or_create_signer
+
+    target = cfg["target"]
+    signer = load_or_create_signer(Path(cfg["key_path"]))
+    wall0 = time.perf_counter()
+    db = fresh_database(target)
+    streams, rows, checkpoints = generate_quarter(cfg["events"], cfg["seed"], signer)
+    created = datetime.now(UTC)
+    raw = db.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if target["backend"] == "sqlite":
+            ph, cph, sph = ",".join("?" * 13), ",".join("?" * 6), ",".join("?" * 5)
+            stream_rows = [
+                (s, created.strftime("%Y-%m-%d %H:%M:%S.%f"), "bench", 1, "server") for s in streams
+            ]
+        else:
+            ph, cph, sph = ",".join(["%s"] * 13), ",".join(["%s"] * 6), ",".join(["%s"] * 5)
+            stream_rows = [(s, created, "bench", 1, "server") for s in streams]
+        for first in range(0, len(rows), 50_000):
+            cur.executemany(
+                f"INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES ({ph})",
+                rows[first : first + 50_000],
+            )
+            raw.commit()
+        cur.executemany(
+            f"INSERT INTO audit_streams (id, created_at, host, pid, label) VALUES ({sph})",
+            stream_rows,
+        )
+        cur.executemany(
+            f"INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ({cph})", checkpoints
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    if target["backend"] != "sqlite":
+        from sqlalchemy import text
+
+        with db.engine.connect() as c:
+            c.execute(text("ANALYZE"))
+            c.commit()
+    db.dispose()
+    return {
+        "events": len(rows),
+        "checkpoints": len(checkpoints),
+        "wall_s": time.perf_counter() - wall0,
+    }
+
+
+def worker_report_time(cfg: dict[str, Any]) -> dict[str, Any]:
+    from bastion.audit import load_or_create_signer, verify_ledger
+    from bastion.evidence.mapping import get_framework
+    from bastion.evidence.report import parse_period
+    from bastion.evidence.scan import scan_period
+    from bastion.evidence.service import EvidenceService
+
+    signer = load_or_create_signer(Path(cfg["key_path"]))
+    trusted = {signer.key_id: signer.public}
+    db = open_database(cfg["target"])
+    period = "2026-01-01..2026-03-31"
+    wall0, cpu0 = time.perf_counter(), _cpu()
+    out: dict[str, Any] = {}
+    if cfg["part"] == "report":
+        done = EvidenceService(db, trusted).generate("eu-ai-act", period, "json", actor="bench")
+        out = {
+            "bytes": len(done.content),
+            "chain_ok": done.body["proofs"]["chain"]["ok"],
+            "events_in_period": done.body["summary"]["events_in_period"],
+            "machine_evidence_share": done.body["summary"]["machine_evidence_share"],
+        }
+    elif cfg["part"] == "scan":
+        fw = get_framework("eu-ai-act").framework
+        p = parse_period(period)
+        scan = scan_period(db, [s for c in fw.controls for s in c.evidence], p.start, p.end)
+        out = {"events_in_period": scan.events}
+    else:
+        report = verify_ledger(db, trusted)
+        out = {"chain_ok": report.ok, "events": report.events}
+    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    db.dispose()
+    return out | {"wall_s": wall, "cpu_s": cpu}
+
+
+WORKERS["report_build"] = worker_report_build
+WORKERS["report_time"] = worker_report_time
+
+
+def reports_main(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bastion-bench-reports-"))
+    key_path = str(tmp / "signing.pem")
+    targets: dict[str, dict[str, Any]] = {
+        "sqlite": {"backend": "sqlite", "path": str(tmp / "quarter.db")}
+    }
+    skipped: dict[str, str] = {}
+    if args.no_pg:
+        skipped["postgresql"] = "--no-pg given"
+    else:
+        reason = pg_reachable(args.pg_url)
+        if reason is None:
+            targets["postgresql"] = {
+                "backend": "postgresql",
+                "base": args.pg_url,
+                "schema": "bench_reports",
+            }
+        else:
+            skipped["postgresql"] = f"unreachable at {args.pg_url}: {reason}"
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "command": "uv run python bench/audit.py " + " ".join(sys.argv[1:]),
+        "sizes": {
+            "events": args.report_events,
+            "period": "2026-01-01..2026-03-31",
+            "streams": STREAMS,
+            "runs": args.runs,
+        },
+        "aim_report_s": REPORT_AIM_S,
+        "skipped": skipped,
+        "note": "report = EvidenceService.generate(eu-ai-act, OSCAL JSON): one scan of the "
+        "period + verify_ledger over the whole ledger + checkpoints + render; scan and "
+        "verify are its two parts timed alone in the same run (verify is the peer)",
+        "build": {},
+        "timings": {},
+    }
+    try:
+        for backend, target in targets.items():
+            print(f"building a quarter of {args.report_events:,} events on {backend}…")
+            results["build"][backend] = run_worker(
+                "report_build",
+                {"target": target, "key_path": key_path, "events": args.report_events, "seed": 19},
+            )
+            runs: dict[str, list[dict[str, Any]]] = {"report": [], "scan": [], "verify": []}
+            for _ in range(args.runs):
+                for part in runs:  # alternated, each in a fresh process
+                    runs[part].append(
+                        run_worker(
+                            "report_time", {"target": target, "key_path": key_path, "part": part}
+                        )
+                    )
+            results["timings"][backend] = {
+                part: {
+                    "wall_s": _median(r, "wall_s"),
+                    "cpu_s": _median(r, "cpu_s"),
+                    "runs": r,
+                }
+                for part, r in runs.items()
+            }
+            t = results["timings"][backend]
+            t["report_over_verify"] = t["report"]["wall_s"] / t["verify"]["wall_s"]
+            t["events_per_s"] = args.report_events / t["report"]["wall_s"]
+            t["meets_aim"] = t["report"]["wall_s"] < REPORT_AIM_S
+    finally:
+        if "postgresql" in targets:
+            pg_admin(args.pg_url, ["DROP SCHEMA IF EXISTS bench_reports CASCADE"])
+        shutil.rmtree(tmp, ignore_errors=True)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"Compliance report over a quarter of {args.report_events:,} events "
+        f"(median of {args.runs}; aim < {REPORT_AIM_S:.0f} s)"
+    )
+    for col in (
+        "backend",
+        "report s",
+        "cpu s",
+        "scan s",
+        "verify s (peer)",
+        "report/verify",
+        "events/s",
+        "aim",
+    ):
+        table.add_column(col, justify="right" if col != "backend" else "left")
+    for backend, t in results["timings"].items():
+        table.add_row(
+            backend,
+            f"{t['report']['wall_s']:.2f}",
+            f"{t['report']['cpu_s']:.2f}",
+            f"{t['scan']['wall_s']:.2f}",
+            f"{t['verify']['wall_s']:.2f}",
+            f"{t['report_over_verify']:.2f}x",
+            f"{t['events_per_s']:,.0f}",
+            "met" if t["meets_aim"] else "MISSED",
+        )
+    Console(width=140).print(table)
+    for backend, reason in skipped.items():
+        print(f"skipped {backend}: {reason}")
+    if not args.no_write:
+        REPORT_RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {REPORT_RESULTS.relative_to(ROOT)}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,8 +29,11 @@ class ReportFormat(StrEnum):
 
 def _service(rt: Runtime) -> EvidenceService:
     from bastion.evidence.service import EvidenceService
+    from bastion.runtime import chain_key
 
-    return EvidenceService(rt.db, {rt.signer.key_id: rt.signer.public}, rt.ledger)
+    return EvidenceService(
+        rt.db, {rt.signer.key_id: rt.signer.public}, rt.ledger, chain_key(rt.settings)
+    )
 
 
 @app.command()
@@ -79,6 +82,11 @@ def verify(report: Path = typer.Argument(..., help="A report file (.json, .html 
             f"[green]report verified[/]: digest {result.digest[:12]} is recorded in the ledger "
             "and the ledger still gives the same evidence"
         )
+        if result.unsealed:
+            console.print(
+                f"note: {len(result.unsealed)} streams have no signed checkpoint after the "
+                "period yet, so a truncation of their last events in it would not show"
+            )
         return
     err_console.print(f"[bold red]report does not verify[/] (digest {result.digest[:12]}):")
     for problem in result.problems:

@@ -9,9 +9,11 @@ HTML, Markdown, PDF) is made from the body and embeds it (PDF: its digest), so
 
 Proofs in the body: the chain verification result (:func:`bastion.audit.verify_ledger`),
 each stream's span in the period with the hash of its last event there, the signed
-checkpoints that fall in the period and the first one after it (which seals the
-period's end), each with its signature re-checked, and per control the digest of the
-events it cites (:mod:`bastion.evidence.scan`).
+checkpoints that fall in the period, each with its signature re-checked, and per
+control the digest of the events it cites (:mod:`bastion.evidence.scan`). The first
+checkpoint *after* the period (which seals its end) is not in the body: it may be
+written after the report, and the body must not change with it; ``verify`` looks it up
+(:func:`sealing_checkpoints`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy import select
 
 from bastion import __version__
 from bastion.audit.events import canonical_json
-from bastion.audit.models import AuditCheckpoint
+from bastion.audit.models import AuditCheckpoint, AuditStream
 from bastion.audit.signing import verify_signature
 from bastion.audit.verify import verify_ledger
 from bastion.errors import InvalidInput
@@ -38,6 +40,7 @@ from bastion.evidence.scan import scan_period, to_us
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from bastion.audit.events import ChainKey
     from bastion.db import Database
 
 FORMAT_VERSION = 1
@@ -115,14 +118,21 @@ def _checkpoints(
                     .order_by(AuditCheckpoint.seq)
                 )
             )
-            inside = [r for r in rows if r.ts_us < end_us]
-            after = next((r for r in rows if r.ts_us >= end_us), None)
-            for row, role in [(r, "in_period") for r in inside] + (
-                [(after, "seals_period_end")] if after is not None else []
-            ):
+            chain = session.scalar(select(AuditStream.chain).where(AuditStream.id == stream))
+            for row in rows:
+                if row.ts_us >= end_us:
+                    break
                 key = trusted.get(row.key_id)
                 valid = key is not None and verify_signature(
-                    key, row.stream, row.seq, row.hash, row.ts_us, row.signature
+                    key,
+                    row.stream,
+                    row.seq,
+                    row.hash,
+                    row.ts_us,
+                    row.signature,
+                    root=row.root,
+                    chain=chain or "sha256",
+                    kind=row.kind or "checkpoint",
                 )
                 out.append(
                     {
@@ -133,9 +143,27 @@ def _checkpoints(
                         "key_id": row.key_id,
                         "signature": row.signature,
                         "signature_valid": valid,
-                        "role": role,
+                        "kind": row.kind or "checkpoint",
+                        "merkle_root": row.root,
+                        "role": "in_period",
                     }
                 )
+    return out
+
+
+def sealing_checkpoints(db: Database, streams: list[str], end: datetime) -> dict[str, int]:
+    """Per stream, the seq of the first checkpoint at or after ``end`` (none: absent)."""
+    out: dict[str, int] = {}
+    with db.session() as session:
+        for stream in streams:
+            seq = session.scalar(
+                select(AuditCheckpoint.seq)
+                .where(AuditCheckpoint.stream == stream, AuditCheckpoint.ts_us >= to_us(end))
+                .order_by(AuditCheckpoint.seq)
+                .limit(1)
+            )
+            if seq is not None:
+                out[stream] = int(seq)
     return out
 
 
@@ -149,6 +177,7 @@ def build_report(
     clocks: list[Clock],
     now: datetime,
     verify_chain: bool = True,
+    chain_key: ChainKey | None = None,
 ) -> dict[str, Any]:
     framework = loaded.framework
     as_of = min(now, period.end)
@@ -208,7 +237,7 @@ def build_report(
     total = len(framework.controls)
     chain: dict[str, Any] = {"checked": verify_chain}
     if verify_chain:
-        verified = verify_ledger(db, trusted_keys)
+        verified = verify_ledger(db, trusted_keys, chain_key=chain_key)
         chain |= {"ok": verified.ok, "problems": [str(p) for p in verified.problems[:50]]}
     days = sorted(scan.days)
     families = sorted({f for d in scan.days.values() for f in d})

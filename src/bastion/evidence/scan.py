@@ -18,19 +18,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import text
-
 from bastion.db import Database
 from bastion.evidence.mapping import Selector
 
 DAY_US = 86_400 * 1_000_000
 MAX_ACTORS = 50
 
-_SQL = text(
-    "SELECT id, stream, seq, ts_us, actor, action, outcome, flags, details, hash "
-    "FROM audit_events WHERE ts_us >= :start AND ts_us < :end AND id > :after "
-    "ORDER BY id LIMIT :limit"
-)
+_COLUMNS = "id, stream, seq, ts_us, actor, action, outcome, flags, hash"
+
+
+def _query(dialect: str, fragments: list[str]) -> str:
+    """The batch query in the driver's own parameter style; each details fragment is
+    tested by the database (``instr``/``strpos``), so the details text never crosses."""
+    ph = "?" if dialect == "sqlite" else "%s"
+    find = "instr(details, {}) > 0" if dialect == "sqlite" else "strpos(details, {}) > 0"
+    tests = "".join(f", CASE WHEN {find.format(ph)} THEN 1 ELSE 0 END" for _ in fragments)
+    # only constants and placeholders are formatted in: the values are bound parameters
+    return (
+        f"SELECT {_COLUMNS}{tests} FROM audit_events "  # noqa: S608
+        f"WHERE ts_us >= {ph} AND ts_us < {ph} AND id > {ph} ORDER BY id LIMIT {ph}"
+    )
 
 
 @dataclass
@@ -69,9 +76,9 @@ def to_us(moment: datetime) -> int:
 def _mark(action: str) -> str | None:
     if action == "model.promotion.approve":
         return "approvals"
-    if action.startswith("incident.open") or action in ("model.rollback",):
+    if action in ("incident.open", "model.rollback"):
         return "incidents"
-    if action == "response.flag" or action == "access.anomaly":
+    if action in ("response.flag", "access.anomaly"):
         return "flags"
     return None
 
@@ -86,62 +93,80 @@ def scan_period(
 ) -> Scan:
     start_us, end_us = to_us(start), to_us(end)
     tallies = [SelectorTally() for _ in selectors]
-    cache: dict[tuple[str, str, str], tuple[int, ...]] = {}
-    needs_details = [s.details_contains is not None for s in selectors]
+    fragments = sorted({s.details_contains for s in selectors if s.details_contains is not None})
+    column_of = {f: 9 + i for i, f in enumerate(fragments)}
+    # per selector: the result column of its details test (None: no test)
+    detail_col = [
+        column_of[s.details_contains] if s.details_contains is not None else None for s in selectors
+    ]
     listing = [s.list_actors for s in selectors]
+    cache: dict[tuple[str, str, str], tuple[tuple[int, ...], str, str | None]] = {}
     streams: dict[str, StreamSpan] = {}
-    days: dict[str, Counter[str]] = defaultdict(Counter)
-    marks: dict[str, Counter[str]] = defaultdict(Counter)
-    day_names: dict[int, str] = {}
+    per_day: Counter[tuple[int, str]] = Counter()
+    marks_per_day: Counter[tuple[int, str]] = Counter()
     total = 0
     after = 0
-    with db.engine.connect() as conn:
+    sql = _query(db.engine.dialect.name, fragments)
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
         while True:
-            rows = conn.execute(
-                _SQL, {"start": start_us, "end": end_us, "after": after, "limit": batch}
-            ).all()
+            cursor.execute(sql, (*fragments, start_us, end_us, after, batch))
+            rows = cursor.fetchall()
             if not rows:
                 break
             after = rows[-1][0]
-            for _id, stream, seq, ts_us, actor, action, outcome, flags, details, row_hash in rows:
-                total += 1
+            total += len(rows)
+            for row in rows:
+                stream, seq, ts_us, actor, action, outcome, flags, row_hash = row[1:9]
                 span = streams.get(stream)
                 if span is None:
                     span = streams[stream] = StreamSpan(stream, first_seq=seq)
                 span.events += 1
                 span.last_seq = seq
                 span.last_hash = row_hash
-                day_no = ts_us // DAY_US
-                day = day_names.get(day_no)
-                if day is None:
-                    day = day_names[day_no] = (
-                        datetime.fromtimestamp(day_no * 86_400, UTC).date().isoformat()
-                    )
-                days[day][action.partition(".")[0]] += 1
-                mark = _mark(action)
-                if mark:
-                    marks[day][mark] += 1
                 key = (action, outcome, flags)
-                hits = cache.get(key)
-                if hits is None:
+                known = cache.get(key)
+                if known is None:
                     parsed = tuple(json.loads(flags))
-                    # selectors that look into details are decided per row below
-                    hits = cache[key] = tuple(
+                    # a details test is decided per row below: pass it here
+                    hits = tuple(
                         i
                         for i, s in enumerate(selectors)
                         if s.matches(action, outcome, parsed, s.details_contains or "")
                     )
+                    known = cache[key] = (hits, action.partition(".")[0], _mark(action))
+                hits, family, mark = known
+                day = ts_us // DAY_US
+                per_day[(day, family)] += 1
+                if mark is not None:
+                    marks_per_day[(day, mark)] += 1
                 if not hits:
                     continue
-                line = None
+                line = f"{stream}:{seq}:{row_hash}\n".encode()
                 for i in hits:
-                    if needs_details[i] and selectors[i].details_contains not in details:
+                    col = detail_col[i]
+                    if col is not None and not row[col]:
                         continue
-                    if line is None:
-                        line = f"{stream}:{seq}:{row_hash}\n".encode()
                     tally = tallies[i]
                     tally.count += 1
                     tally.digest.update(line)
                     if listing[i]:
                         tally.actors[actor] += 1
+        raw.rollback()
+    finally:
+        raw.close()
+    names: dict[int, str] = {}
+
+    def name(day: int) -> str:
+        if day not in names:
+            names[day] = datetime.fromtimestamp(day * 86_400, UTC).date().isoformat()
+        return names[day]
+
+    days: dict[str, Counter[str]] = defaultdict(Counter)
+    for (day, family), n in per_day.items():
+        days[name(day)][family] = n
+    marks: dict[str, Counter[str]] = defaultdict(Counter)
+    for (day, mark), n in marks_per_day.items():
+        marks[name(day)][mark] = n
     return Scan(total, tallies, streams, dict(days), dict(marks))

@@ -27,11 +27,19 @@ from bastion.evidence.render import (
     to_markdown,
     to_pdf,
 )
-from bastion.evidence.report import Period, build_report, compare, digest_of, parse_period
+from bastion.evidence.report import (
+    Period,
+    build_report,
+    compare,
+    digest_of,
+    parse_period,
+    sealing_checkpoints,
+)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from bastion.audit.events import ChainKey
     from bastion.db import Database
 
 Format = Literal["json", "html", "md", "pdf"]
@@ -64,6 +72,9 @@ class Verification:
     digest: str
     recorded: bool
     problems: list[str]
+    #: streams whose events in the period are sealed by a later signed checkpoint
+    sealed: dict[str, int]
+    unsealed: list[str]
 
     @property
     def ok(self) -> bool:
@@ -86,9 +97,11 @@ class EvidenceService:
         db: Database,
         trusted_keys: dict[str, Ed25519PublicKey],
         ledger: Ledger | None = None,
+        chain_key: ChainKey | None = None,
     ) -> None:
         self.db = db
         self.trusted_keys = trusted_keys
+        self.chain_key = chain_key
         self._ledger = ledger
         self.clocks = ClockService(db, ledger)
 
@@ -148,6 +161,7 @@ class EvidenceService:
             attestations=self.attestations(framework, as_of),
             clocks=self.clocks.for_period(period.start, as_of),
             now=now,
+            chain_key=self.chain_key,
         )
 
     def generate(
@@ -205,6 +219,10 @@ class EvidenceService:
                 stated["framework"]["id"], period, now=datetime.fromisoformat(stated["as_of"])
             )
             problems += compare(stated, fresh)
+            streams = [s["stream"] for s in stated["proofs"]["streams"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise BadReport(f"the embedded report is incomplete: {exc}") from None
-        return Verification(digest, recorded, problems)
+        sealed = sealing_checkpoints(self.db, streams, period.end)
+        return Verification(
+            digest, recorded, problems, sealed, [s for s in streams if s not in sealed]
+        )

@@ -1,27 +1,38 @@
-"""Compliance reports for auditors, and feedback on calls."""
+"""Compliance reports, attestations and legal clocks for auditors; feedback on calls."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from bastion.api.deps import RuntimeDep, require_caller, requires
-from bastion.api.routing import GUARDED, StrictJSONRoute, errors
+from bastion.api.routing import GUARDED, INT32_MAX, StrictJSONRoute, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 
 router = APIRouter(
-    tags=["evidence"], route_class=StrictJSONRoute, responses=errors(*GUARDED, 404, 503)
+    tags=["evidence"], route_class=StrictJSONRoute, responses=errors(*GUARDED, 404, 409, 503)
 )
 
 
 @router.get(
     "/api/reports/compliance",
     summary="A compliance report built from the ledger (OSCAL JSON, HTML, Markdown or PDF)",
-    responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}}}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {},
+                "text/html": {},
+                "text/markdown": {},
+                "application/pdf": {},
+            }
+        }
+    },
 )
 async def compliance_report(
     runtime: RuntimeDep,
@@ -34,16 +45,121 @@ async def compliance_report(
     ],
     format: Literal["json", "html", "md", "pdf"] = "json",
 ) -> Response:
-    from bastion.evidence.service import EvidenceService
-
     caller = require_caller(principal)
-    service = EvidenceService(
-        runtime.db, {runtime.signer.key_id: runtime.signer.public}, runtime.ledger
+    done = await run_in_threadpool(
+        _evidence(runtime).generate, framework, period, format, actor=caller.actor
     )
-    done = await run_in_threadpool(service.generate, framework, period, format, actor=caller.actor)
     return Response(
         done.content, media_type=done.media_type, headers={"X-Bastion-Report-Digest": done.digest}
     )
+
+
+def _evidence(runtime: Any) -> Any:
+    from bastion.evidence.service import EvidenceService
+    from bastion.runtime import chain_key
+
+    return EvidenceService(
+        runtime.db,
+        {runtime.signer.key_id: runtime.signer.public},
+        runtime.ledger,
+        chain_key(runtime.settings),
+    )
+
+
+class AttestationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    framework: str = Field(min_length=1, max_length=50)
+    control: str = Field(min_length=1, max_length=100)
+    by: str = Field(min_length=1, max_length=200, description="who attests")
+    note: str = Field(min_length=1, max_length=4000)
+
+
+@router.post("/api/reports/attestations", summary="Attest a control manually", status_code=201)
+async def attest(
+    body: AttestationIn,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal | None, Depends(requires(Permission.REPORTS_WRITE))],
+) -> dict[str, str]:
+    caller = require_caller(principal)
+    await run_in_threadpool(
+        _evidence(runtime).attest,
+        body.framework,
+        body.control,
+        by=body.by,
+        note=body.note,
+        actor=caller.actor,
+    )
+    return {"framework": body.framework, "control": body.control, "by": body.by}
+
+
+class IncidentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["serious_incident", "subject_request"]
+    title: str = Field(min_length=1, max_length=300)
+    severity: Literal["standard", "death", "widespread"] = "standard"
+    aware_at: datetime | None = None
+
+
+class IncidentClose(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: str = Field("", max_length=4000)
+
+
+@router.get("/api/incidents", summary="Incidents and data-subject requests with deadlines")
+async def list_incidents(
+    runtime: RuntimeDep,
+    _: Annotated[Principal | None, Depends(requires(Permission.REPORTS_READ))],
+    open_only: bool = True,
+) -> dict[str, Any]:
+    from bastion.db.base import utcnow
+
+    items = await run_in_threadpool(_evidence(runtime).clocks.items, open_only=open_only)
+    now = utcnow()
+    return {"data": [c.to_dict(now) for c in items]}
+
+
+@router.post("/api/incidents", summary="Open an incident or data-subject request", status_code=201)
+async def open_incident(
+    body: IncidentIn,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal | None, Depends(requires(Permission.REPORTS_WRITE))],
+) -> dict[str, Any]:
+    from bastion.db.base import utcnow
+
+    caller = require_caller(principal)
+    clock = await run_in_threadpool(
+        _evidence(runtime).clocks.open,
+        kind=body.kind,
+        title=body.title,
+        severity=body.severity,
+        aware_at=body.aware_at,
+        actor=caller.actor,
+    )
+    result: dict[str, Any] = clock.to_dict(utcnow())
+    return result
+
+
+@router.post("/api/incidents/{incident_id}/close", summary="Close an incident or request")
+async def close_incident(
+    incident_id: Annotated[int, PathParam(ge=1, le=INT32_MAX)],
+    body: IncidentClose,
+    runtime: RuntimeDep,
+    principal: Annotated[Principal | None, Depends(requires(Permission.REPORTS_WRITE))],
+) -> dict[str, Any]:
+    from bastion.db.base import utcnow
+
+    caller = require_caller(principal)
+    clock = await run_in_threadpool(
+        _evidence(runtime).clocks.close,
+        incident_id,
+        actor=caller.actor,
+        resolution=body.resolution,
+    )
+    result: dict[str, Any] = clock.to_dict(utcnow())
+    return result
 
 
 class FeedbackIn(BaseModel):
@@ -80,7 +196,13 @@ async def add_feedback(
     return result
 
 
-@router.get("/api/feedback", summary="Feedback, oldest first (JSON, or JSONL / CSV export)")
+@router.get(
+    "/api/feedback",
+    summary="Feedback, oldest first (JSON, or JSONL / CSV export)",
+    responses={
+        200: {"content": {"application/json": {}, "application/x-ndjson": {}, "text/csv": {}}}
+    },
+)
 async def list_feedback(
     runtime: RuntimeDep,
     _: Annotated[Principal | None, Depends(requires(Permission.MONITORING_READ))],
