@@ -139,7 +139,7 @@ def test_errors_carry_the_same_code_through_the_server(
         here = bastion(env, *argv)
         far = bastion(env, *argv, "--server", served.url)
         for ran in (here, far):
-        assert here.err.replace("\n", "") == far.err.replace("\n", ""), case
+            assert (ran.code, f"[{code}]" in ran.err) == (exit_code, True), (case, ran.err)
     assert not events(runtime, "model.register")
 
 
