@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -68,13 +69,26 @@ def env_for(home: Path) -> dict[str, str]:
     return env | {"BASTION_HOME": str(home)}
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a running process has used (``/proc/PID/stat``: utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds of one run, and the CPU seconds its process used."""
+    cpu = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
-    return seconds
+    return seconds, children_cpu() - cpu
 
 
 def free_port() -> int:
@@ -84,7 +98,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[str]:
+def serving(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """``bastion serve`` on a free loopback port, until the block ends."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -105,7 +119,7 @@ def serving(env: dict[str, str], log: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("bastion serve did not become ready in 120 s")
             time.sleep(0.2)
-        yield url
+        yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -115,8 +129,8 @@ def serving(env: dict[str, str], log: Path) -> Iterator[str]:
             proc.wait()
 
 
-def summary(samples: list[float]) -> dict[str, Any]:
-    ordered = sorted(samples)
+def summary(runs: list[tuple[float, float]]) -> dict[str, Any]:
+    ordered = sorted(wall for wall, _ in runs)
     p90 = statistics.quantiles(ordered, n=10, method="inclusive")[-1] if len(ordered) > 1 else 0
     return {
         "median_s": round(statistics.median(ordered), 4),
@@ -124,6 +138,7 @@ def summary(samples: list[float]) -> dict[str, Any]:
         "min_s": round(ordered[0], 4),
         "max_s": round(ordered[-1], 4),
         "runs": len(ordered),
+        "cpu_median_s": round(statistics.median(cpu for _, cpu in runs), 4),
     }
 
 
@@ -188,15 +203,17 @@ def main() -> None:
             results[name] = summary(samples[1:])  # the first warms the file cache
             results[name]["argv"] = argvs[0]
             console.print(f"{name}: median {results[name]['median_s']:.3f} s")
-        with serving(env, home / "serve.log") as url:
+        with serving(env, home / "serve.log") as (url, server_pid):
             remote = ["--server", url, "--key", key]
-            first = timed([BASTION, *register, first_run, *remote], env)
+            served = process_cpu(server_pid)
+            first, _ = timed([BASTION, *register, first_run, *remote], env)
             results["server first registration"] = {
                 "seconds": round(first, 4),
+                "server_cpu_s": round(process_cpu(server_pid) - served, 4),
                 "note": "the server opens MLflow on its first registration, once per start",
             }
             console.print(f"server first registration: {first:.3f} s")
-            ways: dict[str, list[tuple[list[str], float]]] = {
+            ways: dict[str, list[tuple[list[str], tuple[float, float], float]]] = {
                 "models register (local)": [],
                 "models register (server)": [],
                 "models register again (local)": [],
@@ -210,9 +227,15 @@ def main() -> None:
                     ("models register again (local)", [*register, local_runs[0], "--by", "bench"]),
                     ("models register again (server)", [*register, server_runs[0], *remote]),
                 ):
-                    ways[way].append((argv, timed([BASTION, *argv], env)))
+                    served = process_cpu(server_pid)
+                    ran = timed([BASTION, *argv], env)
+                    ways[way].append((argv, ran, process_cpu(server_pid) - served))
             for way, done in ways.items():
-                results[way] = summary([s for _, s in done[1:]])
+                results[way] = summary([r for _, r, _ in done[1:]])
+                if "server" in way:  # the work the command handed to the server
+                    results[way]["server_cpu_median_s"] = round(
+                        statistics.median(c for _, _, c in done[1:]), 4
+                    )
                 results[way]["argv"] = [a if a != key else "<analyst key>" for a in done[0][0]]
                 console.print(f"{way}: median {results[way]['median_s']:.3f} s")
     finally:
@@ -222,7 +245,9 @@ def main() -> None:
         "benchmark": "cli",
         "machine": machine(sources=("src", "bench/cli.py")),
         "load_average": os.getloadavg(),
-        "method": "fresh process per run via subprocess; first run discarded (cache warm-up)",
+        "method": "fresh process per run via subprocess; first run discarded (cache warm-up); "
+        "cpu_median_s is the command's own CPU time (user + system), server_cpu_median_s "
+        "the server's during the command",
         "aims_s": AIMS_S,
         "before_s": BEFORE_S,
         "commands": results,
@@ -231,7 +256,15 @@ def main() -> None:
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
     table = Table(
-        "command", "median s", "p90 s", "min s", "max s", "aim s", title="bastion start-up"
+        "command",
+        "median s",
+        "p90 s",
+        "min s",
+        "max s",
+        "CPU s",
+        "server CPU s",
+        "aim s",
+        title="bastion start-up",
     )
     for name, r in results.items():
         if "median_s" not in r:
@@ -244,6 +277,8 @@ def main() -> None:
             f"{r['p90_s']:.3f}",
             f"{r['min_s']:.3f}",
             f"{r['max_s']:.3f}",
+            f"{r['cpu_median_s']:.3f}",
+            f"{r['server_cpu_median_s']:.3f}" if "server_cpu_median_s" in r else "",
             met,
         )
     console.print(table)

@@ -53,7 +53,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "pii" / "synth_dataset_v2.json"
+#: ``../shared/data`` beside the project, or where BASTION_TEST_SHARED_DATA says (a worktree).
+DATA = (
+    Path(os.environ.get("BASTION_TEST_SHARED_DATA") or ROOT.parent / "shared" / "data")
+    / "pii"
+    / "synth_dataset_v2.json"
+)
 #: The set generated in the repository (own templates, Faker locales, escaped and Unicode
 #: whitespace; tests/privacy/data/make_generated.py): accuracy only.
 GENERATED = ROOT / "tests" / "privacy" / "data" / "generated_pii.json"
