@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 
 from bastion.privacy import entities as E
 from bastion.privacy.addresses import AddressRecognizer
@@ -325,7 +324,7 @@ class Analyzer:
             else:
                 shift = len(previous) + 1
                 yield [
-                    replace(s, start=s.start - shift, end=s.end - shift)
+                    s._replace(start=s.start - shift, end=s.end - shift)
                     for s in self.analyze(previous + "\n" + line)
                     if s.start >= shift
                 ]

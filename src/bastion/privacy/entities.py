@@ -6,7 +6,7 @@ text it covers. Types Presidio has no name for follow its ``COUNTRY_THING`` patt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
 PHONE_NUMBER = "PHONE_NUMBER"
@@ -223,9 +223,12 @@ def normalise(entity_type: str, value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One finding in a text: ``text[start:end]`` is of ``entity_type``."""
+class Span(NamedTuple):
+    """One finding in a text: ``text[start:end]`` is of ``entity_type``.
+
+    A named tuple rather than a frozen dataclass: as immutable, and made about four
+    times faster (a frozen dataclass sets each field through ``object.__setattr__``),
+    which was a tenth of the analyzer's work on a 1 KB prompt (bench/pii.py)."""
 
     entity_type: str
     start: int
