@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             engines[PRESIDIO] = presidio
 
     results: dict[str, Any] = {
-        "dataset": str(DATA.relative_to(ROOT.parent)),
+        "dataset": "shared/data/pii/" + DATA.name,
         "sentences": len(records),
         "prompt_bytes": 1024,
         "python": platform.python_version(),
