@@ -53,7 +53,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "pii" / "synth_dataset_v2.json"
+#: ``../shared/data`` beside the project, or where BASTION_TEST_SHARED_DATA says (a worktree).
+DATA = (
+    Path(os.environ.get("BASTION_TEST_SHARED_DATA") or ROOT.parent / "shared" / "data")
+    / "pii"
+    / "synth_dataset_v2.json"
+)
 #: The set generated in the repository (own templates, Faker locales, escaped and Unicode
 #: whitespace; tests/privacy/data/make_generated.py): accuracy only.
 GENERATED = ROOT / "tests" / "privacy" / "data" / "generated_pii.json"
@@ -288,40 +293,59 @@ def timed_in_fresh_process(name: str, rounds: int) -> dict[str, float]:
 
 def instructions_per_prompt(name: str, prompts: int) -> float | None:
     """Machine instructions per prompt (valgrind's callgrind), which, unlike seconds,
-    do not move with what else the machine runs: the difference between a process that
-    analyses every prompt ``rounds`` times and one that loads the engine only."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
+    do not move with what else the machine runs. The child starts with instrumentation
+    off (loading the engine and its lists under full instrumentation took over ten
+    minutes on a busy machine), warms up, and waits; ``callgrind_control`` switches
+    instrumentation on for the analysis rounds alone and off again, so the count is the
+    analysis and nothing else."""
+    valgrind, control = shutil.which("valgrind"), shutil.which("callgrind_control")
+    if valgrind is None or control is None:
         return None
     rounds = 1 if name == PRESIDIO else 2
+    proc = subprocess.Popen(
+        [
+            valgrind,
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--callgrind-out-file=/dev/null",
+            sys.executable,
+            __file__,
+            "--count-of",
+            name,
+            "--rounds",
+            str(rounds),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
 
-    def count(r: int) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [
-                valgrind,
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                sys.executable,
-                __file__,
-                "--count-of",
-                name,
-                "--rounds",
-                str(r),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+    def instrument(on: bool) -> None:
+        subprocess.run(
+            [control, "-i", "on" if on else "off", str(proc.pid)],
+            capture_output=True,
+            check=False,
         )
 
-    totals = []
-    for proc in [count(0), count(rounds)]:  # both at once: two cores
-        _, err = proc.communicate()
-        m = re.search(r"Collected : (\d+)", err)
-        if proc.returncode != 0 or m is None:
-            return None
-        totals.append(int(m.group(1)))
-    return (totals[1] - totals[0]) / (rounds * prompts)
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        return None
+    instrument(True)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    done = proc.stdout.readline().strip() == "done"
+    instrument(False)
+    proc.stdin.write("end\n")
+    proc.stdin.flush()
+    _, err = proc.communicate()
+    m = re.search(r"Collected : (\d+)", err)
+    if not done or proc.returncode != 0 or m is None:
+        return None
+    return int(m.group(1)) / (rounds * prompts)
 
 
 def medians(runs: list[dict[str, float]]) -> dict[str, Any]:
@@ -359,9 +383,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert detect is not None
         for text in prompts[:20]:
             detect(text)
+        # Instrumentation goes on between "ready" and "done" (instructions_per_prompt).
+        print("ready", flush=True)
+        sys.stdin.readline()
         for _ in range(args.rounds):
             for text in prompts:
                 detect(text)
+        print("done", flush=True)
+        sys.stdin.readline()
         return 0
     if args.speed_of:  # a child process: time one engine, print one JSON line
         detect = detector(args.speed_of)
@@ -379,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             engines[PRESIDIO] = presidio
 
     results: dict[str, Any] = {
-        "dataset": str(DATA.relative_to(ROOT.parent)),
+        "dataset": "shared/data/pii/" + DATA.name,
         "sentences": len(records),
         "prompt_bytes": 1024,
         "python": platform.python_version(),

@@ -26,7 +26,8 @@ from bastion.testing import FakeUpstream
 install_guard()
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+#: ``../shared/data`` beside the project; a worktree elsewhere names it in this variable.
+SHARED_DATA = Path(os.environ.get("BASTION_TEST_SHARED_DATA") or ROOT.parent / "shared" / "data")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get(
     "BASTION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -276,6 +276,20 @@ def register(
     ),
     by: str | None = BY,
     key: str | None = KEY,
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        envvar="BASTION_URL",
+        show_default=False,
+        help="A running Bastion server's base URL: register a --run through its API as "
+        "the holder of --key (or BASTION_API_KEY), without loading MLflow here.",
+    ),
+    env_key: str | None = typer.Option(
+        None, "--api-key", envvar="BASTION_API_KEY", hidden=True, show_default=False
+    ),
+    local: bool = typer.Option(
+        False, "--local", help="Register in this process even when BASTION_URL names a server."
+    ),
     as_json: bool = JSON,
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
@@ -283,6 +297,32 @@ def register(
     if (run is None) == (path is None):
         _refuse("give exactly one of --run RUN_ID or --path PATH", "model_source_required")
     metrics, params = _numbers(metric), _pairs(param, "--param")
+    if server and run is not None and not local:
+        # A file given with --path is on this machine: it is logged here, not sent.
+        body: dict[str, Any] = {
+            "run_id": run,
+            "artifact_path": artifact_path,
+            "metrics": metrics,
+            "params": params,
+            "training_seconds": training_seconds,
+            "code_version": code_version,
+            "description": description,
+            "semver": semver,
+        }
+        if data is not None:
+            from bastion.registry.digests import dataset_summary
+
+            with _coded():
+                body["dataset"] = dataset_summary(data)
+        if by is not None:
+            _refuse(
+                "--by names the actor of a registration made here; the server records the "
+                "holder of the key instead: give --key (or --local with --by)",
+                "conflicting_options",
+            )
+        answer = _remote_register(server, key or env_key, name, body)
+        _print_registered(answer, as_json or fmt is OutputFormat.json)
+        return
     with _acting(by, key) as (registry, actor):
         result = registry.register(
             actor,
@@ -298,16 +338,84 @@ def register(
             description=description,
             semver=semver,
         )
-    if as_json or fmt is OutputFormat.json:
-        print_json(result.model_dump(mode="json"))
+    _print_registered(result.model_dump(mode="json"), as_json or fmt is OutputFormat.json)
+
+
+def _print_registered(result: dict[str, Any], as_json: bool) -> None:
+    """A registration's outcome, the same whether made here or by the server."""
+    if as_json:
+        print_json(result)
         return
-    v = result.version
-    verb = "registered" if result.created else "already registered as"
-    label = f" {v.semver}" if v.semver else ""
+    v = result["version"]
+    verb = "registered" if result["created"] else "already registered as"
+    label = f" {v['semver']}" if v.get("semver") else ""
     console.print(
-        f"{verb} {v.name} v{v.version}{label} (sha256 {v.artifact_sha256[:16]}…) "
-        f"by {v.registered_by}",
+        f"{verb} {v['name']} v{v['version']}{label} (sha256 {v['artifact_sha256'][:16]}…) "
+        f"by {v['registered_by']}",
         highlight=False,
+    )
+
+
+#: Connecting is quick or the server is not there; registering may wait for MLflow and
+#: for another registration of the same artifact (a minute at most).
+SERVER_TIMEOUT_S = (5.0, 120.0)
+
+
+def _remote_register(
+    server: str, key: str | None, name: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """``POST /api/models/{name}/versions`` on a running server, which has MLflow open
+    already: the same registration, checks and ledger event as in this process, with
+    the key's holder as the actor."""
+    if key == "-":
+        key = typer.get_text_stream("stdin").readline().strip()
+    if not key:
+        _refuse(
+            f"registering through the server at {server} needs an API key with "
+            "models:write: give --key (or BASTION_API_KEY), or --local to register here",
+            "missing_api_key",
+        )
+    from urllib.parse import quote
+
+    import httpx
+
+    url = f"{server.rstrip('/')}/api/models/{quote(name, safe='')}/versions"
+    timeout = httpx.Timeout(SERVER_TIMEOUT_S[1], connect=SERVER_TIMEOUT_S[0])
+    try:
+        response = httpx.post(
+            url,
+            json={k: v for k, v in body.items() if v is not None},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as exc:
+        _refuse(
+            f"could not reach the Bastion server at {server} ({type(exc).__name__}): is "
+            "`bastion serve` running there? (--server or BASTION_URL; --local registers "
+            "in this process)",
+            "server_unreachable",
+            EXIT_FAILED,
+        )
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.status_code in (200, 201) and isinstance(answer, dict):
+        return answer
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict) and error.get("code"):
+        # Bad input is exit 2 here as it is locally; everything else (401, 403, 404,
+        # 409, 503 …) is 1.
+        _refuse(
+            str(error.get("message")),
+            str(error["code"]),
+            2 if response.status_code in (400, 422) else EXIT_FAILED,
+        )
+    _refuse(
+        f"the server at {server} answered {response.status_code} without a Bastion error: "
+        "is it a Bastion server?",
+        "unexpected_response",
+        EXIT_FAILED,
     )
 
 

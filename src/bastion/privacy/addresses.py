@@ -85,12 +85,15 @@ _UNIT = re.compile(
 # other capitalised words ("12 January") cost no Python at all. (The look-ahead admits
 # more than ``_number_first`` accepts, never less: it is a filter, not the rule.)
 _SUFFIX_AHEAD = "|".join(sorted(SUFFIXES, key=len, reverse=True))
-_NUMBER = re.compile(
-    E.first_of(r"\d") + r"(?<![\w.,/:+-]\d)"
+_NUMBER_REST = (
+    r"(?<![\w.,/:+-]\d)"
     r"(?P<named>(?<=[^\W\d_] \d))?"  # a word before it: "Via Roma 12"
     r"\d{0,4}[A-Za-z]?(?![\w/:-]|[.,]\d)"
     r"(?(named)|(?=,? [A-Z])(?=,?.(?:[^ ]* ){1,3}(?:" + _SUFFIX_AHEAD + r")))"
 )
+_NUMBER = re.compile(E.first_of(r"\d") + _NUMBER_REST)
+#: The same, for a text whose digits are all 0-9 (``E.plain_digits``).
+_NUMBER_PLAIN = re.compile(E.first_of_plain(r"\d") + _NUMBER_REST)
 _ORDINAL = re.compile(r"\d{1,3}(?:st|nd|rd|th)")
 
 
@@ -99,8 +102,12 @@ class AddressRecognizer:
     entities = frozenset({E.STREET_ADDRESS})
 
     def find(self, text: str) -> Iterator[Span]:
+        return self.find_digits(text, E.plain_digits(text))
+
+    def find_digits(self, text: str, plain: bool) -> Iterator[Span]:
+        """:meth:`find`, told whether the text's digits are all 0-9."""
         end = 0
-        for m in _NUMBER.finditer(text):
+        for m in (_NUMBER_PLAIN if plain else _NUMBER).finditer(text):
             if m.start() < end:
                 continue
             start, stop = m.span()

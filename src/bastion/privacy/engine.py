@@ -24,12 +24,11 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import replace
 
 from bastion.privacy import entities as E
 from bastion.privacy.addresses import AddressRecognizer
 from bastion.privacy.config import DEFAULT_PHONE_REGIONS, PrivacyPolicy
-from bastion.privacy.entities import Span
+from bastion.privacy.entities import Span, plain_digits
 from bastion.privacy.names import NameLists, NameRecognizer, PlaceLists
 from bastion.privacy.phones import PhoneRecognizer
 from bastion.privacy.recognizers import (
@@ -269,8 +268,17 @@ class Analyzer:
         original = text
         text, offsets = detection_text(text)
         found: list[Span] = []
+        plain: bool | None = None  # whether the text's digits are all 0-9, once asked
         for recognizer in recognizers:
-            for span in recognizer.find(text):
+            # The digit-led detectors scan faster when told (entities.plain_digits).
+            find_digits = getattr(recognizer, "find_digits", None)
+            if find_digits is None:
+                spans: Iterable[Span] = recognizer.find(text)
+            else:
+                if plain is None:
+                    plain = plain_digits(text)
+                spans = find_digits(text, plain)
+            for span in spans:
                 if span.entity_type not in wanted:
                     continue
                 if strict and not span.valid and span.entity_type in strict:
@@ -325,7 +333,7 @@ class Analyzer:
             else:
                 shift = len(previous) + 1
                 yield [
-                    replace(s, start=s.start - shift, end=s.end - shift)
+                    s._replace(start=s.start - shift, end=s.end - shift)
                     for s in self.analyze(previous + "\n" + line)
                     if s.start >= shift
                 ]

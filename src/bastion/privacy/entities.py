@@ -6,7 +6,8 @@ text it covers. Types Presidio has no name for follow its ``COUNTRY_THING`` patt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
 PHONE_NUMBER = "PHONE_NUMBER"
@@ -208,6 +209,34 @@ def first_of(chars: str) -> str:
     return f"[{others}0-9{_BMP_DIGITS}\\U00010000-\\U0010ffff](?<=[{chars}])"
 
 
+def first_of_plain(chars: str) -> str:
+    """:func:`first_of` for a text whose only digits are 0-9 (:func:`plain_digits`):
+    a class of a few ASCII characters, which ``re`` tests in a fraction of the time of
+    ``\\d``'s whole table. On such a text a pattern starting with it matches exactly
+    where the one starting with :func:`first_of` does."""
+    others = chars.replace("\\d", "")
+    return f"[{others}0-9](?<=[{chars}])"
+
+
+#: A decimal digit other than 0-9, or any character beyond the Basic Multilingual Plane
+#: (where ``\\d`` has digits too; an over-cautious test, not a wrong one).
+_OTHER_DIGITS = re.compile(f"[{_BMP_DIGITS}\\U00010000-\\U0010ffff]")
+
+
+def plain_digits(text: str) -> bool:
+    """Whether every decimal digit in ``text`` is one of 0-9 (as in nearly every text),
+    so that the digit-led detectors can scan it with their :func:`first_of_plain`
+    patterns: one check per text instead of a Unicode table per character in each of
+    five scans. Below U+0100 the only decimal digits are 0-9."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _OTHER_DIGITS.search(text) is None
+    return True
+
+
 def priority(entity_type: str) -> int:
     return PRIORITY.get(entity_type, NATIONAL_ID_PRIORITY)
 
@@ -223,9 +252,12 @@ def normalise(entity_type: str, value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """One finding in a text: ``text[start:end]`` is of ``entity_type``."""
+class Span(NamedTuple):
+    """One finding in a text: ``text[start:end]`` is of ``entity_type``.
+
+    A named tuple rather than a frozen dataclass: as immutable, and made about four
+    times faster (a frozen dataclass sets each field through ``object.__setattr__``),
+    which was a tenth of the analyzer's work on a 1 KB prompt (bench/pii.py)."""
 
     entity_type: str
     start: int

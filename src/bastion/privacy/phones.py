@@ -26,14 +26,17 @@ from bastion.privacy.entities import Span
 # "+" or "(", digits with at most two separators between them, an optional extension.
 # The first character is matched before the look-behind (see the module docstring); the
 # look-behinds after it then require what the original first element required.
-_PHONE = re.compile(
-    E.first_of(r"+(\d") + r"(?<![\w+.\-/:][+(\d])"
+_PHONE_REST = (
+    r"(?<![\w+.\-/:][+(\d])"
     r"(?:(?<=\+)(?:\(\s*\+?\d{1,4}\s*\)|\d)|(?<=\()\s*\+?\d{1,5}\s*\)|(?<=\d))"
     r"(?:[ .\-/]{0,2}(?:\(\d{1,5}\)|\d)){5,19}"
     r"(?:\s*(?:x|ext\.?|extension|#)\s*\d{1,6})?"
     # A label may follow a hyphen ("555-0192-Office"); a digit may not.
     r"(?![\w:]|-\d)(?!\.\d)"
 )
+_PHONE = re.compile(E.first_of(r"+(\d") + _PHONE_REST)
+#: The same, for a text whose digits are all 0-9 (``E.plain_digits``).
+_PHONE_PLAIN = re.compile(E.first_of_plain(r"+(\d") + _PHONE_REST)
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*\d{1,6}$")
 _TRUNK_ZERO = re.compile(r"\(0\)")
 _GROUPS = re.compile(r"\d+")
@@ -142,7 +145,11 @@ class PhoneRecognizer:
         }
 
     def find(self, text: str) -> Iterator[Span]:
-        for m in _PHONE.finditer(text):
+        return self.find_digits(text, E.plain_digits(text))
+
+    def find_digits(self, text: str, plain: bool) -> Iterator[Span]:
+        """:meth:`find`, told whether the text's digits are all 0-9."""
+        for m in (_PHONE_PLAIN if plain else _PHONE).finditer(text):
             value = m.group()
             score = self._score(value)
             if not score:

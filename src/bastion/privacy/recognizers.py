@@ -360,9 +360,10 @@ def _card(m: re.Match[str]) -> Span | None:
 # --- IBAN -------------------------------------------------------------------------
 
 # Found from its check digits (a digit is rarer than a letter), the country code behind.
-_IBAN = re.compile(
-    E.first_of(r"\d") + r"(?<=(?<![\w-])[A-Za-z]{2}\d)\d(?: ?[A-Za-z0-9]){11,30}(?![\w-])"
-)
+_IBAN_REST = r"(?<=(?<![\w-])[A-Za-z]{2}\d)\d(?: ?[A-Za-z0-9]){11,30}(?![\w-])"
+_IBAN = re.compile(E.first_of(r"\d") + _IBAN_REST)
+#: The same, for a text whose digits are all 0-9 (``E.plain_digits``).
+_IBAN_PLAIN = re.compile(E.first_of_plain(r"\d") + _IBAN_REST)
 
 
 class IbanRecognizer:
@@ -370,7 +371,11 @@ class IbanRecognizer:
     entities = frozenset({E.IBAN_CODE})
 
     def find(self, text: str) -> Iterator[Span]:
-        for m in _IBAN.finditer(text):
+        return self.find_digits(text, E.plain_digits(text))
+
+    def find_digits(self, text: str, plain: bool) -> Iterator[Span]:
+        """:meth:`find`, told whether the text's digits are all 0-9."""
+        for m in (_IBAN_PLAIN if plain else _IBAN).finditer(text):
             start = m.start() - 2
             value = text[start : m.end()]
             # The pattern may run on into the words after it ("GB26...23 Title VII");
@@ -449,8 +454,8 @@ def _ssn(m: re.Match[str]) -> Span | None:
 
 # After the shared first digit, each branch checks the look-behind its own type needs
 # (an IPv4 address is not preceded by ".", a card or an SSN not by "-").
-_NUMBERS = re.compile(
-    E.first_of(r"\d") + r"(?<![\w]\d)(?:"
+_NUMBERS_REST = (
+    r"(?<![\w]\d)(?:"
     r"(?P<ip>(?<![.]\d)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![\w]|\.\d))"
     r"|(?P<card>(?<![-]\d)(?:"
     r"\d{11,18}"
@@ -460,6 +465,9 @@ _NUMBERS = re.compile(
     r"|(?P<ssn>(?<![-]\d)\d{2}(?P<sep>[- ]?)\d{2}(?P=sep)\d{4}(?![\w-]))"
     r")"
 )
+_NUMBERS = re.compile(E.first_of(r"\d") + _NUMBERS_REST)
+#: The same, for a text whose digits are all 0-9 (``E.plain_digits``).
+_NUMBERS_PLAIN = re.compile(E.first_of_plain(r"\d") + _NUMBERS_REST)
 _VALIDATE: dict[str, Callable[[re.Match[str]], Span | None]] = {
     "ip": _ipv4,
     "card": _card,
@@ -475,7 +483,11 @@ class NumberRecognizer:
     entities = frozenset({E.CREDIT_CARD, E.US_SSN, E.IP_ADDRESS})
 
     def find(self, text: str) -> Iterator[Span]:
-        for m in _NUMBERS.finditer(text):
+        return self.find_digits(text, E.plain_digits(text))
+
+    def find_digits(self, text: str, plain: bool) -> Iterator[Span]:
+        """:meth:`find`, told whether the text's digits are all 0-9."""
+        for m in (_NUMBERS_PLAIN if plain else _NUMBERS).finditer(text):
             kind = m.lastgroup
             # lastgroup names the outermost group that matched; a separator group can
             # only match inside its own branch.
@@ -579,10 +591,13 @@ ID_RULES: tuple[IdRule, ...] = (
 # above), followed by more letters, digits and separators, eight characters or more.
 # One pass finds these; the rules then run only inside them, instead of fifteen passes
 # over the whole text.
-_ID_CANDIDATE = re.compile(
-    E.first_of(r"A-Z\d") + r"(?<![\w-][A-Z\d])(?=[A-Z\d .\-+]{7})(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))"
+_ID_CANDIDATE_REST = (
+    r"(?<![\w-][A-Z\d])(?=[A-Z\d .\-+]{7})(?:(?<=\d)|(?=[A-Z]{0,5} ?\d))"
     r"[A-Z\d]*(?:[ .\-+][A-Z\d]+)*(?![\w-])"
 )
+_ID_CANDIDATE = re.compile(E.first_of(r"A-Z\d") + _ID_CANDIDATE_REST)
+#: The same, for a text whose digits are all 0-9 (``E.plain_digits``).
+_ID_CANDIDATE_PLAIN = re.compile(E.first_of_plain(r"A-Z\d") + _ID_CANDIDATE_REST)
 
 
 # A country code (or a bracketed trunk zero) right before: the digits are the rest of an
@@ -619,7 +634,11 @@ class NationalIdRecognizer:
         return rules
 
     def find(self, text: str) -> Iterator[Span]:
-        for c in _ID_CANDIDATE.finditer(text):
+        return self.find_digits(text, E.plain_digits(text))
+
+    def find_digits(self, text: str, plain: bool) -> Iterator[Span]:
+        """:meth:`find`, told whether the text's digits are all 0-9."""
+        for c in (_ID_CANDIDATE_PLAIN if plain else _ID_CANDIDATE).finditer(text):
             lo, hi = c.span()
             if hi - lo < 8:
                 continue
