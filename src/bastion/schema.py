@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bastion.audit.models
 import bastion.auth.models
-import bastion.registry.models  # noqa: F401  (imported for their tables)
+import bastion.registry.models
+import bastion.toolgate.models  # noqa: F401  (imported for their tables)
 from bastion.db.base import Base
 
 metadata = Base.metadata

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from bastion.errors import InvalidInput
 from bastion.policy.schema import BUILTIN_PROVIDERS, Policy
+from bastion.toolgate.config import pattern_problems
 
 Loc = tuple[str | int, ...]
 
@@ -195,6 +196,9 @@ def check_references(policy: Policy) -> list[tuple[Loc, str]]:
                             "or use a pattern like 'gpt-*'",
                         )
                     )
+            servers = set(policy.mcp.servers)
+            for i, message in pattern_problems(list(entry.tools or []), servers):
+                problems.append(((section, name, "tools", i), message))
     return problems
 
 

@@ -2,11 +2,12 @@
 
 One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
 ``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``. Unknown keys are errors (a typo must not
+``retention``, ``monitoring``, ``registry``, ``mcp``. Unknown keys are errors (a typo must not
 silently disable a rule).
 The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
 ``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
-:mod:`bastion.registry.config`.
+:mod:`bastion.registry.config`, ``mcp`` (and the ``tools`` allow-lists of roles, teams,
+users and keys) by :mod:`bastion.toolgate.config`.
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -22,6 +23,7 @@ from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 from bastion.registry.config import RegistryPolicy
+from bastion.toolgate.config import McpPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -96,6 +98,8 @@ class RoleConfig(Strict):
     max_tokens_per_request: PositiveInt | None = None
     permissions: list[Permission] | None = None
     description: str | None = None
+    #: MCP tools, prompts and resources the role may use (bastion.toolgate.config).
+    tools: list[str] = Field(default_factory=list)
 
 
 class TeamConfig(Strict):
@@ -103,6 +107,7 @@ class TeamConfig(Strict):
     budgets: list[Budget] = Field(default_factory=list)
     limits: Limits | None = None
     max_tokens_per_request: PositiveInt | None = None
+    tools: list[str] | None = None
 
 
 class KeyRestrictions(Strict):
@@ -112,12 +117,14 @@ class KeyRestrictions(Strict):
     max_tokens_per_request: PositiveInt | None = None
     limits: Limits | None = None
     budgets: list[Budget] = Field(default_factory=list)
+    tools: list[str] | None = None
 
 
 class UserConfig(Strict):
     models: list[str] | None = None
     budgets: list[Budget] = Field(default_factory=list)
     limits: Limits | None = None
+    tools: list[str] | None = None
 
 
 class Defaults(Strict):
@@ -151,6 +158,7 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+    mcp: McpPolicy = McpPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
