@@ -19,6 +19,7 @@ import signal
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.routing import Route
 from starlette.concurrency import run_in_threadpool
 
 from bastion import __version__
@@ -44,9 +45,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
     from bastion.api.middleware import RequestContext
-    from bastion.api.routes import audit, gateway, gateway_health, keys, models, ops, policy
+    from bastion.api.routes import audit, gateway, gateway_health, keys, mcp, models, ops, policy
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
+    from bastion.toolgate.service import ToolGate
 
     settings = settings or Settings()
     runtime = runtime or open_runtime(settings, write_policy=True)
@@ -71,9 +73,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.collect()
         gc.freeze()
         try:
-            yield
+            async with app.state.mcp_sessions.run():  # the MCP endpoint's task group
+                yield
         finally:
             watcher.cancel()
+            await app.state.toolgate.aclose()
             await app.state.gateway.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
@@ -91,9 +95,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    app.state.toolgate = ToolGate(
+        runtime, app.state.gateway.counters, privacy_keys=app.state.gateway.privacy_keys
+    )
+    app.state.mcp_sessions = mcp.session_manager(app.state.toolgate)
     install_error_handlers(app)
     for module in (ops, keys, audit, policy, gateway, gateway_health, models):
         app.include_router(module.router)
+    app.router.routes.append(
+        Route(mcp.PATH, mcp.McpEndpoint(app.state.mcp_sessions), methods=mcp.METHODS)
+    )
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(
         RequestContext,

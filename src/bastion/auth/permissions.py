@@ -24,6 +24,7 @@ class Permission(StrEnum):
     MODELS_APPROVE = "models:approve"
     MODELS_ADMIN = "models:admin"
     MONITORING_READ = "monitoring:read"
+    MCP_USE = "mcp:use"  # reach /mcp; which tools is the policy's tools allow-lists
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -38,10 +39,11 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.MODELS_READ,
             Permission.MODELS_WRITE,
             Permission.MONITORING_READ,
+            Permission.MCP_USE,
         }
     ),
-    "guest": frozenset({Permission.LLM_USE}),
+    "guest": frozenset({Permission.LLM_USE, Permission.MCP_USE}),
 }
 
 # Roles that exist only through the policy file get this unless they list their own.
-NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE})
+NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE, Permission.MCP_USE})

@@ -19,13 +19,14 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TextIO, TypeVar
 
 import anyio
 import httpx2
 import mcp_types as types
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
@@ -39,15 +40,19 @@ log = logging.getLogger("bastion.mcp")
 T = TypeVar("T")
 
 
-def client_for(config: McpServer, *, errlog: TextIO | None = None) -> Client:
-    """An (unentered) SDK client for one configured server."""
+@contextlib.asynccontextmanager
+async def open_client(config: McpServer, *, errlog: TextIO | None = None) -> AsyncIterator[Client]:
+    """An entered SDK client for one configured server (and its HTTP pool, closed after)."""
     if config.url is not None:
         http = create_mcp_http_client(
             headers=dict(config.headers) or None,
             timeout=httpx2.Timeout(config.timeout_s, connect=config.connect_timeout_s),
         )
-        transport = streamable_http_client(str(config.url), http_client=http)
-        return Client(transport, read_timeout_seconds=config.timeout_s, cache=None)
+        async with http:
+            transport = streamable_http_client(str(config.url), http_client=http)
+            async with Client(transport, read_timeout_seconds=config.timeout_s, cache=None) as c:
+                yield c
+        return
     assert config.command is not None
     params = StdioServerParameters(
         command=config.command[0],
@@ -55,13 +60,9 @@ def client_for(config: McpServer, *, errlog: TextIO | None = None) -> Client:
         env=dict(config.env) or None,
         cwd=config.cwd,
     )
-    if errlog is not None:
-        from mcp.client.stdio import stdio_client
-
-        return Client(
-            stdio_client(params, errlog=errlog), read_timeout_seconds=config.timeout_s, cache=None
-        )
-    return Client(params, read_timeout_seconds=config.timeout_s, cache=None)
+    stdio = stdio_client(params, errlog=errlog or sys.stderr)
+    async with Client(stdio, read_timeout_seconds=config.timeout_s, cache=None) as c:
+        yield c
 
 
 class Upstream:
@@ -118,7 +119,7 @@ class Upstream:
     async def _own(self, ready: asyncio.Future[Client], stop: asyncio.Event) -> None:
         """Enter the client, hand it over, hold it until asked to stop; in one task."""
         try:
-            async with client_for(self.config, errlog=sys.stderr) as client:
+            async with open_client(self.config) as client:
                 if not ready.done():
                     ready.set_result(client)
                 await stop.wait()
