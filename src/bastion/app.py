@@ -19,8 +19,8 @@ import signal
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from starlette.routing import Route
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from bastion import __version__
 from bastion.observability import configure_logging

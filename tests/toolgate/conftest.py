@@ -34,7 +34,8 @@ POLICY = """\
 version: 1
 models: {{}}
 roles:
-  admin: {{tools: ["*"]}}
+  admin: {{tools: ["local.*", "remote.*", "prompt:*", "resource:*"]}}
+  operator: {{tools: ["*"]}}
   analyst: {{tools: ["local.*", "remote.*", "prompt:local.*", "resource:local.*"]}}
   guest: {{tools: ["local.echo", "remote.echo"]}}
 privacy:
@@ -146,11 +147,13 @@ def served(settings, mcp_http_server: int, tmp_path: Path) -> Iterator[Served]: 
     runtime = open_runtime(settings)
     keys = {
         role: str(runtime.keys.create(SYSTEM, user=f"{role}-user", role=role).secret)
-        for role in ("admin", "analyst", "guest")
+        for role in ("admin", "analyst", "guest", "operator")
     }
     app = create_app(settings, runtime=runtime)
     port = free_port()
-    server = _Uvicorn(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio"))
+    server = _Uvicorn(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -159,7 +162,9 @@ def served(settings, mcp_http_server: int, tmp_path: Path) -> Iterator[Served]: 
         assert time.monotonic() < deadline
         time.sleep(0.05)
     try:
-        yield Served(f"http://127.0.0.1:{port}", settings.home, received, description, runtime, app, keys)
+        yield Served(
+            f"http://127.0.0.1:{port}", settings.home, received, description, runtime, app, keys
+        )
     finally:
         server.should_exit = True
         thread.join(30)

@@ -124,7 +124,9 @@ async def get_prompt(
     _received(f"prompt:{params.name}", {"who": who})
     return types.GetPromptResult(
         messages=[
-            types.PromptMessage(role="user", content=types.TextContent(type="text", text=f"Hello {who}"))
+            types.PromptMessage(
+                role="user", content=types.TextContent(type="text", text=f"Hello {who}")
+            )
         ]
     )
 

@@ -26,7 +26,9 @@ def _events(served: Served, action: str) -> list[object]:
     return list(served.runtime.audit.export(EventFilter(action=action)))
 
 
-async def test_a_guest_sees_fewer_tools_than_an_admin_and_only_approved_ones(served: Served) -> None:
+async def test_a_guest_sees_fewer_tools_than_an_admin_and_only_approved_ones(
+    served: Served,
+) -> None:
     async with served.client("admin") as admin:
         assert (await admin.list_tools()).tools == []  # nothing approved yet: default deny
     await approve(served, "local")
@@ -153,7 +155,7 @@ async def test_upstream_failures_are_clear_errors_and_bastion_stays_healthy(
     served: Served, tool: str, code: str
 ) -> None:
     await approve(served, "local")
-    async with served.client("admin") as admin:
+    async with served.client("operator") as admin:
         with pytest.raises(MCPError) as failed:
             await admin.call_tool(tool, {})
         assert _code(failed) in {code, "mcp_upstream_error", "mcp_upstream_unavailable"}
@@ -161,7 +163,8 @@ async def test_upstream_failures_are_clear_errors_and_bastion_stays_healthy(
             assert _code(failed) == code
         echo = await admin.call_tool("local.echo", {"text": "still here"})
         assert echo.content[0].text == "echo: still here"  # type: ignore[union-attr]
-    assert httpx.get(served.url + "/healthz").status_code == 200
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(served.url + "/healthz")).status_code == 200
 
 
 async def test_prompts_and_resources_follow_the_same_rules(served: Served) -> None:
@@ -202,17 +205,21 @@ async def test_every_call_is_one_ledger_event_and_the_chain_verifies(served: Ser
     signer = served.runtime.signer
     report = served.runtime.audit.verify({signer.key_id: signer.public})
     assert report.ok, report.problems
-    metrics = httpx.get(
-        served.url + "/metrics", headers={"Authorization": f"Bearer {served.keys['admin']}"}
-    ).text
-    assert 'bastion_mcp_calls_total{method="tools.call",outcome="success",server="local",tool="echo"}' in metrics
+    async with httpx.AsyncClient() as http:
+        auth = {"Authorization": f"Bearer {served.keys['admin']}"}
+        metrics = (await http.get(served.url + "/metrics", headers=auth)).text
+    assert (
+        'bastion_mcp_calls_total{method="tools.call",outcome="success",server="local",tool="echo"}'
+        in metrics
+    )
 
 
 async def test_mcp_needs_a_bastion_key(served: Served) -> None:
-    answer = httpx.post(
-        served.url + "/mcp",
-        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-        headers={"Accept": "application/json, text/event-stream"},
-    )
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            served.url + "/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+        )
     assert answer.status_code == 401
     assert answer.json()["error"]["code"] == "missing_api_key"

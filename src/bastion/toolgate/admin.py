@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import mcp_types as types
 from starlette.concurrency import run_in_threadpool
 
 from bastion.audit import EventIn
@@ -56,7 +57,9 @@ async def review(runtime: Runtime, server: str) -> list[ToolReview]:
             out.append(ToolReview(server, tool.name, dig, "changed", fields))
     listed = {t.name for t in tools}
     out.extend(
-        ToolReview(server, name, pin.digest, "removed") for name, pin in pins.items() if name not in listed
+        ToolReview(server, name, pin.digest, "removed")
+        for name, pin in pins.items()
+        if name not in listed
     )
     return out
 
@@ -88,13 +91,12 @@ async def approve(runtime: Runtime, server: str, actor: str) -> list[ToolReview]
     return before
 
 
-async def review_against(runtime: Runtime, server: str, tools: list[object]) -> list[ToolReview]:
+async def review_against(
+    runtime: Runtime, server: str, tools: list[types.Tool]
+) -> list[ToolReview]:
     pins = await run_in_threadpool(ToolRepository(runtime.db).pins_for, server)
     out = []
     for tool in tools:
-        import mcp_types as types
-
-        assert isinstance(tool, types.Tool)
         pin = pins.get(tool.name)
         dig = definitions.digest(tool)
         state = "new" if pin is None else ("approved" if pin.digest == dig else "changed")
@@ -129,8 +131,7 @@ def grant(
         )
     if not 0 < duration_s <= policy.mcp.max_grant_s:
         raise InvalidInput(
-            f"a grant lasts more than 0 and at most {policy.mcp.max_grant_s} s "
-            "(mcp.max_grant_s)",
+            f"a grant lasts more than 0 and at most {policy.mcp.max_grant_s} s (mcp.max_grant_s)",
             code="mcp_invalid_grant_duration",
         )
     expires = utcnow() + timedelta(seconds=duration_s)

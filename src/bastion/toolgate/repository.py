@@ -74,14 +74,14 @@ class ToolRepository:
         """The server's approved tools become exactly ``definitions`` (tool -> digest, def)."""
         with self.db.session() as s:
             rows = {r.tool: r for r in s.scalars(select(ToolPin).where(ToolPin.server == server))}
-            for tool, row in rows.items():
+            for tool, old in rows.items():
                 if tool not in definitions:
-                    s.delete(row)
+                    s.delete(old)
             s.flush()
             now = utcnow()
             for tool, (dig, definition) in definitions.items():
-                row = rows.get(tool)
-                if row is None:
+                found = rows.get(tool)
+                if found is None:
                     s.add(
                         ToolPin(
                             server=server,
@@ -92,9 +92,9 @@ class ToolRepository:
                             approved_at=now,
                         )
                     )
-                elif row.digest != dig:
-                    row.digest, row.definition = dig, definition
-                    row.approved_by, row.approved_at = by, now
+                elif found.digest != dig:
+                    found.digest, found.definition = dig, definition
+                    found.approved_by, found.approved_at = by, now
 
     def add_grant(
         self,

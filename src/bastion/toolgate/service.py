@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import mcp_types as types
 from mcp import Client
 from starlette.concurrency import run_in_threadpool
@@ -298,7 +298,9 @@ class ToolGate:
             vault = guard.vault()
             masked, counts, flags = protect_arguments(guard, arguments, vault)
             call.flags.update(flags)
-            call.decisions["privacy"] = _privacy_decision(config.privacy_for(tool).arguments, counts)
+            call.decisions["privacy"] = _privacy_decision(
+                config.privacy_for(tool).arguments, counts
+            )
             result = await self._forward(
                 call,
                 upstream,
@@ -330,7 +332,9 @@ class ToolGate:
                     return candidate
         return None
 
-    async def _check_grant(self, principal: Principal, server: str, tool: str, call: ToolCall) -> None:
+    async def _check_grant(
+        self, principal: Principal, server: str, tool: str, call: ToolCall
+    ) -> None:
         grantees = [f"user:{principal.user}", f"key:{principal.key_prefix}"]
         if principal.team:
             grantees.append(f"team:{principal.team}")
@@ -372,8 +376,7 @@ class ToolGate:
             call.decisions["arguments"] = "schema"
             where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
             raise InvalidArguments(
-                f"the arguments do not match the tool's schema at {where}: "
-                f"{_short(error.message)}"
+                f"the arguments do not match the tool's schema at {where}: {_short(error.message)}"
             )
         for arg, limit in rule.arguments.items():
             if arg not in arguments:
@@ -470,7 +473,9 @@ class ToolGate:
                 continue
             for template in listed.resource_templates:
                 out.append(
-                    template.model_copy(update={"uri_template": f"{server}+{template.uri_template}"})
+                    template.model_copy(
+                        update={"uri_template": f"{server}+{template.uri_template}"}
+                    )
                 )
         return out
 
@@ -536,7 +541,6 @@ class ToolGate:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-
 def _label(item: str) -> str:
     return item if len(item) <= 200 else item[:200]
 
@@ -600,18 +604,23 @@ def _short(message: str) -> str:
 
 
 def _limit_problem(value: Any, limit: Any) -> str | None:
-    if limit.max_length is not None and isinstance(value, str | list | dict):
-        if len(value) > limit.max_length:
-            return f"is longer than {limit.max_length}"
+    if (
+        limit.max_length is not None
+        and isinstance(value, str | list | dict)
+        and len(value) > limit.max_length
+    ):
+        return f"is longer than {limit.max_length}"
     if isinstance(value, int | float) and not isinstance(value, bool):
         if limit.minimum is not None and value < limit.minimum:
             return f"is below {limit.minimum:g}"
         if limit.maximum is not None and value > limit.maximum:
             return f"is above {limit.maximum:g}"
-    if limit.pattern is not None and isinstance(value, str):
-        if re.search(limit.pattern, value) is None:
-            return "does not match the pattern the policy requires"
+    if (
+        limit.pattern is not None
+        and isinstance(value, str)
+        and re.search(limit.pattern, value) is None
+    ):
+        return "does not match the pattern the policy requires"
     if limit.allowed is not None and value not in limit.allowed:
         return "is not one of the values the policy allows"
     return None
-
