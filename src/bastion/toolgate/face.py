@@ -137,4 +137,7 @@ def build_server(gate: ToolGate, principal_of: PrincipalOf = scope_principal) ->
         on_list_resources=list_resources,
         on_list_resource_templates=list_templates,
         on_read_resource=read_resource,
+        # Without it the SDK re-lists every tool on each tools/call to check Mcp-Param
+        # headers; the gate's last listing answers from memory.
+        get_tool_input_schema=gate.listed_input_schema,
     )

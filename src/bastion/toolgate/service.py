@@ -244,6 +244,16 @@ class ToolGate:
                 out.append(VisibleTool(server, tool, await self._pin_state(server, tool)))
         return out
 
+    def listed_input_schema(self, name: str) -> dict[str, Any] | None:
+        """A tool's input schema from the last listing, without I/O (None: not known)."""
+        server, tool = split_name(name)
+        found = self.upstream(self.policy, server)
+        listed = found[1].listed() if found is not None else None
+        for candidate in listed or ():
+            if candidate.name == tool:
+                return candidate.input_schema
+        return None
+
     # --- tools/call ---------------------------------------------------------------------
 
     async def call_tool(

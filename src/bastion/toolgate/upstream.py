@@ -209,6 +209,9 @@ class Upstream:
             self._tools, self._listed_at = tools, time.monotonic()
             return tools
 
+    def listed(self) -> list[types.Tool] | None:
+        return self._tools
+
     def forget_tools(self) -> None:
         self._tools = None
 
