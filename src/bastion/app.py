@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
 
 from bastion import __version__
 from bastion.observability import configure_logging
@@ -49,6 +48,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
     from bastion.toolgate.service import ToolGate
+    from bastion.toolgate.sessions import McpSessions
 
     settings = settings or Settings()
     runtime = runtime or open_runtime(settings, write_policy=True)
@@ -73,10 +73,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gc.collect()
         gc.freeze()
         try:
-            async with app.state.mcp_sessions.run():  # the MCP endpoint's task group
-                yield
+            yield
         finally:
             watcher.cancel()
+            await app.state.mcp_sessions.aclose()
             await app.state.toolgate.aclose()
             await app.state.gateway.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -98,13 +98,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.toolgate = ToolGate(
         runtime, app.state.gateway.counters, privacy_keys=app.state.gateway.privacy_keys
     )
-    app.state.mcp_sessions = mcp.session_manager(app.state.toolgate)
+    app.state.mcp_sessions = McpSessions(app.state.toolgate)
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models):
+    for module in (ops, keys, audit, policy, gateway, gateway_health, models, mcp):
         app.include_router(module.router)
-    app.router.routes.append(
-        Route(mcp.PATH, mcp.McpEndpoint(app.state.mcp_sessions), methods=mcp.METHODS)
-    )
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(
         RequestContext,

@@ -85,6 +85,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/promotions/{request_id}/approve"): Permission.MODELS_APPROVE,
     ("POST", "/api/promotions/{request_id}/reject"): Permission.MODELS_APPROVE,
     ("POST", "/api/registry/verify"): Permission.MODELS_READ,
+    ("POST", "/mcp"): Permission.MCP_USE,
 }
 
 

@@ -31,7 +31,6 @@ from typing import Any, TypeVar
 
 import jsonschema  # type: ignore[import-untyped]
 import mcp_types as types
-from mcp import Client
 from starlette.concurrency import run_in_threadpool
 
 from bastion.audit import EventIn
@@ -65,6 +64,7 @@ from bastion.toolgate.lifecycle import ToolCall, ToolLifecycle
 from bastion.toolgate.privacy import ToolGuards, check_result, protect_arguments
 from bastion.toolgate.repository import Pin, ToolRepository
 from bastion.toolgate.upstream import Upstream, Upstreams
+from mcp import Client
 
 log = logging.getLogger("bastion.mcp")
 R = TypeVar("R")

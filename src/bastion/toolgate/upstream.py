@@ -25,7 +25,6 @@ from typing import Any, TextIO, TypeVar
 import anyio
 import httpx2
 import mcp_types as types
-from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -35,6 +34,7 @@ from pydantic import ValidationError
 
 from bastion.toolgate.config import McpServer
 from bastion.toolgate.errors import ToolServerFailure
+from mcp import Client, StdioServerParameters
 
 log = logging.getLogger("bastion.mcp")
 T = TypeVar("T")
