@@ -128,3 +128,15 @@ def test_the_server_prefilter_never_hides_a_name_a_pattern_matches(
     name = prefix + rest
     if fnmatch.fnmatchcase(name, pattern):
         assert _could_match(pattern, prefix)
+
+
+def test_a_key_made_at_the_command_line_can_be_narrowed_to_some_tools() -> None:
+    from bastion.cli.keys import parse_restrictions
+
+    restrictions = parse_restrictions(None, None, None, None, [], "files.read_*, mail.send")
+    assert restrictions is not None
+    assert restrictions.tools == ["files.read_*", "mail.send"]
+    access = resolve_tool_access(
+        parse_policy(GOOD).policy, _principal("admin", None, restrictions.tools)
+    )
+    assert access.allows("mail.send") and not access.allows("files.delete_file")
