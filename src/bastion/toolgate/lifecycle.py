@@ -32,7 +32,9 @@ class ToolCall(Call):
 
     @property
     def resource(self) -> str:
-        return f"{self.resource_kind}:{self.server}.{self.tool}" if self.known else "tool:unknown"
+        if self.decisions.get("server") != "known":
+            return f"{self.resource_kind}:unknown"
+        return f"{self.resource_kind}:{self.server}.{self.tool}"
 
 
 class ToolLifecycle(Lifecycle):

@@ -303,7 +303,10 @@ class ToolGate:
                 await self._check_grant(principal, server, tool, call)
             call.arguments_digest = json_digest(arguments)
             self._check_arguments(policy, rule, definition, arguments, call)
-            await self.lifecycle.admit(call, policy, _tool_limits(principal, name, rule), 0, 0.0)
+            if rule.rate_limit is not None:  # else no counter to charge (no round trip)
+                await self.lifecycle.admit(
+                    call, policy, _tool_limits(principal, name, rule), 0, 0.0
+                )
             guard = self.guards.guard(policy, config.privacy_for(tool))
             vault = guard.vault()
             masked, counts, flags = protect_arguments(guard, arguments, vault)
@@ -535,7 +538,7 @@ class ToolGate:
                 call.decisions["allow"] = "denied"
                 raise ToolNotAllowed(f"your key may not use the {kind} {qualified!r}")
             call.decisions["allow"] = "allowed"
-            call.known = kind == "prompt"
+            call.known = False  # a caller's prompt name or URI is never a metric label
             call.arguments_digest = json_digest(arguments)
             guard = self.guards.guard(policy, config.privacy)
             vault = guard.vault()
