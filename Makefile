@@ -5,13 +5,16 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help uv install run test check fmt bench
+.PHONY: help uv install run test check fmt bench status doctor demo
 
 help:
 	@echo "make run    install everything and start Bastion on http://$(HOST):$(PORT)"
 	@echo "make test   install everything and run the whole test suite"
 	@echo "make check  ruff (lint + format) and mypy"
 	@echo "make bench  install the peers and run the benchmarks under bench/"
+	@echo "make status what this installation runs on (database, policy, keys, models)"
+	@echo "make doctor check the environment and configuration and say what to fix"
+	@echo "make demo   create the schema and the demo data without starting the server"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -23,6 +26,16 @@ run: install
 	$(UV) run bastion db upgrade
 	$(UV) run bastion demo seed
 	$(UV) run bastion serve --host $(HOST) --port $(PORT)
+
+status: install
+	$(UV) run bastion status
+
+doctor: install
+	$(UV) run bastion doctor
+
+demo: install
+	$(UV) run bastion db upgrade
+	$(UV) run bastion demo seed
 
 test: install
 	$(UV) run pytest $(PYTEST_ARGS)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -112,7 +113,7 @@ def generate_rows(
 ) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(streams, event rows in id order, checkpoint rows), hashed as the writer does."""
     from bastion.audit import Digester
-    from bastion.audit.events import canonical_json, chain_hash, genesis
+    from bastion.audit.events import ChainFields, canonical_json, chain_hash, genesis
 
     rng = random.Random(seed)
     digester = Digester(DIGEST_KEY)
@@ -164,17 +165,19 @@ def generate_rows(
         prev = heads[k]
         row_hash = chain_hash(
             prev,
-            stream,
-            seq,
-            ts_us,
-            actor,
-            action,
-            resource,
-            outcome,
-            request_id,
-            details,
-            content_digest,
-            flags,
+            ChainFields(
+                stream=stream,
+                seq=seq,
+                ts_us=ts_us,
+                actor=actor,
+                action=action,
+                resource=resource,
+                outcome=outcome,
+                request_id=request_id,
+                details=details,
+                content_digest=content_digest,
+                flags=flags,
+            ),
         )
         heads[k] = row_hash
         rows.append(
@@ -573,11 +576,350 @@ def worker_query(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# --- anchoring and data-subject rights (issue 19, the ledger half) ------------------------
+#
+# A keyed ledger (``hmac-sha256`` chain, Merkle root in every checkpoint, a final
+# checkpoint per stream, every checkpoint published as an anchor file) of ``--events``
+# events with per-subject encrypted content, built once per backend. Timed, each in a
+# fresh process: ``verify_ledger`` with the chain key and the anchors, beside the same
+# verification without anchors (the peer: what `bastion audit verify` did before
+# anchoring, on the same rows); and the erasure of one subject (``SubjectService.erase``:
+# content and key destroyed, identifiers pseudonymised, two ledger events) among them,
+# a different subject each run, the ledger verified against its anchors after each.
+
+RIGHTS_AIMS = {"anchored_verify_events_per_s": 200_000, "erase_one_subject_s": 1.0}
+CHAIN_KEY = b"bench-chain-key-0123456789abcdef"
+CONTENT_KEK = bytes(range(32))
+#: Mid-ranked actors (about 1 % of the events each): the subjects erased, one per run.
+ERASED = [ACTORS[8], ACTORS[9], ACTORS[10], ACTORS[11], ACTORS[12]]
+
+
+def generate_keyed(
+    n: int, end_us: int, seed: int, signer: Any, anchors: Path
+) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(streams, event rows, checkpoint rows, content rows), as the keyed writer writes
+    them; every checkpoint also written to ``anchors``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from bastion.audit import ChainKey, Digester
+    from bastion.audit.anchors import SignedCheckpoint, write_anchor
+    from bastion.audit.events import CHAIN_HMAC, ChainFields, canonical_json, genesis
+    from bastion.audit.merkle import EMPTY_ROOT, Frontier
+    from bastion.audit.vault import PREFIX
+
+    key = ChainKey(CHAIN_KEY)
+    rng = random.Random(seed)
+    digester = Digester(DIGEST_KEY)
+    streams = [f"{rng.getrandbits(128):032x}" for _ in range(STREAMS)]
+    heads = [genesis(s) for s in streams]
+    frontiers = [Frontier() for _ in streams]
+    seqs = [0] * STREAMS
+    start_us = end_us - SPAN_DAYS * 86_400 * 1_000_000
+    step = (end_us - start_us) / n
+    actors = rng.choices(ACTORS, ACTOR_WEIGHTS, k=n)
+    actions = rng.choices(ACTIONS, ACTION_WEIGHTS, k=n)
+    outcomes = rng.choices(OUTCOMES, OUTCOME_WEIGHTS, k=n)
+    subject_keys = {a: AESGCM.generate_key(256) for a in ACTORS}
+    rows: list[tuple[Any, ...]] = []
+    contents: list[tuple[Any, ...]] = []
+    checkpoints: list[tuple[Any, ...]] = []
+
+    def checkpoint(stream: str, seq: int, h: str, ts: int, root: str, kind: str) -> None:
+        sig = signer.sign(stream, seq, h, ts, root=root, chain=CHAIN_HMAC, kind=kind)
+        checkpoints.append((stream, seq, h, ts, signer.key_id, sig, root, kind))
+        write_anchor(
+            anchors,
+            SignedCheckpoint(stream, seq, h, ts, signer.key_id, sig, root, CHAIN_HMAC, kind),
+        )
+
+    for stream in streams:
+        checkpoint(stream, 0, genesis(stream), start_us, EMPTY_ROOT, "checkpoint")
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    for i in range(n):
+        k = rng.randrange(STREAMS)
+        stream = streams[k]
+        seqs[k] += 1
+        seq = seqs[k]
+        ts_us = start_us + int(i * step)
+        action, outcome, name = actions[i], outcomes[i], actors[i]
+        model = rng.choice(MODELS)
+        tokens = rng.randint(20, 8_000)
+        details = canonical_json(
+            {"model": model, "tokens": tokens, "cost_usd": round(tokens * 0.0000016, 6)}
+        )
+        content_digest = None
+        if action == "gateway.chat":
+            content = {"prompt": f"p{i}", "response": f"r{i}"}
+            content_digest = digester.digest(content)
+            if rng.random() < 0.1 or name in ERASED:
+                subject = key.digest_of(name)  # the vault keys content by the user's digest
+                for field, body in content.items():
+                    nonce = os.urandom(12)
+                    aad = f"{stream}:{seq}:{field}".encode()
+                    sealed = AESGCM(subject_keys[name]).encrypt(nonce, body.encode(), aad)
+                    text = PREFIX + base64.b64encode(nonce + sealed).decode()
+                    contents.append((stream, seq, field, subject, text, created))
+        fields = ChainFields(
+            stream=stream,
+            seq=seq,
+            ts_us=ts_us,
+            actor=f"user:{name}",
+            action=action,
+            resource=_resource(rng, action, model),
+            outcome=outcome,
+            request_id=f"{rng.getrandbits(128):032x}",
+            details=details,
+            content_digest=content_digest,
+            flags=rng.choice(FLAGS),
+        )
+        prev = heads[k]
+        row_hash = key.chain_hash(prev, fields)
+        heads[k] = row_hash
+        frontiers[k].append(row_hash)
+        rows.append((*fields, prev, row_hash))
+        if seq % CHECKPOINT_EVERY == 0:
+            checkpoint(stream, seq, row_hash, ts_us, frontiers[k].root(), "checkpoint")
+    for k, stream in enumerate(streams):  # each writer's final checkpoint
+        last = next(r for r in reversed(rows) if r[0] == stream)
+        if seqs[k] % CHECKPOINT_EVERY == 0:
+            checkpoints[:] = [c for c in checkpoints if (c[0], c[1]) != (stream, last[1])]
+        checkpoint(stream, last[1], last[12], last[2], frontiers[k].root(), "final")
+    return streams, rows, checkpoints, contents, subject_keys  # type: ignore[return-value]
+
+
+def worker_build_keyed(cfg: dict[str, Any]) -> dict[str, Any]:
+    from bastion.audit import ChainKey, load_or_create_signer
+    from bastion.audit.vault import ContentVault
+
+    target = cfg["target"]
+    signer = load_or_create_signer(Path(cfg["key_path"]))
+    anchors = Path(cfg["anchors"])
+    shutil.rmtree(anchors, ignore_errors=True)
+    wall0 = time.perf_counter()
+    db = fresh_database(target)
+    end_us = time.time_ns() // 1000
+    streams, rows, checkpoints, contents, subject_keys = generate_keyed(  # type: ignore[misc]
+        cfg["events"], end_us, cfg["seed"], signer, anchors
+    )
+    created = datetime.now(UTC)
+    stream_rows = [
+        (s, created, "bench-host", 1000 + i, "server", "hmac-sha256") for i, s in enumerate(streams)
+    ]
+    cp_cols = "stream, seq, hash, ts_us, key_id, signature, root, kind"
+    content_cols = "stream, seq, field, subject, body, created_at"
+    raw = db.engine.raw_connection()
+    try:
+        if target["backend"] == "sqlite":
+            cur = raw.cursor()
+            for start in range(0, len(rows), 50_000):
+                cur.execute("BEGIN")
+                cur.executemany(
+                    f"INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES ({','.join('?' * 13)})",
+                    rows[start : start + 50_000],
+                )
+                cur.execute("COMMIT")
+            cur.execute("BEGIN")
+            cur.executemany(
+                "INSERT INTO audit_streams (id, created_at, host, pid, label, chain) "
+                "VALUES (?,?,?,?,?,?)",
+                [(s, c.strftime("%Y-%m-%d %H:%M:%S.%f"), *rest) for s, c, *rest in stream_rows],
+            )
+            cur.executemany(
+                f"INSERT INTO audit_checkpoints ({cp_cols}) VALUES (?,?,?,?,?,?,?,?)", checkpoints
+            )
+            cur.executemany(
+                f"INSERT INTO audit_content ({content_cols}) VALUES (?,?,?,?,?,?)", contents
+            )
+            cur.execute("COMMIT")
+        else:
+            conn = raw.driver_connection
+            assert conn is not None
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY audit_events ({EVENT_COLUMNS}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.executemany(
+                    "INSERT INTO audit_streams (id, created_at, host, pid, label, chain) "
+                    "VALUES (%s,%s,%s,%s,%s,%s)",
+                    stream_rows,
+                )
+                cur.executemany(
+                    f"INSERT INTO audit_checkpoints ({cp_cols}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+                    checkpoints,
+                )
+                with cur.copy(f"COPY audit_content ({content_cols}) FROM STDIN") as copy:
+                    for row in contents:
+                        copy.write_row(row)
+            conn.commit()
+    finally:
+        raw.close()
+    key = ChainKey(CHAIN_KEY)
+    vault = ContentVault(db, CONTENT_KEK, key.digest_of)
+    from sqlalchemy import insert
+
+    from bastion.audit.models import AuditSubjectKey
+
+    with db.engine.begin() as c:
+        c.execute(
+            insert(AuditSubjectKey),
+            [
+                {
+                    "subject": key.digest_of(name),
+                    "wrapped": vault._wrap(key.digest_of(name), k),
+                    "created_at": created,
+                }
+                for name, k in subject_keys.items()
+            ],
+        )
+        if target["backend"] != "sqlite":
+            c.exec_driver_sql("ANALYZE")
+    db.dispose()
+    return {
+        "events": len(rows),
+        "checkpoints": len(checkpoints),
+        "content_rows": len(contents),
+        "anchors": len(list(anchors.glob("*/*.json"))),
+        "wall_s": time.perf_counter() - wall0,
+    }
+
+
+def worker_verify_keyed(cfg: dict[str, Any]) -> dict[str, Any]:
+    from bastion.audit import ChainKey, load_or_create_signer, verify_ledger
+    from bastion.audit.anchors import load_anchors
+
+    signer = load_or_create_signer(Path(cfg["key_path"]))
+    db = open_database(cfg["target"])
+    wall0, cpu0 = time.perf_counter(), _cpu()
+    anchors = load_anchors(Path(cfg["anchors"])) if cfg["with_anchors"] else None
+    report = verify_ledger(
+        db, {signer.key_id: signer.public}, chain_key=ChainKey(CHAIN_KEY), anchors=anchors
+    )
+    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    db.dispose()
+    return {
+        "ok": report.ok,
+        "first_problem": str(report.first_problem) if report.first_problem else None,
+        "events": report.events,
+        "anchors": report.anchors,
+        "uncovered_events": report.uncovered_events,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "events_per_s": report.events / wall,
+    }
+
+
+def worker_erase(cfg: dict[str, Any]) -> dict[str, Any]:
+    from bastion.audit import ChainKey, Digester, LedgerWriter, load_or_create_signer, verify_ledger
+    from bastion.audit.anchors import AnchorPublisher, load_anchors
+    from bastion.audit.vault import ContentVault
+    from bastion.subjects.service import SubjectService
+
+    signer = load_or_create_signer(Path(cfg["key_path"]))
+    db = open_database(cfg["target"])
+    key = ChainKey(CHAIN_KEY)
+    vault = ContentVault(db, CONTENT_KEK, key.digest_of)
+    anchors = Path(cfg["anchors"])
+    ledger = LedgerWriter(
+        db,
+        Digester(DIGEST_KEY),
+        signer,
+        chain_key=key,
+        publisher=AnchorPublisher(anchors),
+        vault=vault,
+    )
+    ledger.start()
+    subjects = SubjectService(db, ledger, key, vault)
+    subjects._context(cfg["user"])  # imports and warms what erase uses, untimed
+    wall0, cpu0 = time.perf_counter(), _cpu()
+    done = subjects.erase(
+        cfg["user"], reason="bench", requested_by="the data subject", actor="user:dpo"
+    )
+    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    ledger.close()
+    report = verify_ledger(
+        db, {signer.key_id: signer.public}, chain_key=key, anchors=load_anchors(anchors)
+    )
+    db.dispose()
+    return {
+        "user": cfg["user"],
+        "removed": done.removed["ledger"],
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "verified_after": report.ok,
+        "first_problem": str(report.first_problem) if report.first_problem else None,
+        "events_after": report.events,
+    }
+
+
+def run_rights(
+    backends: dict[str, dict[str, Any]], events: int, runs: int, tmp: Path, key_path: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"aims": RIGHTS_AIMS, "build": {}, "verify": {}, "erasure": {}}
+    for backend, targets in backends.items():
+        target = dict(targets["ledger"])
+        if backend == "sqlite":
+            target["path"] = str(tmp / "keyed.db")
+        else:
+            target["schema"] = LEDGER_SCHEMA + "_keyed"
+        anchors = str(tmp / f"anchors-{backend}")
+        base = {"target": target, "key_path": key_path, "anchors": anchors}
+        print(f"building a keyed, anchored ledger of {events:,} events on {backend} …")
+        out["build"][backend] = run_worker("build_keyed", base | {"events": events, "seed": 19})
+        variants: dict[str, list[dict[str, Any]]] = {"with anchors": [], "without anchors": []}
+        for _ in range(runs):
+            for name in variants:  # alternated
+                variants[name].append(
+                    run_worker("verify_keyed", base | {"with_anchors": name == "with anchors"})
+                )
+        out["verify"][backend] = {}
+        for name, rs in variants.items():
+            out["verify"][backend][name] = {
+                "events_per_s": _median(rs, "events_per_s"),
+                "wall_s": _median(rs, "wall_s"),
+                "cpu_s": _median(rs, "cpu_s"),
+                "all_ok": all(r["ok"] for r in rs),
+                "runs": rs,
+            }
+        v = out["verify"][backend]
+        v["anchored_vs_unanchored"] = (
+            v["with anchors"]["events_per_s"] / v["without anchors"]["events_per_s"]
+        )
+        erasures = [
+            run_worker("erase", base | {"user": ERASED[r % len(ERASED)]}) for r in range(runs)
+        ]
+        out["erasure"][backend] = {
+            "wall_s": _median(erasures, "wall_s"),
+            "cpu_s": _median(erasures, "cpu_s"),
+            "all_verified_after": all(e["verified_after"] for e in erasures),
+            "runs": erasures,
+        }
+    return out
+
+
+def render_rights(rights: dict[str, Any]) -> None:
+    print("\nanchored verification (keyed chain, Merkle roots, anchors) and erasure")
+    print(
+        f"{'backend':<11} {'with anchors ev/s':>18} {'without ev/s':>13} {'ratio':>6} "
+        f"{'erase 1 subject s':>18} {'verified after':>15}"
+    )
+    for backend, v in rights["verify"].items():
+        e = rights["erasure"][backend]
+        print(
+            f"{backend:<11} {v['with anchors']['events_per_s']:>18,.0f} "
+            f"{v['without anchors']['events_per_s']:>13,.0f} {v['anchored_vs_unanchored']:>6.2f} "
+            f"{e['wall_s']:>18.3f} {e['all_verified_after']!s:>15}"
+        )
+    print(f"aims: {rights['aims']}")
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "append": worker_append,
     "build": worker_build,
     "verify": worker_verify,
     "query": worker_query,
+    "build_keyed": worker_build_keyed,
+    "verify_keyed": worker_verify_keyed,
+    "erase": worker_erase,
 }
 
 
@@ -631,6 +973,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--no-pg", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="do not write the JSON")
+    parser.add_argument(
+        "--sections",
+        default="core,rights",
+        help="core (appends, verify, queries) and/or rights (anchored verify, erasure); "
+        "rights alone updates only its part of the results file",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("cfg", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -682,6 +1030,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verify": {},
         "queries": {},
     }
+    sections = set(args.sections.split(","))
+    if sections == {"rights"}:
+        try:
+            rights = run_rights(backends, args.events, args.runs, tmp, key_path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if "postgresql" in backends:
+                pg_admin(args.pg_url, [f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA}_keyed CASCADE"])
+        rights["machine"] = info
+        rights["command"] = results["command"]
+        rights["skipped"] = skipped
+        rights["total_wall_s"] = time.perf_counter() - started
+        render_rights(rights)
+        if not args.no_write:
+            previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+            previous["rights"] = rights
+            RESULTS.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
+            print(f"wrote the rights section of {RESULTS.relative_to(ROOT)}")
+        return 0
     try:
         # Appends: variants alternated within each round, a fresh database each run.
         variants = [
@@ -801,6 +1168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cpu_s": _median(qr, "cpu_s"),
                 "runs": qr,
             }
+        if "rights" in sections:
+            results["rights"] = run_rights(backends, args.events, args.runs, tmp, key_path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if "postgresql" in backends:
@@ -809,6 +1178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [
                     f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE",
                     f"DROP SCHEMA IF EXISTS {APPEND_SCHEMA} CASCADE",
+                    f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA}_keyed CASCADE",
                 ],
             )
     results["total_wall_s"] = time.perf_counter() - started
@@ -817,6 +1187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["machine"]["git_commit_at_end"] = end_commit
         print(f"note: HEAD moved during the run ({info['git_commit'][:8]} -> {end_commit[:8]})")
     render(results)
+    if "rights" in results:
+        render_rights(results["rights"])
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

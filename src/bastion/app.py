@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -40,23 +41,65 @@ async def _watch_policy(runtime: Runtime, interval: float) -> None:
             log.exception("policy watcher failed; it keeps watching")
 
 
+async def _sweep_retention(runtime: Runtime, interval: float) -> None:
+    """Apply the policy's retention on a schedule (each sweep is a ledger event)."""
+    while True:
+        await asyncio.sleep(interval)
+        retention = runtime.policy.policy.retention
+        if retention.content_days is None and retention.events_days is None:
+            continue
+        try:
+            sweeper = runtime.retention()
+            await run_in_threadpool(
+                functools.partial(
+                    sweeper.sweep,
+                    content_days=retention.content_days,
+                    events_days=retention.events_days,
+                    actor="system",
+                )
+            )
+        except Exception:
+            log.exception("retention sweep failed; the next one will try again")
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
     from bastion.api.middleware import RequestContext
-    from bastion.api.routes import audit, gateway, gateway_health, keys, mcp, models, ops, policy
+    from bastion.api.routes import (
+        audit,
+        documents,
+        evidence,
+        gateway,
+        gateway_health,
+        keys,
+        mcp,
+        models,
+        ops,
+        policy,
+        rag,
+        serving,
+        subjects,
+    )
+    from bastion.documents.setup import build_documents
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
+    from bastion.rag.setup import build_answers, load_prompts
     from bastion.toolgate.service import ToolGate
     from bastion.toolgate.sessions import McpSessions
 
     settings = settings or Settings()
+    # The prompts first: a bad or changed one stops the start before anything is opened.
+    prompts = load_prompts(settings.home)
     runtime = runtime or open_runtime(settings, write_policy=True)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
+        sweeper = asyncio.create_task(
+            _sweep_retention(runtime, settings.retention_sweep_interval_s)
+        )
 
         pending: set[asyncio.Task[object]] = set()
 
@@ -76,6 +119,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             watcher.cancel()
+            sweeper.cancel()
             await app.state.mcp_sessions.aclose()
             await app.state.toolgate.aclose()
             await app.state.gateway.aclose()
@@ -99,8 +143,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime, app.state.gateway.counters, privacy_keys=app.state.gateway.privacy_keys
     )
     app.state.mcp_sessions = McpSessions(app.state.toolgate)
+    # Documents and retrieval (embeddings go through this gateway, governed like any call).
+    app.state.documents = build_documents(runtime, app.state.gateway)
+    # Grounded answers and research over that retriever; the prompts are checked here.
+    app.state.answers = build_answers(
+        runtime, app.state.gateway, app.state.documents.retriever, prompts
+    )
     install_error_handlers(app)
-    for module in (ops, keys, audit, policy, gateway, gateway_health, models, mcp):
+    for module in (
+        ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
+        documents, subjects, rag, mcp,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(

@@ -6,6 +6,7 @@ files, database, policy) and :meth:`Runtime.close` undoes it.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import threading
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bastion.audit import (
     AuditService,
+    ChainKey,
     Digester,
     EventIn,
     LedgerUnavailable,
@@ -22,16 +24,22 @@ from bastion.audit import (
     Signer,
     load_or_create_signer,
 )
+from bastion.audit.anchors import AnchorPublisher
+from bastion.audit.vault import ContentVault
 from bastion.auth.principal import Principal
 from bastion.auth.service import KeyService
 from bastion.db import Database, create_database
 from bastion.files import create_private_file
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
+from bastion.policy.history import PolicyHistory, write_policy_text
 from bastion.settings import Settings
 
 if TYPE_CHECKING:
+    from bastion.audit.retention import RetentionSweeper
     from bastion.registry.service import ModelRegistry
+    from bastion.serving.service import PredictionService
+    from bastion.subjects.service import SubjectService
 
 log = logging.getLogger("bastion")
 
@@ -52,6 +60,34 @@ def secret_key(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
+def chain_key(settings: Settings) -> ChainKey:
+    """The keyed chain's key: from settings, else derived from the secret key (a file in
+    the home directory, not in the database)."""
+    if settings.audit_chain_key is not None:
+        return ChainKey(settings.audit_chain_key.get_secret_value().encode())
+    return ChainKey(hmac.digest(secret_key(settings), b"bastion-audit-chain-key", "sha256"))
+
+
+def content_kek(settings: Settings) -> bytes:
+    if settings.content_key is not None:
+        try:
+            key = bytes.fromhex(settings.content_key.get_secret_value())
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ValueError("BASTION_CONTENT_KEY must be 32 bytes written as 64 hex digits")
+        return key
+    return hmac.digest(secret_key(settings), b"bastion-content-kek", "sha256")
+
+
+def vault_for(settings: Settings, db: Database, key: ChainKey) -> ContentVault:
+    return ContentVault(db, content_kek(settings), key.digest_of)
+
+
+def publisher_for(settings: Settings) -> AnchorPublisher:
+    return AnchorPublisher(settings.audit_anchor_dir, settings.audit_witness_url)
+
+
 def signer_for(settings: Settings) -> Signer:
     return load_or_create_signer(settings.home / "audit-signing-key.pem")
 
@@ -68,6 +104,7 @@ class Runtime:
     signer: Signer
     closed: bool = field(default=False)
     _registry: ModelRegistry | None = field(default=None, repr=False)
+    _serving: PredictionService | None = field(default=None, repr=False)
     _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def registry(self) -> ModelRegistry:
@@ -80,6 +117,20 @@ class Runtime:
                 if registry is None:
                     registry = self._registry = build_registry(self)
         return registry
+
+    def serving(self) -> PredictionService:
+        """The prediction service (model cache, prediction log), built once on first use
+        over the registry's MLflow store and closed with the runtime."""
+        serving = self._serving
+        if serving is None:
+            registry = self.registry()
+            with self._building:
+                serving = self._serving
+                if serving is None:
+                    from bastion.serving.setup import build_serving
+
+                    serving = self._serving = build_serving(self, registry)
+        return serving
 
     def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
         """Reload the policy file; record the attempt in the ledger, the log and metrics."""
@@ -102,6 +153,8 @@ class Runtime:
             self.metrics.policy_reloads.labels("unchanged").inc()
             return outcome
         details |= {"digest": outcome.digest, "previous_digest": outcome.previous_digest}
+        if result == "success":
+            self.record_policy(who, trigger, outcome.previous_digest)
         try:
             self.ledger.append(
                 EventIn(
@@ -116,8 +169,47 @@ class Runtime:
             log.error("policy reload could not be recorded in the ledger")
         return outcome
 
+    def record_policy(self, who: str, trigger: str, previous: str | None = None) -> None:
+        """Keep the policy in force in the history (a failure is logged, never raised:
+        the policy is in force whether or not its history row could be written)."""
+        try:
+            PolicyHistory(self.db).record(
+                self.policy.current, by=who, trigger=trigger, previous=previous
+            )
+        except Exception:
+            log.exception("the policy version could not be recorded in the history")
+
+    def rollback_policy(self, version: int, actor: str) -> ReloadOutcome:
+        """Restore policy ``version``: write its text to the file, reload, record both."""
+        text = PolicyHistory(self.db).text_of(version)
+        write_policy_text(self.policy.path, text)
+        self.ledger.append(
+            EventIn(
+                actor=actor,
+                action="policy.rollback",
+                resource="policy",
+                outcome="success",
+                details={"version": version},
+            )
+        )
+        return self.reload_policy(actor, f"rollback:{version}")
+
+    def retention(self) -> RetentionSweeper:
+        from bastion.audit.retention import RetentionSweeper
+
+        publisher = publisher_for(self.settings)
+        return RetentionSweeper(self.db, self.signer, self.ledger, publisher)
+
+    def subjects(self) -> SubjectService:
+        from bastion.subjects.service import SubjectService
+
+        key = chain_key(self.settings)
+        return SubjectService(self.db, self.ledger, key, vault_for(self.settings, self.db, key))
+
     def close(self) -> None:
         if not self.closed:
+            if self._serving is not None:
+                self._serving.close()
             if self._registry is not None:
                 self._registry.close()
             self.ledger.close()
@@ -163,6 +255,7 @@ def open_runtime(
         policy.load()
         _log_notices(policy)
         signer = signer_for(settings)
+        key = chain_key(settings)
         ledger = LedgerWriter(
             db,
             Digester(secret_key(settings)),
@@ -171,6 +264,10 @@ def open_runtime(
             batch_max=settings.audit_batch_max,
             queue_max=settings.audit_queue_max,
             checkpoint_every=settings.audit_checkpoint_every,
+            checkpoint_interval_s=settings.audit_checkpoint_interval_s,
+            chain_key=key,
+            publisher=publisher_for(settings),
+            vault=vault_for(settings, db, key),
         )
         ledger.start()
     except BaseException:
@@ -179,13 +276,15 @@ def open_runtime(
     metrics = metrics or Metrics(settings.metrics_dir)
     metrics.policy_loaded_timestamp.set_to_current_time()
     keys = KeyService(db, policy, ledger, cache_ttl_s=settings.key_cache_ttl_s)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         db=db,
         policy=policy,
         ledger=ledger,
         keys=keys,
-        audit=AuditService(db, ledger, ledger.digester),
+        audit=AuditService(db, ledger, ledger.digester, ledger.vault),
         metrics=metrics,
         signer=signer,
     )
+    runtime.record_policy("system", "startup")
+    return runtime

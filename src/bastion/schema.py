@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import bastion.audit.models
 import bastion.auth.models
+import bastion.delivery.models
+import bastion.documents.models
+import bastion.evidence.models
+import bastion.feedback.models
+import bastion.pipelines.models
+import bastion.policy.models
 import bastion.registry.models
+import bastion.serving.models
 import bastion.toolgate.models  # noqa: F401  (imported for their tables)
 from bastion.db.base import Base
 

@@ -70,6 +70,37 @@ class Settings(BaseSettings):
         ge=1,
         description="Write a signed checkpoint after this many events on a stream.",
     )
+    audit_checkpoint_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Write a signed checkpoint at the first commit this long after the last "
+        "one (seconds); one is also written at shutdown.",
+    )
+    audit_chain_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the ledger's keyed chain (HMAC); keep it out of the database's "
+        "reach. Default derived from the secret key.",
+    )
+    audit_anchor_dir: Path | None = Field(
+        default=None,
+        description="Directory (outside the database's reach) where every signed checkpoint "
+        "is published as one append-only file; `bastion audit verify --anchors` reads it.",
+    )
+    audit_witness_url: str | None = Field(
+        default=None,
+        description="URL a JSON copy of every signed checkpoint is POSTed to (an external "
+        "witness).",
+    )
+    content_key: SecretStr | None = Field(
+        default=None,
+        description="Key (32 bytes, hex) that wraps each data subject's content key; default "
+        "derived from the secret key.",
+    )
+    retention_sweep_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the server applies the policy's retention (seconds).",
+    )
     audit_queue_max: int = Field(
         default=50_000,
         ge=1,
@@ -119,6 +150,12 @@ class Settings(BaseSettings):
         description="Socket timeout for Redis counters; past it, `defaults.on_counter_error` "
         "decides (a busy event loop's lag counts against it: keep it well above 0.5 s).",
     )
+    pipelines_schema: str = Field(
+        default="dbos",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL schema of the pipeline engine's own tables (DBOS); on "
+        "SQLite they live in `pipelines.sqlite` in the home.",
+    )
     privacy_hmac_key: SecretStr | None = Field(
         default=None,
         description="Key of the privacy `hash` operator (at least 16 bytes, hex); default "
@@ -151,6 +188,11 @@ def secret_from_env(name: str) -> SecretStr | None:
     """The value of the environment variable a policy names for a provider's key."""
     value = os.environ.get(name)
     return SecretStr(value) if value else None
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus ``extra``, for a command Bastion starts."""
+    return dict(os.environ) | extra
 
 
 def export_to_children(name: str, value: str) -> None:

@@ -101,10 +101,13 @@ def test_a_read_only_service_refuses_to_erase(opened: tuple[Database, LedgerWrit
         audit.erase_subject("user:x", actor="user:y")
 
 
-def test_events_days_is_accepted_with_a_notice_not_silently(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("days", "warned"), [(30, True), (182, True), (183, False), (365, False), (None, False)]
+)
+def test_events_days_below_six_months_is_warned_about(tmp_path, days, warned) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "policy.yaml"
-    path.write_text("version: 1\nretention: {content_days: 30, events_days: 365}\n")
+    extra = f", events_days: {days}" if days is not None else ""
+    path.write_text(f"version: 1\nretention: {{content_days: 30{extra}}}\n")
     notices = load_policy(path).policy.notices()
-    assert len(notices) == 1 and "events_days is not enforced" in notices[0]
-    path.write_text("version: 1\nretention: {content_days: 30}\n")
-    assert load_policy(path).policy.notices() == []
+    assert bool(notices) == warned
+    assert all("Art. 19" in n for n in notices)

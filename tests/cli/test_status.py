@@ -51,7 +51,7 @@ def test_status_follows_the_installation_from_empty_to_running(
 
 
 def test_a_password_in_a_url_is_not_shown() -> None:
-    from bastion.cli.status import redacted
+    from bastion.operations.doctor import redacted
 
     assert redacted("postgresql+psycopg://bastion:s3cr3t@db:5432/b") == (
         "postgresql+psycopg://bastion:***@db:5432/b"

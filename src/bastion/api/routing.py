@@ -52,6 +52,7 @@ _DESCRIPTIONS = {
     404: "No such object",
     409: "The object's state does not allow this",
     413: "The request body is too large",
+    415: "The document's format is not one Bastion reads (`unsupported_format`)",
     422: "A parameter or body field is out of range or of the wrong type (`param` names it)",
     429: "A rate limit or budget is spent (`Retry-After` says when to try again)",
     502: "The upstream provider failed or answered with something unusable",

@@ -4,7 +4,7 @@ LedgerUnavailable (503, audit_unavailable)
 BadCursor (400, invalid_cursor)
 """
 
-from bastion.audit.events import Digester, EventIn, Ledger, LedgerUnavailable, Receipt
+from bastion.audit.events import ChainKey, Digester, EventIn, Ledger, LedgerUnavailable, Receipt
 from bastion.audit.repository import EventFilter, EventRepository, EventView, Page
 from bastion.audit.service import AuditService, Erasure
 from bastion.audit.signing import Signer, load_or_create_signer, load_public_key
@@ -13,6 +13,7 @@ from bastion.audit.writer import LedgerWriter
 
 __all__ = [
     "AuditService",
+    "ChainKey",
     "Digester",
     "Erasure",
     "EventFilter",

@@ -4,14 +4,19 @@
 process), each row's ``hash`` covering the previous hash and the row's canonical form.
 ``audit_content`` holds what may have to be erased (prompts, responses, identifiers);
 the chain only holds keyed digests of it, so deleting content never breaks the chain.
-``audit_checkpoints`` are signed statements "stream S had reached seq N with hash H".
+``audit_checkpoints`` are signed statements "stream S had reached seq N with hash H"
+(and, since anchoring, "whose Merkle tree had root R"); a ``seal`` checkpoint is the
+one retention writes before it removes the rows up to it.
+``audit_subject_keys`` hold each data subject's content key, wrapped (AES-GCM) by a
+key that is not in the database: deleting the row makes the subject's content, in
+this database and in its backups, unreadable.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base, utcnow
@@ -28,6 +33,8 @@ class AuditStream(Base):
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int]
     label: Mapped[str] = mapped_column(String(100))
+    #: The chain format (``sha256`` for streams written before the keyed chain).
+    chain: Mapped[str] = mapped_column(String(32), server_default=text("'sha256'"))
 
 
 class AuditEvent(Base):
@@ -84,3 +91,17 @@ class AuditCheckpoint(Base):
     ts_us: Mapped[int] = mapped_column(BigInteger)
     key_id: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(200))
+    #: Merkle root of the stream's first ``seq`` rows; None on checkpoints signed before.
+    root: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), server_default=text("'checkpoint'"))
+    #: A seal's Merkle frontier of the rows it removes, for proofs of the rows after it.
+    frontier: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditSubjectKey(Base):
+    __tablename__ = "audit_subject_keys"
+
+    #: The subject's keyed digest (:meth:`bastion.audit.events.ChainKey.digest_of`).
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    wrapped: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,10 +6,9 @@ its intent in the ledger first and its outcome after, so a crash between the two
 leaves a visible trace (an ``audit.erase`` with outcome ``started`` and no matching
 ``success``) instead of content that vanished with no record.
 
-Retention of *events* (``retention.events_days``) needs a scheme that keeps the chain
-verifiable after old rows go (the evidence issue builds it); until then the policy
-accepts the setting only with a notice that it is not enforced, see
-:meth:`bastion.policy.schema.Policy.notices`.
+Retention of *events* (``retention.events_days``) is :mod:`bastion.audit.retention`
+(rows removed under a signed seal); erasure of a whole person, across domains, is
+:mod:`bastion.subjects`.
 """
 
 from __future__ import annotations
@@ -17,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from bastion.audit.events import Digester, EventIn, Ledger
+from bastion.audit.anchors import SignedCheckpoint
+from bastion.audit.events import ChainKey, Digester, EventIn, Ledger
+from bastion.audit.proofs import prove_event
 from bastion.audit.repository import EventFilter, EventRepository, EventView, Page
+from bastion.audit.vault import ContentVault
 from bastion.audit.verify import VerifyReport, verify_ledger
 
 if TYPE_CHECKING:
@@ -45,9 +47,14 @@ class AuditService:
     """
 
     def __init__(
-        self, db: Database, ledger: Ledger | None = None, digester: Digester | None = None
+        self,
+        db: Database,
+        ledger: Ledger | None = None,
+        digester: Digester | None = None,
+        vault: ContentVault | None = None,
     ) -> None:
         self.db = db
+        self._vault = vault
         self._ledger = ledger
         self._digester = digester
         self.events = EventRepository(db)
@@ -87,9 +94,17 @@ class AuditService:
         self,
         trusted_keys: dict[str, Ed25519PublicKey],
         *,
+        chain_key: ChainKey | None = None,
+        anchors: list[SignedCheckpoint] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
-        return verify_ledger(self.db, trusted_keys, on_progress=on_progress)
+        return verify_ledger(
+            self.db, trusted_keys, chain_key=chain_key, anchors=anchors, on_progress=on_progress
+        )
+
+    def prove(self, event_id: int) -> dict[str, Any]:
+        """An inclusion proof of one event against its stream's signed Merkle root."""
+        return prove_event(self.db, event_id)
 
     # destroying ------------------------------------------------------------------------
 
@@ -100,9 +115,17 @@ class AuditService:
     def erase_subject(self, subject: str, *, actor: str) -> Erasure:
         """Erase a data subject's stored content; the chain stays verifiable."""
         resource = self.subject_resource(subject)
-        removed = self._recorded(
-            actor, "audit.erase", resource, {}, lambda: self.events.erase_subject(subject)
-        )
+        vault = self._vault
+
+        def destroy() -> int:
+            # Content stored since encryption names the subject by its digest.
+            names = [subject] if vault is None else [subject, vault.subject_digest(subject)]
+            removed = sum(self.events.erase_subject(name) for name in names)
+            if vault is not None:
+                vault.shred(vault.subject_digest(subject))
+            return removed
+
+        removed = self._recorded(actor, "audit.erase", resource, {}, destroy)
         return Erasure(resource, removed)
 
     def purge_content(

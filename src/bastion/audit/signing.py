@@ -19,8 +19,24 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from bastion.files import create_private_file
 
 
-def checkpoint_message(stream: str, seq: int, hash_: str, ts_us: int) -> bytes:
-    return f"bastion-checkpoint:v1:{stream}:{seq}:{hash_}:{ts_us}".encode()
+def checkpoint_message(
+    stream: str,
+    seq: int,
+    hash_: str,
+    ts_us: int,
+    *,
+    root: str | None = None,
+    chain: str = "sha256",
+    kind: str = "checkpoint",
+) -> bytes:
+    """What a checkpoint's signature covers. ``v1`` (no Merkle root) is what ledgers
+    written before anchoring hold; ``v2`` also covers the stream's chain format (so a
+    keyed stream cannot be passed off as an unkeyed one), the checkpoint's kind (a
+    retention ``seal`` is the only kind that lets the rows before it go) and the root of
+    the stream's Merkle tree."""
+    if root is None:
+        return f"bastion-checkpoint:v1:{stream}:{seq}:{hash_}:{ts_us}".encode()
+    return f"bastion-checkpoint:v2:{chain}:{kind}:{stream}:{seq}:{hash_}:{root}:{ts_us}".encode()
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -40,9 +56,19 @@ class Signer:
     def key_id(self) -> str:
         return key_id(self.public)
 
-    def sign(self, stream: str, seq: int, hash_: str, ts_us: int) -> str:
-        signature = self.private.sign(checkpoint_message(stream, seq, hash_, ts_us))
-        return base64.b64encode(signature).decode()
+    def sign(
+        self,
+        stream: str,
+        seq: int,
+        hash_: str,
+        ts_us: int,
+        *,
+        root: str | None = None,
+        chain: str = "sha256",
+        kind: str = "checkpoint",
+    ) -> str:
+        message = checkpoint_message(stream, seq, hash_, ts_us, root=root, chain=chain, kind=kind)
+        return base64.b64encode(self.private.sign(message)).decode()
 
     def public_pem(self) -> str:
         return self.public.public_bytes(
@@ -51,10 +77,20 @@ class Signer:
 
 
 def verify_signature(
-    public: Ed25519PublicKey, stream: str, seq: int, hash_: str, ts_us: int, signature: str
+    public: Ed25519PublicKey,
+    stream: str,
+    seq: int,
+    hash_: str,
+    ts_us: int,
+    signature: str,
+    *,
+    root: str | None = None,
+    chain: str = "sha256",
+    kind: str = "checkpoint",
 ) -> bool:
+    message = checkpoint_message(stream, seq, hash_, ts_us, root=root, chain=chain, kind=kind)
     try:
-        public.verify(base64.b64decode(signature), checkpoint_message(stream, seq, hash_, ts_us))
+        public.verify(base64.b64decode(signature), message)
     except (InvalidSignature, ValueError):
         return False
     return True

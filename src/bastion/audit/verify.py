@@ -6,7 +6,16 @@ inserted), and each row's ``hash`` must match its recomputed value (else it was
 edited). Each checkpoint's signature must verify with a trusted key, the row it names
 must carry the hash it vouches for, and the chain must reach it (else the tail was
 truncated). A stream may start after seq 1 only where a checkpoint anchors its first
-row (retention pruned the prefix).
+row (retention pruned the prefix); on streams whose checkpoints carry a Merkle root,
+that checkpoint must be a retention ``seal``.
+
+Keyed streams (``hmac-sha256``) are recomputed with the chain key; without it they
+cannot be verified (``no_chain_key``). With anchors (signed checkpoints published
+outside the database, :mod:`bastion.audit.anchors`), every anchored checkpoint must
+still be matched by the database: its stream present (else ``missing_stream``), its
+rows present (``truncated``), its row's hash unchanged (``rewritten``) and the
+checkpoint itself still stored (``checkpoint_deleted``). Without anchors, the report
+says how many events, and how much time, no signed checkpoint covers yet.
 
 A large stream is cut into seq ranges verified in parallel processes (hashing is
 CPU-bound and the GIL would serialise threads); each range reports its first and last
@@ -26,7 +35,8 @@ from typing import Any, cast
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, select, text
 
-from bastion.audit.events import ChainFields, chain_hash, genesis
+from bastion.audit.anchors import SignedCheckpoint
+from bastion.audit.events import CHAIN_SHA256, ChainFields, ChainKey, genesis, hasher_for
 from bastion.audit.models import AuditCheckpoint, AuditStream
 from bastion.audit.signing import verify_signature
 from bastion.db import Database
@@ -54,6 +64,15 @@ class StreamReport:
     first_seq: int | None = None
     last_seq: int | None = None
     checkpoints: int = 0
+    chain: str = CHAIN_SHA256
+    #: The highest seq a valid signed checkpoint (in the database or anchored) covers.
+    covered_seq: int = 0
+    #: Events after it, and the time from that checkpoint to the last of them (µs).
+    uncovered_events: int = 0
+    uncovered_us: int = 0
+    #: Rows removed by retention (up to this seq), under a signed seal.
+    sealed_seq: int = 0
+    anchors: int = 0
 
 
 @dataclass
@@ -73,24 +92,45 @@ class VerifyReport:
     def first_problem(self) -> Problem | None:
         return self.problems[0] if self.problems else None
 
+    @property
+    def uncovered_events(self) -> int:
+        return sum(s.uncovered_events for s in self.streams)
+
+    @property
+    def uncovered_seconds(self) -> float:
+        return max((s.uncovered_us for s in self.streams), default=0) / 1e6
+
+    @property
+    def anchors(self) -> int:
+        return sum(s.anchors for s in self.streams)
+
 
 def verify_ledger(
     db: Database,
     trusted_keys: dict[str, Ed25519PublicKey],
     *,
+    chain_key: ChainKey | None = None,
+    anchors: list[SignedCheckpoint] | None = None,
     on_progress: Callable[[int], None] | None = None,
     batch: int = 20_000,
     workers: int | None = None,
     parallel_threshold: int = 200_000,
 ) -> VerifyReport:
-    """Verify every stream. ``workers`` processes share streams longer than
-    ``parallel_threshold`` rows (default: one per core, at most four)."""
+    """Verify every stream (and, given ``anchors``, every anchored checkpoint).
+    ``workers`` processes share streams longer than ``parallel_threshold`` rows
+    (default: one per core, at most four)."""
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     report = VerifyReport()
+    anchored: dict[str, list[SignedCheckpoint]] = {}
+    for anchor in anchors or []:
+        anchored.setdefault(anchor.stream, []).append(anchor)
     with db.engine.connect() as conn:
-        streams = _stream_ids(conn)
-        registered = set(conn.scalars(select(AuditStream.id)))
+        streams = sorted(set(_stream_ids(conn)) | set(anchored))
+        registered = {
+            str(r[0]): str(r[1]) for r in conn.execute(select(AuditStream.id, AuditStream.chain))
+        }
         for stream in streams:
+            chain = registered.get(stream, CHAIN_SHA256)
             checkpoints = [
                 cast(Checkpoint, tuple(row))
                 for row in conn.execute(
@@ -100,13 +140,25 @@ def verify_ledger(
                         AuditCheckpoint.ts_us,
                         AuditCheckpoint.key_id,
                         AuditCheckpoint.signature,
+                        AuditCheckpoint.root,
+                        AuditCheckpoint.kind,
                     )
                     .where(AuditCheckpoint.stream == stream)
                     .order_by(AuditCheckpoint.seq)
                 )
             ]
-            sr = StreamReport(stream, checkpoints=len(checkpoints))
+            theirs = anchored.get(stream, [])
+            sr = StreamReport(stream, checkpoints=len(checkpoints), chain=chain)
+            sr.anchors = len(theirs)
             report.streams.append(sr)
+            lo, hi, count = conn.execute(
+                text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events WHERE stream = :s"),
+                {"s": stream},
+            ).one()
+            if not count and not checkpoints and stream not in registered:
+                # Known only from the anchors: everything of it was deleted.
+                report.problems.append(_missing_stream(stream, theirs))
+                continue
             if stream not in registered:
                 report.problems.append(
                     Problem(
@@ -117,11 +169,20 @@ def verify_ledger(
                         "events name a stream no writer registered",
                     )
                 )
-            anchors = frozenset(cp[0] for cp in checkpoints)
-            lo, hi, count = conn.execute(
-                text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events WHERE stream = :s"),
-                {"s": stream},
-            ).one()
+            key_bytes = chain_key.key if chain_key is not None else None
+            if count and hasher_for(chain, chain_key) is None:
+                report.problems.append(
+                    Problem(
+                        stream,
+                        None,
+                        None,
+                        "no_chain_key",
+                        f"the stream is chained with {chain}: give the chain key "
+                        "(BASTION_AUDIT_CHAIN_KEY or the secret key) to verify it",
+                    )
+                )
+                continue
+            marks = frozenset(cp[0] for cp in checkpoints) | {a.seq for a in theirs}
             in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
             if workers > 1 and count >= parallel_threshold and not in_memory:
                 ranges = _ranges(int(lo), int(hi), workers * 4)
@@ -132,20 +193,32 @@ def verify_ledger(
                 context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
                 with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                     chunks = []
-                    for chunk in pool.map(
-                        _scan_range,
-                        *zip(
-                            *[(url, stream, a, b, anchors, batch) for a, b in ranges], strict=True
-                        ),
-                    ):
+                    args = [(url, stream, a, b, marks, batch, chain, key_bytes) for a, b in ranges]
+                    for chunk in pool.map(_scan_range, *zip(*args, strict=True)):
                         chunks.append(chunk)
                         if on_progress is not None:
                             on_progress(chunk.count)
             else:
-                chunk = _scan(stream, _raw_rows(conn, stream, batch, None), anchors, on_progress)
-                chunks = [chunk]
-            report.problems.extend(_stitch(stream, chunks, checkpoints, trusted_keys, sr))
+                hasher = hasher_for(chain, chain_key)
+                assert hasher is not None or not count
+                rows = _raw_rows(conn, stream, batch, None)
+                chunks = [_scan(stream, rows, marks, on_progress, hasher)]
+            report.problems.extend(
+                _stitch(stream, chunks, checkpoints, trusted_keys, sr, chain, theirs)
+            )
     return report
+
+
+def _missing_stream(stream: str, anchors: list[SignedCheckpoint]) -> Problem:
+    top = max(a.seq for a in anchors)
+    return Problem(
+        stream,
+        top,
+        None,
+        "missing_stream",
+        f"an anchored checkpoint vouches for {top} events of this stream but the database "
+        "holds nothing of it: the stream was deleted",
+    )
 
 
 def _ranges(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
@@ -196,7 +269,9 @@ def _stream_ids(conn: Connection) -> list[str]:
 
 
 Row = tuple[int, int, int, str, str, str, str, str | None, str, str | None, str, str, str]
-Checkpoint = tuple[int, str, int, str, str]
+#: seq, hash, ts_us, key_id, signature, root, kind
+Checkpoint = tuple[int, str, int, str, str, str | None, str]
+Hasher = Callable[[str, ChainFields], str]
 
 
 @dataclass
@@ -209,21 +284,33 @@ class _Chunk:
     first_id: int | None = None
     last_seq: int | None = None
     last_hash: str = ""
+    first_ts: int = 0
+    last_ts: int = 0
     problems: list[Problem] = field(default_factory=list)
     seen: dict[int, str] = field(default_factory=dict)
 
 
 def _scan_range(
-    url: str, stream: str, lo: int, hi: int, anchors: frozenset[int], batch: int
+    url: str,
+    stream: str,
+    lo: int,
+    hi: int,
+    anchors: frozenset[int],
+    batch: int,
+    chain: str,
+    key: bytes | None,
 ) -> _Chunk:
     """Verify rows lo..hi of a stream in a worker process."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
+    hasher = hasher_for(chain, ChainKey(key) if key is not None else None)
+    assert hasher is not None
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return _scan(stream, _raw_rows(conn, stream, batch, (lo, hi)), anchors, None)
+            rows = _raw_rows(conn, stream, batch, (lo, hi))
+            return _scan(stream, rows, anchors, None, hasher)
     finally:
         engine.dispose()
 
@@ -233,8 +320,10 @@ def _scan(
     rows: Iterable[Any],
     anchors: frozenset[int],
     on_progress: Callable[[int], None] | None,
+    hasher: Hasher | None,
 ) -> _Chunk:
     chunk = _Chunk()
+    ts_us = 0
     problems = chunk.problems
     expected_prev = ""
     expected_seq: int | None = None
@@ -243,6 +332,7 @@ def _scan(
         details, cdigest, flags, prev, hash_ = row[8:]
         if expected_seq is None:
             chunk.first_seq, chunk.first_prev, chunk.first_id = seq, prev, row_id
+            chunk.first_ts = ts_us
         elif seq != expected_seq:
             problems.append(_gap(stream, expected_seq, seq, row_id))
         elif prev != expected_prev:
@@ -260,7 +350,7 @@ def _scan(
             content_digest=cdigest,
             flags=flags,
         )
-        recomputed = chain_hash(prev, fields)
+        recomputed = hasher(prev, fields) if hasher is not None else hash_
         if recomputed != hash_:
             problems.append(
                 Problem(
@@ -282,6 +372,7 @@ def _scan(
         on_progress(chunk.count % 10_000)
     chunk.last_seq = None if expected_seq is None else expected_seq - 1
     chunk.last_hash = expected_prev
+    chunk.last_ts = ts_us
     return chunk
 
 
@@ -301,18 +392,36 @@ def _stitch(
     checkpoints: list[Checkpoint],
     trusted: dict[str, Ed25519PublicKey],
     sr: StreamReport,
+    chain: str,
+    anchors: list[SignedCheckpoint],
 ) -> list[Problem]:
     problems: list[Problem] = []
-    anchors = {cp[0]: cp[1] for cp in checkpoints}
+    valid: dict[int, Checkpoint] = {}
+    bad: list[Problem] = []
+    for cp in checkpoints:
+        problem = _check_signature(stream, cp, trusted, chain)
+        if problem is None:
+            valid[cp[0]] = cp
+        else:
+            bad.append(problem)
+    seals = [cp for cp in valid.values() if cp[6] == "seal"]
+    sealed = max(seals, default=None, key=lambda cp: cp[0])
+    sr.sealed_seq = sealed[0] if sealed is not None else 0
     seen: dict[int, str] = {}
     expected_seq: int | None = None
     expected_prev = ""
+    first_ts = last_ts = 0
     for chunk in chunks:
         if chunk.first_seq is None or chunk.last_seq is None:
             continue
         seq = chunk.first_seq
         if expected_seq is None:
             sr.first_seq = seq
+            first_ts = chunk.first_ts
+            start = valid.get(seq - 1)
+            # A v2 checkpoint (with a root) lets the rows before it go only as a seal;
+            # ledgers signed before anchoring kept the older rule (any checkpoint).
+            pruned_ok = start is not None and (start[5] is None or start[6] == "seal")
             if seq == 1 and chunk.first_prev != genesis(stream):
                 problems.append(
                     Problem(
@@ -323,7 +432,9 @@ def _stitch(
                         "the first row does not start from the genesis",
                     )
                 )
-            elif seq != 1 and anchors.get(seq - 1) != chunk.first_prev:
+            elif seq != 1 and not (
+                pruned_ok and start is not None and start[1] == chunk.first_prev
+            ):
                 problems.append(
                     Problem(
                         stream,
@@ -331,7 +442,7 @@ def _stitch(
                         chunk.first_id,
                         "missing_rows",
                         f"the chain starts at seq {seq}: rows 1..{seq - 1} were deleted "
-                        "and no checkpoint anchors the remainder",
+                        "and no signed retention seal vouches for their removal",
                     )
                 )
         elif seq != expected_seq:
@@ -342,8 +453,9 @@ def _stitch(
         seen.update(chunk.seen)
         sr.events += chunk.count
         expected_seq, expected_prev = chunk.last_seq + 1, chunk.last_hash
+        last_ts = chunk.last_ts
     sr.last_seq = None if expected_seq is None else expected_seq - 1
-    if sr.events and not any(cp[0] == 0 for cp in checkpoints):
+    if sr.events and not any(cp[0] == 0 for cp in checkpoints) and sr.sealed_seq == 0:
         problems.append(
             Problem(
                 stream,
@@ -354,21 +466,39 @@ def _stitch(
                 "or its checkpoints were deleted",
             )
         )
-    for cp in checkpoints:
-        problem = _check_checkpoint(stream, cp, trusted, seen, sr)
+    problems.extend(bad)
+    covered: Checkpoint | None = None
+    for seq, cp in sorted(valid.items()):
+        problem = _check_rows(stream, cp, seen, sr)
         if problem is not None:
             problems.append(problem)
+        elif seq > 0:
+            covered = cp
+    finals = [cp[0] for cp in valid.values() if cp[6] == "final"]
+    if finals and sr.last_seq is not None and sr.last_seq > max(finals):
+        problems.append(_appended(stream, max(finals), sr.last_seq))
+    problems.extend(_check_anchors(stream, anchors, trusted, valid, seen, sr))
+    for anchor in anchors:
+        if (
+            anchor.verifies(trusted)
+            and (covered is None or anchor.seq > covered[0])
+            and sr.last_seq is not None
+            and anchor.seq <= sr.last_seq
+            and seen.get(anchor.seq) == anchor.hash
+        ):
+            covered = (anchor.seq, anchor.hash, anchor.ts_us, "", "", anchor.root, anchor.kind)
+    sr.covered_seq = covered[0] if covered is not None else 0
+    if sr.last_seq is not None and sr.last_seq > sr.covered_seq:
+        sr.uncovered_events = sr.last_seq - max(sr.covered_seq, (sr.first_seq or 1) - 1)
+        since = covered[2] if covered is not None else first_ts
+        sr.uncovered_us = max(0, last_ts - since)
     return problems
 
 
-def _check_checkpoint(
-    stream: str,
-    cp: Checkpoint,
-    trusted: dict[str, Ed25519PublicKey],
-    seen: dict[int, str],
-    sr: StreamReport,
+def _check_signature(
+    stream: str, cp: Checkpoint, trusted: dict[str, Ed25519PublicKey], chain: str
 ) -> Problem | None:
-    seq, hash_, ts_us, key, signature = cp
+    seq, hash_, ts_us, key, signature, root, kind = cp
     public = trusted.get(key)
     if public is None:
         return Problem(
@@ -378,18 +508,30 @@ def _check_checkpoint(
             "untrusted_checkpoint",
             f"checkpoint signed by unknown key {key}: pass its public key",
         )
-    if not verify_signature(public, stream, seq, hash_, ts_us, signature) or (
-        seq == 0 and hash_ != genesis(stream)
-    ):
+    signed = verify_signature(
+        public, stream, seq, hash_, ts_us, signature, root=root, chain=chain, kind=kind
+    )
+    if not signed or (seq == 0 and hash_ != genesis(stream)):
         return Problem(
             stream,
             seq,
             None,
             "bad_signature",
-            "the checkpoint's signature does not verify: it was forged or edited",
+            "the checkpoint's signature does not verify: it (or its stream's chain format) "
+            "was forged or edited",
         )
-    if seq == 0:  # the signed start of the stream
-        return None
+    return None
+
+
+def _check_rows(
+    stream: str, cp: Checkpoint, seen: dict[int, str], sr: StreamReport
+) -> Problem | None:
+    """A signed checkpoint's rows must be there, with the hash it signed."""
+    seq, hash_ = cp[0], cp[1]
+    if seq == 0 or seq < sr.sealed_seq:
+        return None  # the signed start, or a checkpoint over rows retention removed
+    if seq == sr.sealed_seq and (sr.first_seq is None or sr.first_seq > seq):
+        return None  # the seal itself, its rows removed
     if sr.last_seq is None or sr.last_seq < seq:
         end = "has no rows" if sr.last_seq is None else f"ends at seq {sr.last_seq}"
         return Problem(
@@ -413,3 +555,111 @@ def _check_checkpoint(
             stream, seq, None, "missing_rows", "the row this checkpoint vouches for is missing"
         )
     return None
+
+
+def _appended(stream: str, final: int, last: int) -> Problem:
+    return Problem(
+        stream,
+        final + 1,
+        None,
+        "appended",
+        f"the stream's final checkpoint closed it at seq {final} but rows run to seq {last}: "
+        "rows were appended after the writer stopped",
+    )
+
+
+def finals_in(valid: dict[int, Checkpoint], seq: int) -> bool:
+    """Whether the database still holds the final checkpoint at ``seq`` (then the
+    appended rows are reported once, from it)."""
+    cp = valid.get(seq)
+    return cp is not None and cp[6] == "final"
+
+
+def _check_anchors(
+    stream: str,
+    anchors: list[SignedCheckpoint],
+    trusted: dict[str, Ed25519PublicKey],
+    valid: dict[int, Checkpoint],
+    seen: dict[int, str],
+    sr: StreamReport,
+) -> list[Problem]:
+    """Each anchored checkpoint against the database: one problem per anchor at most."""
+    problems = []
+    for anchor in anchors:
+        ok = anchor.verifies(trusted)
+        if ok is None:
+            problems.append(
+                Problem(
+                    stream,
+                    anchor.seq,
+                    None,
+                    "untrusted_anchor",
+                    f"anchor signed by unknown key {anchor.key_id}: pass its public key",
+                )
+            )
+            continue
+        if not ok:
+            problems.append(
+                Problem(
+                    stream,
+                    anchor.seq,
+                    None,
+                    "bad_anchor",
+                    "an anchor file's signature does not verify: it was forged or edited",
+                )
+            )
+            continue
+        seq = anchor.seq
+        problem: Problem | None = None
+        if seq == 0 or (seq < sr.sealed_seq) or (seq == sr.sealed_seq and seq in valid):
+            problem = None  # the start (checked as unsigned_stream), or removed by retention
+        elif sr.last_seq is None:
+            problem = Problem(
+                stream,
+                seq,
+                None,
+                "missing_stream",
+                f"an anchored checkpoint vouches for {seq} events of this stream but the "
+                "database holds none of them: the stream's events were deleted",
+            )
+        elif seq > sr.last_seq:
+            problem = Problem(
+                stream,
+                seq,
+                None,
+                "truncated",
+                f"an anchored checkpoint vouches for seq {seq} but the chain ends at seq "
+                f"{sr.last_seq}: the tail was deleted",
+            )
+        elif seq in seen and seen[seq] != anchor.hash:
+            problem = Problem(
+                stream,
+                seq,
+                None,
+                "rewritten",
+                "the row at this anchored checkpoint has another hash than the one published: "
+                "history was rewritten",
+            )
+        elif seq not in seen and seq >= (sr.first_seq or 1):
+            problem = Problem(
+                stream,
+                seq,
+                None,
+                "missing_rows",
+                "the row this anchored checkpoint vouches for is missing",
+            )
+        elif anchor.kind == "final" and sr.last_seq > seq and not (finals_in(valid, seq)):
+            problem = _appended(stream, seq, sr.last_seq)
+        elif valid.get(seq, (None, None))[1] != anchor.hash:
+            problem = Problem(
+                stream,
+                seq,
+                None,
+                "checkpoint_deleted",
+                "an anchored checkpoint is no longer in the database: it was deleted",
+            )
+        if problem is not None:
+            problems.append(problem)
+            if problem.kind == "missing_stream":
+                break  # once for the stream
+    return problems

@@ -47,10 +47,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
+from bastion.audit.anchors import AnchorPublisher, SignedCheckpoint
 from bastion.audit.events import (
+    CHAIN_HMAC,
+    CHAIN_SHA256,
     ChainFields,
+    ChainKey,
     Digester,
     EventIn,
     LedgerUnavailable,
@@ -59,8 +63,10 @@ from bastion.audit.events import (
     chain_hash,
     genesis,
 )
+from bastion.audit.merkle import EMPTY_ROOT, Frontier
 from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
 from bastion.audit.signing import Signer
+from bastion.audit.vault import ContentVault
 from bastion.db import Database, utcnow
 from bastion.observability.context import client_request_id_var, current_request_id
 
@@ -176,8 +182,18 @@ class LedgerWriter:
         queue_max: int = 50_000,
         checkpoint_every: int = 10_000,
         checkpoint_interval_s: float = 60.0,
+        chain_key: ChainKey | None = None,
+        publisher: AnchorPublisher | None = None,
+        vault: ContentVault | None = None,
     ) -> None:
         self.db = db
+        self.chain_key = chain_key
+        self.chain = CHAIN_HMAC if chain_key is not None else CHAIN_SHA256
+        self._hash = chain_key.chain_hash if chain_key is not None else chain_hash
+        self.publisher = publisher
+        self.vault = vault
+        #: The stream's Merkle frontier (for the root each checkpoint signs).
+        self._frontier = Frontier()
         self.digester = digester
         self.signer = signer
         self.label = label
@@ -229,6 +245,7 @@ class LedgerWriter:
             "host": socket.gethostname()[:255],
             "pid": os.getpid(),
             "label": self.label,
+            "chain": self.chain,
         }
 
     def close(self, timeout: float = 30.0) -> None:
@@ -438,7 +455,7 @@ class LedgerWriter:
             content_digest=content_digest,
             flags=flags,
         )
-        row_hash = chain_hash(head, fields)
+        row_hash = self._hash(head, fields)
         row: dict[str, object] = {**fields._asdict(), "prev_hash": head, "hash": row_hash}
         contents: list[dict[str, object]] = []
         if ev.content and ev.store_content:
@@ -463,6 +480,7 @@ class LedgerWriter:
         contents: list[dict[str, object]] = []
         live: list[tuple[_Pending, Receipt]] = []
         created = utcnow()
+        frontier = self._frontier.copy()
         for pending in batch:
             ts_us = max(_now_us(), last_ts)
             try:
@@ -471,6 +489,7 @@ class LedgerWriter:
                 answers.give(pending, ValueError(f"ledger event is not serialisable: {exc}"))
                 continue
             seq, last_ts, head = seq + 1, ts_us, str(row["hash"])
+            frontier.append(head)
             events.append(row)
             contents.extend(rows)
             live.append((pending, Receipt(self.stream, seq, head, ts_us)))
@@ -479,8 +498,8 @@ class LedgerWriter:
         checkpoints = []
         if not self._registered and self.signer is not None:
             # The stream's start is signed, so a stream forged whole does not verify.
-            checkpoints.append(self._checkpoint_row(0, genesis(self.stream), _now_us()))
-        due = self._due_checkpoint(seq, head, last_ts)
+            checkpoints.append(self._checkpoint_row(0, genesis(self.stream), _now_us(), EMPTY_ROOT))
+        due = self._due_checkpoint(seq, head, last_ts, frontier)
         if due is not None:
             checkpoints.append(due)
         plain = self._registered and not contents and not checkpoints
@@ -506,6 +525,7 @@ class LedgerWriter:
                 answers.give(pending, error)
             return True
         self._seq, self._head, self._last_ts = seq, head, last_ts
+        self._frontier = frontier
         self._registered = True
         self.last_error = None
         self.groups_committed += 1
@@ -515,7 +535,13 @@ class LedgerWriter:
             self._last_checkpoint_at = time.monotonic()
         for pending, receipt in live:
             answers.give(pending, receipt)
+        if checkpoints:
+            self._publish(checkpoints)
         return True
+
+    def _publish(self, rows: list[dict[str, object]]) -> None:
+        if self.publisher is not None and self.publisher.enabled:
+            self.publisher.publish([SignedCheckpoint.from_row(r, self.chain) for r in rows])
 
     def _write_group(
         self,
@@ -523,6 +549,10 @@ class LedgerWriter:
         contents: list[dict[str, object]],
         checkpoints: list[dict[str, object]],
     ) -> None:
+        if contents and self.vault is not None:
+            # Before the group's transaction: a new subject's key is committed on its own
+            # connection (SQLite has one writer at a time).
+            contents = self.vault.seal_rows(contents)
         with self.db.engine.begin() as conn:
             if not self._registered:
                 # Registered with its first group, so read-only runs leave no empty streams.
@@ -610,19 +640,22 @@ class LedgerWriter:
         what was actually written."""
         try:
             with self.db.engine.connect() as conn:
-                row = conn.execute(
+                rows = conn.execute(
                     select(AuditEvent.seq, AuditEvent.hash, AuditEvent.ts_us)
-                    .where(AuditEvent.stream == self.stream)
-                    .order_by(AuditEvent.seq.desc())
-                    .limit(1)
-                ).first()
+                    .where(AuditEvent.stream == self.stream, AuditEvent.seq > self._seq)
+                    .order_by(AuditEvent.seq)
+                ).all()
         except Exception:
             return  # still unreachable; the next group will try again
-        if row is not None and row[0] > self._seq:
-            self._seq, self._head, self._last_ts = int(row[0]), str(row[1]), int(row[2])
+        if rows:
+            self._frontier.extend(str(r[1]) for r in rows)
+            last = rows[-1]
+            self._seq, self._head, self._last_ts = int(last[0]), str(last[1]), int(last[2])
             self._registered = True
 
-    def _due_checkpoint(self, seq: int, head: str, ts_us: int) -> dict[str, object] | None:
+    def _due_checkpoint(
+        self, seq: int, head: str, ts_us: int, frontier: Frontier
+    ) -> dict[str, object] | None:
         if self.signer is None or seq == self._checkpointed_seq:
             return None
         waited = time.monotonic() - self._last_checkpoint_at
@@ -631,28 +664,52 @@ class LedgerWriter:
             and waited < self.checkpoint_interval_s
         ):
             return None
-        return self._checkpoint_row(seq, head, ts_us)
+        return self._checkpoint_row(seq, head, ts_us, frontier.root())
 
-    def _checkpoint_row(self, seq: int, head: str, ts_us: int) -> dict[str, object]:
+    def _checkpoint_row(
+        self, seq: int, head: str, ts_us: int, root: str, kind: str = "checkpoint"
+    ) -> dict[str, object]:
         assert self.signer is not None
+        signature = self.signer.sign(
+            self.stream, seq, head, ts_us, root=root, chain=self.chain, kind=kind
+        )
         return {
             "stream": self.stream,
             "seq": seq,
             "hash": head,
             "ts_us": ts_us,
             "key_id": self.signer.key_id,
-            "signature": self.signer.sign(self.stream, seq, head, ts_us),
+            "signature": signature,
+            "root": root,
+            "kind": kind,
+            "frontier": None,
         }
 
     def _checkpoint_if_due(self, *, force_time: bool = False, final: bool = False) -> None:
-        if self.signer is None or self._seq == self._checkpointed_seq:
+        """A checkpoint when the interval has passed; at shutdown a ``final`` one, which
+        says the stream ends here (rows appended after it are forged)."""
+        if self.signer is None or self._seq == 0:
+            return
+        if not final and self._seq == self._checkpointed_seq:
             return
         waited = time.monotonic() - self._last_checkpoint_at
         if not (final or (force_time and waited >= self.checkpoint_interval_s)):
             return
-        row = self._checkpoint_row(self._seq, self._head, self._last_ts)
+        kind = "final" if final else "checkpoint"
+        row = self._checkpoint_row(
+            self._seq, self._head, self._last_ts, self._frontier.root(), kind
+        )
         try:
             with self.db.engine.begin() as conn:
+                if final and self._seq == self._checkpointed_seq:
+                    # The last checkpoint becomes the final one (one per seq).
+                    conn.execute(
+                        delete(AuditCheckpoint).where(
+                            AuditCheckpoint.stream == self.stream,
+                            AuditCheckpoint.seq == self._seq,
+                            AuditCheckpoint.kind == "checkpoint",
+                        )
+                    )
                 conn.execute(_INSERT_CHECKPOINT, [row])
         except Exception as exc:
             self.last_error = type(exc).__name__
@@ -660,6 +717,7 @@ class LedgerWriter:
             return
         self._checkpointed_seq = self._seq
         self._last_checkpoint_at = time.monotonic()
+        self._publish([row])
 
 
 def _closed() -> LedgerUnavailable:

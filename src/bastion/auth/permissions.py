@@ -24,6 +24,16 @@ class Permission(StrEnum):
     MODELS_APPROVE = "models:approve"
     MODELS_ADMIN = "models:admin"
     MONITORING_READ = "monitoring:read"
+    MODELS_PREDICT = "models:predict"  # POST /predict/{model} (the version in production)
+    MODELS_PIN = "models:pin"  # ... with ?alias= or ?version= (a version not released)
+    PREDICTIONS_LABEL = "predictions:label"  # attach ground truth to logged predictions
+    #: Compliance reports, attestations and legal clocks: what an auditor needs.
+    REPORTS_READ = "reports:read"
+    REPORTS_WRITE = "reports:write"  # attest a control, open or close an incident
+    DOCUMENTS_READ = "documents:read"
+    DOCUMENTS_WRITE = "documents:write"
+    SUBJECTS_MANAGE = "subjects:manage"  # export and erase a data subject's data
+    RESEARCH_RUN = "research:run"  # POST /api/research: an agent run over the tools
     MCP_USE = "mcp:use"  # reach /mcp; which tools is the policy's tools allow-lists
 
 
@@ -39,11 +49,19 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.MODELS_READ,
             Permission.MODELS_WRITE,
             Permission.MONITORING_READ,
+            Permission.MODELS_PREDICT,
+            Permission.MODELS_PIN,
+            Permission.PREDICTIONS_LABEL,
+            Permission.DOCUMENTS_READ,
+            Permission.DOCUMENTS_WRITE,
+            Permission.RESEARCH_RUN,
             Permission.MCP_USE,
         }
     ),
-    "guest": frozenset({Permission.LLM_USE, Permission.MCP_USE}),
+    "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ, Permission.MCP_USE}),
 }
 
 # Roles that exist only through the policy file get this unless they list their own.
-NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE, Permission.MCP_USE})
+NEW_ROLE_PERMISSIONS = frozenset(
+    {Permission.LLM_USE, Permission.DOCUMENTS_READ, Permission.MCP_USE}
+)

@@ -35,13 +35,20 @@ def verify(
         "--public-key",
         help="PEM public keys to trust for checkpoints (default: this home's key).",
     ),
+    anchors_dir: Path | None = typer.Option(
+        None,
+        "--anchors",
+        help="Directory of published checkpoints (BASTION_AUDIT_ANCHOR_DIR) to check the "
+        "database against: truncation, missing streams, rewritten history.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Recompute every chain; exit 1 naming the first broken link."""
     from bastion.audit import AuditService, load_public_key
+    from bastion.audit.anchors import AnchorError, load_anchors
     from bastion.audit.signing import key_id
     from bastion.db import create_database
-    from bastion.runtime import signer_for
+    from bastion.runtime import chain_key, signer_for
 
     settings = load_settings()
     trusted = {}
@@ -54,6 +61,15 @@ def verify(
     if not public_key and (settings.home / "audit-signing-key.pem").exists():
         signer = signer_for(settings)
         trusted[signer.key_id] = signer.public
+    anchors = None
+    if anchors_dir is not None:
+        try:
+            anchors = load_anchors(anchors_dir)
+        except AnchorError as exc:
+            fail(f"--anchors: {exc}", 2)
+    key = None
+    if settings.audit_chain_key is not None or (settings.home / "secret.key").exists():
+        key = chain_key(settings)
     db = create_database(settings.resolved_database_url)
     try:
         audit = AuditService(db)
@@ -68,7 +84,12 @@ def verify(
             disable=as_json or total < 50_000,
         ) as progress:
             task = progress.add_task("verify", total=total)
-            report = audit.verify(trusted, on_progress=lambda n: progress.advance(task, n))
+            report = audit.verify(
+                trusted,
+                chain_key=key,
+                anchors=anchors,
+                on_progress=lambda n: progress.advance(task, n),
+            )
     finally:
         db.dispose()
     if as_json:
@@ -76,16 +97,31 @@ def verify(
             {
                 "ok": report.ok,
                 "events": report.events,
+                "anchors": None if anchors is None else len(anchors),
+                "uncovered_events": report.uncovered_events,
+                "uncovered_seconds": report.uncovered_seconds,
                 "streams": [s.__dict__ for s in report.streams],
                 "problems": [p.__dict__ for p in report.problems],
             }
         )
     elif report.ok:
         checkpoints = sum(s.checkpoints for s in report.streams)
+        against = f", {len(anchors)} anchored" if anchors is not None else ""
         console.print(
             f"[green]ledger verified[/]: {report.events} events in {len(report.streams)} streams, "
-            f"{checkpoints} signed checkpoints"
+            f"{checkpoints} signed checkpoints{against}"
         )
+        if report.uncovered_events:
+            console.print(
+                f"not yet covered by a signed checkpoint: {report.uncovered_events} events, "
+                f"the last {report.uncovered_seconds:.0f} s (deleting or rewriting them would "
+                "go unseen until the next checkpoint)"
+            )
+        if anchors is None:
+            console.print(
+                "checked without anchors: a tail deleted together with its checkpoints, or a "
+                "whole stream, cannot be seen; pass --anchors DIR"
+            )
     else:
         err_console.print(
             f"[bold red]ledger broken[/]: first broken link: {report.first_problem}",
@@ -133,6 +169,72 @@ def export(
             out.close()
     if output:
         console.print(f"exported {count} events to {output}")
+
+
+@app.command()
+def prove(
+    event_id: int = typer.Argument(..., help="The event's id (`id` in exports and the API)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default stdout)."
+    ),
+) -> None:
+    """Print an inclusion proof of one event: checkable without the rest of the ledger."""
+    from bastion.audit import AuditService
+    from bastion.audit.proofs import ProofError
+    from bastion.db import create_database
+
+    settings = load_settings()
+    db = create_database(settings.resolved_database_url)
+    try:
+        bundle = AuditService(db).prove(event_id)
+    except ProofError as exc:
+        fail(str(exc), 1)
+    finally:
+        db.dispose()
+    text = json.dumps(bundle, indent=1, ensure_ascii=False)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote the proof of event {event_id} to {output}")
+
+
+@app.command("check-proof")
+def check_proof_cmd(
+    proof: Path = typer.Argument(..., help="A file written by `bastion audit prove`."),
+    public_key: list[Path] = typer.Option(
+        [], "--public-key", help="PEM public keys to trust (default: this home's key)."
+    ),
+) -> None:
+    """Check an inclusion proof against the signer's public key alone; exit 1 if it fails."""
+    from bastion.audit import load_public_key
+    from bastion.audit.proofs import check_proof
+    from bastion.audit.signing import key_id
+    from bastion.runtime import signer_for
+
+    settings = load_settings()
+    trusted = {}
+    for path in public_key:
+        try:
+            pk = load_public_key(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            fail(f"--public-key {path}: {exc}", 2)
+        trusted[key_id(pk)] = pk
+    if not public_key and (settings.home / "audit-signing-key.pem").exists():
+        signer = signer_for(settings)
+        trusted[signer.key_id] = signer.public
+    try:
+        bundle = json.loads(proof.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"{proof}: {type(exc).__name__}: give a file written by `bastion audit prove`", 2)
+    problem = check_proof(bundle, trusted)
+    if problem is not None:
+        fail(f"proof rejected: {problem}", 1)
+    event = bundle["event"]
+    console.print(
+        f"[green]proof holds[/]: event {event['id']} (stream {event['stream']} seq "
+        f"{event['seq']}) is in the signed tree of {bundle['tree_size']} events"
+    )
 
 
 @app.command("public-key")

@@ -43,10 +43,28 @@ COMMANDS: dict[str, Entry] = {
         "What this installation runs on: database, policy, counters, keys, and which "
         "models are answered by their provider or by a fallback.",
     ),
+    "doctor": Entry(
+        "bastion.cli.doctor",
+        "doctor",
+        "Check the environment and configuration and say what to fix: database and "
+        "migrations, Redis, policy, signing and secret keys, MLflow, provider keys, clock.",
+    ),
+    "pipelines": Entry(
+        "bastion.cli.pipelines",
+        "app",
+        "Pipelines whose governance steps cannot be skipped: train, evaluate, gate, "
+        "register, request promotion, canary.",
+    ),
     "db": Entry("bastion.cli.db", "app", "The governance database."),
     "policy": Entry("bastion.cli.policy", "app", "The governance policy file."),
     "keys": Entry("bastion.cli.keys", "app", "API keys."),
     "audit": Entry("bastion.cli.audit", "app", "The tamper-evident audit ledger."),
+    "retention": Entry(
+        "bastion.cli.retention", "app", "Retention of stored content and ledger events."
+    ),
+    "subject": Entry(
+        "bastion.cli.subject", "app", "Data-subject rights: export and erase a person's data."
+    ),
     "demo": Entry("bastion.cli.demo", "app", "Demo data for a first look."),
     "gateway": Entry("bastion.cli.gateway", "app", "The LLM gateway of a running server."),
     "drift": Entry(
@@ -77,6 +95,28 @@ COMMANDS: dict[str, Entry] = {
     ),
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
+    ),
+    "report": Entry(
+        "bastion.cli.report", "app", "Compliance reports built from the ledger, with proofs."
+    ),
+    "incidents": Entry(
+        "bastion.cli.incidents",
+        "app",
+        "Serious incidents and data-subject requests, with their legal deadlines.",
+    ),
+    "feedback": Entry(
+        "bastion.cli.feedback", "app", "Feedback on answers and predictions, linked to calls."
+    ),
+    "monitor": Entry(
+        "bastion.cli.monitor",
+        "app",
+        "After-the-fact checks of gateway traffic: responses, access anomalies, legal clocks.",
+    ),
+    "prompts": Entry(
+        "bastion.cli.prompts", "app", "Versioned prompt templates: list, show, diff, render."
+    ),
+    "docs": Entry(
+        "bastion.cli.docs", "app", "Documents for retrieval: ingest, list, show, remove, search."
     ),
 }
 

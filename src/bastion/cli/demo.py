@@ -14,11 +14,19 @@ def seed(
     models: bool = typer.Option(
         True, help="Also run the model-registry example (adds two versions each time)."
     ),
+    documents: bool = typer.Option(
+        True,
+        help="Also ingest the demo corpus (GDPR and EU AI Act articles, shipped with "
+        "Bastion) into the 'regulations' collection; unchanged articles are skipped.",
+    ),
 ) -> None:
     """Create demo keys (once) for the example's two people, ana (analyst, asks) and ada
     (admin, approves), and a guest, so roles can be tried; and take the worked income
-    model through the registry's gates and approvals."""
+    model through the registry's gates and approvals; ingest the demo corpus."""
     from bastion.auth.principal import cli_principal
+
+    if documents:
+        _seed_documents()
 
     with runtime(label="demo") as rt:
         if models:
@@ -47,3 +55,38 @@ def seed(
         console.print(
             f"demo key for {created.key.user} ({created.key.role}): [bold]{created.secret}[/]"
         )
+
+
+def _seed_documents() -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from bastion.auth.principal import cli_principal
+    from bastion.cli.docs import documents as open_documents
+    from bastion.documents import demo
+
+    with (
+        open_documents("demo") as (docs, run),
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task("demo corpus", total=None)
+
+        def tick(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"demo corpus: {name}")
+
+        report = run(
+            docs.service.ingest(
+                demo.COLLECTION, [demo.corpus_upload()], cli_principal("demo"), tick
+            )
+        )
+    console.print(
+        f"demo corpus ({demo.ATTRIBUTION}): {report.count('added')} articles added, "
+        f"{report.count('replaced')} replaced, {report.count('unchanged')} unchanged in "
+        f"the '{demo.COLLECTION}' collection",
+        highlight=False,
+    )

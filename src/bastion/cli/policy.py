@@ -1,4 +1,4 @@
-"""``bastion policy``: validate a policy file."""
+"""``bastion policy``: validate a policy file; its history, and rollback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from pathlib import Path
 
 import typer
 
-from bastion.cli.common import console, err_console
+from bastion.cli.common import (
+    FORMAT_OPTION,
+    OutputFormat,
+    console,
+    err_console,
+    fail,
+    key_table,
+    print_json,
+    runtime,
+    short_digest,
+)
 
 app = typer.Typer(help="The governance policy file.", no_args_is_help=True)
 
@@ -35,3 +45,60 @@ def check(file: Path = typer.Argument(..., help="The policy YAML to validate."))
         f"{file}: valid ({len(p.providers)} providers, {len(p.models)} models, "
         f"{len(p.roles)} roles, {len(p.teams)} teams; digest {loaded.digest[:12]})"
     )
+
+
+@app.command()
+def history(
+    diff: bool = typer.Option(
+        False, "--diff", help="Print each version's diff from the one before."
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+) -> None:
+    """Every policy version that was in force: digest, who loaded it, when, lines changed."""
+    from bastion.policy.history import PolicyHistory
+
+    with runtime() as rt:
+        versions = PolicyHistory(rt.db).versions()
+    if fmt is OutputFormat.json:
+        print_json([v.to_dict() for v in versions])
+        return
+    rows = [
+        [
+            str(v.version),
+            short_digest(v.digest),
+            v.loaded_at[:19],
+            v.loaded_by,
+            v.trigger,
+            f"+{v.added} -{v.removed}",
+        ]
+        for v in versions
+    ]
+    console.print(
+        key_table(
+            ["version", "digest", "loaded at", "by", "trigger", "change"],
+            rows,
+            key=["version", "digest"],
+        )
+    )
+    if diff:
+        for v in versions:
+            typer.echo(f"--- version {v.version} ({short_digest(v.digest)})")
+            typer.echo(v.diff, nl=False)
+
+
+@app.command()
+def rollback(
+    version: int = typer.Argument(..., help="The version to restore (see bastion policy history)."),
+    by: str = typer.Option("cli", help="Who rolls back (recorded in the ledger)."),
+) -> None:
+    """Restore policy VERSION: the file is rewritten and reloaded, and the change recorded.
+
+    Needs a key-less local operator (like every CLI command that writes); a running
+    server picks the file up through its policy watcher.
+    """
+    with runtime() as rt:
+        outcome = rt.rollback_policy(version, f"user:{by}")
+    if outcome.error is not None:
+        fail(str(outcome.error), 1, error_code=outcome.error.code)
+    state = "restored" if outcome.changed else "already in force"
+    console.print(f"policy version {version} {state} (digest {short_digest(outcome.digest)})")

@@ -19,11 +19,12 @@ def serve(
     /docs), metrics (/metrics) and health checks (/healthz, /readyz)."""
     import uvicorn
 
-    from bastion.cli.status import has_env, redacted
+    from bastion.cli.status import has_env
     from bastion.db import create_database, upgrade
     from bastion.db.migrate import SchemaBehind, check_current
     from bastion.gateway.availability import model_statuses
     from bastion.observability import configure_logging
+    from bastion.operations.doctor import redacted
     from bastion.policy import write_starter_policy
     from bastion.runtime import ensure_home, open_runtime
     from bastion.settings import export_to_children

@@ -10,21 +10,12 @@ from starting (no schema, schema behind, an invalid policy).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
+from bastion.operations.doctor import redacted
+
 FORMAT = typer.Option("text", "--format", help="text or json.")
-
-
-def redacted(url: str) -> str:
-    """A URL without its password (for SQLAlchemy and Redis URLs alike)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
 def _sqlite_file_missing(url: str) -> bool:

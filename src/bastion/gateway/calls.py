@@ -50,6 +50,9 @@ class Call:
     model_known: bool = False
     done: bool = False
     reservation: Reservation | None = None  # held from admission until settled
+    #: What this call is part of (a /query or /research run: ``{"run": "run_..."}``),
+    #: recorded in its ledger event so the run's own event and this one link up.
+    links: dict[str, str] = field(default_factory=dict)
 
     @property
     def action(self) -> str:

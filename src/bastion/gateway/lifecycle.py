@@ -291,6 +291,8 @@ def ledger_event(call: Call, policy: Policy) -> EventIn:
         details["finish_reason"] = call.finish_reason
     if call.error_code:
         details["error_code"] = call.error_code
+    if call.links:
+        details["links"] = call.links
     content = None
     if call.sent is not None:
         # What crossed the boundary: the masked prompt and the raw answer.

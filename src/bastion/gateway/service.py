@@ -210,9 +210,16 @@ class Gateway:
     # --- chat ---------------------------------------------------------------------
 
     async def chat(
-        self, principal: Principal, body: Any, *, conversation_id: str | None = None
+        self,
+        principal: Principal,
+        body: Any,
+        *,
+        conversation_id: str | None = None,
+        links: dict[str, str] | None = None,
     ) -> Reply:
         call = Call(principal, "chat")
+        if links:
+            call.links = dict(links)
         policy = self.policy
         async with self.lifecycle.governed(call, policy):
             if isinstance(body, bytes | bytearray):

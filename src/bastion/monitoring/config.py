@@ -130,9 +130,18 @@ NotifierConfig = Annotated[WebhookNotifierConfig | LogNotifierConfig, Field(disc
 
 class AlertRule(_Model):
     name: str
-    checks: list[Literal["drift", "performance", "fairness", "embedding", "prediction"]] = Field(
-        default_factory=list, description="empty: every check"
-    )
+    checks: list[
+        Literal[
+            "drift",
+            "performance",
+            "fairness",
+            "embedding",
+            "prediction",
+            "response",
+            "access",
+            "clock",
+        ]
+    ] = Field(default_factory=list, description="empty: every check")
     subjects: list[str] = Field(default_factory=list, description="empty: every subject")
     min_severity: Severity = Severity.warning
     notify: list[str] = Field(min_length=1)

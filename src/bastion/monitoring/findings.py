@@ -8,7 +8,11 @@ from typing import Any, Literal
 
 from bastion.monitoring.config import Severity
 
-Check = Literal["drift", "performance", "fairness", "embedding", "prediction"]
+# response, access and clock: the evidence package's response monitoring, access
+# anomalies and legal clocks (bastion.evidence)
+Check = Literal[
+    "drift", "performance", "fairness", "embedding", "prediction", "response", "access", "clock"
+]
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,47 @@ class Metrics:
             multiprocess_mode="livemax",
         )
 
+        # Serving. ``model`` is a registered model that answered (``unknown`` for names
+        # that did not), ``arm`` one of six route names, ``code`` a stable error code.
+        self.predictions = Counter(
+            "bastion_predictions",
+            "Prediction requests by model, arm and outcome (ok, error).",
+            ["model", "arm", "outcome"],
+            registry=registry,
+        )
+        self.prediction_errors = Counter(
+            "bastion_prediction_errors",
+            "Prediction requests refused or failed, by model and error code.",
+            ["model", "code"],
+            registry=registry,
+        )
+        self.prediction_duration = Histogram(
+            "bastion_prediction_duration_seconds",
+            "Time to validate and score a prediction request (the model's part).",
+            ["model", "arm"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=registry,
+        )
+        self.serving_version = Gauge(
+            "bastion_serving_version",
+            "The model version an alias serves in this process.",
+            ["model", "alias"],
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.model_loads = Counter(
+            "bastion_model_loads",
+            "Model versions loaded, by model and outcome (ok, error).",
+            ["model", "outcome"],
+            registry=registry,
+        )
+        self.prediction_log_rows = Counter(
+            "bastion_prediction_log_rows",
+            "Prediction log rows by outcome (written, dropped: queue full or write failed).",
+            ["outcome"],
+            registry=registry,
+        )
+
         # MCP tool calls (bastion.toolgate). ``server`` is a policy server name, ``tool``
         # a tool that server listed ("unknown" for any other name a caller sends).
         self.mcp_calls = Counter(

@@ -13,7 +13,7 @@ import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -42,12 +42,14 @@ class PolicyIssue:
 
 class PolicyError(InvalidInput):
     code = "invalid_policy"
+    #: What the document is, for the message (subclasses for other YAML documents).
+    what = "the policy"
 
     def __init__(self, issues: list[PolicyIssue]) -> None:
         self.issues = issues
         count = len(issues)
         lines = "\n".join(f"  {issue}" for issue in issues)
-        super().__init__(f"the policy has {count} error{'s' if count != 1 else ''}:\n{lines}")
+        super().__init__(f"{self.what} has {count} error{'s' if count != 1 else ''}:\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class LoadedPolicy:
     policy: Policy
     digest: str
     source: str
+    #: The file's text as loaded: policy history keeps it so a rollback restores it.
+    text: str = ""
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def load_policy(path: Path) -> LoadedPolicy:
@@ -120,36 +127,53 @@ def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
         loader.dispose()
 
 
-def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
+def parse_document(
+    text: str, source: str, model: type[M], *, error: type[PolicyError] = PolicyError
+) -> tuple[M, yaml.Node]:
+    """Validate one YAML document against ``model``; every problem located by line.
+
+    The policy file uses it, and so does any other YAML Bastion reads as data (the
+    evidence package's framework mappings), with its own ``error`` class."""
     try:
         root, data = _parse_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise PolicyError(
-            [PolicyIssue(source, line, column, "", f"not valid YAML: {problem}")]
-        ) from None
+        raise error([PolicyIssue(source, line, column, "", f"not valid YAML: {problem}")]) from None
     except yaml.YAMLError as exc:
-        raise PolicyError([PolicyIssue(source, None, None, "", f"not valid YAML: {exc}")]) from None
+        raise error([PolicyIssue(source, None, None, "", f"not valid YAML: {exc}")]) from None
     if root is None or not isinstance(root, yaml.MappingNode):
-        raise PolicyError(
+        raise error(
             [PolicyIssue(source, 1, 1, "", "expected a mapping that starts with `version: 1`")]
         )
     issues = _duplicate_keys(root, (), source)
     if issues:
-        raise PolicyError(issues)
+        raise error(issues)
     try:
-        policy = Policy.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(
-            [_issue_from_pydantic(err, root, source) for err in exc.errors(include_url=False)]
+        raise error(
+            [
+                _issue_from_pydantic(err, root, source, model)
+                for err in exc.errors(include_url=False)
+            ]
         ) from None
+    return value, root
+
+
+def issue_at(root: yaml.Node, loc: Loc, source: str, message: str) -> PolicyIssue:
+    """A problem found after validation, at the node ``loc`` names."""
+    return _issue_at(root, loc, source, message)
+
+
+def parse_policy(text: str, source: str = "<policy>") -> LoadedPolicy:
+    policy, root = parse_document(text, source, Policy)
     references = check_references(policy)
     if references:
         raise PolicyError([_issue_at(root, loc, source, message) for loc, message in references])
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return LoadedPolicy(policy=policy, digest=digest, source=source)
+    return LoadedPolicy(policy=policy, digest=digest, source=source, text=text)
 
 
 def check_references(policy: Policy) -> list[tuple[Loc, str]]:
@@ -199,6 +223,17 @@ def check_references(policy: Policy) -> list[tuple[Loc, str]]:
             servers = set(policy.mcp.servers)
             for i, message in pattern_problems(list(entry.tools or []), servers):
                 problems.append(((section, name, "tools", i), message))
+    embedder = policy.documents.embedding_model
+    if embedder is not None:
+        declared = policy.models.get(embedder)
+        if declared is None or declared.kind != "embedding":
+            problems.append(
+                (
+                    ("documents", "embedding_model"),
+                    f"{embedder!r} is not a model of kind embedding: declare it under models "
+                    "with kind: embedding",
+                )
+            )
     return problems
 
 
@@ -269,7 +304,9 @@ def _issue_at(root: yaml.Node, loc: Loc, source: str, message: str) -> PolicyIss
     return PolicyIssue(source, mark.line + 1, mark.column + 1, _dotted(loc), message)
 
 
-def _issue_from_pydantic(err: Any, root: yaml.Node, source: str) -> PolicyIssue:
+def _issue_from_pydantic(
+    err: Any, root: yaml.Node, source: str, model: type[BaseModel] = Policy
+) -> PolicyIssue:
     loc: Loc = tuple(p for p in err["loc"] if p != "[key]")
     kind = err["type"]
     if kind == "missing":
@@ -281,7 +318,7 @@ def _issue_from_pydantic(err: Any, root: yaml.Node, source: str) -> PolicyIssue:
     if kind == "extra_forbidden":
         key_node = _key_node(root, loc)
         mark = key_node.start_mark if key_node is not None else root.start_mark
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(loc[:-1], model)
         hint = f"; expected one of: {', '.join(allowed)}" if allowed else ""
         return PolicyIssue(
             source, mark.line + 1, mark.column + 1, _dotted(loc), f"unknown key{hint}"
@@ -305,9 +342,9 @@ def _reword(message: str) -> str:
     return re.sub(r"^(Input|Value) should be", "expected", message).replace("Value error, ", "")
 
 
-def _allowed_keys(loc: Loc) -> list[str]:
+def _allowed_keys(loc: Loc, model: type[BaseModel] = Policy) -> list[str]:
     """The keys the schema accepts at ``loc`` (for 'did you mean' style hints)."""
-    annotation: Any = Policy
+    annotation: Any = model
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

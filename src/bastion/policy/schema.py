@@ -1,13 +1,11 @@
 """The governance policy file's schema.
 
-One YAML document (``version: 1``) with these sections: ``providers``, ``models``,
-``roles``, ``teams``, ``users``, ``defaults``, ``privacy``, ``denylist``, ``audit``,
-``retention``, ``monitoring``, ``registry``, ``mcp``. Unknown keys are errors (a typo must not
-silently disable a rule).
-The ``privacy`` and ``denylist`` sections are owned by :mod:`bastion.privacy.config`,
-``monitoring`` by :mod:`bastion.monitoring.config`, ``registry`` by
-:mod:`bastion.registry.config`, ``mcp`` (and the ``tools`` allow-lists of roles, teams,
-users and keys) by :mod:`bastion.toolgate.config`.
+One YAML document (``version: 1``); its sections are the fields of :class:`Policy`.
+Unknown keys are errors (a typo must not silently disable a rule). A domain's section
+is owned by that domain's ``config`` module (``privacy`` and ``denylist`` by
+:mod:`bastion.privacy.config`, ``monitoring`` by :mod:`bastion.monitoring.config`, and
+so on for the other sections; ``mcp`` and the ``tools`` allow-lists of roles, teams,
+users and keys by :mod:`bastion.toolgate.config`).
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -20,9 +18,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from bastion.auth.permissions import DEFAULT_ROLE_PERMISSIONS, Permission
+from bastion.delivery.config import DeliveryPolicy
+from bastion.documents.config import DocumentsPolicy
+from bastion.evidence.config import EvidencePolicy
 from bastion.monitoring.config import MonitoringPolicy
 from bastion.privacy.config import DenylistEntry, PrivacyPolicy
+from bastion.rag.config import AnswersPolicy
 from bastion.registry.config import RegistryPolicy
+from bastion.serving.config import ServingPolicy
 from bastion.toolgate.config import McpPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -139,8 +142,8 @@ class AuditConfig(Strict):
 
 class Retention(Strict):
     content_days: PositiveInt | None = None
-    # Accepted so that existing files still load, but not enforced yet: removing old
-    # events needs a scheme that keeps the chain verifiable. Policy.notices() says so.
+    # Ledger events older than this go under a signed retention seal
+    # (bastion.audit.retention); below six months Policy.notices() warns (EU AI Act Art. 19).
     events_days: PositiveInt | None = None
 
 
@@ -158,15 +161,22 @@ class Policy(Strict):
     retention: Retention = Retention()
     monitoring: MonitoringPolicy = MonitoringPolicy()
     registry: RegistryPolicy = RegistryPolicy()
+    serving: ServingPolicy = ServingPolicy()
+    delivery: DeliveryPolicy = DeliveryPolicy()
+    evidence: EvidencePolicy = EvidencePolicy()
+    documents: DocumentsPolicy = DocumentsPolicy()
+    answers: AnswersPolicy = AnswersPolicy()
     mcp: McpPolicy = McpPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
         notes = []
-        if self.retention.events_days is not None:
+        days = self.retention.events_days
+        if days is not None and days < 183:
             notes.append(
-                "retention.events_days is not enforced yet: ledger events are kept until a "
-                "verifiable retention scheme exists; remove the setting to silence this notice"
+                f"retention.events_days is {days}: the EU AI Act (Art. 19) asks providers and "
+                "deployers of high-risk AI systems to keep automatically generated logs for at "
+                "least six months (183 days)"
             )
         return notes
 

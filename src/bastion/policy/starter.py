@@ -24,15 +24,19 @@ models:
     context_window: 128000
     fallbacks: [local]
   local: {provider: local}          # offline, deterministic: answers from the prompt
-  local-embed: {provider: local, kind: embedding}   # offline embeddings
+  local-embed: {provider: local, kind: embedding}   # offline embeddings (hashed words)
+  minilm:                           # offline sentence embeddings: all-MiniLM-L6-v2, int8 ONNX
+    provider: local
+    kind: embedding
+    upstream_model: all-MiniLM-L6-v2
 
 roles:
   admin: {models: ["*"]}
-  analyst: {models: [gpt-4.1-mini, local, local-embed], max_tokens_per_request: 4096}
-  guest: {models: [local]}
+  analyst: {models: [gpt-4.1-mini, local, local-embed, minilm], max_tokens_per_request: 4096}
+  guest: {models: [local, minilm]}
   auditor:
     models: []
-    permissions: [audit:read, policy:read, models:read, monitoring:read]
+    permissions: [audit:read, reports:read, policy:read, models:read, monitoring:read]
     description: Risk and compliance officers who read the evidence.
 
 teams:
@@ -55,6 +59,18 @@ privacy:
 
 denylist:
   - {pattern: "\\\\bSSN\\\\b", action: flag}
+
+# Documents for retrieval (`bastion docs ingest`, POST /api/collections/NAME/documents).
+# Searches embed the question with embedding_model through the gateway (budgeted and
+# recorded like any call); without one, retrieval is BM25 alone.
+documents:
+  embedding_model: minilm
+  personal_data: mask               # index | mask | refuse, per collection if need be
+  collections:
+    regulations:                    # the demo corpus: GDPR and EU AI Act articles
+      read: ["*"]
+      personal_data: index          # public law: nothing to mask
+      description: GDPR and EU AI Act articles (EUR-Lex, © European Union)
 
 audit: {store_content: false}
 retention: {content_days: 30}

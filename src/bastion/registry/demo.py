@@ -282,7 +282,7 @@ def log_to_mlflow(
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "model"
-            save_sklearn_model(trained.model, folder)
+            save_sklearn_model(trained.model, folder, inputs=trained.test)
             client.log_artifacts(run_id, str(folder), "model")
     finally:
         client.set_terminated(run_id)

@@ -356,11 +356,14 @@ class MlflowStore:
             return str(self.client.get_model_version(name, str(version)).source)
 
 
-def save_sklearn_model(model: Any, folder: Path) -> None:
+def save_sklearn_model(model: Any, folder: Path, *, inputs: Any = None) -> None:
     """Save a fitted scikit-learn model as an MLflow model folder, offline.
 
     The requirements are written out rather than inferred: inference shells out to the
     package manager, which is slow and depends on the directory the process runs in.
+    ``inputs`` (a DataFrame of the model's input columns, the training rows say) gives
+    the model a signature, which serving checks payloads against, and a small input
+    example, which explanations use as their background.
     """
     from bastion.settings import quiet_mlflow
 
@@ -381,12 +384,41 @@ def save_sklearn_model(model: Any, folder: Path) -> None:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
         import mlflow.sklearn
 
+        extra: dict[str, Any] = {}
+        if inputs is not None:
+            extra["signature"] = signature_of(inputs)
+            extra["input_example"] = inputs.sample(min(100, len(inputs)), random_state=0)
         mlflow.sklearn.save_model(
             model,
             str(folder),
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            **extra,
             pip_requirements=[
                 f"scikit-learn=={sklearn.__version__}",
                 f"cloudpickle=={cloudpickle.__version__}",
             ],
         )
+
+
+def signature_of(inputs: Any) -> Any:
+    """An MLflow signature for a DataFrame's columns: types from the first thousand rows
+    (MLflow tests every cell otherwise), and a column that holds a missing value anywhere
+    marked optional."""
+    import warnings
+
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.utils import _infer_schema
+
+    with warnings.catch_warnings():  # its note on integer columns and missing values
+        warnings.simplefilter("ignore", UserWarning)
+        inferred = _infer_schema(inputs.head(1000).dropna())
+    nullable = set(inputs.columns[inputs.isna().any()])
+    return ModelSignature(
+        inputs=Schema(
+            [
+                ColSpec(c.type, c.name, required=c.name not in nullable)  # type: ignore[arg-type]
+                for c in inferred.inputs
+            ]
+        )
+    )

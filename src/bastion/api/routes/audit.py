@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -51,3 +51,11 @@ def list_events(
 @router.get("/public-key", summary="The PEM public key that verifies this server's checkpoints")
 def public_key(signer: SignerDep, _: Auditor) -> dict[str, str]:
     return {"key_id": signer.key_id, "pem": signer.public_pem()}
+
+
+@router.get(
+    "/proofs/{event_id}",
+    summary="An inclusion proof of one event against its stream's signed Merkle root",
+)
+def proof(event_id: int, audit: AuditDep, _: Auditor) -> dict[str, Any]:
+    return audit.prove(event_id)

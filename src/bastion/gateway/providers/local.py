@@ -16,7 +16,9 @@ default when tools are offered) when the question asks for one: it names a tool
 are filled deterministically from the question. Once the last message is a tool's
 result, the answer is drawn from that result.
 
-Embeddings hash words and character trigrams into a fixed number of dimensions (the
+Embeddings, for a model whose ``upstream_model`` is ``all-MiniLM-L6-v2``: the real
+sentence-embedding model, run offline (:mod:`bastion.gateway.providers.minilm`).
+Otherwise embeddings hash words and character trigrams into a fixed number of dimensions (the
 hashing trick, with signs), then L2-normalise; texts that share words are closer. The
 hash is BLAKE2b, so vectors are the same in every process.
 
@@ -44,7 +46,12 @@ import numpy as np
 
 from bastion.gateway.errors import UpstreamFailure
 from bastion.gateway.providers.base import JSON, InProcessProvider, Target
+from bastion.gateway.providers.minilm import MODEL_NAMES
 from bastion.gateway.tokens import count_inputs, count_messages, count_text
+
+#: ``upstream_model`` names the local provider answers with all-MiniLM-L6-v2 (int8 ONNX,
+#: :mod:`bastion.gateway.providers.minilm`); any other name gets the hashed embedder.
+MINILM_NAMES = MODEL_NAMES
 
 EMBEDDING_DIMENSIONS = 256
 MAX_EMBEDDING_DIMENSIONS = 8192
@@ -221,6 +228,60 @@ def extract_answer(question: str, sentences: list[str]) -> str:
     ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
     chosen = [i for i in ranked[:MAX_SENTENCES] if scores[i] >= best * _RELATIVE_SCORE]
     return " ".join(sentences[i] for i in sorted(chosen))
+
+
+_EMPTY_CONTEXT = re.compile(r"^\s*context\s*:\s*\Z", re.I | re.M)
+_PASSAGE = re.compile(r"^\[(\d{1,3})\][ \t]*(?:\([^)\n]*\))?[ \t]*", re.M)
+
+
+def numbered_passages(text: str) -> list[tuple[int, str]]:
+    """Passages numbered ``[n]`` at the start of a line, each running to the next; a
+    parenthesised label right after the number (its source) is not part of the text."""
+    found = list(_PASSAGE.finditer(text))
+    passages = []
+    for i, match in enumerate(found):
+        end = found[i + 1].start() if i + 1 < len(found) else len(text)
+        body = text[match.end() : end].strip()
+        if body:
+            passages.append((int(match.group(1)), body))
+    return passages
+
+
+def _cite(sentence: str, n: int) -> str:
+    """``sentence [n].``: the marker before the closing punctuation; a paragraph number
+    that opens the sentence ("2. Where ...") is left out."""
+    text = re.sub(r"^\(?\d{1,3}[.)]\s+", "", sentence.strip()).rstrip(";:, ")
+    end = len(text)
+    while end and text[end - 1] in ".!?\"')”’":
+        end -= 1
+    tail = text[end:]
+    if not any(c in tail for c in ".!?"):
+        tail += "."
+    return f"{text[:end]} [{n}]{tail}"
+
+
+def extract_cited_answer(question: str, passages: list[tuple[int, str]]) -> str:
+    """The best one to three sentences of numbered passages, each followed by the number
+    of the passage it comes from (``... [2].``), in the order the passages give them."""
+    units: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for n, text in passages:
+        for sentence in split_sentences(text):
+            if sentence not in seen:  # overlapping chunks repeat sentences: cite the first
+                seen.add(sentence)
+                units.append((n, sentence))
+    answer = extract_answer(question, [sentence for _, sentence in units])
+    chosen = [i for i, (_, sentence) in enumerate(units) if sentence in answer]
+    if not chosen:
+        return f"The passages do not answer: {question}"
+    picked: list[int] = []
+    rest = answer
+    for i in chosen:  # each chosen sentence once, in answer order
+        sentence = units[i][1]
+        if sentence in rest:
+            picked.append(i)
+            rest = rest.replace(sentence, "", 1)
+    return " ".join(_cite(units[i][1], units[i][0]) for i in picked)
 
 
 # --- limits -----------------------------------------------------------------------------
@@ -409,7 +470,16 @@ def _respond(body: Mapping[str, Any]) -> _Completion:
         completion = count_text(str(function["name"])) + count_text(arguments)
         return _Completion(None, call, "tool_calls", _usage(prompt_tokens, completion))
 
-    answer = extract_answer(prompt.question, prompt.context)
+    last_user = _last_user_text(messages)
+    passages = numbered_passages(last_user)
+    if passages:
+        answer = extract_cited_answer(prompt.question, passages)
+    elif _EMPTY_CONTEXT.search(last_user):
+        # A prompt that gives an empty context block (no passage was found) is not
+        # answered from the instructions around it.
+        answer = f"The passages do not answer: {prompt.question}"
+    else:
+        answer = extract_answer(prompt.question, prompt.context)
     response_format = body.get("response_format")
     if isinstance(response_format, Mapping) and response_format.get("type") in (
         "json_object",
@@ -423,6 +493,13 @@ def _respond(body: Mapping[str, Any]) -> _Completion:
         answer = _truncate(answer, limit)
         finish_reason = "length"
     return _Completion(answer, None, finish_reason, _usage(prompt_tokens, count_text(answer)))
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    for message in reversed(messages):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            return _text(message.get("content"))
+    return ""
 
 
 def _usage(prompt: int, completion: int) -> JSON:
@@ -517,9 +594,12 @@ class LocalProvider(InProcessProvider):
         encoding = body.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
             raise UpstreamFailure("bad_request", "encoding_format must be 'float' or 'base64'")
+        if target.upstream_model in MINILM_NAMES:
+            vectors = await _minilm_vectors(texts, body.get("dimensions"))
+        else:
+            vectors = [embed_text(text, dimensions) for text in texts]
         data = []
-        for index, text in enumerate(texts):
-            vector = embed_text(text, dimensions)
+        for index, vector in enumerate(vectors):
             embedding: Any = (
                 base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
                 if encoding == "base64"
@@ -548,6 +628,19 @@ def _pieces(text: str) -> list[str]:
 
 
 # --- embeddings -------------------------------------------------------------------------
+
+
+async def _minilm_vectors(texts: list[str], dimensions: Any) -> list[np.ndarray[Any, Any]]:
+    """all-MiniLM-L6-v2 vectors, computed off the event loop (5-6 ms a sentence)."""
+    from bastion.gateway.providers.minilm import DIMENSIONS, EmbedderUnavailable, embed_texts
+
+    if dimensions is not None and dimensions != DIMENSIONS:
+        raise UpstreamFailure("bad_request", f"this model's vectors have {DIMENSIONS} dimensions")
+    try:
+        matrix = await asyncio.to_thread(embed_texts, texts)
+    except EmbedderUnavailable as exc:
+        raise UpstreamFailure("bad_request", str(exc)) from exc
+    return list(matrix)
 
 
 def embedding_inputs(value: Any) -> list[str]:

@@ -1,0 +1,1 @@
+"""The research agent: a bounded loop over governed, allow-listed tools."""

@@ -1,0 +1,1 @@
+"""Documents for retrieval: ingestion, chunking, the index, hybrid retrieval."""

@@ -1,0 +1,232 @@
+"""Hybrid retrieval: BM25 (FTS5 / PostgreSQL full-text) and dense vectors, fused by
+reciprocal rank fusion (RRF: each list adds ``1 / (k + rank)``, ``k`` = 60, as in
+Cormack et al. 2009). RRF needs no score calibration between methods, so a lexical
+score and a cosine never have to be put on one scale.
+
+Dense search is exact (a matrix product over the collection's vectors, kept in memory
+per collection and rebuilt when the collection changes); the query is embedded through
+the gateway as the caller, so the caller's budget pays for it and the ledger records it.
+Without an embedding model in the policy, retrieval is BM25 alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bastion.db import Database
+from bastion.documents.access import readable, require_read
+from bastion.documents.errors import CollectionNotFound, DocumentNotFound
+from bastion.documents.models import ChunkRow, DocumentRow
+from bastion.documents.repository import DocumentRepository
+from bastion.documents.retrieval import Passage, Reading
+from bastion.errors import InvalidInput
+from bastion.policy import PolicyStore
+
+if TYPE_CHECKING:
+    from bastion.auth.principal import Principal
+    from bastion.documents.embeddings import Embedder
+
+RRF_K = 60
+MAX_TOP_K = 100
+MAX_QUERY_CHARS = 4000
+METHODS = ("hybrid", "bm25", "dense")
+
+
+class HybridRetriever:
+    """The :class:`~bastion.documents.retrieval.Retriever` Bastion runs."""
+
+    def __init__(self, db: Database, policy: PolicyStore, embedder: Embedder | None) -> None:
+        self.db = db
+        self.policy_store = policy
+        self.embedder = embedder
+        self._vectors: dict[tuple[str, str], tuple[tuple[int, int], list[int], Any]] = {}
+        self._lock = threading.Lock()
+
+    # --- the interface --------------------------------------------------------------
+
+    def readable_collections(self, principal: Principal) -> list[str]:
+        with self.db.session() as session:
+            stored = [c.name for c in DocumentRepository(session).collections()]
+        policy = self.policy_store.policy
+        return readable(policy, principal, [*stored, *policy.documents.collections])
+
+    async def search(
+        self,
+        collection: str | None,
+        query: str,
+        top_k: int,
+        principal: Principal,
+        *,
+        method: str = "hybrid",
+    ) -> list[Passage]:
+        if not query.strip():
+            raise InvalidInput("the query is empty", param="query")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"the query is longer than {MAX_QUERY_CHARS} characters")
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be from 1 to {MAX_TOP_K}", param="top_k")
+        if method not in METHODS:
+            raise InvalidInput(f"method must be one of {', '.join(METHODS)}", param="method")
+        collections = await asyncio.to_thread(self._collections, collection, principal)
+        if not collections:
+            return []
+        depth = max(50, 4 * top_k)
+        lists: dict[str, list[int]] = {}
+        if method in ("hybrid", "bm25"):
+            lists["bm25"] = await asyncio.to_thread(self._lexical, collections, query, depth)
+        model = self.policy_store.policy.documents.embedding_model
+        if method in ("hybrid", "dense") and model is not None and self.embedder is not None:
+            dense = await self._dense(collections, model, query, depth, principal)
+            if dense is not None:
+                lists["dense"] = dense
+        fused = fuse(lists)[:top_k]
+        return await asyncio.to_thread(self._passages, fused, lists)
+
+    async def read(self, ref: str, principal: Principal) -> Reading:
+        return await asyncio.to_thread(self._read, ref, principal)
+
+    # --- parts ----------------------------------------------------------------------
+
+    def _collections(self, collection: str | None, principal: Principal) -> list[str]:
+        policy = self.policy_store.policy
+        if collection is None:
+            return self.readable_collections(principal)
+        require_read(policy, principal, collection)
+        with self.db.session() as session:
+            known = {c.name for c in DocumentRepository(session).collections()}
+        if collection not in known and collection not in policy.documents.collections:
+            raise CollectionNotFound(
+                f"no collection {collection!r}: ingest documents into it first",
+                collection=collection,
+            )
+        return [collection]
+
+    def _lexical(self, collections: Sequence[str], query: str, depth: int) -> list[int]:
+        with self.db.session() as session:
+            return DocumentRepository(session).lexical(collections, query, depth)
+
+    async def _dense(
+        self,
+        collections: Sequence[str],
+        model: str,
+        query: str,
+        depth: int,
+        principal: Principal,
+    ) -> list[int] | None:
+        pks, matrix = await asyncio.to_thread(self._matrix, collections, model)
+        if matrix is None or self.embedder is None:
+            return None
+        vector = (await self.embedder.embed(model, [query], principal))[0]
+        if vector.shape[0] != matrix.shape[1]:
+            return None  # vectors from another model size: lexical alone
+        scores = matrix @ vector
+        take = min(depth, len(pks))
+        best = np.argpartition(-scores, take - 1)[:take]
+        best = best[np.argsort(-scores[best], kind="stable")]
+        return [pks[i] for i in best]
+
+    def _matrix(self, collections: Sequence[str], model: str) -> tuple[list[int], Any]:
+        all_pks: list[int] = []
+        parts = []
+        for name in collections:
+            with self.db.session() as session:
+                repo = DocumentRepository(session)
+                generation = repo.generation([name])
+                cached = self._vectors.get((name, model))
+                if cached is None or cached[0] != generation:
+                    pks, matrix = repo.embeddings([name], model)
+                    cached = (generation, pks, matrix)
+                    with self._lock:
+                        self._vectors[(name, model)] = cached
+            if cached[2] is not None:
+                all_pks.extend(cached[1])
+                parts.append(cached[2])
+        if not parts:
+            return [], None
+        widths = {p.shape[1] for p in parts}
+        if len(widths) > 1:
+            keep = max(widths)
+            pairs = [(pk, p) for pk, p in zip(all_pks, parts, strict=False) if p.shape[1] == keep]
+            return [pk for pk, _ in pairs], np.vstack([p for _, p in pairs])
+        return all_pks, np.vstack(parts)
+
+    def _passages(
+        self, fused: list[tuple[int, float]], lists: dict[str, list[int]]
+    ) -> list[Passage]:
+        with self.db.session() as session:
+            found = DocumentRepository(session).chunks_by_pk([pk for pk, _ in fused])
+            out = []
+            ranks = {m: {pk: i + 1 for i, pk in enumerate(pks)} for m, pks in lists.items()}
+            for pk, score in fused:
+                if pk not in found:
+                    continue
+                chunk, doc = found[pk]
+                out.append(
+                    Passage(
+                        chunk_id=chunk.chunk_id,
+                        document_id=doc.id,
+                        document=doc.name,
+                        collection=chunk.collection,
+                        location=chunk.location,
+                        text=chunk.text,
+                        score=round(score, 6),
+                        start=chunk.start,
+                        end=chunk.end,
+                        ranks={m: r[pk] for m, r in ranks.items() if pk in r},
+                        metadata=dict(doc.meta),
+                    )
+                )
+        return out
+
+    def _read(self, ref: str, principal: Principal) -> Reading:
+        policy = self.policy_store.policy
+        with self.db.session() as session:
+            repo = DocumentRepository(session)
+            chunk: ChunkRow | None = repo.chunk(ref)
+            doc: DocumentRow | None = repo.document(chunk.document_id if chunk else ref)
+            if doc is None:
+                raise DocumentNotFound(f"no document or chunk {ref!r}", ref=ref)
+            require_read(policy, principal, doc.collection)
+            if chunk is not None:
+                return Reading(
+                    "chunk",
+                    chunk.chunk_id,
+                    doc.id,
+                    doc.name,
+                    doc.collection,
+                    chunk.location,
+                    chunk.text,
+                    chunk.start,
+                    chunk.end,
+                    dict(doc.meta),
+                )
+            first = repo.chunks_of(doc.id)[:1]
+            location = first[0].location if first else doc.name
+            return Reading(
+                "document",
+                doc.id,
+                doc.id,
+                doc.name,
+                doc.collection,
+                location,
+                doc.text,
+                0,
+                len(doc.text),
+                dict(doc.meta),
+            )
+
+
+def fuse(lists: dict[str, list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion; ties broken by the best single rank, then the key."""
+    scores: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for ranked in lists.values():
+        for rank, key in enumerate(ranked, start=1):
+            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+            best[key] = min(best.get(key, rank), rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))

@@ -1,0 +1,1 @@
+"""Evidence: compliance reports from the ledger, legal clocks, response monitoring."""

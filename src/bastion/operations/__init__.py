@@ -1,0 +1,1 @@
+"""Running Bastion: checks of the environment and configuration."""

@@ -1,0 +1,241 @@
+"""Retrieval: a caller never gets passages from a collection it may not read; hybrid
+retrieval ranks better than either of its halves; the API answers with coded errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from bastion.auth.principal import cli_principal
+from bastion.documents.errors import CollectionForbidden, CollectionNotFound
+from bastion.documents.search import fuse
+from bastion.documents.service import Upload
+from bastion.errors import InvalidInput
+
+from .conftest import POLICY, principal
+
+pytestmark = pytest.mark.anyio
+ADMIN = cli_principal("ops")
+
+SECRET = b"# Merger\n\nThe merger with Northwind closes in March; the price is confidential.\n"
+OPEN = b"# Canteen\n\nThe canteen opens at noon and serves the merger lunch on Fridays.\n"
+
+
+async def seed(docs: Any) -> None:
+    await docs.service.ingest("legal", [Upload("merger.md", SECRET)], ADMIN)
+    await docs.service.ingest("public", [Upload("canteen.md", OPEN)], ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("role", "team", "sees_legal"),
+    [
+        ("admin", None, True),
+        ("analyst", "legal", True),
+        ("analyst", "risk", False),  # the right role, the wrong team
+        ("guest", "legal", False),  # the right team, the wrong role
+    ],
+)
+async def test_a_caller_never_retrieves_from_a_collection_it_may_not_read(
+    docs: Any, role: str, team: str | None, sees_legal: bool
+) -> None:
+    await seed(docs)
+    who = principal(role, team)
+    everywhere = await docs.retriever.search(None, "merger Northwind price", 10, who)
+    assert {p.collection for p in everywhere} == ({"legal", "public"} if sees_legal else {"public"})
+    assert ("legal" in docs.retriever.readable_collections(who)) is sees_legal
+    if sees_legal:
+        found = await docs.retriever.search("legal", "merger", 5, who)
+        assert found and found[0].document == "merger.md"
+        reading = await docs.retriever.read(found[0].chunk_id, who)
+        assert "Northwind" in reading.text
+    else:
+        with pytest.raises(CollectionForbidden):
+            await docs.retriever.search("legal", "merger", 5, who)
+        legal_doc = docs.service.documents("legal", principal("admin"))[0]
+        with pytest.raises(CollectionForbidden):
+            await docs.retriever.read(legal_doc.id, who)
+
+
+async def test_search_errors_are_coded(docs: Any) -> None:
+    await seed(docs)
+    with pytest.raises(CollectionNotFound):
+        await docs.retriever.search("nowhere", "merger", 5, ADMIN)
+    for query, top_k in (("", 5), ("   ", 5), ("x" * 5000, 5), ("merger", 0), ("merger", 101)):
+        with pytest.raises(InvalidInput):
+            await docs.retriever.search("public", query, top_k, ADMIN)
+
+
+async def test_passages_point_into_their_document(docs: Any) -> None:
+    await seed(docs)
+    (best, *_) = await docs.retriever.search("public", "when does the canteen open", 3, ADMIN)
+    whole = await docs.retriever.read(best.document_id, ADMIN)
+    assert whole.kind == "document" and whole.text[best.start : best.end] == best.text
+    assert best.location == "# Canteen" and best.ranks.keys() == {"bm25", "dense"}
+
+
+def test_fusion_rewards_agreement() -> None:
+    # b is second in both lists, a first in one only: agreement wins.
+    assert next(k for k, _ in fuse({"bm25": [1, 2, 3], "dense": [4, 2, 5]})) == 2
+    assert fuse({}) == []
+
+
+async def test_api_upload_list_show_search_remove(
+    docs_client: httpx.AsyncClient, docs_key: Any
+) -> None:
+    admin = docs_key("admin")
+    up = await docs_client.post(
+        "/api/collections/public/documents",
+        params={"filename": "canteen.md"},
+        content=OPEN,
+        headers=admin,
+    )
+    assert up.status_code == 200, up.text
+    assert up.json()["added"] == 1
+    again = await docs_client.post(
+        "/api/collections/public/documents",
+        params={"filename": "canteen.md"},
+        content=OPEN,
+        headers=admin,
+    )
+    assert again.json()["unchanged"] == 1
+    listed = await docs_client.get("/api/collections/public/documents", headers=admin)
+    (doc,) = listed.json()
+    shown = await docs_client.get(f"/api/documents/{doc['id']}", headers=admin)
+    assert shown.json()["chunk_list"][0]["location"] == "# Canteen"
+    hits = await docs_client.post(
+        "/api/documents/search", json={"query": "canteen noon", "top_k": 2}, headers=admin
+    )
+    assert hits.status_code == 200 and hits.json()[0]["document"] == "canteen.md"
+    gone = await docs_client.delete(f"/api/documents/{doc['id']}", headers=admin)
+    assert gone.status_code == 200
+    assert (await docs_client.get(f"/api/documents/{doc['id']}", headers=admin)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("filename", "body", "status", "code"),
+    [
+        ("a.exe", b"MZ", 415, "unsupported_format"),
+        ("a.jsonl", b"{not json}\n", 422, "malformed_document"),
+        ("a.pdf", b"not a pdf", 422, "malformed_document"),
+        ("a.txt", b"\xff\xfe\xfa", 422, "malformed_document"),
+        ("a.md", b"", 422, "empty_document"),
+    ],
+)
+async def test_api_malformed_uploads_get_coded_errors(
+    docs_client: httpx.AsyncClient,
+    docs_key: Any,
+    filename: str,
+    body: bytes,
+    status: int,
+    code: str,
+) -> None:
+    response = await docs_client.post(
+        "/api/collections/public/documents",
+        params={"filename": filename},
+        content=body,
+        headers=docs_key("admin"),
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+async def test_api_refuses_what_the_policy_refuses(
+    docs_client: httpx.AsyncClient, docs_key: Any
+) -> None:
+    admin, guest = docs_key("admin"), docs_key("guest", team="legal")
+    analyst_risk = docs_key("analyst", team="risk")
+    await docs_client.post(
+        "/api/collections/legal/documents",
+        params={"filename": "m.md"},
+        content=SECRET,
+        headers=admin,
+    )
+    denied = await docs_client.post(
+        "/api/documents/search", json={"query": "merger", "collection": "legal"}, headers=guest
+    )
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "collection_forbidden"
+    write = await docs_client.post(
+        "/api/collections/legal/documents",
+        params={"filename": "x.md"},
+        content=OPEN,
+        headers=analyst_risk,
+    )
+    assert write.status_code == 403
+    upload_as_guest = await docs_client.post(
+        "/api/collections/public/documents",
+        params={"filename": "x.md"},
+        content=OPEN,
+        headers=guest,
+    )
+    assert upload_as_guest.status_code == 403  # guests lack documents:write
+    listing = await docs_client.get("/api/collections", headers=guest)
+    assert "legal" not in [c["name"] for c in listing.json()]
+    pii = await docs_client.post(
+        "/api/collections/strict/documents",
+        params={"filename": "p.txt"},
+        content=b"Write to jane.roe@example.com",
+        headers=admin,
+    )
+    assert pii.status_code == 422 and pii.json()["error"]["code"] == "personal_data_refused"
+
+
+# --- hybrid against its halves, with the real sentence-embedding model -----------------
+
+
+def known_answers() -> tuple[bytes, list[tuple[str, str]]]:
+    """The shipped GDPR articles 1-45: each article's title should find that article."""
+    import re
+
+    from bastion.documents.demo import corpus_bytes
+
+    rows = [json.loads(line) for line in corpus_bytes().decode().splitlines()]
+    rows = [r for r in rows if r["regulation"] == "gdpr" and r["article"] <= 45]
+    pairs = []
+    for r in rows:
+        m = re.search(r"\s(?=1\.\s)", r["text"])
+        if m and m.start() < 200:
+            pairs.append((r["text"][: m.start()], r["id"]))
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    return data, pairs
+
+
+@pytest.mark.slow
+async def test_hybrid_is_as_good_as_the_better_half_and_better_than_the_worse(
+    docs_settings: Any,
+) -> None:
+    """On article titles the better single method differs from one regulation to the next
+    (bench/retrieval.py): fusion must track the better one and never fall to the worse."""
+    from bastion.documents.setup import build_documents
+    from bastion.gateway.setup import build_gateway
+    from bastion.runtime import open_runtime
+
+    docs_settings.policy_path.write_text(
+        POLICY.replace(
+            "  hash-embed: {provider: local, kind: embedding}\n",
+            "  hash-embed: {provider: local, kind: embedding, upstream_model: all-MiniLM-L6-v2}\n",
+        )
+    )
+    rt = open_runtime(docs_settings)
+    gateway = build_gateway(rt)
+    try:
+        docs = build_documents(rt, gateway)
+        data, pairs = known_answers()
+        assert len(pairs) >= 30
+        await docs.service.ingest("raw", [Upload("gdpr.jsonl", data)], ADMIN)
+        mrr: dict[str, float] = {}
+        for method in ("hybrid", "bm25", "dense"):
+            total = 0.0
+            for title, target in pairs:
+                found = await docs.retriever.search("raw", title, 30, ADMIN, method=method)
+                ranked = list(dict.fromkeys(p.document for p in found))
+                total += 1 / (ranked.index(target) + 1) if target in ranked else 0.0
+            mrr[method] = total / len(pairs)
+    finally:
+        await gateway.aclose()
+        rt.close()
+    best, worst = max(mrr["bm25"], mrr["dense"]), min(mrr["bm25"], mrr["dense"])
+    assert mrr["hybrid"] >= best - 0.02, mrr
+    assert mrr["hybrid"] > worst, mrr
