@@ -203,7 +203,11 @@ async def test_every_call_is_one_ledger_event_and_the_chain_verifies(served: Ser
     for event in events:
         assert EMAIL not in str(event)
     signer = served.runtime.signer
-    report = served.runtime.audit.verify({signer.key_id: signer.public})
+    from bastion.runtime import chain_key
+
+    report = served.runtime.audit.verify(
+        {signer.key_id: signer.public}, chain_key=chain_key(served.runtime.settings)
+    )
     assert report.ok, report.problems
     async with httpx.AsyncClient() as http:
         auth = {"Authorization": f"Bearer {served.keys['admin']}"}
