@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         gateway,
         gateway_health,
         keys,
+        mcp,
         models,
         ops,
         policy,
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
     from bastion.rag.setup import build_answers, load_prompts
+    from bastion.toolgate.service import ToolGate
+    from bastion.toolgate.sessions import McpSessions
 
     settings = settings or Settings()
     # The prompts first: a bad or changed one stops the start before anything is opened.
@@ -129,6 +132,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             with contextlib.suppress(Exception):
                 # the next replica need not wait for the lease to run out
                 await run_in_threadpool(app.state.rollout_controller.release)
+            await app.state.mcp_sessions.aclose()
+            await app.state.toolgate.aclose()
             await app.state.gateway.aclose()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
@@ -146,6 +151,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     # Opens nothing: upstream connections and Redis connect on first use.
     app.state.gateway = build_gateway(runtime)
+    app.state.toolgate = ToolGate(
+        runtime, app.state.gateway.counters, privacy_keys=app.state.gateway.privacy_keys
+    )
+    app.state.mcp_sessions = McpSessions(app.state.toolgate)
     # Documents and retrieval (embeddings go through this gateway, governed like any call).
     app.state.documents = build_documents(runtime, app.state.gateway)
     # Grounded answers and research over that retriever; the prompts are checked here.
@@ -160,7 +169,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
-        documents, subjects, rag, deployments,
+        documents, subjects, rag, deployments, mcp,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first

@@ -16,7 +16,8 @@ import bastion.feedback.models
 import bastion.pipelines.models
 import bastion.policy.models
 import bastion.registry.models
-import bastion.serving.models  # noqa: F401  (imported for their tables)
+import bastion.serving.models
+import bastion.toolgate.models  # noqa: F401  (imported for their tables)
 from bastion.db.base import Base
 
 metadata = Base.metadata

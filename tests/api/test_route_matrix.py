@@ -114,6 +114,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
     ("POST", "/api/query"): Permission.DOCUMENTS_READ,
     ("POST", "/api/research"): Permission.RESEARCH_RUN,
+    ("POST", "/mcp"): Permission.MCP_USE,
 }
 
 

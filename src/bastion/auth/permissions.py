@@ -34,6 +34,7 @@ class Permission(StrEnum):
     DOCUMENTS_WRITE = "documents:write"
     SUBJECTS_MANAGE = "subjects:manage"  # export and erase a data subject's data
     RESEARCH_RUN = "research:run"  # POST /api/research: an agent run over the tools
+    MCP_USE = "mcp:use"  # reach /mcp; which tools is the policy's tools allow-lists
 
 
 GRANTABLE = frozenset(Permission) - {Permission.PUBLIC, Permission.AUTHENTICATED}
@@ -54,10 +55,13 @@ DEFAULT_ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.DOCUMENTS_READ,
             Permission.DOCUMENTS_WRITE,
             Permission.RESEARCH_RUN,
+            Permission.MCP_USE,
         }
     ),
-    "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ}),
+    "guest": frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ, Permission.MCP_USE}),
 }
 
 # Roles that exist only through the policy file get this unless they list their own.
-NEW_ROLE_PERMISSIONS = frozenset({Permission.LLM_USE, Permission.DOCUMENTS_READ})
+NEW_ROLE_PERMISSIONS = frozenset(
+    {Permission.LLM_USE, Permission.DOCUMENTS_READ, Permission.MCP_USE}
+)

@@ -88,6 +88,11 @@ COMMANDS: dict[str, Entry] = {
     "pii": Entry(
         "bastion.cli.pii", "app", "Find and mask personal data (offline, no model download)."
     ),
+    "mcp": Entry(
+        "bastion.cli.mcp",
+        "app",
+        "MCP tool calls: servers, pinned tool definitions, grants, the call log, the bridge.",
+    ),
     "models": Entry(
         "bastion.cli.models", "app", "Model registry: versions, approvals, gates, lineage, cards."
     ),

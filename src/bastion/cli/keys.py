@@ -51,6 +51,7 @@ def parse_restrictions(
     rpm: int | None,
     tpm: int | None,
     budgets: list[str],
+    tools: str | None = None,
 ) -> KeyRestrictions | None:
     from pydantic import ValidationError
 
@@ -71,6 +72,8 @@ def parse_restrictions(
         fields["limits"] = {"requests_per_minute": rpm, "tokens_per_minute": tpm}
     if parsed:
         fields["budgets"] = parsed
+    if tools:
+        fields["tools"] = [t.strip() for t in tools.split(",") if t.strip()]
     if not fields:
         return None
     try:
@@ -96,12 +99,15 @@ def create(
     budget: list[str] = typer.Option(
         [], help="A USD budget for this key, like 5/day, 20/week, 50/month (repeatable)."
     ),
+    tools: str | None = typer.Option(
+        None, help="Only these MCP tools (comma-separated; patterns like files.read_* allowed)."
+    ),
 ) -> None:
     """Create a key and print it once (Bastion keeps only its digest)."""
     from bastion.auth.principal import cli_principal
 
     expires_at = parse_expiry(expires)
-    restrictions = parse_restrictions(models, max_tokens, rpm, tpm, budget)
+    restrictions = parse_restrictions(models, max_tokens, rpm, tpm, budget, tools)
     with runtime() as rt:
         created = rt.keys.create(
             cli_principal(by),

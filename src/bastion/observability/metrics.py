@@ -212,6 +212,42 @@ class Metrics:
             registry=registry,
         )
 
+        # MCP tool calls (bastion.toolgate). ``server`` is a policy server name, ``tool``
+        # a tool that server listed ("unknown" for any other name a caller sends).
+        self.mcp_calls = Counter(
+            "bastion_mcp_calls",
+            "MCP requests through Bastion by server, tool, method and outcome (success, "
+            "refused, failure, cancelled, error).",
+            ["server", "tool", "method", "outcome"],
+            registry=registry,
+        )
+        self.mcp_refusals = Counter(
+            "bastion_mcp_refusals",
+            "MCP requests refused, by server and error code.",
+            ["server", "code"],
+            registry=registry,
+        )
+        self.mcp_duration = Histogram(
+            "bastion_mcp_call_duration_seconds",
+            "Whole MCP requests through Bastion, by server and tool.",
+            ["server", "tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.mcp_overhead = Histogram(
+            "bastion_mcp_overhead_seconds",
+            "Time spent in Bastion per MCP request, the upstream server's time excluded.",
+            ["server"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.mcp_definition_changes = Counter(
+            "bastion_mcp_definition_changes",
+            "Tool definitions found different from the approved (pinned) ones, by server.",
+            ["server"],
+            registry=registry,
+        )
+
     def render(self) -> bytes:
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from bastion.errors import InvalidInput
 from bastion.policy.schema import BUILTIN_PROVIDERS, Policy
+from bastion.toolgate.config import pattern_problems
 
 Loc = tuple[str | int, ...]
 
@@ -219,6 +220,9 @@ def check_references(policy: Policy) -> list[tuple[Loc, str]]:
                             "or use a pattern like 'gpt-*'",
                         )
                     )
+            servers = set(policy.mcp.servers)
+            for i, message in pattern_problems(list(entry.tools or []), servers):
+                problems.append(((section, name, "tools", i), message))
     embedder = policy.documents.embedding_model
     if embedder is not None:
         declared = policy.models.get(embedder)

@@ -4,7 +4,8 @@ One YAML document (``version: 1``); its sections are the fields of :class:`Polic
 Unknown keys are errors (a typo must not silently disable a rule). A domain's section
 is owned by that domain's ``config`` module (``privacy`` and ``denylist`` by
 :mod:`bastion.privacy.config`, ``monitoring`` by :mod:`bastion.monitoring.config`, and
-so on for the other sections).
+so on for the other sections; ``mcp`` and the ``tools`` allow-lists of roles, teams,
+users and keys by :mod:`bastion.toolgate.config`).
 Cross-references (a model's provider, fallbacks, role model lists) are checked by
 :func:`bastion.policy.loader.check_references` so that each error keeps its location.
 """
@@ -25,6 +26,7 @@ from bastion.privacy.config import DenylistEntry, PrivacyPolicy
 from bastion.rag.config import AnswersPolicy
 from bastion.registry.config import RegistryPolicy
 from bastion.serving.config import ServingPolicy
+from bastion.toolgate.config import McpPolicy
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -99,6 +101,8 @@ class RoleConfig(Strict):
     max_tokens_per_request: PositiveInt | None = None
     permissions: list[Permission] | None = None
     description: str | None = None
+    #: MCP tools, prompts and resources the role may use (bastion.toolgate.config).
+    tools: list[str] = Field(default_factory=list)
 
 
 class TeamConfig(Strict):
@@ -106,6 +110,7 @@ class TeamConfig(Strict):
     budgets: list[Budget] = Field(default_factory=list)
     limits: Limits | None = None
     max_tokens_per_request: PositiveInt | None = None
+    tools: list[str] | None = None
 
 
 class KeyRestrictions(Strict):
@@ -115,12 +120,14 @@ class KeyRestrictions(Strict):
     max_tokens_per_request: PositiveInt | None = None
     limits: Limits | None = None
     budgets: list[Budget] = Field(default_factory=list)
+    tools: list[str] | None = None
 
 
 class UserConfig(Strict):
     models: list[str] | None = None
     budgets: list[Budget] = Field(default_factory=list)
     limits: Limits | None = None
+    tools: list[str] | None = None
 
 
 class Defaults(Strict):
@@ -159,6 +166,7 @@ class Policy(Strict):
     evidence: EvidencePolicy = EvidencePolicy()
     documents: DocumentsPolicy = DocumentsPolicy()
     answers: AnswersPolicy = AnswersPolicy()
+    mcp: McpPolicy = McpPolicy()
 
     def notices(self) -> list[str]:
         """Settings the file holds that have no effect (yet): say so rather than pretend."""
