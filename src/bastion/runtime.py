@@ -289,7 +289,7 @@ def open_runtime(
         policy=policy,
         ledger=ledger,
         keys=keys,
-        audit=AuditService(db, ledger, ledger.digester, ledger.vault),
+        audit=AuditService(db, ledger, ledger.digester, ledger.vault, chain_key=key),
         metrics=metrics,
         signer=signer,
     )

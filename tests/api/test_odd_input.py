@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from bastion.audit import EventFilter
-from bastion.audit.verify import verify_ledger
 from bastion.testing import FakeUpstream
 
 POLICY = """\
@@ -67,7 +66,7 @@ def llm_events(runtime: Any) -> list[Any]:
 
 
 def ledger_verifies(runtime: Any) -> bool:
-    return verify_ledger(runtime.db, {runtime.signer.key_id: runtime.signer.public}).ok
+    return bool(runtime.audit.verify({runtime.signer.key_id: runtime.signer.public}).ok)
 
 
 def chat(content: Any = "hello", **extra: Any) -> dict[str, Any]:

@@ -111,7 +111,8 @@ def wrong_inputs(command: Any, tmp: Path) -> list[tuple[str, list[str]]]:
             cases.append(
                 (f"{p.name} malformed", _required(command, tmp, inputs | {p.name: str(junk)}))
             )
-            cases.append((f"{p.name} a directory", _required(command, tmp, {p.name: str(tmp)})))
+            if p.type_descriptor.parameter_info.file_okay:  # a directory where a file belongs
+                cases.append((f"{p.name} a directory", _required(command, tmp, {p.name: str(tmp)})))
     return cases
 
 

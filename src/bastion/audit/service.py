@@ -52,8 +52,12 @@ class AuditService:
         ledger: Ledger | None = None,
         digester: Digester | None = None,
         vault: ContentVault | None = None,
+        chain_key: ChainKey | None = None,
     ) -> None:
         self.db = db
+        #: The keyed chain's key this installation writes with: verification uses it
+        #: unless told otherwise (keyed streams cannot be checked without it).
+        self.chain_key = chain_key
         self._vault = vault
         self._ledger = ledger
         self._digester = digester
@@ -99,7 +103,11 @@ class AuditService:
         on_progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
         return verify_ledger(
-            self.db, trusted_keys, chain_key=chain_key, anchors=anchors, on_progress=on_progress
+            self.db,
+            trusted_keys,
+            chain_key=chain_key or self.chain_key,
+            anchors=anchors,
+            on_progress=on_progress,
         )
 
     def prove(self, event_id: int) -> dict[str, Any]:

@@ -38,6 +38,7 @@ def verify(
     anchors_dir: Path | None = typer.Option(
         None,
         "--anchors",
+        file_okay=False,
         help="Directory of published checkpoints (BASTION_AUDIT_ANCHOR_DIR) to check the "
         "database against: truncation, missing streams, rewritten history.",
     ),
