@@ -66,12 +66,22 @@ async def test_the_route_key_sends_one_user_to_one_version(
     for user, versions in seen.items():
         routed = first[user]
         assert routed is not None and versions == {routed.primary.version}
-    # The controller reads these rows: 200 requests are below the minimum sample.
+    # The controller reads these rows: 200 requests are too few to judge the error rate.
+    # v2 (the Fairlearn-mitigated model) is slower than v1; when its p95 is clearly
+    # worse, the latency check may already roll it back, and only that check.
     (look,) = RolloutController(delivery).tick(model=NAME)
-    assert look.action == "held"
-    checks = {c.metric: c for c in look.analysis.checks} if look.analysis else {}
+    assert look.analysis is not None
+    checks = {c.metric: c for c in look.analysis.checks}
     numbers = checks["error_rate"].numbers
+    assert checks["error_rate"].verdict == "hold"
     assert (numbers["n_base"], numbers["n_candidate"]) == (arms["production"], arms["canary"])
+    failing = {m for m, c in checks.items() if c.verdict == "fail"}
+    if look.action == "rolled_back":
+        latency = checks["latency"].numbers
+        assert failing == {"latency"}
+        assert latency["p95_candidate_ms"] > 1.2 * latency["p95_base_ms"]  # type: ignore[operator]
+    else:
+        assert (look.action, failing) == ("held", set())
 
 
 async def test_shadow_answers_are_logged_and_never_returned(
