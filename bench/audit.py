@@ -1350,7 +1350,11 @@ def generate_quarter(
     actions = rng.choices(names, [w for _, w in REPORT_ACTIONS], k=n)
     actors = rng.choices(ACTORS, ACTOR_WEIGHTS, k=n)
     rows: list[tuple[Any, ...]] = []
-    checkpoints: list[tuple[Any, ...]] = []
+    # each writer signs its stream's start (seq 0, the genesis hash) with its first group
+    checkpoints: list[tuple[Any, ...]] = [
+        (s, 0, genesis(s), start_us, signer.key_id, signer.sign(s, 0, genesis(s), start_us))
+        for s in streams
+    ]
     for i in range(n):
         k = rng.randrange(STREAMS)
         stream = streams[k]
