@@ -111,7 +111,7 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("POST", "/api/collections/{name}/documents"): Permission.DOCUMENTS_WRITE,
     ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
     ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
-    ("POST", "/api/documents/search"): Permission.DOCUMENTS_READ,
+    ("POST", "/api/search"): Permission.DOCUMENTS_READ,
     ("POST", "/api/query"): Permission.DOCUMENTS_READ,
     ("POST", "/api/research"): Permission.RESEARCH_RUN,
     ("POST", "/mcp"): Permission.MCP_USE,

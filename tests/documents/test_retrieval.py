@@ -106,7 +106,7 @@ async def test_api_upload_list_show_search_remove(
     shown = await docs_client.get(f"/api/documents/{doc['id']}", headers=admin)
     assert shown.json()["chunk_list"][0]["location"] == "# Canteen"
     hits = await docs_client.post(
-        "/api/documents/search", json={"query": "canteen noon", "top_k": 2}, headers=admin
+        "/api/search", json={"query": "canteen noon", "top_k": 2}, headers=admin
     )
     assert hits.status_code == 200 and hits.json()[0]["document"] == "canteen.md"
     gone = await docs_client.delete(f"/api/documents/{doc['id']}", headers=admin)
@@ -154,7 +154,7 @@ async def test_api_refuses_what_the_policy_refuses(
         headers=admin,
     )
     denied = await docs_client.post(
-        "/api/documents/search", json={"query": "merger", "collection": "legal"}, headers=guest
+        "/api/search", json={"query": "merger", "collection": "legal"}, headers=guest
     )
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "collection_forbidden"
     write = await docs_client.post(

@@ -184,7 +184,7 @@ def remove_document(
     return DocumentOut(**_document(service.remove(document_id, require_caller(caller))))
 
 
-@router.post("/api/documents/search", summary="Hybrid search over readable collections")
+@router.post("/api/search", summary="Hybrid search over readable collections")
 async def search_documents(
     body: SearchIn, retriever: RetrieverDep, caller: Reader
 ) -> list[PassageOut]:
