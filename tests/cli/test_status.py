@@ -40,6 +40,9 @@ def test_status_follows_the_installation_from_empty_to_running(
     assert report["api_keys"] == {"active": 1, "by_role": {"analyst": 1}}
     assert report["policy"]["valid"] is True
     assert {m["name"]: m["state"] for m in report["models"]}["gpt-4.1-mini"] == "fallback"
+    # the estate: nothing registered, no rollout, no open clock; keys create signed events
+    assert report["registry"] == [] and report["rollouts"] == [] and report["open_clocks"] == []
+    assert report["last_checkpoint"] is None or report["last_checkpoint"]["streams"] >= 1
 
     (home / "policy.yaml").write_text("version: 1\nmodels: {x: {provider: nowhere}}\n")
     code, out = status(env, "status")

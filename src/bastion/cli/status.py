@@ -117,12 +117,68 @@ def _schema_and_keys(url: str, report: dict[str, Any], problems: list[str]) -> d
             ).all()
         by_role = {str(role): int(n) for role, n in rows}
         report["api_keys"] = {"active": sum(by_role.values()), "by_role": by_role}
+        report |= _estate(db, now)
         return out
     except SQLAlchemyError as exc:
         problems.append(f"cannot read the database: {type(exc).__name__}")
         return {"schema": "unreachable"}
     finally:
         db.dispose()
+
+
+def _estate(db: Any, now: Any) -> dict[str, Any]:
+    """Models and where their aliases point, rollouts under way, the last signed
+    checkpoint, and the legal clocks still open: read through the domains' services."""
+    from sqlalchemy import func, select
+
+    from bastion.audit.models import AuditCheckpoint, AuditEvent
+    from bastion.delivery.repository import DeliveryRepository
+    from bastion.delivery.schemas import RolloutView
+    from bastion.evidence.clocks import ClockService
+    from bastion.registry.repository import RegistryRepository
+
+    with db.session() as session:
+        versions = RegistryRepository(session).all_versions()
+        models: dict[str, dict[str, Any]] = {}
+        for v in versions:
+            entry = models.setdefault(v.name, {"name": v.name, "versions": 0, "aliases": {}})
+            entry["versions"] += 1
+            if v.stage in ("staging", "production"):
+                entry["aliases"][v.stage] = v.version
+        last_ts, streams = session.execute(
+            select(
+                func.max(AuditCheckpoint.ts_us), func.count(func.distinct(AuditCheckpoint.stream))
+            )
+        ).one()
+        rollouts = [
+            {"model": r.model, "kind": r.kind, "version": r.candidate_version,
+             "weight": r.weight, "state": r.state}
+            for r in map(RolloutView.of, DeliveryRepository(session).for_model(None, 100))
+            if not r.final
+        ]  # fmt: skip
+        uncovered = 0
+        if last_ts is not None:
+            uncovered = session.execute(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.ts_us > last_ts)
+            ).scalar_one()
+    clocks = [c.to_dict(now) for c in ClockService(db).items(open_only=True)]
+    from datetime import UTC, datetime
+
+    checkpoint = (
+        {
+            "at": datetime.fromtimestamp(last_ts / 1e6, tz=UTC).isoformat(timespec="seconds"),
+            "streams": int(streams),
+            "events_after": int(uncovered),
+        }
+        if last_ts is not None
+        else None
+    )
+    return {
+        "registry": sorted(models.values(), key=lambda m: m["name"]),
+        "rollouts": rollouts,
+        "last_checkpoint": checkpoint,
+        "open_clocks": clocks,
+    }
 
 
 def status(output: str = FORMAT) -> None:
@@ -197,5 +253,41 @@ def _print(report: dict[str, Any]) -> None:
                 answered = f"[yellow]{m['answered_by']}[/] (fallback)"
             table.add_row(m["name"], m["kind"], m["provider"], answered, escape(m["reason"]))
         console.print(table)
+    _print_estate(report)
     for problem in report["problems"]:
         console.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+
+
+def _print_estate(report: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    from bastion.cli.common import console
+
+    checkpoint = report.get("last_checkpoint")
+    if "last_checkpoint" in report:
+        text = (
+            f"{checkpoint['at']} ({checkpoint['streams']} streams); "
+            f"{checkpoint['events_after']} events since"
+            if checkpoint
+            else "none yet (signed every BASTION_AUDIT_CHECKPOINT_EVERY events)"
+        )
+        console.print(f"{'Ledger':<10} last checkpoint {text}", highlight=False)
+    for model in report.get("registry", []):
+        aliases = ", ".join(f"{a} → v{v}" for a, v in sorted(model["aliases"].items()))
+        console.print(
+            f"{'Model':<10} {escape(model['name'])}: {model['versions']} version(s)"
+            + (f"; {aliases}" if aliases else "; no alias yet"),
+            highlight=False,
+        )
+    for r in report.get("rollouts", []):
+        console.print(
+            f"{'Rollout':<10} {escape(r['model'])} v{r['version']} {r['kind']} at "
+            f"{r['weight']}%: {r['state']}",
+            highlight=False,
+        )
+    for c in report.get("open_clocks", []):
+        console.print(
+            f"[yellow]{'Open':<10}[/] {escape(c['kind'])} #{c['id']} {escape(c['title'])}: "
+            f"due {c['deadline_at'][:10]} ({c['status']})",
+            highlight=False,
+        )
