@@ -227,8 +227,9 @@ class ModelCache:
         if target is None:
             self._serving.pop((name, alias), None)
             raise NothingServed(
-                f"model {name!r} has no version behind the alias {alias!r}: promote one "
-                "(bastion models promote) or ask for ?version="
+                f"model {name!r} has no version behind the alias {alias!r}: have one approved "
+                f"(bastion models request-promotion {name} VERSION --to {alias}, then "
+                "bastion models approve) or ask for ?version="
             )
         if now_serving is not None and now_serving.version == target:
             return now_serving
