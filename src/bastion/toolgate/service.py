@@ -423,21 +423,41 @@ class ToolGate:
 
     # --- prompts and resources ---------------------------------------------------------
 
-    async def list_prompts(self, principal: Principal) -> list[types.Prompt]:
-        access = self.access(principal)
-        out = []
-        for server in await self._servers_for(access, "prompt:"):
+    async def _listed(
+        self,
+        access: ToolAccess,
+        kind: str,
+        method: str,
+        ask: Callable[[Any], Awaitable[Any]],
+        each: Callable[[str, Any], list[Any]],
+    ) -> list[Any]:
+        """One listing across the servers ``access`` may reach for ``kind``; a server
+        that fails to answer is left out, never an error for the whole listing."""
+        out: list[Any] = []
+        for server in await self._servers_for(access, kind):
             found = self.upstream(self.policy, server)
             if found is None:
                 continue
             try:
-                listed = await found[1].request("prompts/list", lambda c: c.list_prompts())
+                listed = await found[1].request(method, ask)
             except ToolServerFailure:
                 continue
-            for prompt in listed.prompts:
-                if access.allows(prompt_name(server, prompt.name)):
-                    out.append(prompt.model_copy(update={"name": tool_name(server, prompt.name)}))
+            out.extend(each(server, listed))
         return out
+
+    async def list_prompts(self, principal: Principal) -> list[types.Prompt]:
+        access = self.access(principal)
+        return await self._listed(
+            access,
+            "prompt:",
+            "prompts/list",
+            lambda c: c.list_prompts(),
+            lambda server, listed: [
+                p.model_copy(update={"name": tool_name(server, p.name)})
+                for p in listed.prompts
+                if access.allows(prompt_name(server, p.name))
+            ],
+        )
 
     async def get_prompt(
         self, principal: Principal, name: str, arguments: dict[str, str] | None
@@ -457,40 +477,29 @@ class ToolGate:
 
     async def list_resources(self, principal: Principal) -> list[types.Resource]:
         access = self.access(principal)
-        out = []
-        for server in await self._servers_for(access, "resource:"):
-            found = self.upstream(self.policy, server)
-            if found is None:
-                continue
-            try:
-                listed = await found[1].request("resources/list", lambda c: c.list_resources())
-            except ToolServerFailure:
-                continue
-            for resource in listed.resources:
-                if access.allows(resource_name(server, str(resource.uri))):
-                    out.append(resource.model_copy(update={"uri": f"{server}+{resource.uri}"}))
-        return out
+        return await self._listed(
+            access,
+            "resource:",
+            "resources/list",
+            lambda c: c.list_resources(),
+            lambda server, listed: [
+                r.model_copy(update={"uri": f"{server}+{r.uri}"})
+                for r in listed.resources
+                if access.allows(resource_name(server, str(r.uri)))
+            ],
+        )
 
     async def list_resource_templates(self, principal: Principal) -> list[types.ResourceTemplate]:
-        access = self.access(principal)
-        out = []
-        for server in await self._servers_for(access, "resource:"):
-            found = self.upstream(self.policy, server)
-            if found is None:
-                continue
-            try:
-                listed = await found[1].request(
-                    "resources/templates/list", lambda c: c.list_resource_templates()
-                )
-            except ToolServerFailure:
-                continue
-            for template in listed.resource_templates:
-                out.append(
-                    template.model_copy(
-                        update={"uri_template": f"{server}+{template.uri_template}"}
-                    )
-                )
-        return out
+        return await self._listed(
+            self.access(principal),
+            "resource:",
+            "resources/templates/list",
+            lambda c: c.list_resource_templates(),
+            lambda server, listed: [
+                t.model_copy(update={"uri_template": f"{server}+{t.uri_template}"})
+                for t in listed.resource_templates
+            ],
+        )
 
     async def read_resource(self, principal: Principal, uri: str) -> types.ReadResourceResult:
         server, inner = split_uri(uri)
