@@ -183,3 +183,14 @@ def _coded(exc: BaseException) -> NoReturn:
         1,
         error_code="internal_error",
     )
+
+
+def login_name() -> str:
+    """Who runs this command, as the operating system knows them (when no --by is given)."""
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "cli"

@@ -51,12 +51,12 @@ def _service(
 ) -> Iterator[tuple[DeliveryService, Principal]]:
     from bastion.auth.errors import PermissionDenied
     from bastion.auth.principal import cli_principal
-    from bastion.cli.models import _login
+    from bastion.cli.common import login_name
     from bastion.delivery.service import DeliveryService
 
     secret = typer.get_text_stream("stdin").readline().strip() if key == "-" else key
     with runtime(label="deploy") as rt:
-        actor = rt.keys.authenticate(secret) if secret else cli_principal(by or _login())
+        actor = rt.keys.authenticate(secret) if secret else cli_principal(by or login_name())
         if not actor.can(needs):
             raise PermissionDenied(
                 f"role {actor.role!r} lacks the permission {needs.value!r} this command needs"

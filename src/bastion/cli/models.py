@@ -15,8 +15,6 @@ Errors name their stable code after the message, as ``bastion drift|fairness`` d
 
 from __future__ import annotations
 
-import os
-import pwd
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +31,7 @@ from bastion.cli.common import (
     err_console,
     fail,
     key_table,
+    login_name,
     print_json,
     runtime,
     short_digest,
@@ -47,13 +46,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Model registry: versions, approvals, gates, lineage, cards.")
 EXIT_FAILED = 1
-
-
-def _login() -> str:
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return "cli"
 
 
 BY = typer.Option(
@@ -102,7 +94,7 @@ def _acting(
         _refuse("give --by or --key, not both: a key names its holder", "conflicting_options")
     secret = typer.get_text_stream("stdin").readline().strip() if key == "-" else key
     with runtime(label="models") as rt, _coded():
-        actor = rt.keys.authenticate(secret) if secret else cli_principal(by or _login())
+        actor = rt.keys.authenticate(secret) if secret else cli_principal(by or login_name())
         if not actor.can(needs):
             raise PermissionDenied(
                 f"role {actor.role!r} lacks the permission {needs.value!r} this command "
@@ -111,7 +103,7 @@ def _acting(
         yield rt.registry(), actor
     if not secret and by is None:  # said once it acted: a refusal prints its error alone
         err_console.print(
-            f"[yellow]note:[/] acted as {escape(repr(_login()))}, the login name: name "
+            f"[yellow]note:[/] acted as {escape(repr(login_name()))}, the login name: name "
             "yourself with --by NAME, or act as an API key's holder with --key",
             highlight=False,
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bastion.cli.common import FORMAT_OPTION, OutputFormat
+from bastion.cli.common import FORMAT_OPTION, OutputFormat, login_name
 
 if TYPE_CHECKING:
     from bastion.pipelines.engine import PipelineEngine
@@ -35,13 +33,6 @@ STATE_COLOUR = {
     "running": "cyan",
     "pending": "dim",
 }
-
-
-def _login() -> str:
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return "cli"
 
 
 @contextmanager
@@ -105,7 +96,7 @@ def run(
         loaded = load_pipeline(file)
     values = _params(param)
     with _engine(dask) as engine:
-        run_id = engine.start(loaded, cli_principal(by or _login()), values)
+        run_id = engine.start(loaded, cli_principal(by or login_name()), values)
         _follow(engine, run_id, run_id, fmt)
 
 
@@ -155,7 +146,7 @@ def retry(
     from bastion.auth.principal import cli_principal
 
     with _engine(dask) as engine:
-        workflow_id = engine.retry(run_id, cli_principal(by or _login()))
+        workflow_id = engine.retry(run_id, cli_principal(by or login_name()))
         _follow(engine, run_id, workflow_id, fmt)
 
 
@@ -166,7 +157,7 @@ def cancel(run_id: str = typer.Argument(...), by: str | None = BY) -> None:
     from bastion.cli.common import console
 
     with _engine() as engine:
-        engine.cancel(run_id, cli_principal(by or _login()))
+        engine.cancel(run_id, cli_principal(by or login_name()))
     console.print(f"{run_id} cancelled")
 
 
