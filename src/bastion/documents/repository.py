@@ -184,8 +184,11 @@ class DocumentRepository:
         ).one()
         return int(row[0]), int(row[1])
 
-    def lexical(self, collections: Sequence[str], query: str, limit: int) -> list[int]:
-        """Chunk keys, best first, by BM25 (SQLite) or ``ts_rank`` (PostgreSQL)."""
+    def lexical(
+        self, collections: Sequence[str], query: str, limit: int
+    ) -> list[tuple[int, float]]:
+        """``(chunk key, score)``, best first (higher is better): BM25 (SQLite, whose
+        ``bm25()`` is negated) or ``ts_rank`` (PostgreSQL)."""
         words = query_words(query)
         if not words or not collections:
             return []
@@ -193,7 +196,8 @@ class DocumentRepository:
         if dialect == "sqlite":
             query_text = " OR ".join('"' + w.replace('"', "") + '"' for w in words)
             sql = (
-                "SELECT c.pk FROM doc_chunks_fts f JOIN doc_chunks c ON c.pk = f.rowid "
+                "SELECT c.pk, -bm25(doc_chunks_fts) FROM doc_chunks_fts f "
+                "JOIN doc_chunks c ON c.pk = f.rowid "
                 "WHERE doc_chunks_fts MATCH :q AND c.collection IN :collections "
                 "ORDER BY bm25(doc_chunks_fts) LIMIT :limit"
             )
@@ -201,10 +205,10 @@ class DocumentRepository:
             # to_tsquery over lexemes the same configuration makes: quote each word.
             query_text = " | ".join("'" + w.replace("'", "") + "'" for w in words)
             sql = (
-                "SELECT pk FROM doc_chunks, to_tsquery('english', :q) AS q "
+                "SELECT pk, ts_rank(tsv, q) FROM doc_chunks, to_tsquery('english', :q) AS q "
                 "WHERE tsv @@ q AND collection IN :collections "
                 "ORDER BY ts_rank(tsv, q) DESC, pk LIMIT :limit"
             )
         statement = text(sql).bindparams(bindparam("collections", expanding=True))
         params = {"q": query_text, "limit": limit, "collections": list(collections)}
-        return [int(r[0]) for r in self.session.execute(statement, params)]
+        return [(int(r[0]), float(r[1])) for r in self.session.execute(statement, params)]

@@ -10,7 +10,7 @@ This is the stable interface that answers (``/query``, ``/research``) build on:
 - ``await retriever.read(ref, principal)`` returns one chunk (``ref`` a chunk id) or a
   whole document (``ref`` a document id) as a :class:`Reading`.
 
-Scores: the fused reciprocal-rank score (higher is better; comparable within one
+Scores: the fused score in [0, 1] (higher is better; comparable within one
 search only). ``start``/``end`` are character offsets into the document's text
 (:attr:`Reading.text` of the document), so a citation can point into the source.
 """

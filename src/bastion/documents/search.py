@@ -1,7 +1,10 @@
-"""Hybrid retrieval: BM25 (FTS5 / PostgreSQL full-text) and dense vectors, fused by
-reciprocal rank fusion (RRF: each list adds ``1 / (k + rank)``, ``k`` = 60, as in
-Cormack et al. 2009). RRF needs no score calibration between methods, so a lexical
-score and a cosine never have to be put on one scale.
+"""Hybrid retrieval: BM25 (FTS5 / PostgreSQL full-text) and dense vectors, fused by a
+convex combination of min-max normalised scores (each list's scores scaled to [0, 1]
+within the search, then ``0.5 * lexical + 0.5 * dense``; a chunk absent from a list
+takes that list's floor, 0). Bruch, Gai and Ingber ("An Analysis of Fusion Functions
+for Hybrid Retrieval", ACM TOIS 2023) found this beats reciprocal rank fusion in and out
+of domain, because it keeps how far apart the scores are, not only their order; equal
+weights are its untuned default, not a value fitted to Bastion's benchmark.
 
 Dense search is exact (a matrix product over the collection's vectors, kept in memory
 per collection and rebuilt when the collection changes); the query is embedded through
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     from bastion.auth.principal import Principal
     from bastion.documents.embeddings import Embedder
 
-RRF_K = 60
+#: Each method's weight in the fused score (equal: the untuned default).
+WEIGHTS = {"bm25": 0.5, "dense": 0.5}
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 4000
 METHODS = ("hybrid", "bm25", "dense")
@@ -76,7 +80,7 @@ class HybridRetriever:
         if not collections:
             return []
         depth = max(50, 4 * top_k)
-        lists: dict[str, list[int]] = {}
+        lists: dict[str, list[tuple[int, float]]] = {}
         if method in ("hybrid", "bm25"):
             lists["bm25"] = await asyncio.to_thread(self._lexical, collections, query, depth)
         model = self.policy_store.policy.documents.embedding_model
@@ -106,7 +110,9 @@ class HybridRetriever:
             )
         return [collection]
 
-    def _lexical(self, collections: Sequence[str], query: str, depth: int) -> list[int]:
+    def _lexical(
+        self, collections: Sequence[str], query: str, depth: int
+    ) -> list[tuple[int, float]]:
         with self.db.session() as session:
             return DocumentRepository(session).lexical(collections, query, depth)
 
@@ -117,7 +123,7 @@ class HybridRetriever:
         query: str,
         depth: int,
         principal: Principal,
-    ) -> list[int] | None:
+    ) -> list[tuple[int, float]] | None:
         pks, matrix = await asyncio.to_thread(self._matrix, collections, model)
         if matrix is None or self.embedder is None:
             return None
@@ -128,7 +134,7 @@ class HybridRetriever:
         take = min(depth, len(pks))
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.argsort(-scores[best], kind="stable")]
-        return [pks[i] for i in best]
+        return [(pks[i], float(scores[i])) for i in best]
 
     def _matrix(self, collections: Sequence[str], model: str) -> tuple[list[int], Any]:
         all_pks: list[int] = []
@@ -156,12 +162,12 @@ class HybridRetriever:
         return all_pks, np.vstack(parts)
 
     def _passages(
-        self, fused: list[tuple[int, float]], lists: dict[str, list[int]]
+        self, fused: list[tuple[int, float]], lists: dict[str, list[tuple[int, float]]]
     ) -> list[Passage]:
         with self.db.session() as session:
             found = DocumentRepository(session).chunks_by_pk([pk for pk, _ in fused])
             out = []
-            ranks = {m: {pk: i + 1 for i, pk in enumerate(pks)} for m, pks in lists.items()}
+            ranks = {m: {pk: i + 1 for i, (pk, _) in enumerate(ls)} for m, ls in lists.items()}
             for pk, score in fused:
                 if pk not in found:
                     continue
@@ -221,12 +227,28 @@ class HybridRetriever:
             )
 
 
-def fuse(lists: dict[str, list[int]], k: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal rank fusion; ties broken by the best single rank, then the key."""
+def fuse(
+    lists: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
+) -> list[tuple[int, float]]:
+    """Convex combination of each list's min-max normalised scores (higher is better);
+    ties broken by the best single rank, then the key. Lists are ``(key, score)``, best
+    first; a method without a weight in ``weights`` gets an equal share."""
+    lists = {m: ranked for m, ranked in lists.items() if ranked}
+    if not lists:
+        return []
+    given = weights if weights is not None else WEIGHTS
+    raw = {m: given.get(m, 1.0) for m in lists}
+    total = sum(raw.values()) or 1.0
     scores: dict[int, float] = {}
     best: dict[int, int] = {}
-    for ranked in lists.values():
-        for rank, key in enumerate(ranked, start=1):
-            scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
+    for method, ranked in lists.items():
+        weight = raw[method] / total
+        values = [score for _, score in ranked]
+        low, high = min(values), max(values)
+        span = high - low
+        for rank, (key, score) in enumerate(ranked, start=1):
+            # One score, or all equal: every entry is the list's best.
+            scaled = (score - low) / span if span > 0 else 1.0
+            scores[key] = scores.get(key, 0.0) + weight * scaled
             best[key] = min(best.get(key, rank), rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
