@@ -167,6 +167,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         DeliveryService(runtime.db, runtime.ledger, runtime.policy)
     )
     install_error_handlers(app)
+    from bastion import web
+
+    web.install(app)  # the dashboard, after the API's error handlers it wraps
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
         documents, subjects, rag, deployments, mcp,

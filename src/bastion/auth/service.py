@@ -284,6 +284,28 @@ class KeyService:
                     self._cache[prefix] = entry
         return principal
 
+    def principal_of(self, key_id: str) -> Principal:
+        """The principal of a stored key, by id, checked as :meth:`authenticate` checks
+        a presented one (revoked, expired, the role's permissions under today's policy):
+        a dashboard session holds the key's id, never its secret."""
+        with self.db.session() as session:
+            row = KeyRepository(session).by_id(key_id)
+            if row is None:
+                raise InvalidKey("the API key of this session no longer exists: sign in again")
+            if row.revoked_at is not None:
+                raise RevokedKey("the API key has been revoked: ask an admin for a new one")
+            if row.expires_at is not None and row.expires_at <= utcnow():
+                raise ExpiredKey("the API key has expired: ask an admin for a new one")
+            return Principal(
+                key_id=row.id,
+                key_prefix=row.prefix,
+                user=row.user,
+                team=row.team,
+                role=row.role,
+                permissions=self.permissions_for(row.role),
+                restrictions=_restrictions(row.restrictions),
+            )
+
 
 class InvalidKeyRequest(InvalidInput):
     code = "invalid_key_request"
