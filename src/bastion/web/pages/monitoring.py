@@ -50,6 +50,7 @@ def charts(view: WatchView) -> dict[str, dict[str, Any]]:
                     "y": features,
                     "z": [d.psi_by_bucket for d in view.drift[:30]],
                     "colorscale": "YlOrRd",
+                    "reversescale": True,
                     "zmin": 0,
                     "zmax": 0.5,
                     "colorbar": {"title": {"text": "PSI"}},
@@ -92,9 +93,15 @@ def charts(view: WatchView) -> dict[str, dict[str, Any]]:
                 )
         out["performance"] = {
             "data": traces,
-            "layout": {"title": {"text": "Performance per period (dashed: registered)"}},
+            "layout": {
+                "title": {"text": "Performance per period (dashed: registered)"},
+                "xaxis": {"type": "category"},
+                "height": 320,
+            },
         }
     for i, table in enumerate(view.fairness):
+        if len(table.features) != 1:  # intersections are tables, not charts
+            continue
         groups = [g for g in table.groups if g.get("selection_rate") is not None]
         out[f"fairness-{i}"] = {
             "data": [
