@@ -28,6 +28,9 @@ class ApiKey(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(200))
     #: Narrowing of models, limits and budgets (``KeyRestrictions``); None: the policy's.
     restrictions: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    #: When the key last authenticated, to within ``LAST_USE_EVERY_S`` (written only
+    #: when the key is looked up in the database, never on the cached hot path).
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class UiSession(Base):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from bastion.auth.errors import PermissionDenied
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.auth.sessions import SessionMissing, SessionService
-from bastion.errors import Forbidden, Unauthenticated
+from bastion.errors import Forbidden, InvalidInput, Unauthenticated
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -213,3 +214,28 @@ def render(
             path="/ui",
         )
     return response
+
+
+class InvalidTime(InvalidInput):
+    code = "invalid_time"
+
+
+def text_or_none(value: str | None) -> str | None:
+    """An HTML form's empty field means "no filter"."""
+    value = (value or "").strip()
+    return value or None
+
+
+def parse_when(value: str | None, name: str) -> datetime | None:
+    """A time filter from a form (``datetime-local`` or ISO 8601); UTC when no zone."""
+    value = text_or_none(value)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidTime(
+            f"{name}: {value!r} is not a time: use ISO 8601, e.g. 2026-01-31T12:00",
+            param=name,
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

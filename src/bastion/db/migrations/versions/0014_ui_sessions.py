@@ -1,4 +1,4 @@
-"""ui sessions: dashboard sign-ins (token digests, expiry)
+"""ui sessions: dashboard sign-ins (token digests, expiry); api_keys.last_used_at
 
 Revision ID: 0014
 Revises: 0013
@@ -16,6 +16,8 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "ui_sessions",
         sa.Column("digest", sa.String(length=64), nullable=False),
@@ -33,3 +35,5 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_ui_sessions_expires_at"), table_name="ui_sessions")
     op.drop_index(op.f("ix_ui_sessions_key_id"), table_name="ui_sessions")
     op.drop_table("ui_sessions")
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("last_used_at")
