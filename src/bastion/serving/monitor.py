@@ -32,6 +32,8 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 LABEL = "label"
 PREDICTION = "prediction"
 SCORE = "score"
+#: When the prediction was made (UTC), for checks by time window.
+LOGGED_AT = "logged_at"
 ARMS = ("production", "canary", "a", "b", "pinned")
 
 
@@ -52,7 +54,7 @@ class LogWindow:
     until: datetime
     version: int
     versions: dict[int, int]  # version -> rows
-    frame: pd.DataFrame  # the logged features, prediction, score, label
+    frame: pd.DataFrame  # the logged features, prediction, score, label, logged_at
     features_kept: int  # rows whose features were logged
 
     @property
@@ -81,7 +83,15 @@ def read_window(
             versions[row.version] += 1
             features = row.features or {}
             kept += row.features is not None
-            records.append({**features, PREDICTION: row.prediction, SCORE: row.score, LABEL: label})
+            records.append(
+                {
+                    **features,
+                    PREDICTION: row.prediction,
+                    SCORE: row.score,
+                    LABEL: label,
+                    LOGGED_AT: row.created_at,
+                }
+            )
     if not records:
         raise NothingServed(
             f"the prediction log holds no prediction of {model!r} in the last {_words(length)}"
@@ -127,3 +137,20 @@ def registered_metrics(db: Database, model: str, version: int) -> dict[str, floa
     with db.session() as session:
         row = _version_row(session, model, version)
         return {k: float(v) for k, v in (row.metrics or {}).items() if isinstance(v, int | float)}
+
+
+def registered_fairness(
+    db: Database, model: str, version: int
+) -> tuple[dict[str, Any] | None, str]:
+    """The fairness report recorded as evidence for the version (None when there is
+    none), and when and by whom it was recorded."""
+    from bastion.registry.repository import RegistryRepository
+
+    with db.session() as session:
+        row = _version_row(session, model, version)
+        evidence = RegistryRepository(session).latest_evidence(row.id, "fairness")
+        if evidence is None:
+            return None, ""
+        return dict(evidence.payload), (
+            f"recorded {evidence.recorded_at:%Y-%m-%d} by {evidence.recorded_by}"
+        )
