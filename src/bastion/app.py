@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rag,
         serving,
         subjects,
+        usage,
     )
     from bastion.delivery.controller import RolloutController, run_controller
     from bastion.delivery.service import DeliveryService
@@ -189,7 +190,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
-        documents, subjects, rag, deployments, mcp,
+        documents, subjects, rag, deployments, mcp, usage,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first

@@ -379,12 +379,15 @@ class UsageService:
 
     # --- alerts ---------------------------------------------------------------------------
 
-    def alerts(self, budgets: list[BudgetBurn] | None = None) -> list[Alert]:
-        """What needs someone now: open incidents, open circuit breakers, budgets spent
-        or set to run out before their window ends."""
+    def alerts(
+        self, budgets: list[BudgetBurn] | None = None, *, incidents: bool = True
+    ) -> list[Alert]:
+        """What needs someone now: open incidents (when ``incidents``: they are for those
+        who may read reports), open circuit breakers, budgets spent or set to run out
+        before their window ends. Drift findings are not stored, so not listed here."""
         now = self.now().astimezone(UTC)
         found: list[Alert] = []
-        if self.clocks is not None:
+        if self.clocks is not None and incidents:
             for clock in self.clocks.items(open_only=True):
                 late = now > clock.deadline_at
                 found.append(
@@ -429,12 +432,17 @@ class UsageService:
         return found
 
     def overview(
-        self, start: str | date | None = None, end: str | date | None = None, group_by: str = ""
+        self,
+        start: str | date | None = None,
+        end: str | date | None = None,
+        group_by: str = "",
+        *,
+        incidents: bool = True,
     ) -> Overview:
         """The dashboard's first page in one call: usage, budgets, alerts."""
         usage = self.usage(start, end, group_by)
         budgets = self.budgets()
-        return Overview(usage, budgets, self.alerts(budgets))
+        return Overview(usage, budgets, self.alerts(budgets, incidents=incidents))
 
     # --- refreshing -------------------------------------------------------------------------
 
