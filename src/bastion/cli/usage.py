@@ -141,8 +141,13 @@ def refresh(
 ) -> None:
     """Fold new gateway events from the ledger into the usage rollups now (safe while
     the server also refreshes: no event is counted twice)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from bastion.cli.common import err_console
 
