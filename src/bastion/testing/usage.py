@@ -121,6 +121,7 @@ def event_of(call: SyntheticCall, user: str = "synth-user") -> EventIn:
         resource=f"model:{call.model}",
         outcome=call.outcome,
         details=details_of(call),
+        subject=user,
     )
 
 
