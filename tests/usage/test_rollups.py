@@ -43,8 +43,8 @@ def direct(calls: list[SyntheticCall]) -> dict[tuple[int, str, str, str], dict[s
     """What the rollups must hold, computed from the calls themselves."""
     out: dict[tuple[int, str, str, str], dict[str, Any]] = {}
     for c in calls:
-        model = c.model if c.outcome not in ("refused", "error") else c.model
-        key = (c.day, c.team or "", model, c.outcome)
+        # Served or not, the synthetic call names a policy model: it is the row's model.
+        key = (c.day, c.team or "", c.model, c.outcome)
         row = out.setdefault(
             key,
             {
