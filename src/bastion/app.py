@@ -188,6 +188,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # Usage rollups for the dashboard and /api/usage; alerts read this gateway's breakers.
     app.state.usage = runtime.usage(health=app.state.gateway.health_report)
     install_error_handlers(app)
+    from bastion import web
+
+    web.install(app)  # the dashboard, after the API's error handlers it wraps
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
         documents, subjects, rag, deployments, mcp, usage,

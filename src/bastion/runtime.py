@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from bastion.audit.retention import RetentionSweeper
+    from bastion.auth.sessions import SessionService
     from bastion.gateway.health import HealthReport
     from bastion.registry.service import ModelRegistry
     from bastion.serving.service import PredictionService
@@ -109,6 +110,7 @@ class Runtime:
     closed: bool = field(default=False)
     _registry: ModelRegistry | None = field(default=None, repr=False)
     _serving: PredictionService | None = field(default=None, repr=False)
+    _sessions: SessionService | None = field(default=None, repr=False)
     _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def registry(self) -> ModelRegistry:
@@ -142,6 +144,25 @@ class Runtime:
                         secret=secret_key(self.settings),
                     )
         return serving
+
+    def sessions(self) -> SessionService:
+        """The dashboard's sessions (sign-in, expiry, CSRF tokens), built on first use."""
+        sessions = self._sessions
+        if sessions is None:
+            from bastion.auth.sessions import SessionService
+
+            with self._building:
+                sessions = self._sessions
+                if sessions is None:
+                    sessions = self._sessions = SessionService(
+                        self.db,
+                        self.keys,
+                        self.ledger,
+                        idle_s=self.settings.ui_session_idle_s,
+                        max_s=self.settings.ui_session_max_s,
+                        secret=secret_key(self.settings),
+                    )
+        return sessions
 
     def reload_policy(self, actor: Principal | str, trigger: str) -> ReloadOutcome:
         """Reload the policy file; record the attempt in the ledger, the log and metrics."""

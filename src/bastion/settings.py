@@ -134,6 +134,17 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a verified API key is trusted before it is looked up again.",
     )
+    ui_session_idle_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="A dashboard session unused this long ends; the next page asks to sign "
+        "in again (seconds).",
+    )
+    ui_session_max_s: float = Field(
+        default=43200.0,
+        gt=0,
+        description="A dashboard session ends this long after sign-in, however busy (seconds).",
+    )
     metrics_public: bool = Field(
         default=True,
         description="Serve `/metrics` without an API key (for Prometheus scrapes).",

@@ -1,4 +1,4 @@
-"""Migration 0014 builds the usage tables exactly as the code declares them."""
+"""Migration 0015 builds the usage tables exactly as the code declares them."""
 
 from __future__ import annotations
 

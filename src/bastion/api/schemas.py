@@ -39,6 +39,9 @@ class KeyOut(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     restrictions: dict[str, Any] | None = None
+    last_used_at: datetime | None = Field(
+        default=None, description="When the key last signed a call in (to within a minute)."
+    )
 
     @classmethod
     def of(cls, key: KeyView) -> KeyOut:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Select, delete, func, select, tuple_
 
-from bastion.audit.models import AuditContent, AuditEvent
+from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent
 from bastion.db import Database
 from bastion.errors import InvalidInput
 
@@ -29,6 +29,8 @@ class EventFilter:
     stream: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Any of these actions (the gateway's calls: ``llm.chat``, ``llm.embeddings``).
+    actions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class EventRepository:
         ):
             if value is not None:
                 query = query.where(column == value)
+        if f.actions is not None:
+            query = query.where(AuditEvent.action.in_(f.actions))
         if f.since is not None:
             query = query.where(AuditEvent.ts_us >= _to_us(f.since))
         if f.until is not None:
@@ -163,6 +167,48 @@ class EventRepository:
             for row in rows:
                 yield EventView.of(row)
             last = rows[-1].id
+
+    def by_id(self, event_id: int) -> EventView | None:
+        with self.db.session() as session:
+            row = session.get(AuditEvent, event_id)
+            return EventView.of(row) if row is not None else None
+
+    def cursor_at(self, event_id: int, order: Literal["asc", "desc"] = "desc") -> str | None:
+        """The cursor that continues a page after event ``event_id``."""
+        with self.db.session() as session:
+            ts_us = session.scalar(select(AuditEvent.ts_us).where(AuditEvent.id == event_id))
+        return None if ts_us is None else encode_cursor(int(ts_us), event_id, order)
+
+    def content_rows(self, stream: str, seq: int) -> list[AuditContent]:
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(AuditContent)
+                .where(AuditContent.stream == stream, AuditContent.seq == seq)
+                .order_by(AuditContent.id)
+            )
+            return list(rows)
+
+    def has_content(self, stream: str, seq: int) -> bool:
+        with self.db.session() as session:
+            found = session.scalar(
+                select(AuditContent.id)
+                .where(AuditContent.stream == stream, AuditContent.seq == seq)
+                .limit(1)
+            )
+            return found is not None
+
+    def latest_checkpoints(self) -> list[AuditCheckpoint]:
+        """Each stream's newest signed checkpoint."""
+        newest = (
+            select(func.max(AuditCheckpoint.id)).group_by(AuditCheckpoint.stream).scalar_subquery()
+        )
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(AuditCheckpoint)
+                .where(AuditCheckpoint.id.in_(newest))
+                .order_by(AuditCheckpoint.ts_us.desc())
+            )
+            return list(rows)
 
     def count(self) -> int:
         with self.db.session() as session:

@@ -23,12 +23,40 @@ from bastion.audit.events import ChainKey, Digester, EventIn, Ledger
 from bastion.audit.proofs import prove_event
 from bastion.audit.repository import EventFilter, EventRepository, EventView, Page
 from bastion.audit.vault import ContentVault
-from bastion.audit.verify import VerifyReport, verify_ledger
+from bastion.audit.verify import RecentReport, VerifyReport, verify_ledger, verify_recent
+from bastion.errors import NotFound
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from bastion.db import Database
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    stream: str
+    seq: int
+    kind: str
+    key_id: str
+    time: str
+    root: str | None
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    checkpoints: list[CheckpointView]
+    #: The newest ``audit.verify`` event (its details say what was checked and found).
+    last_verification: EventView | None
+
+
+@dataclass(frozen=True)
+class Explorer:
+    page: Page
+    status: LedgerStatus
 
 
 @dataclass(frozen=True)
@@ -109,6 +137,84 @@ class AuditService:
             anchors=anchors,
             on_progress=on_progress,
         )
+
+    def event(self, event_id: int) -> EventView:
+        found = self.events.by_id(event_id)
+        if found is None:
+            raise EventNotFound(f"no ledger event {event_id}: the ledger lists the ids")
+        return found
+
+    def cursor_after(self, event_id: int, order: Literal["asc", "desc"] = "desc") -> str | None:
+        """The cursor of a page that continues after ``event_id`` (a page cut short)."""
+        return self.events.cursor_at(event_id, order)
+
+    def content_of(self, event: EventView) -> dict[str, str | None]:
+        """An event's stored content (prompt, response), decrypted; a body whose subject
+        was erased reads None. Empty when the policy stored none. Callers check that the
+        viewer may read content (``subjects:manage``) before asking."""
+        rows = self.events.content_rows(event.stream, event.seq)
+        out: dict[str, str | None] = {}
+        for row in rows:
+            key = None
+            if self._vault is not None and row.subject:
+                key = self._vault.key_for(row.subject, create=False)
+            out[row.field] = (
+                self._vault.open_body(key, row.stream, row.seq, row.field, row.body)
+                if self._vault is not None
+                else row.body
+            )
+        return out
+
+    def explore(self, flt: EventFilter, *, limit: int = 50, cursor: str | None = None) -> Explorer:
+        """A page of events and the ledger's status: the dashboard's ledger explorer."""
+        return Explorer(self.page(flt, limit=limit, cursor=cursor), self.status())
+
+    def has_content(self, event: EventView) -> bool:
+        return self.events.has_content(event.stream, event.seq)
+
+    def status(self) -> LedgerStatus:
+        """What the explorer shows above the events: each stream's newest signed
+        checkpoint and the last recorded verification (never a verification itself)."""
+        last = self.events.page(EventFilter(action="audit.verify"), limit=1).events
+        return LedgerStatus(
+            checkpoints=[
+                CheckpointView(
+                    stream=c.stream,
+                    seq=c.seq,
+                    kind=c.kind,
+                    key_id=c.key_id,
+                    time=datetime.fromtimestamp(c.ts_us / 1_000_000, UTC).isoformat(),
+                    root=c.root,
+                )
+                for c in self.events.latest_checkpoints()
+            ],
+            last_verification=last[0] if last else None,
+        )
+
+    def verify_recent(
+        self, trusted_keys: dict[str, Ed25519PublicKey], *, per_stream: int, actor: str
+    ) -> RecentReport:
+        """Verify the newest ``per_stream`` events of each stream; record the result."""
+        report = verify_recent(
+            self.db, trusted_keys, chain_key=self.chain_key, per_stream=per_stream
+        )
+        self.ledger.append(
+            EventIn(
+                actor,
+                "audit.verify",
+                "audit_events",
+                "success" if report.ok else "failure",
+                details={
+                    "scope": "recent",
+                    "per_stream": per_stream,
+                    "streams": report.streams,
+                    "events": report.events,
+                    "problems": len(report.problems),
+                    "first_problem": str(report.problems[0])[:500] if report.problems else None,
+                },
+            )
+        )
+        return report
 
     def prove(self, event_id: int) -> dict[str, Any]:
         """An inclusion proof of one event against its stream's signed Merkle root."""

@@ -663,3 +663,98 @@ def _check_anchors(
             if problem.kind == "missing_stream":
                 break  # once for the stream
     return problems
+
+
+@dataclass(frozen=True)
+class RecentReport:
+    """A bounded check: the newest ``per_stream`` rows of each stream (the dashboard's
+    button). Links, hashes and the signed checkpoints that fall in the range are checked;
+    the whole history is ``verify_ledger``'s (``bastion audit verify``)."""
+
+    per_stream: int
+    streams: int
+    events: int
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_recent(
+    db: Database,
+    trusted_keys: dict[str, Ed25519PublicKey],
+    *,
+    chain_key: ChainKey | None,
+    per_stream: int,
+    batch: int = 5_000,
+) -> RecentReport:
+    problems: list[Problem] = []
+    events = 0
+    with db.engine.connect() as conn:
+        registered = {
+            str(r[0]): str(r[1]) for r in conn.execute(select(AuditStream.id, AuditStream.chain))
+        }
+        streams = _stream_ids(conn)
+        for stream in streams:
+            hi = conn.execute(
+                text("SELECT MAX(seq) FROM audit_events WHERE stream = :s"), {"s": stream}
+            ).scalar()
+            if hi is None:
+                continue
+            lo = max(1, int(hi) - per_stream + 1)
+            chain = registered.get(stream, CHAIN_SHA256)
+            hasher = hasher_for(chain, chain_key)
+            if hasher is None:
+                problems.append(
+                    Problem(
+                        stream, None, None, "no_chain_key", f"the stream is chained with {chain}"
+                    )
+                )
+                continue
+            checkpoints = {
+                int(seq): (str(hash_), str(key_id), str(signature), root, int(ts_us), str(kind))
+                for seq, hash_, key_id, signature, root, ts_us, kind in conn.execute(
+                    select(
+                        AuditCheckpoint.seq,
+                        AuditCheckpoint.hash,
+                        AuditCheckpoint.key_id,
+                        AuditCheckpoint.signature,
+                        AuditCheckpoint.root,
+                        AuditCheckpoint.ts_us,
+                        AuditCheckpoint.kind,
+                    ).where(
+                        AuditCheckpoint.stream == stream,
+                        AuditCheckpoint.seq >= lo,
+                        AuditCheckpoint.seq <= int(hi),
+                    )
+                )
+            }
+            chunk = _scan(
+                stream,
+                _raw_rows(conn, stream, batch, (lo, int(hi))),
+                frozenset(checkpoints),
+                None,
+                hasher,
+            )
+            events += chunk.count
+            problems.extend(chunk.problems)
+            if chunk.first_seq is not None and chunk.first_seq > 1:
+                before = conn.execute(
+                    text("SELECT hash FROM audit_events WHERE stream = :s AND seq = :q"),
+                    {"s": stream, "q": chunk.first_seq - 1},
+                ).scalar()
+                if before is not None and before != chunk.first_prev:
+                    problems.append(_broken(stream, chunk.first_seq, chunk.first_id))
+            for seq, (hash_, key_id, signature, root, ts_us, kind) in sorted(checkpoints.items()):
+                if chunk.seen.get(seq) not in (None, hash_):
+                    problems.append(
+                        Problem(
+                            stream, seq, None, "rewritten", "the row differs from its checkpoint"
+                        )
+                    )
+                cp: Checkpoint = (seq, hash_, ts_us, key_id, signature, root, kind)
+                found = _check_signature(stream, cp, trusted_keys, chain)
+                if found is not None:
+                    problems.append(found)
+    return RecentReport(per_stream, len(streams), events, problems)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bastion.audit.events import EventIn, Ledger
 from bastion.auth.errors import (
@@ -34,6 +34,9 @@ from bastion.errors import InvalidInput
 from bastion.policy import PolicyStore
 from bastion.policy.schema import KeyRestrictions
 
+#: A key's ``last_used_at`` is written at most this often (and only on a cache miss).
+LAST_USE_EVERY = timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class KeyView:
@@ -48,6 +51,7 @@ class KeyView:
     expires_at: datetime | None
     revoked_at: datetime | None
     restrictions: dict[str, object] | None = None
+    last_used_at: datetime | None = None
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyView:
@@ -63,6 +67,7 @@ class KeyView:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             restrictions=row.restrictions,
+            last_used_at=row.last_used_at,
         )
 
     @property
@@ -266,6 +271,9 @@ class KeyService:
                 raise RevokedKey("the API key has been revoked: ask an admin for a new one")
             if row.expires_at is not None and row.expires_at <= utcnow():
                 raise ExpiredKey("the API key has expired: ask an admin for a new one")
+            seen = utcnow()
+            if row.last_used_at is None or seen - row.last_used_at >= LAST_USE_EVERY:
+                row.last_used_at = seen
             principal = Principal(
                 key_id=row.id,
                 key_prefix=row.prefix,
@@ -283,6 +291,28 @@ class KeyService:
                 if self._epoch == epoch:
                     self._cache[prefix] = entry
         return principal
+
+    def principal_of(self, key_id: str) -> Principal:
+        """The principal of a stored key, by id, checked as :meth:`authenticate` checks
+        a presented one (revoked, expired, the role's permissions under today's policy):
+        a dashboard session holds the key's id, never its secret."""
+        with self.db.session() as session:
+            row = KeyRepository(session).by_id(key_id)
+            if row is None:
+                raise InvalidKey("the API key of this session no longer exists: sign in again")
+            if row.revoked_at is not None:
+                raise RevokedKey("the API key has been revoked: ask an admin for a new one")
+            if row.expires_at is not None and row.expires_at <= utcnow():
+                raise ExpiredKey("the API key has expired: ask an admin for a new one")
+            return Principal(
+                key_id=row.id,
+                key_prefix=row.prefix,
+                user=row.user,
+                team=row.team,
+                role=row.role,
+                permissions=self.permissions_for(row.role),
+                restrictions=_restrictions(row.restrictions),
+            )
 
 
 class InvalidKeyRequest(InvalidInput):

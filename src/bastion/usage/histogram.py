@@ -13,7 +13,7 @@ import bisect
 import math
 from collections.abc import Sequence
 
-#: Buckets per histogram; the migration that made the columns (0014) has its own copy.
+#: Buckets per histogram; the migration that made the columns (0015) has its own copy.
 BUCKETS = 40
 #: Upper bounds (ms) of every bucket but the last, which is open.
 BOUNDS_MS: tuple[float, ...] = tuple(2 ** (i / 2) for i in range(BUCKETS - 1))
