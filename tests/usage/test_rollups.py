@@ -62,7 +62,8 @@ def direct(calls: list[SyntheticCall]) -> dict[tuple[int, str, str, str], dict[s
         row["prompt_tokens"] += c.prompt
         row["completion_tokens"] += c.completion
         row["cost_nano"] += round(c.cost_usd * 1e9)
-        row["latency"][bucket_of(c.latency_ms)] += 1
+        if c.outcome != "refused":
+            row["latency"][bucket_of(c.latency_ms)] += 1
         if c.ttft_ms is not None:
             row["ttft"][bucket_of(c.ttft_ms)] += 1
     return out

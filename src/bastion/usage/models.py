@@ -2,7 +2,8 @@
 
 ``usage_daily`` holds sums only — requests, errors, tokens, cost in integer nano-USD
 (exact, whatever order rows are added in) and two latency histograms (whole call and
-time to first token, :mod:`bastion.usage.histogram`), one column per bucket so that
+time to first token, :mod:`bastion.usage.histogram`; refused calls are counted but not
+timed), one column per bucket so that
 any set of rows merges with ``SUM``. It holds no personal data: a team and a model
 name, never a user, key or request. ``usage_watermarks`` holds the id of the last
 ledger event folded in: rollups and watermark move in one transaction.

@@ -255,7 +255,8 @@ class Refresher:
                 row["prompt_tokens"] += int(prompt or 0)
                 row["completion_tokens"] += int(completion or 0)
                 row["cost_nano"] += int(cost or 0)
-                row["latency"][int(lat)] += n
+                if outcome != "refused":  # a refusal's microseconds say nothing of serving
+                    row["latency"][int(lat)] += n
                 if ttft is not None:
                     row["ttft"][int(ttft)] += n
             if rows:

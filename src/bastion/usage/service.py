@@ -12,13 +12,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import sqlalchemy as sa
 
 from bastion.db import Database
 from bastion.errors import InvalidInput
 from bastion.gateway.counters.base import budget_window
 from bastion.policy import PolicyStore
-from bastion.usage.histogram import BUCKETS, empty, quantile
+from bastion.usage.histogram import BUCKETS, quantiles
 from bastion.usage.models import LATENCY_COLUMNS, TTFT_COLUMNS, usage_daily, usage_watermarks
 from bastion.usage.refresh import WATERMARK, Refresher
 
@@ -26,6 +27,18 @@ if TYPE_CHECKING:
     from bastion.evidence.clocks import ClockService
     from bastion.gateway.health import HealthReport
 
+_c = usage_daily.c
+#: The sums a report reads, in the order :func:`figures_of` takes them.
+SUMS = (
+    sa.func.sum(_c.requests),
+    sa.func.sum(_c.errors),
+    sa.func.sum(sa.case((_c.outcome == "refused", _c.requests), else_=0)),
+    sa.func.sum(_c.prompt_tokens),
+    sa.func.sum(_c.completion_tokens),
+    sa.func.sum(_c.cost_nano),
+    *(sa.func.sum(_c[n]) for n in LATENCY_COLUMNS),
+    *(sa.func.sum(_c[n]) for n in TTFT_COLUMNS),
+)
 EPOCH = date(1970, 1, 1)
 #: The longest period one request may cover.
 MAX_DAYS = 400
@@ -115,48 +128,33 @@ def grouping(group_by: str | None) -> tuple[Dimension, ...]:
     return GROUPINGS[key]
 
 
-@dataclass
-class Tally:
-    """Sums of rollup rows, merged in any order."""
-
-    requests: int = 0
-    errors: int = 0
-    refused: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_nano: int = 0
-    latency: list[int] = field(default_factory=empty)
-    ttft: list[int] = field(default_factory=empty)
-
-    def add(self, outcome: str, sums: Sequence[Any]) -> None:
-        requests, errors, prompt, completion, cost = (int(v or 0) for v in sums[:5])
-        self.requests += requests
-        self.errors += errors
-        if outcome == "refused":
-            self.refused += requests
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        self.cost_nano += cost
-        if outcome != "refused":  # a refusal's microseconds say nothing about serving
-            for i in range(BUCKETS):
-                self.latency[i] += int(sums[5 + i] or 0)
-        for i in range(BUCKETS):
-            self.ttft[i] += int(sums[5 + BUCKETS + i] or 0)
-
-    def figures(self) -> Figures:
-        return Figures(
-            requests=self.requests,
-            errors=self.errors,
-            refused=self.refused,
-            error_rate=round(self.errors / self.requests, 6) if self.requests else 0.0,
-            latency_p50_ms=_ms(quantile(self.latency, 0.5)),
-            latency_p95_ms=_ms(quantile(self.latency, 0.95)),
-            ttft_p50_ms=_ms(quantile(self.ttft, 0.5)),
-            ttft_p95_ms=_ms(quantile(self.ttft, 0.95)),
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            cost_usd=round(self.cost_nano / 1e9, 9),
+def figures_of(rows: Sequence[Sequence[Any]]) -> list[Figures]:
+    """Figures of rows of sums (:data:`SUMS` order), percentiles computed all at once."""
+    if not rows:
+        return []
+    data = np.array([[int(v or 0) for v in row] for row in rows], dtype=np.int64)
+    latency = data[:, 6 : 6 + BUCKETS]
+    ttft = data[:, 6 + BUCKETS : 6 + 2 * BUCKETS]
+    p50, p95 = quantiles(latency, 0.5), quantiles(latency, 0.95)
+    t50, t95 = quantiles(ttft, 0.5), quantiles(ttft, 0.95)
+    out = []
+    for i, (requests, errors, refused, prompt, completion, cost) in enumerate(data[:, :6].tolist()):
+        out.append(
+            Figures(
+                requests=requests,
+                errors=errors,
+                refused=refused,
+                error_rate=round(errors / requests, 6) if requests else 0.0,
+                latency_p50_ms=_ms(p50[i]),
+                latency_p95_ms=_ms(p95[i]),
+                ttft_p50_ms=_ms(t50[i]),
+                ttft_p95_ms=_ms(t95[i]),
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                cost_usd=round(cost / 1e9, 9),
+            )
         )
+    return out
 
 
 def _ms(value: float | None) -> float | None:
@@ -232,6 +230,8 @@ class UsageReport:
     groups: list[Group]
     totals: Figures
     as_of: AsOf
+    #: Each day's figures over every group (days without calls are left out).
+    days: list[Point] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -304,47 +304,57 @@ class UsageService:
         return self.report(period, grouping(group_by))
 
     def report(self, period: Period, dims: tuple[Dimension, ...]) -> UsageReport:
+        """Four grouped sums over the period's rollup rows (per day and group, per
+        group, per day, in all), each merged by the database."""
         c = usage_daily.c
-        keys = [c.day, c.outcome, *(c[d] for d in dims)]
-        sums = [
-            sa.func.sum(col)
-            for col in (
-                c.requests,
-                c.errors,
-                c.prompt_tokens,
-                c.completion_tokens,
-                c.cost_nano,
-                *(c[n] for n in LATENCY_COLUMNS),
-                *(c[n] for n in TTFT_COLUMNS),
-            )
-        ]
-        query = (
-            sa.select(*keys, *sums)
-            .where(c.day >= day_number(period.start), c.day <= day_number(period.end))
-            .group_by(*keys)
-        )
-        points: dict[tuple[int, str | None, str | None], Tally] = {}
-        groups: dict[tuple[str | None, str | None], Tally] = {}
-        total = Tally()
-        with self.db.engine.connect() as conn:
-            for row in conn.execute(query):
-                day, outcome = row[0], row[1]
-                named = dict(zip(dims, row[2 : 2 + len(dims)], strict=True))
-                group = (named.get("team"), named.get("model"))
-                values = row[2 + len(dims) :]
-                points.setdefault((int(day), *group), Tally()).add(outcome, values)
-                groups.setdefault(group, Tally()).add(outcome, values)
-                total.add(outcome, values)
-            as_of = _as_of(conn)
+        inside = (c.day >= day_number(period.start), c.day <= day_number(period.end))
+        named = [c[d] for d in dims]
+
+        def sums(*keys: Any) -> list[Any]:
+            query = sa.select(*keys, *SUMS).where(*inside)
+            # Without keys, one row (of NULL sums when the period is empty).
+            return self._read(query.group_by(*keys) if keys else query)
+
+        per_point = sums(c.day, *named)
+        per_group = sums(*named) if dims else []
+        per_day = sums(c.day)
+        total = sums()
+        width = len(dims)
         series = [
-            Point(day_of(day), team, model, tally.figures())
-            for (day, team, model), tally in sorted(points.items(), key=_order)
+            Point(day_of(int(r[0])), *_names(dims, r[1 : 1 + width]), f)
+            for r, f in zip(per_point, figures_of([r[1 + width :] for r in per_point]), strict=True)
         ]
-        by_group = sorted(
-            (Group(team, model, tally.figures()) for (team, model), tally in groups.items()),
-            key=lambda g: (-g.figures.cost_usd, -g.figures.requests, g.team or "", g.model or ""),
+        series.sort(key=lambda p: (p.day, p.team or "", p.model or ""))
+        groups = [
+            Group(*_names(dims, r[:width]), f)
+            for r, f in zip(per_group, figures_of([r[width:] for r in per_group]), strict=True)
+        ]
+        groups.sort(
+            key=lambda g: (-g.figures.cost_usd, -g.figures.requests, g.team or "", g.model or "")
         )
-        return UsageReport(period.start, period.end, dims, series, by_group, total.figures(), as_of)
+        days = sorted(
+            (
+                Point(day_of(int(r[0])), None, None, f)
+                for r, f in zip(per_day, figures_of([r[1:] for r in per_day]), strict=True)
+            ),
+            key=lambda p: p.day,
+        )
+        with self.db.engine.connect() as conn:
+            as_of = _as_of(conn)
+        return UsageReport(
+            period.start,
+            period.end,
+            dims,
+            series,
+            groups,
+            figures_of(total)[0],
+            as_of,
+            days,
+        )
+
+    def _read(self, query: sa.Select[Any]) -> list[Any]:
+        with self.db.engine.connect() as conn:
+            return list(conn.execute(query))
 
     # --- budgets ------------------------------------------------------------------------
 
@@ -450,9 +460,9 @@ class UsageService:
         return self.refresher.refresh()
 
 
-def _order(item: tuple[tuple[int, str | None, str | None], Tally]) -> tuple[int, str, str]:
-    (day, team, model), _ = item
-    return day, team or "", model or ""
+def _names(dims: tuple[Dimension, ...], values: Sequence[Any]) -> tuple[str | None, str | None]:
+    named = dict(zip(dims, values, strict=True))
+    return named.get("team"), named.get("model")
 
 
 def _as_of(conn: sa.Connection) -> AsOf:

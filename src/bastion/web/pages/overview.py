@@ -114,6 +114,7 @@ def _label(team: str | None, model: str | None) -> str:
 def charts(found: Overview) -> list[dict[str, Any]]:
     """One plotly chart per metric: a trace per group, a point per day."""
     days = [d.isoformat() for d in _days(found.usage.start, found.usage.end)]
+    where = {day: i for i, day in enumerate(days)}
     traces: dict[str, dict[str, dict[str, Any]]] = {key: {} for key, _ in CHARTS}
     for point in found.usage.series:
         name = _label(point.team, point.model)
@@ -128,7 +129,7 @@ def charts(found: Overview) -> list[dict[str, Any]]:
         }
         for key, value in values.items():
             series = traces[key].setdefault(name, {"x": days, "y": [None] * len(days)})
-            series["y"][days.index(point.day.isoformat())] = value
+            series["y"][where[point.day.isoformat()]] = value
     out = []
     for key, title in CHARTS:
         line = key.startswith("latency")
