@@ -277,9 +277,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"  naive overview: {naive_ms:.0f} ms ({naive_ms / overview_ms:.0f}x)", file=sys.stderr
         )
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        results["sizes"][str(size)]["load_average_1m"] = round(os.getloadavg()[0], 1)
+        if not args.no_write:  # after each size, beside the sizes of earlier runs
+            RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            earlier = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+            merged = {**results, "sizes": {**earlier.get("sizes", {}), **results["sizes"]}}
+            RESULTS.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
     show(results)
     return 0
 
