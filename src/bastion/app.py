@@ -62,6 +62,17 @@ async def _sweep_retention(runtime: Runtime, interval: float) -> None:
             log.exception("retention sweep failed; the next one will try again")
 
 
+async def _refresh_usage(app: FastAPI, interval: float) -> None:
+    """Fold new gateway events into the usage rollups on a schedule (every replica may:
+    a batch another one folded first is not counted twice)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(app.state.usage.refresh)
+        except Exception:
+            log.exception("usage refresh failed; the next one will try again")
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
@@ -81,6 +92,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rag,
         serving,
         subjects,
+        usage,
     )
     from bastion.delivery.controller import RolloutController, run_controller
     from bastion.delivery.service import DeliveryService
@@ -102,6 +114,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         watcher = asyncio.create_task(_watch_policy(runtime, settings.policy_reload_interval_s))
         sweeper = asyncio.create_task(
             _sweep_retention(runtime, settings.retention_sweep_interval_s)
+        )
+        refresher = (
+            asyncio.create_task(_refresh_usage(app, settings.usage_refresh_interval_s))
+            if settings.usage_refresh_interval_s > 0
+            else None
         )
         controller = asyncio.create_task(
             run_controller(
@@ -129,6 +146,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             watcher.cancel()
             sweeper.cancel()
             controller.cancel()
+            if refresher is not None:
+                refresher.cancel()
             with contextlib.suppress(Exception):
                 # the next replica need not wait for the lease to run out
                 await run_in_threadpool(app.state.rollout_controller.release)
@@ -166,13 +185,15 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.rollout_controller = RolloutController(
         DeliveryService(runtime.db, runtime.ledger, runtime.policy)
     )
+    # Usage rollups for the dashboard and /api/usage; alerts read this gateway's breakers.
+    app.state.usage = runtime.usage(health=app.state.gateway.health_report)
     install_error_handlers(app)
     from bastion import web
 
     web.install(app)  # the dashboard, after the API's error handlers it wraps
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,
-        documents, subjects, rag, deployments, mcp,
+        documents, subjects, rag, deployments, mcp, usage,
     ):  # fmt: skip
         app.include_router(module.router)
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first

@@ -36,11 +36,15 @@ from bastion.policy.history import PolicyHistory, write_policy_text
 from bastion.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bastion.audit.retention import RetentionSweeper
     from bastion.auth.sessions import SessionService
+    from bastion.gateway.health import HealthReport
     from bastion.registry.service import ModelRegistry
     from bastion.serving.service import PredictionService
     from bastion.subjects.service import SubjectService
+    from bastion.usage.service import UsageService
 
 log = logging.getLogger("bastion")
 
@@ -233,6 +237,19 @@ class Runtime:
 
         key = chain_key(self.settings)
         return SubjectService(self.db, self.ledger, key, vault_for(self.settings, self.db, key))
+
+    def usage(self, health: Callable[[], HealthReport] | None = None) -> UsageService:
+        """Usage rollups and what they show (``health``: a gateway's breakers, for alerts)."""
+        from bastion.evidence.clocks import ClockService
+        from bastion.usage.service import UsageService
+
+        return UsageService(
+            self.db,
+            self.policy,
+            clocks=ClockService(self.db, self.ledger),
+            health=health,
+            refresh_batch=self.settings.usage_refresh_batch,
+        )
 
     def close(self) -> None:
         if not self.closed:

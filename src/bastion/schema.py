@@ -17,7 +17,8 @@ import bastion.pipelines.models
 import bastion.policy.models
 import bastion.registry.models
 import bastion.serving.models
-import bastion.toolgate.models  # noqa: F401  (imported for their tables)
+import bastion.toolgate.models
+import bastion.usage.models  # noqa: F401  (imported for their tables)
 from bastion.db.base import Base
 
 metadata = Base.metadata

@@ -101,6 +101,18 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the server applies the policy's retention (seconds).",
     )
+    usage_refresh_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the server folds new gateway events into the usage rollups "
+        "the dashboard and GET /api/usage read (seconds; 0 turns it off: run "
+        "`bastion usage refresh` instead).",
+    )
+    usage_refresh_batch: int = Field(
+        default=50_000,
+        ge=1,
+        description="Most ledger events one usage refresh transaction reads.",
+    )
     audit_queue_max: int = Field(
         default=50_000,
         ge=1,

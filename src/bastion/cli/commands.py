@@ -103,6 +103,12 @@ COMMANDS: dict[str, Entry] = {
     "report": Entry(
         "bastion.cli.report", "app", "Compliance reports built from the ledger, with proofs."
     ),
+    "usage": Entry(
+        "bastion.cli.usage",
+        "app",
+        "What the gateway served: requests, errors, latency, tokens and cost by team and "
+        "model, read from the usage rollups.",
+    ),
     "incidents": Entry(
         "bastion.cli.incidents",
         "app",

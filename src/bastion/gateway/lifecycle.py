@@ -227,6 +227,26 @@ class Lifecycle:
             m.llm_ttft.labels(model).observe(call.ttft_s)
         for attempt in call.trail.attempts:
             m.llm_attempts.labels(attempt.provider, attempt.outcome).inc()
+        self.observe_genai(call)
+
+    def observe_genai(self, call: Call) -> None:
+        """The call under the OpenTelemetry GenAI conventions' metric names."""
+        m = self.metrics
+        requested = (call.requested_model or "unknown") if call.model_known else "unknown"
+        labels = (
+            call.endpoint,
+            call.provider or "none",
+            requested,
+            call.served_model if call.served_model and call.model_known else requested,
+        )
+        error = "" if call.outcome == "success" else (call.error_code or call.outcome)
+        m.genai_duration.labels(*labels, error).observe(call.elapsed_s())
+        if call.prompt_tokens and call.outcome != "refused":
+            m.genai_tokens.labels(*labels, "input").observe(call.prompt_tokens)
+        if call.completion_tokens:
+            m.genai_tokens.labels(*labels, "output").observe(call.completion_tokens)
+        if call.ttft_s is not None:
+            m.genai_ttfc.labels(*labels).observe(call.ttft_s)
 
     # --- what the caller is told ------------------------------------------------------------
 

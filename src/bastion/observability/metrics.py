@@ -15,6 +15,21 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prom_multiprocess
 
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
+#: Bucket bounds the OpenTelemetry GenAI conventions advise for operation durations and
+#: time to first chunk (seconds), and for token counts.
+GENAI_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92
+)  # fmt: skip
+GENAI_TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864
+)  # fmt: skip
+#: The GenAI conventions' attributes, as Prometheus label names (dots become underscores).
+GENAI_LABELS = [
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
+]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -134,6 +149,36 @@ class Metrics:
             "Time spent in Bastion per call, upstream time and retry waits excluded.",
             ["endpoint"],
             buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        # The same calls under the OpenTelemetry GenAI semantic conventions' names, as an
+        # OTel Prometheus exporter would write them (``gen_ai.client.operation.duration``
+        # -> ``gen_ai_client_operation_duration_seconds``), for dashboards built on those
+        # conventions. Label values are policy names (bounded): the operation is the
+        # endpoint (chat, embeddings), the provider a policy provider ("none" when the
+        # call reached none), the models policy models ("unknown" for names not in it);
+        # ``error_type`` is a stable error code, "" for calls that succeeded.
+        self.genai_duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
+            [*GENAI_LABELS, "error_type"],
+            buckets=GENAI_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.genai_tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "Number of input and output tokens used per operation (OpenTelemetry "
+            "gen_ai.client.token.usage; gen_ai_token_type is input or output).",
+            [*GENAI_LABELS, "gen_ai_token_type"],
+            buckets=GENAI_TOKEN_BUCKETS,
+            registry=registry,
+        )
+        self.genai_ttfc = Histogram(
+            "gen_ai_client_operation_time_to_first_chunk_seconds",
+            "Time from the request to a stream's first chunk (OpenTelemetry "
+            "gen_ai.client.operation.time_to_first_chunk); streamed calls only.",
+            GENAI_LABELS,
+            buckets=GENAI_DURATION_BUCKETS,
             registry=registry,
         )
         self.llm_budget_remaining = Gauge(
