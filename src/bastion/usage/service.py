@@ -147,11 +147,8 @@ def figures_of(data: npt.NDArray[np.int64]) -> list[Figures]:
         return []
     latency = data[:, 6 : 6 + BUCKETS]
     p50, p95 = quantiles(latency, 0.5), quantiles(latency, 0.95)
-    if data.shape[1] >= 6 + 2 * BUCKETS:
-        ttft = data[:, 6 + BUCKETS : 6 + 2 * BUCKETS]
-        t50, t95 = quantiles(ttft, 0.5), quantiles(ttft, 0.95)
-    else:  # rows read without the time-to-first-token columns
-        t50 = t95 = [None] * data.shape[0]
+    ttft = data[:, 6 + BUCKETS : 6 + 2 * BUCKETS]
+    t50, t95 = quantiles(ttft, 0.5), quantiles(ttft, 0.95)
     out = []
     for i, (requests, errors, refused, prompt, completion, cost) in enumerate(data[:, :6].tolist()):
         out.append(
