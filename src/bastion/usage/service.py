@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 
 from bastion.db import Database
@@ -128,14 +129,25 @@ def grouping(group_by: str | None) -> tuple[Dimension, ...]:
     return GROUPINGS[key]
 
 
-def figures_of(rows: Sequence[Sequence[Any]]) -> list[Figures]:
+def _merge(
+    keys: list[tuple[Any, ...]], data: npt.NDArray[np.int64]
+) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.int64]]:
+    """Rows of sums added up per key: (distinct keys, their sums)."""
+    index: dict[tuple[Any, ...], int] = {}
+    positions = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    merged = np.zeros((len(index), data.shape[1]), dtype=np.int64)
+    if len(keys):
+        np.add.at(merged, positions, data)
+    return list(index), merged
+
+
+def figures_of(data: npt.NDArray[np.int64]) -> list[Figures]:
     """Figures of rows of sums (:data:`SUMS` order), percentiles computed all at once."""
-    if not rows:
+    if data.shape[0] == 0:
         return []
-    data = np.array([[int(v or 0) for v in row] for row in rows], dtype=np.int64)
     latency = data[:, 6 : 6 + BUCKETS]
-    ttft = data[:, 6 + BUCKETS : 6 + 2 * BUCKETS]
     p50, p95 = quantiles(latency, 0.5), quantiles(latency, 0.95)
+    ttft = data[:, 6 + BUCKETS : 6 + 2 * BUCKETS]
     t50, t95 = quantiles(ttft, 0.5), quantiles(ttft, 0.95)
     out = []
     for i, (requests, errors, refused, prompt, completion, cost) in enumerate(data[:, :6].tolist()):
@@ -304,53 +316,50 @@ class UsageService:
         return self.report(period, grouping(group_by))
 
     def report(self, period: Period, dims: tuple[Dimension, ...]) -> UsageReport:
-        """Four grouped sums over the period's rollup rows (per day and group, per
-        group, per day, in all), each merged by the database."""
+        """One pass over the period's rollup rows, summed per day and group by the
+        database; the per-group, per-day and overall figures are merged from those sums
+        (NumPy), so the rollups are read once."""
         c = usage_daily.c
-        inside = (c.day >= day_number(period.start), c.day <= day_number(period.end))
-        named = [c[d] for d in dims]
-
-        def sums(*keys: Any) -> list[Any]:
-            query = sa.select(*keys, *SUMS).where(*inside)
-            # Without keys, one row (of NULL sums when the period is empty).
-            return self._read(query.group_by(*keys) if keys else query)
-
-        per_point = sums(c.day, *named)
-        per_group = sums(*named) if dims else []
-        per_day = sums(c.day)
-        total = sums()
-        width = len(dims)
+        keys = (c.day, *(c[d] for d in dims))
+        rows = self._read(
+            sa.select(*keys, *SUMS)
+            .where(c.day >= day_number(period.start), c.day <= day_number(period.end))
+            .group_by(*keys)
+        )
+        width = 1 + len(dims)
+        data = np.array([[int(v or 0) for v in r[width:]] for r in rows], dtype=np.int64).reshape(
+            len(rows), len(SUMS)
+        )
+        labels = [tuple(r[:width]) for r in rows]
         series = [
-            Point(day_of(int(r[0])), *_names(dims, r[1 : 1 + width]), f)
-            for r, f in zip(per_point, figures_of([r[1 + width :] for r in per_point]), strict=True)
+            Point(day_of(int(k[0])), *_names(dims, k[1:]), f)
+            for k, f in zip(labels, figures_of(data), strict=True)
         ]
         series.sort(key=lambda p: (p.day, p.team or "", p.model or ""))
-        groups = [
-            Group(*_names(dims, r[:width]), f)
-            for r, f in zip(per_group, figures_of([r[width:] for r in per_group]), strict=True)
-        ]
+        group_keys, group_sums = _merge([k[1:] for k in labels], data)
+        groups = (
+            [
+                Group(*_names(dims, k), f)
+                for k, f in zip(group_keys, figures_of(group_sums), strict=True)
+            ]
+            if dims
+            else []
+        )
         groups.sort(
             key=lambda g: (-g.figures.cost_usd, -g.figures.requests, g.team or "", g.model or "")
         )
+        day_keys, day_sums = _merge([k[:1] for k in labels], data)
         days = sorted(
             (
-                Point(day_of(int(r[0])), None, None, f)
-                for r, f in zip(per_day, figures_of([r[1:] for r in per_day]), strict=True)
+                Point(day_of(int(k[0])), None, None, f)
+                for k, f in zip(day_keys, figures_of(day_sums), strict=True)
             ),
             key=lambda p: p.day,
         )
+        total = figures_of(data.sum(axis=0, keepdims=True))[0]
         with self.db.engine.connect() as conn:
             as_of = _as_of(conn)
-        return UsageReport(
-            period.start,
-            period.end,
-            dims,
-            series,
-            groups,
-            figures_of(total)[0],
-            as_of,
-            days,
-        )
+        return UsageReport(period.start, period.end, dims, series, groups, total, as_of, days)
 
     def _read(self, query: sa.Select[Any]) -> list[Any]:
         with self.db.engine.connect() as conn:
