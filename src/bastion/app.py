@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
     from bastion.rag.setup import build_answers, load_prompts
+    from bastion.serving.schedule import CheckScheduler, run_checks
     from bastion.toolgate.service import ToolGate
     from bastion.toolgate.sessions import McpSessions
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 app.state.rollout_controller, runtime.policy.policy.delivery.controller_interval_s
             )
         )
+        checks = asyncio.create_task(run_checks(app.state.serving_checks))
 
         pending: set[asyncio.Task[object]] = set()
 
@@ -129,6 +131,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             watcher.cancel()
             sweeper.cancel()
             controller.cancel()
+            checks.cancel()
             with contextlib.suppress(Exception):
                 # the next replica need not wait for the lease to run out
                 await run_in_threadpool(app.state.rollout_controller.release)
@@ -166,6 +169,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.rollout_controller = RolloutController(
         DeliveryService(runtime.db, runtime.ledger, runtime.policy)
     )
+    # Drift and performance of the production models from the prediction log, on the
+    # policy's serving.checks interval (one replica runs each check).
+    app.state.serving_checks = CheckScheduler(runtime.db, runtime.ledger, runtime.policy)
     install_error_handlers(app)
     for module in (
         ops, keys, audit, policy, gateway, gateway_health, models, serving, evidence,

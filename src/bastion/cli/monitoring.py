@@ -390,12 +390,9 @@ def _drift_from_log(
     model: str, window: str, version: int | None, reference: Path | None, current: Path | None
 ) -> tuple[Any, Any]:
     """The registered baseline and the logged window's profile, over the columns the
-    log kept."""
-    import dataclasses
-
-    from bastion.monitoring.profiles import profile_current
-    from bastion.serving.errors import FeaturesNotKept
-    from bastion.serving.monitor import parse_window, read_window, registered_baseline
+    log kept (:func:`bastion.serving.checks.log_drift`)."""
+    from bastion.serving.checks import log_drift
+    from bastion.serving.monitor import parse_window
 
     if reference is not None or current is not None:
         raise _bad_input(
@@ -404,26 +401,13 @@ def _drift_from_log(
             "invalid_option",
         )
     length = parse_window(window)
-    win, ref = _from_log(
-        lambda db: (
-            (w := read_window(db, model, length, version=version)),
-            registered_baseline(db, model, w.version),
-        )
-    )
-    frame = win.frame
-    kept = [c for c in ref.columns if c in frame.columns and frame[c].notna().any()]
-    if not kept:
-        raise FeaturesNotKept(
-            f"the log of {model!r} kept no feature of the baseline (the policy's "
-            "serving.features rule is digest): drift cannot be checked from it"
-        )
-    ref = dataclasses.replace(ref, columns={c: ref.columns[c] for c in kept})
+    drift = _from_log(lambda db: log_drift(db, model, length, version=version))
     err.print(
-        f"{model}: {len(frame)} logged predictions in the last {window} "
-        f"(v{win.version} judged against its registered baseline)",
+        f"{model}: {len(drift.window.frame)} logged predictions in the last {window} "
+        f"(v{drift.window.version} judged against its registered baseline)",
         highlight=False,
     )
-    return ref, profile_current(frame[kept], ref)
+    return drift.reference, drift.current
 
 
 # --- fairness --------------------------------------------------------------------------
@@ -719,7 +703,8 @@ def performance_check(
     with _guard():
         from bastion.monitoring.config import PerformanceSettings
         from bastion.monitoring.io import read_table
-        from bastion.monitoring.performance import evaluate_performance
+        from bastion.monitoring.performance import judge_labelled
+        from bastion.serving.checks import JUDGED
 
         segments = _split(segment)
         base: Any
@@ -748,39 +733,25 @@ def performance_check(
                 if reference is not None
                 else None
             )
-        chosen = None if task is Task.auto else task.value
-        if chosen is None:
-            import pandas as pd
-
-            numeric = pd.api.types.is_float_dtype(cur[target]) and cur[target].nunique() > 20
-            chosen = "regression" if numeric else "classification"
-        labels: dict[str, Any] = {}
-        if chosen == "classification":
-            cur, t_label, p_label, dropped = binary_or_multiclass(
-                cur, target, prediction, positive, prediction_positive
-            )
-            labels = {"positive": {target: t_label, prediction: p_label}, "dropped": dropped}
-            if base is not None and not isinstance(base, dict):
-                base = binary_or_multiclass(
-                    base, target, prediction, positive, prediction_positive
-                )[0]
-        settings = PerformanceSettings(
-            tolerances={m: tolerance for m in ("accuracy", "f1", "roc_auc", "precision", "recall")},
-            min_rows=min_rows,
-        )
-        result = evaluate_performance(
+        judged = judge_labelled(
             cur,
             target=target,
             prediction=prediction,
             score=score,
             baseline=base,
-            task=chosen,  # type: ignore[arg-type]
+            task=None if task is Task.auto else task.value,  # type: ignore[arg-type]
+            positive=positive,
+            prediction_positive=prediction_positive,
             time_column=time_column,
             window=window or "W",
             segments=segments,
-            pos_label=1,
-            settings=settings,
+            settings=PerformanceSettings(
+                tolerances={m: tolerance for m in JUDGED},
+                min_rows=min_rows,
+            ),
         )
+        result = judged.report
+        labels: dict[str, Any] = {"positive": judged.positive, "dropped": judged.dropped}
         payload = result.to_dict() | {
             "positive": {k: _jsonable(v) for k, v in labels.get("positive", {}).items()}
         }
@@ -796,62 +767,20 @@ def performance_check(
 def _performance_from_log(
     model: str, window: str, version: int | None
 ) -> tuple[Any, dict[str, float], str, str, str | None]:
-    """The window's labelled predictions and the metrics registered with its version."""
-    from bastion.serving.monitor import (
-        LABEL,
-        PREDICTION,
-        SCORE,
-        parse_window,
-        read_window,
-        registered_metrics,
-    )
+    """The window's labelled predictions and the metrics registered with its version
+    (:func:`bastion.serving.checks.log_performance`)."""
+    from bastion.serving.checks import log_performance
+    from bastion.serving.monitor import LABEL, PREDICTION, parse_window
 
     length = parse_window(window)
-    win, registered = _from_log(
-        lambda db: (
-            (w := read_window(db, model, length, version=version)),
-            registered_metrics(db, model, w.version),
-        )
-    )
-    frame = win.frame.dropna(subset=[LABEL])
-    if frame.empty:
-        raise _bad_input(
-            f"none of the {len(win.frame)} predictions of {model!r} in the last {window} has "
-            "a label yet: attach them with `bastion labels add FILE` or POST /api/labels",
-            "no_labels",
-        )
-    judged = ("accuracy", "f1", "roc_auc", "precision", "recall")
-    base = {k: v for k, v in registered.items() if k in judged}
-    score = SCORE if frame[SCORE].notna().all() else None
+    labelled = _from_log(lambda db: log_performance(db, model, length, version=version))
     err.print(
-        f"{model}: {len(frame)} labelled of {len(win.frame)} logged predictions in the last "
-        f"{window}, judged against v{win.version}'s registered metrics",
+        f"{model}: {len(labelled.frame)} labelled of {len(labelled.window.frame)} logged "
+        f"predictions in the last {window}, judged against v{labelled.window.version}'s "
+        "registered metrics",
         highlight=False,
     )
-    return frame[[LABEL, PREDICTION, SCORE]], base, LABEL, PREDICTION, score
-
-
-def binary_or_multiclass(
-    frame: Any, target: str, prediction: str, positive: str | None, prediction_positive: str | None
-) -> tuple[Any, Any, Any, int]:
-    """Binary labels as 0/1 (1 the positive class); a multiclass task as it is."""
-    from bastion.monitoring.labels import AmbiguousLabel, binary_columns
-
-    try:
-        binary, t, p, dropped = binary_columns(
-            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
-        )
-    except AmbiguousLabel:
-        truth = {str(v) for v in frame[target].dropna().unique()}
-        predicted = {str(v) for v in frame[prediction].dropna().unique()}
-        if positive is None and len(truth) > 2 and predicted <= truth:
-            # multiclass, scored with macro averages; labels compared as text
-            data = frame.dropna(subset=[target, prediction]).copy()
-            data[target] = data[target].astype(str)
-            data[prediction] = data[prediction].astype(str)
-            return data, None, None, len(frame) - len(data)
-        raise
-    return binary, t.positive, p.positive, dropped
+    return labelled.frame, labelled.baseline, LABEL, PREDICTION, labelled.score
 
 
 def _print_performance(result: Any, labels: dict[str, Any]) -> None:
