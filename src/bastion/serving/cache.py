@@ -7,9 +7,10 @@ event loop). The registry's alias moves in this process call :meth:`ModelCache.i
 moves made by another process (another replica, MLflow's own UI) are noticed by reading
 them every ``alias_ttl_s``. When one has moved, the new version is loaded *first* and
 only then put in place by one dict assignment, so no request sees half a model and none
-waits on a load it did not ask for twice. A version that fails to load is remembered as failed (and retried after
-``retry_after_s``): the alias keeps serving the version it had, and a request that asks
-for the broken version by number gets :class:`ModelLoadFailed` saying why.
+waits on a load it did not ask for twice. A version that fails to load is remembered as
+failed (and retried after ``retry_after_s``): the alias keeps serving the version it
+had, and a request that asks for the broken version by number gets
+:class:`ModelLoadFailed` saying why.
 
 Scoring calls the flavour's own model when it is scikit-learn (the same ``predict``
 that MLflow's pyfunc wrapper calls, without its schema enforcement, which
