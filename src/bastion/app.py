@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     from bastion.gateway.service import derive_key
     from bastion.gateway.setup import build_gateway
     from bastion.rag.setup import build_answers, load_prompts
+    from bastion.serving.schedule import CheckScheduler, run_checks
     from bastion.toolgate.service import ToolGate
     from bastion.toolgate.sessions import McpSessions
 
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 app.state.rollout_controller, runtime.policy.policy.delivery.controller_interval_s
             )
         )
+        checks = asyncio.create_task(run_checks(app.state.serving_checks))
 
         pending: set[asyncio.Task[object]] = set()
 
@@ -148,6 +150,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             controller.cancel()
             if refresher is not None:
                 refresher.cancel()
+            checks.cancel()
             with contextlib.suppress(Exception):
                 # the next replica need not wait for the lease to run out
                 await run_in_threadpool(app.state.rollout_controller.release)
@@ -187,6 +190,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     # Usage rollups for the dashboard and /api/usage; alerts read this gateway's breakers.
     app.state.usage = runtime.usage(health=app.state.gateway.health_report)
+    # Drift and performance of the production models from the prediction log, on the
+    # policy's serving.checks interval (one replica runs each check).
+    app.state.serving_checks = CheckScheduler(runtime.db, runtime.ledger, runtime.policy)
     install_error_handlers(app)
     from bastion import web
 

@@ -212,3 +212,24 @@ def test_off_and_yes_are_words_not_booleans() -> None:
         ).policy.audit.store_content
         is True
     )
+
+
+@pytest.mark.parametrize(
+    ("checks", "key", "message"),
+    [
+        ("{interval: soon}", "serving.checks.interval", "'soon' is not a length"),
+        ("{window: 10s}", "serving.checks.window", "is not a length"),
+        ("{interval: 90d}", "serving.checks.interval", "between 1m and 30d"),
+        ("{min_rows: 0}", "serving.checks.min_rows", "greater than or equal to 1"),
+        ("{fail_on: everything}", "serving.checks.fail_on", "'dataset' or 'column'"),
+        ("{every: 1h}", "serving.checks.every", "unknown key"),
+    ],
+)
+def test_a_bad_serving_checks_schedule_names_its_line(checks: str, key: str, message: str) -> None:
+    text = ISSUE_EXAMPLE + f"serving:\n  features: full\n  checks: {checks}\n"
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "policy.yaml")
+    (issue,) = caught.value.issues
+    assert issue.key == key
+    assert issue.line == len(ISSUE_EXAMPLE.splitlines()) + 3
+    assert message in issue.message

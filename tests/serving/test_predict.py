@@ -224,3 +224,41 @@ async def test_concurrent_requests_scored_together_each_get_their_own_rows(
     assert got == [p for i, p in enumerate(expected) if i != 7]
     ids = {a.json().get("request_id") or a.json()["error"]["request_id"] for a in answers}
     assert len(ids) == 40
+
+
+async def test_an_alias_moved_through_the_api_answers_the_very_next_request(
+    client: httpx.AsyncClient,
+    runtime: Any,
+    key_for: Any,
+    registry: ModelRegistry,
+    served_v1: int,
+    income_v2: Model,
+) -> None:
+    from .conftest import register
+
+    # An hour's TTL: only the registry's in-process notice can explain the pickup.
+    set_policy(runtime, "serving", {"alias_ttl_s": 3600})
+    analyst = bearer(key_for("analyst", user="ana"))
+    admin = bearer(key_for("admin", user="ada"))
+    r = await client.post(f"/predict/{NAME}", json={"inputs": ROW}, headers=analyst)
+    assert r.json()["version"] == served_v1
+    v2 = register(registry, income_v2)
+    for stage in ("staging", "production"):
+        r = await client.post(
+            f"/api/models/{NAME}/versions/{v2}/promotions",
+            json={"to": stage, "reason": "v2 is better"},
+            headers=analyst,
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post(
+            f"/api/promotions/{r.json()['id']}/approve", json={"notes": "ok"}, headers=admin
+        )
+        assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    r = await client.post(f"/predict/{NAME}", json={"inputs": ROW}, headers=analyst)
+    assert (r.json()["version"], r.json()["alias"]) == (v2, "production")
+    r = await client.post(
+        f"/api/models/{NAME}/rollback", json={"reason": "v2 misbehaves"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/predict/{NAME}", json={"inputs": ROW}, headers=analyst)
+    assert r.json()["version"] == served_v1

@@ -73,10 +73,10 @@ COMMANDS: dict[str, Entry] = {
         "Data and prediction drift between a reference and current data.",
     ),
     "fairness": Entry(
-        "bastion.cli.monitoring", "fairness_app", "Group fairness of a classifier's decisions."
+        "bastion.cli.fairness", "fairness_app", "Group fairness of a classifier's decisions."
     ),
     "performance": Entry(
-        "bastion.cli.monitoring",
+        "bastion.cli.performance",
         "performance_app",
         "Model performance once labels arrive, against a reference period.",
     ),

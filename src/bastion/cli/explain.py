@@ -12,8 +12,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from bastion.cli.common import OutputFormat
-from bastion.cli.monitoring import (
+from bastion.cli.checks import (
     FORMAT_HELP,
     _bad_input,
     _guard,
@@ -22,6 +21,7 @@ from bastion.cli.monitoring import (
     _write_report,
     out,
 )
+from bastion.cli.common import OutputFormat
 
 
 def _load_model(path: Path) -> Any:

@@ -1,110 +1,42 @@
-"""``bastion drift check``, ``bastion fairness check`` and ``bastion explain``.
+"""``bastion drift check`` and ``bastion drift embeddings``: data, prediction and
+embedding drift, from files or from a served model's prediction log.
 
-Exit codes, for CI gates: 0 the check passed, 1 the check failed, 2 bad input (a missing
-file or column, an unreadable model) with a message saying what to fix. Heavy libraries
-are imported inside the commands so ``bastion --help`` stays fast.
+Exit codes as every check (:mod:`bastion.cli.checks`): 0 passed, 1 failed, 2 bad input.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from bastion.cli.common import OutputFormat
 
 if TYPE_CHECKING:
     from bastion.monitoring.drift import DriftReport
-    from bastion.monitoring.fairness import FairnessReport
-    from bastion.monitoring.findings import Finding
+
+from bastion.cli.checks import (
+    ALERT_HELP,
+    EXIT_FAILED,
+    FORMAT_HELP,
+    _bad_input,
+    _from_log,
+    _guard,
+    _progress,
+    _send_alerts,
+    _split,
+    _write_json,
+    _write_report,
+    err,
+    out,
+)
 
 drift_app = typer.Typer(
     help="Data and prediction drift between a reference and current data.", no_args_is_help=True
 )
-fairness_app = typer.Typer(help="Group fairness of a classifier's decisions.", no_args_is_help=True)
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-PROGRESS_MIN_ROWS = 1_000_000
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
-
-
-def _bad_input(message: str, code: str = "invalid_request") -> typer.Exit:
-    text = message if message.endswith("]") else f"{message} [{code}]"
-    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
-@contextmanager
-def _guard() -> Iterator[None]:
-    """Map domain errors to exit code 2 with their message."""
-    from bastion.errors import BastionError
-
-    try:
-        yield
-    except BastionError as exc:
-        raise _bad_input(f"{exc.message} [{exc.code}]") from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        raise _bad_input(str(exc), "file_unreadable") from None
-
-
-def _jsonable(value: Any) -> Any:
-    """A NumPy scalar as its Python value (for a label in the JSON output)."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
-
-
-def _write_json(payload: dict[str, Any], target: str | None) -> None:
-    if not target:
-        return
-    text = json.dumps(payload, indent=2, default=str)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(target).write_text(text + "\n", encoding="utf-8")
-        err.print(f"JSON written to {target}")
-
-
-def _write_report(html: Callable[[], str], target: Path | None) -> None:
-    if target is None:
-        return
-    from bastion.monitoring.reports import write_html
-
-    write_html(html(), target)
-    err.print(f"HTML report written to {target}")
-
-
-@contextmanager
-def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
-    if total is not None and total < PROGRESS_MIN_ROWS:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda rows: bar.advance(task, rows)
 
 
 # --- drift -----------------------------------------------------------------------------
@@ -190,41 +122,6 @@ def _print_drift(report: DriftReport, fail_on: FailOn) -> None:
             out.print(f"  [yellow]•[/] {escape(f.message)}", highlight=False)
     for line in _drift_verdict(report, fail_on):
         out.print(line, highlight=False)
-
-
-def _send_alerts(findings: list[Finding]) -> None:
-    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``)."""
-    from bastion.cli.common import load_settings
-    from bastion.monitoring.alerts import AlertRouter
-    from bastion.monitoring.errors import MonitoringError
-    from bastion.policy import load_policy
-
-    settings = load_settings()
-    monitoring = load_policy(settings.policy_path).policy.monitoring
-    if not monitoring.alert_rules:
-        raise MonitoringError(
-            f"--alert: the policy {settings.policy_path} has no monitoring.alert_rules; "
-            "add a rule and a notifier (docs/monitoring.md, Alerts)",
-            code="monitoring_no_alert_rules",
-        )
-    deliveries = AlertRouter.from_policy(monitoring).dispatch(findings)
-    if not deliveries:
-        err.print("alerts: no finding matched an alert rule", highlight=False)
-    for d in deliveries:
-        text = f"alert {d.rule} → {d.notifier}: {d.status} ({len(d.fingerprints)} finding(s))"
-        if d.status == "failed":
-            err.print(
-                f"[yellow]warning:[/] {escape(text)}: {escape(d.error)} "
-                "\\[monitoring_notifier_failed]",
-                highlight=False,
-                soft_wrap=True,
-            )
-        else:
-            err.print(escape(text), highlight=False)
-
-
-ALERT_HELP = "Send the findings through the policy's monitoring.alert_rules (webhooks, log)."
-FORMAT_HELP = "table (for people) or json (the JSON result on standard output)."
 
 
 @drift_app.command("check")
@@ -368,34 +265,13 @@ def drift_check(
         raise typer.Exit(EXIT_FAILED)
 
 
-T = TypeVar("T")
-
-
-def _from_log(read: Callable[[Any], T]) -> T:
-    """Run ``read(db)`` on the governance database; its errors exit 2 like the other
-    bad inputs of these checks (the runtime's own handler would exit 1)."""
-    from bastion.cli.common import runtime
-    from bastion.errors import BastionError
-
-    problem: BastionError | None = None
-    with runtime() as rt:
-        try:
-            return read(rt.db)
-        except BastionError as exc:
-            problem = exc
-    raise problem
-
-
 def _drift_from_log(
     model: str, window: str, version: int | None, reference: Path | None, current: Path | None
 ) -> tuple[Any, Any]:
     """The registered baseline and the logged window's profile, over the columns the
-    log kept."""
-    import dataclasses
-
-    from bastion.monitoring.profiles import profile_current
-    from bastion.serving.errors import FeaturesNotKept
-    from bastion.serving.monitor import parse_window, read_window, registered_baseline
+    log kept (:func:`bastion.serving.checks.log_drift`)."""
+    from bastion.serving.checks import log_drift
+    from bastion.serving.monitor import parse_window
 
     if reference is not None or current is not None:
         raise _bad_input(
@@ -404,167 +280,13 @@ def _drift_from_log(
             "invalid_option",
         )
     length = parse_window(window)
-    win, ref = _from_log(
-        lambda db: (
-            (w := read_window(db, model, length, version=version)),
-            registered_baseline(db, model, w.version),
-        )
-    )
-    frame = win.frame
-    kept = [c for c in ref.columns if c in frame.columns and frame[c].notna().any()]
-    if not kept:
-        raise FeaturesNotKept(
-            f"the log of {model!r} kept no feature of the baseline (the policy's "
-            "serving.features rule is digest): drift cannot be checked from it"
-        )
-    ref = dataclasses.replace(ref, columns={c: ref.columns[c] for c in kept})
+    drift = _from_log(lambda db: log_drift(db, model, length, version=version))
     err.print(
-        f"{model}: {len(frame)} logged predictions in the last {window} "
-        f"(v{win.version} judged against its registered baseline)",
+        f"{model}: {len(drift.window.frame)} logged predictions in the last {window} "
+        f"(v{drift.window.version} judged against its registered baseline)",
         highlight=False,
     )
-    return ref, profile_current(frame[kept], ref)
-
-
-# --- fairness --------------------------------------------------------------------------
-def _print_fairness(report: FairnessReport) -> None:
-    from bastion.cli.common import key_table
-
-    table = key_table(
-        ["metric", "features", "value", "must be", "verdict"],
-        [
-            [
-                c.metric,
-                " & ".join(c.features),
-                f"{c.value:.3f}",
-                f"{c.comparison} {c.threshold:g}",
-                "[green]pass[/]" if c.passed else "[red]FAIL[/]",
-            ]
-            for c in report.checks
-        ],
-        key=["metric", "verdict"],
-        right=["value"],
-        title="Fairness checks",
-    )
-    out.print(table)
-    for t in report.tables:
-        if len(t.features) == 1:
-            rates = ", ".join(f"{g['group']} {g['selection_rate']:.3f}" for g in t.groups[:12])
-            out.print(f"  selection rate by {t.features[0]}: {rates}", highlight=False)
-    failed = sum(not c.passed for c in report.checks)
-    status = "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]"
-    out.print(
-        f"{status}: {len(report.checks) - failed} of {len(report.checks)} checks passed",
-        highlight=False,
-    )
-
-
-@fairness_app.command("check")
-def fairness_check(
-    data: Path = typer.Option(..., "--data", "-d", help="Labelled predictions (.parquet, .csv)."),
-    target: str = typer.Option(..., help="Column with the true label."),
-    prediction: str = typer.Option(..., help="Column with the model's decision (a label)."),
-    sensitive: str = typer.Option(..., help="Comma-separated sensitive features, e.g. sex,race."),
-    positive: str | None = typer.Option(
-        None,
-        "--positive-label",
-        "--positive",
-        help="The favourable label, e.g. '>50K' (default: 1 of 0/1, true of true/false, "
-        "yes of yes/no; other labels must be named).",
-    ),
-    prediction_positive: str | None = typer.Option(
-        None,
-        "--prediction-positive",
-        help="The favourable prediction when predictions are coded unlike the labels "
-        "(default: --positive-label if the predictions hold it, else inferred as above).",
-    ),
-    max_dp_difference: float = typer.Option(
-        0.1, help="Demographic parity difference must be ≤ this."
-    ),
-    min_dp_ratio: float = typer.Option(0.8, help="Demographic parity ratio must be ≥ this."),
-    max_eo_difference: float = typer.Option(0.1, help="Equalized odds difference must be ≤ this."),
-    four_fifths: float = typer.Option(0.8, help="Lowest/highest selection rate must be ≥ this."),
-    min_group_size: int = typer.Option(30, help="Smaller groups are reported, not judged."),
-    intersectional: bool = typer.Option(
-        True, help="Also judge the combination of the sensitive features."
-    ),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
-    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
-    report: Path | None = typer.Option(
-        None, "--report", help="Write a self-contained HTML report here."
-    ),
-    json_out: str | None = typer.Option(
-        None, "--json", help="Write the JSON result here ('-' for stdout)."
-    ),
-) -> None:
-    """Judge group fairness; exit 1 when any threshold is crossed.
-
-    Labels and predictions may be coded differently (income '>50K' against 0/1
-    predictions): name the favourable label with --positive-label; 0/1, true/false and
-    yes/no columns are read without it.
-    """
-    if fmt is OutputFormat.json:
-        json_out = json_out or "-"
-    with _guard():
-        from pydantic import ValidationError
-
-        from bastion.monitoring.config import FairnessThresholds
-        from bastion.monitoring.fairness import fairness_from_frame
-        from bastion.monitoring.io import read_table
-        from bastion.monitoring.labels import binary_columns
-
-        try:
-            thresholds = FairnessThresholds(
-                demographic_parity_difference=max_dp_difference,
-                demographic_parity_ratio=min_dp_ratio,
-                equalized_odds_difference=max_eo_difference,
-                four_fifths=four_fifths,
-                min_group_size=min_group_size,
-                intersectional=intersectional,
-            )
-        except ValidationError as exc:
-            raise _bad_input(
-                f"bad thresholds: {exc.errors()[0]['msg']}", "invalid_option"
-            ) from None
-        features = _split(sensitive)
-        frame = read_table(data, list(dict.fromkeys([target, prediction, *features])))
-        binary, t_label, p_label, dropped = binary_columns(
-            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
-        )
-        result = fairness_from_frame(
-            binary,
-            target=target,
-            prediction=prediction,
-            sensitive=features,
-            thresholds=thresholds,
-            pos_label=1,
-        )
-        payload = result.to_dict() | {
-            "positive": {
-                target: _jsonable(t_label.positive),
-                prediction: _jsonable(p_label.positive),
-            },
-            "rows_without_label_or_prediction": dropped,
-        }
-        if json_out != "-":
-            out.print(
-                f"positive class: {t_label.describe()}, {p_label.describe()}"
-                + (f"; {dropped} rows without a label or prediction left out" if dropped else ""),
-                highlight=False,
-            )
-            _print_fairness(result)
-        _write_json(payload, json_out)
-
-        def html() -> str:
-            from bastion.monitoring.reports import fairness_html
-
-            return fairness_html(result)
-
-        _write_report(html, report)
-        if alert:
-            _send_alerts(result.findings)
-    if not result.passed:
-        raise typer.Exit(EXIT_FAILED)
+    return drift.reference, drift.current
 
 
 # --- embeddings ------------------------------------------------------------------------
@@ -646,261 +368,3 @@ def drift_embeddings(
             _send_alerts(result.findings)
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
-
-
-# --- performance -----------------------------------------------------------------------
-performance_app = typer.Typer(
-    help="Model performance once labels arrive, against a reference period.",
-    no_args_is_help=True,
-)
-
-
-class Task(StrEnum):
-    auto = "auto"
-    classification = "classification"
-    regression = "regression"
-
-
-@performance_app.command("check")
-def performance_check(
-    reference: Path | None = typer.Option(
-        None,
-        "--reference",
-        "-r",
-        help="Labelled predictions of the reference period (.parquet, .csv): the baseline.",
-    ),
-    current: Path | None = typer.Option(
-        None, "--current", "-c", help="Labelled predictions now (.parquet, .csv)."
-    ),
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="Read labelled predictions from this served model's prediction log and judge "
-        "them against the metrics registered with its version.",
-    ),
-    version: int | None = typer.Option(
-        None, "--version", min=1, help="With --model: only this version's predictions."
-    ),
-    target: str | None = typer.Option(None, help="Column with the true label or value."),
-    prediction: str | None = typer.Option(None, help="Column with the model's prediction."),
-    score: str | None = typer.Option(
-        None, help="Column with the positive-class probability (adds ROC AUC, Brier, ECE)."
-    ),
-    task: Task = typer.Option(Task.auto, help="auto, classification or regression."),
-    positive: str | None = typer.Option(
-        None, "--positive-label", help="The positive class (default: 1 of 0/1, yes of yes/no)."
-    ),
-    prediction_positive: str | None = typer.Option(
-        None,
-        "--prediction-positive",
-        help="The positive prediction when predictions are coded unlike the labels.",
-    ),
-    time_column: str | None = typer.Option(None, help="Judge each time window of this column."),
-    window: str | None = typer.Option(
-        None,
-        help="With --time-column: each window's length (pandas offset alias: D, W, MS; "
-        "default W). With --model: how far back the log is read (24h, 7d; default 7d).",
-    ),
-    segment: str | None = typer.Option(None, help="Comma-separated columns to judge by value."),
-    tolerance: float = typer.Option(
-        0.05, min=0.0, max=1.0, help="Tolerated drop of accuracy, F1, precision, recall, AUC."
-    ),
-    min_rows: int = typer.Option(50, min=1, help="Smaller windows are reported, not judged."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP),
-    alert: bool = typer.Option(False, "--alert", help=ALERT_HELP),
-    json_out: str | None = typer.Option(
-        None, "--json", help="Write the JSON result here ('-' for stdout)."
-    ),
-) -> None:
-    """Performance drift: metrics now against the reference period's; exit 1 when a
-    metric falls by more than its tolerance (overall, or in a judged window/segment)."""
-    if fmt is OutputFormat.json:
-        json_out = json_out or "-"
-    with _guard():
-        from bastion.monitoring.config import PerformanceSettings
-        from bastion.monitoring.io import read_table
-        from bastion.monitoring.performance import evaluate_performance
-
-        segments = _split(segment)
-        base: Any
-        if model is not None:
-            if reference is not None or current is not None or target or prediction:
-                raise _bad_input(
-                    "--model reads the prediction log and its labels: leave out --reference, "
-                    "--current, --target and --prediction",
-                    "invalid_option",
-                )
-            cur, base, target, prediction, score = _performance_from_log(
-                model, window or "7d", version
-            )
-            window = "W"
-        else:
-            if current is None or target is None or prediction is None:
-                raise _bad_input(
-                    "give --current, --target and --prediction (a file of labelled "
-                    "predictions), or --model to read the prediction log",
-                    "invalid_option",
-                )
-            extra = [c for c in [score, time_column, *segments] if c]
-            cur = read_table(current, list(dict.fromkeys([target, prediction, *extra])))
-            base = (
-                read_table(reference, [target, prediction, *([score] if score else [])])
-                if reference is not None
-                else None
-            )
-        chosen = None if task is Task.auto else task.value
-        if chosen is None:
-            import pandas as pd
-
-            numeric = pd.api.types.is_float_dtype(cur[target]) and cur[target].nunique() > 20
-            chosen = "regression" if numeric else "classification"
-        labels: dict[str, Any] = {}
-        if chosen == "classification":
-            cur, t_label, p_label, dropped = binary_or_multiclass(
-                cur, target, prediction, positive, prediction_positive
-            )
-            labels = {"positive": {target: t_label, prediction: p_label}, "dropped": dropped}
-            if base is not None and not isinstance(base, dict):
-                base = binary_or_multiclass(
-                    base, target, prediction, positive, prediction_positive
-                )[0]
-        settings = PerformanceSettings(
-            tolerances={m: tolerance for m in ("accuracy", "f1", "roc_auc", "precision", "recall")},
-            min_rows=min_rows,
-        )
-        result = evaluate_performance(
-            cur,
-            target=target,
-            prediction=prediction,
-            score=score,
-            baseline=base,
-            task=chosen,  # type: ignore[arg-type]
-            time_column=time_column,
-            window=window or "W",
-            segments=segments,
-            pos_label=1,
-            settings=settings,
-        )
-        payload = result.to_dict() | {
-            "positive": {k: _jsonable(v) for k, v in labels.get("positive", {}).items()}
-        }
-        if json_out != "-":
-            _print_performance(result, labels)
-        _write_json(payload, json_out)
-        if alert:
-            _send_alerts(result.findings)
-    if not result.passed:
-        raise typer.Exit(EXIT_FAILED)
-
-
-def _performance_from_log(
-    model: str, window: str, version: int | None
-) -> tuple[Any, dict[str, float], str, str, str | None]:
-    """The window's labelled predictions and the metrics registered with its version."""
-    from bastion.serving.monitor import (
-        LABEL,
-        PREDICTION,
-        SCORE,
-        parse_window,
-        read_window,
-        registered_metrics,
-    )
-
-    length = parse_window(window)
-    win, registered = _from_log(
-        lambda db: (
-            (w := read_window(db, model, length, version=version)),
-            registered_metrics(db, model, w.version),
-        )
-    )
-    frame = win.frame.dropna(subset=[LABEL])
-    if frame.empty:
-        raise _bad_input(
-            f"none of the {len(win.frame)} predictions of {model!r} in the last {window} has "
-            "a label yet: attach them with `bastion labels add FILE` or POST /api/labels",
-            "no_labels",
-        )
-    judged = ("accuracy", "f1", "roc_auc", "precision", "recall")
-    base = {k: v for k, v in registered.items() if k in judged}
-    score = SCORE if frame[SCORE].notna().all() else None
-    err.print(
-        f"{model}: {len(frame)} labelled of {len(win.frame)} logged predictions in the last "
-        f"{window}, judged against v{win.version}'s registered metrics",
-        highlight=False,
-    )
-    return frame[[LABEL, PREDICTION, SCORE]], base, LABEL, PREDICTION, score
-
-
-def binary_or_multiclass(
-    frame: Any, target: str, prediction: str, positive: str | None, prediction_positive: str | None
-) -> tuple[Any, Any, Any, int]:
-    """Binary labels as 0/1 (1 the positive class); a multiclass task as it is."""
-    from bastion.monitoring.labels import AmbiguousLabel, binary_columns
-
-    try:
-        binary, t, p, dropped = binary_columns(
-            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
-        )
-    except AmbiguousLabel:
-        truth = {str(v) for v in frame[target].dropna().unique()}
-        predicted = {str(v) for v in frame[prediction].dropna().unique()}
-        if positive is None and len(truth) > 2 and predicted <= truth:
-            # multiclass, scored with macro averages; labels compared as text
-            data = frame.dropna(subset=[target, prediction]).copy()
-            data[target] = data[target].astype(str)
-            data[prediction] = data[prediction].astype(str)
-            return data, None, None, len(frame) - len(data)
-        raise
-    return binary, t.positive, p.positive, dropped
-
-
-def _print_performance(result: Any, labels: dict[str, Any]) -> None:
-    from bastion.cli.common import key_table
-
-    base, now = result.baseline, result.overall
-    rows = []
-    degraded = {f.details.get("metric") for f in result.findings if f.subject == "overall"}
-    for metric, value in now.items():
-        b = base.get(metric)
-        rows.append(
-            [
-                metric,
-                f"{b:.4g}" if b is not None else "",
-                f"{value:.4g}",
-                f"{value - b:+.4g}" if b is not None else "",
-                "[red]WORSE[/]" if metric in degraded else "[green]ok[/]" if b is not None else "",
-            ]
-        )
-    out.print(
-        key_table(
-            ["metric", "reference", "current", "change", "verdict"],
-            rows,
-            key=["metric", "verdict"],
-            right=["reference", "current", "change"],
-            title=f"Performance ({result.task})",
-        )
-    )
-    positive = labels.get("positive") or {}
-    if positive and all(v is not None for v in positive.values()):
-        out.print(
-            "positive class: " + ", ".join(f"{k} = {_jsonable(v)!r}" for k, v in positive.items()),
-            highlight=False,
-        )
-    judged = [w for w in result.windows if w["judged"]]
-    if result.windows:
-        out.print(
-            f"windows/segments: {len(result.windows)} ({len(judged)} judged, "
-            f"the rest under the minimum rows)",
-            highlight=False,
-        )
-    for f in result.findings:
-        if f.subject != "overall":
-            out.print(f"  [yellow]•[/] {escape(f.message)}", highlight=False)
-    if not base:
-        out.print("no reference given: metrics reported, nothing judged", highlight=False)
-    status = "[bold green]PASSED[/]" if result.passed else "[bold red]FAILED[/]"
-    out.print(
-        f"verdict: {status}, {len(result.findings)} metric(s) worse than the reference "
-        "by more than the tolerance",
-        highlight=False,
-    )

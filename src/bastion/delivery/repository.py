@@ -112,13 +112,18 @@ class DeliveryRepository:
 
     # the lease -------------------------------------------------------------------------
 
-    def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
-        """Hold ``name`` until ``until`` if it is free, expired or already ours."""
+    def take_lease(
+        self, name: str, holder: str, now: datetime, until: datetime, *, renew: bool = True
+    ) -> bool:
+        """Hold ``name`` until ``until`` if it is free, expired or (with ``renew``)
+        already ours. Without ``renew`` the lease is a claimed slot: nobody, its holder
+        included, takes it again before it expires."""
+        free = ControllerLeaseRow.expires_at < now
         taken = self.session.execute(
             update(ControllerLeaseRow)
             .where(
                 ControllerLeaseRow.name == name,
-                (ControllerLeaseRow.holder == holder) | (ControllerLeaseRow.expires_at < now),
+                ((ControllerLeaseRow.holder == holder) | free) if renew else free,
             )
             .values(holder=holder, expires_at=until)
         )

@@ -137,3 +137,29 @@ def binary_columns(
     out[target] = binarize(data[target], t)
     out[prediction] = binarize(data[prediction], p)
     return out, t, p, dropped
+
+
+def binary_or_multiclass(
+    frame: pd.DataFrame,
+    target: str,
+    prediction: str,
+    positive: str | None = None,
+    prediction_positive: str | None = None,
+) -> tuple[pd.DataFrame, Any, Any, int]:
+    """Binary labels as 0/1 (1 the positive class), with each column's positive value and
+    the rows left out; a multiclass task as it is (labels compared as text, no positive)."""
+    try:
+        binary, t, p, dropped = binary_columns(
+            frame, target, prediction, positive=positive, prediction_positive=prediction_positive
+        )
+    except AmbiguousLabel:
+        truth = {str(v) for v in frame[target].dropna().unique()}
+        predicted = {str(v) for v in frame[prediction].dropna().unique()}
+        if positive is None and len(truth) > 2 and predicted <= truth:
+            # multiclass, scored with macro averages
+            data = frame.dropna(subset=[target, prediction]).copy()
+            data[target] = data[target].astype(str)
+            data[prediction] = data[prediction].astype(str)
+            return data, None, None, len(frame) - len(data)
+        raise
+    return binary, t.positive, p.positive, dropped

@@ -228,3 +228,65 @@ def evaluate_performance(
         if judged and base:
             findings += degradation(label, m, base, s)
     return PerformanceReport(task, base, overall, windows, findings)
+
+
+@dataclass
+class Judged:
+    """A performance check's report, with the positive class each column was read with
+    (None for a regression or a multiclass task) and the rows left out for a missing
+    label or prediction."""
+
+    report: PerformanceReport
+    positive: dict[str, Any]
+    dropped: int = 0
+
+
+def judge_labelled(
+    current: pd.DataFrame,
+    *,
+    target: str,
+    prediction: str,
+    score: str | None = None,
+    baseline: pd.DataFrame | dict[str, float] | None = None,
+    task: Task | None = None,
+    positive: str | None = None,
+    prediction_positive: str | None = None,
+    time_column: str | None = None,
+    window: str = "W",
+    segments: Sequence[str] = (),
+    settings: PerformanceSettings | None = None,
+) -> Judged:
+    """:func:`evaluate_performance` on labels as they come: the task guessed when not
+    given, binary labels resolved to 0/1 on both sides (``>50K`` against 0/1), a
+    multiclass task compared as text. ``bastion performance check`` and the server's
+    scheduled checks both judge through here."""
+    from bastion.monitoring.labels import binary_or_multiclass
+
+    if task is None:
+        numeric = pd.api.types.is_float_dtype(current[target]) and current[target].nunique() > 20
+        task = "regression" if numeric else "classification"
+    positive_of: dict[str, Any] = {}
+    dropped = 0
+    if task == "classification":
+        current, t_label, p_label, dropped = binary_or_multiclass(
+            current, target, prediction, positive, prediction_positive
+        )
+        positive_of = {target: t_label, prediction: p_label}
+        if isinstance(baseline, pd.DataFrame):
+            baseline = binary_or_multiclass(
+                baseline, target, prediction, positive, prediction_positive
+            )[0]
+    report = evaluate_performance(
+        current,
+        target=target,
+        prediction=prediction,
+        score=score,
+        baseline=baseline,
+        task=task,
+        time_column=time_column,
+        window=window,
+        segments=segments,
+        pos_label=1,
+        settings=settings,
+    )
+    return Judged(report, positive_of, dropped)

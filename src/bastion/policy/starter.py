@@ -75,6 +75,14 @@ documents:
 audit: {store_content: false}
 retention: {content_days: 30}
 
+# Served models (POST /predict/NAME): what the prediction log keeps of the inputs, and
+# the server's own monitoring of it — drift of each production model's recent window
+# against its registered baseline, and performance once labels arrive (each run is a
+# ledger event; findings go through monitoring.alert_rules when you add some).
+serving:
+  features: full                    # full | digest | [age, hours_per_week]
+  checks: {interval: 1h, window: 24h, min_rows: 100, fail_on: dataset}
+
 # Model releases: the evidence a version needs before it may enter a stage. Checked
 # when a promotion is requested and again when it is approved; an admin may override
 # a failing gate only with a written justification (recorded in the ledger).

@@ -88,6 +88,7 @@ def move_aliases(reg: RegistryParts, move: Move) -> None:
     reg.store.set_tag(move.name, move.version, "bastion.stage", move.to)
     if move.previous is not None:
         reg.store.set_tag(move.name, move.previous, "bastion.stage", move.demoted_to)
+    reg.aliases_moved(move.name)
 
 
 def record_move(

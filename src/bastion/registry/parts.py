@@ -11,14 +11,17 @@ without the registry.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from bastion.audit.events import EventIn, Ledger
 from bastion.auth.principal import Principal
 from bastion.registry.repository import RegistryRepository
 from bastion.registry.schemas import VersionView
+
+log = logging.getLogger("bastion.registry")
 
 if TYPE_CHECKING:
     from bastion.db import Database
@@ -58,6 +61,19 @@ class RegistryParts:
     store: MlflowStore
     events: EventRecorder
     policy: PolicyStore
+    #: Called with the model's name each time its MLflow aliases moved (promotion,
+    #: rollback, archive, recovery): this process's serving reads them again at once.
+    alias_listeners: list[Callable[[str], None]] = field(default_factory=list, compare=False)
+
+    def on_alias_moved(self, listener: Callable[[str], None]) -> None:
+        self.alias_listeners.append(listener)
+
+    def aliases_moved(self, name: str) -> None:
+        for listener in list(self.alias_listeners):
+            try:
+                listener(name)
+            except Exception:  # a listener's bug must not undo a recorded move
+                log.exception("alias listener failed", extra={"model": name})
 
     @property
     def config(self) -> RegistryPolicy:

@@ -442,6 +442,7 @@ def archive(
     )
     if was == "staging":
         reg.store.delete_alias(name, "staging")
+        reg.aliases_moved(name)
     reg.store.set_tag(name, version, "bastion.stage", "archived")
     with reg.db.session() as session:
         repo = RegistryRepository(session)

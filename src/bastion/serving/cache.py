@@ -2,12 +2,15 @@
 atomically when the alias moves.
 
 A request for ``income@production`` looks up what it served last (one dict read, on the
-event loop). Every ``alias_ttl_s`` the aliases are read again from MLflow; when one has
-moved, the new version is loaded *first* and only then put in place by one dict
-assignment, so no request sees half a model and none waits on a load it did not ask
-for twice. A version that fails to load is remembered as failed (and retried after
-``retry_after_s``): the alias keeps serving the version it had, and a request that asks
-for the broken version by number gets :class:`ModelLoadFailed` saying why.
+event loop). The registry's alias moves in this process call :meth:`ModelCache.invalidate`
+(``RegistryParts.on_alias_moved``), so the very next request reads the aliases again;
+moves made by another process (another replica, MLflow's own UI) are noticed by reading
+them every ``alias_ttl_s``. When one has moved, the new version is loaded *first* and
+only then put in place by one dict assignment, so no request sees half a model and none
+waits on a load it did not ask for twice. A version that fails to load is remembered as
+failed (and retried after ``retry_after_s``): the alias keeps serving the version it
+had, and a request that asks for the broken version by number gets
+:class:`ModelLoadFailed` saying why.
 
 Scoring calls the flavour's own model when it is scikit-learn (the same ``predict``
 that MLflow's pyfunc wrapper calls, without its schema enforcement, which
@@ -196,6 +199,7 @@ class ModelCache:
         self._versions: dict[tuple[str, int], Served] = {}
         self._failed: dict[tuple[str, int], tuple[float, str]] = {}
         self._aliases: dict[str, _Aliases] = {}
+        self._moves: dict[str, int] = {}  # invalidations per model, to drop stale reads
         self._serving: dict[tuple[str, str], Served] = {}
         self._locks: dict[tuple[str, int], threading.Lock] = {}
         self._guard = threading.Lock()
@@ -292,9 +296,16 @@ class ModelCache:
 
     def invalidate(self, name: str) -> None:
         """Read ``name``'s aliases again on the next request (an alias was just moved)."""
-        self._aliases.pop(name, None)
+        with self._guard:
+            self._moves[name] = self._moves.get(name, 0) + 1
+            self._aliases.pop(name, None)
 
     def _read_aliases(self, name: str) -> dict[str, int]:
+        moves = self._moves.get(name, 0)
         versions = self.source.aliases(name)
-        self._aliases[name] = _Aliases(self.clock(), dict(versions))
+        with self._guard:
+            # A read that began before a move may have seen the old aliases: it answers
+            # its own request, but is not kept for the next ones.
+            if self._moves.get(name, 0) == moves:
+                self._aliases[name] = _Aliases(self.clock(), dict(versions))
         return versions

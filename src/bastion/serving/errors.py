@@ -3,7 +3,8 @@
 BastionError (bastion.errors)
 ├── NotFound
 │   ├── NothingServed            model_not_served            404
-│   └── PredictionNotFound       prediction_not_found        404
+│   ├── PredictionNotFound       prediction_not_found        404
+│   └── NoLabels                 no_labels                   404
 ├── InvalidInput
 │   ├── InvalidPayload           invalid_payload             422  (``param`` names the field)
 │   ├── InvalidLabels            invalid_labels              400
@@ -28,6 +29,10 @@ class NothingServed(NotFound):
 
 class PredictionNotFound(NotFound):
     code = "prediction_not_found"
+
+
+class NoLabels(NotFound):
+    code = "no_labels"
 
 
 class InvalidPayload(InvalidInput):

@@ -13,13 +13,13 @@ came from unless a version is named.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bastion.db import Database, utcnow
+from bastion.serving.config import parse_length
 from bastion.serving.errors import InvalidWindow, NothingServed
 from bastion.serving.repository import PredictionRepository
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
     from bastion.monitoring.profiles import Profile
 
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 LABEL = "label"
 PREDICTION = "prediction"
 SCORE = "score"
@@ -39,12 +38,12 @@ ARMS = ("production", "canary", "a", "b", "pinned")
 
 def parse_window(text: str) -> timedelta:
     """``30m``, ``24h``, ``7d``, ``2w``."""
-    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text or "")
-    if match is None or int(match.group(1)) == 0:
+    length = parse_length(text)
+    if length is None:
         raise InvalidWindow(
             f"window {text!r} is not a length: give a number and a unit, as 30m, 24h, 7d or 2w"
         )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return length
 
 
 @dataclass

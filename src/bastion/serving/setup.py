@@ -35,6 +35,8 @@ def build_serving(
         alias_ttl_s=lambda: policy.policy.serving.alias_ttl_s,
         on_load=lambda name, version, outcome: metrics.model_loads.labels(name, outcome).inc(),
     )
+    # This process's alias moves reach serving at once; other processes' by the TTL.
+    registry.parts.on_alias_moved(cache.invalidate)
     writer = PredictionLog(
         db, on_rows=lambda outcome, n: metrics.prediction_log_rows.labels(outcome).inc(n)
     )
