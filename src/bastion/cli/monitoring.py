@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -192,8 +192,20 @@ def _print_drift(report: DriftReport, fail_on: FailOn) -> None:
         out.print(line, highlight=False)
 
 
-def _send_alerts(findings: list[Finding]) -> None:
-    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``)."""
+def _record(
+    check: Literal["drift", "performance"], model: str | None, findings: list[Finding], sent: bool
+) -> None:
+    """A check of a model's prediction log is kept for /metrics (bastion.monitoring.signals)."""
+    if model is None:
+        return
+    from bastion.monitoring.signals import record_check
+
+    _from_log(lambda db: record_check(db, check, model, findings, alerted=sent))
+
+
+def _send_alerts(findings: list[Finding]) -> bool:
+    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``);
+    True when an alert was sent."""
     from bastion.cli.common import load_settings
     from bastion.monitoring.alerts import AlertRouter
     from bastion.monitoring.errors import MonitoringError
@@ -221,6 +233,7 @@ def _send_alerts(findings: list[Finding]) -> None:
             )
         else:
             err.print(escape(text), highlight=False)
+    return any(d.status == "sent" for d in deliveries)
 
 
 ALERT_HELP = "Send the findings through the policy's monitoring.alert_rules (webhooks, log)."
@@ -362,8 +375,8 @@ def drift_check(
             return drift_html(result)
 
         _write_report(html, report)
-        if alert:
-            _send_alerts(result.findings)
+        sent = _send_alerts(result.findings) if alert else False
+        _record("drift", model, result.findings, sent)
     if failed:
         raise typer.Exit(EXIT_FAILED)
 
@@ -787,8 +800,8 @@ def performance_check(
         if json_out != "-":
             _print_performance(result, labels)
         _write_json(payload, json_out)
-        if alert:
-            _send_alerts(result.findings)
+        sent = _send_alerts(result.findings) if alert else False
+        _record("performance", model, result.findings, sent)
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
 
