@@ -219,9 +219,16 @@ def resume(
     step runs again."""
     from dbos import DBOS
 
+    from bastion.pipelines.engine import QUEUE
+
     with _engine(dask) as engine:
         pending = DBOS.list_workflows(status=["PENDING", "ENQUEUED"])
-        ids = [w.workflow_id for w in pending if w.name == "bastion.pipeline.run"]
+        # a queued run belongs to the workers (`bastion pipelines worker`), not to us
+        ids = [
+            w.workflow_id
+            for w in pending
+            if w.name == "bastion.pipeline.run" and w.queue_name != QUEUE
+        ]
         runs = {}
         for workflow_id in ids:
             owner = workflow_id.split(".retry.", 1)[0]
