@@ -202,6 +202,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         documents, subjects, rag, deployments, mcp, usage,
     ):  # fmt: skip
         app.include_router(module.router)
+    from bastion.monitoring.signals import CheckCollector
+
+    runtime.metrics.watch("monitoring", CheckCollector(runtime.db))
     app.add_middleware(gateway.FastPath)  # inside RequestContext: added first
     app.add_middleware(
         RequestContext,

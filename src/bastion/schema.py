@@ -13,6 +13,7 @@ import bastion.delivery.models
 import bastion.documents.models
 import bastion.evidence.models
 import bastion.feedback.models
+import bastion.monitoring.models
 import bastion.pipelines.models
 import bastion.policy.models
 import bastion.registry.models

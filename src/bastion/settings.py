@@ -179,6 +179,13 @@ class Settings(BaseSettings):
         description="PostgreSQL schema of the pipeline engine's own tables (DBOS); on "
         "SQLite they live in `pipelines.sqlite` in the home.",
     )
+    pipelines_worker_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A pipeline queue worker not seen for this long is taken for dead: "
+        "another worker recovers its unfinished runs (each worker checks in four times "
+        "in this period).",
+    )
     privacy_hmac_key: SecretStr | None = Field(
         default=None,
         description="Key of the privacy `hash` operator (at least 16 bytes, hex); default "

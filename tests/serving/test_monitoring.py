@@ -107,6 +107,53 @@ async def test_a_shifted_window_is_flagged_as_drift_from_the_log(
     assert {"age", "hours_per_week"} <= set(report["drifted_columns"])
     assert "sex" not in report["drifted_columns"]
 
+    # with --alert (a log notifier), the check is counted on every replica's /metrics
+    alerted = cli_with_alerts(runtime, "drift", "check", "--model", NAME, "--window", "24h",
+                              "--alert")  # fmt: skip
+    assert alerted.exit_code == 0, alerted.output
+    assert "alert drift-log → log: sent" in alerted.output
+    scraped = samples((await client.get("/metrics")).text)
+    drifted = len(report["drifted_columns"])
+    assert scraped[("bastion_drifted_features", (("model", NAME),))] == drifted
+    assert scraped[("bastion_monitoring_checks_total", (("check", "drift"), ("model", NAME)))] == 2
+    alerts = {k: v for k, v in scraped.items() if k[0] == "bastion_monitoring_alerts_total"}
+    labels = (("check", "drift"), ("model", NAME), ("severity", "critical"))
+    assert alerts == {("bastion_monitoring_alerts_total", labels): 1}
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def cli_with_alerts(runtime: Any, *args: str) -> Any:
+    """``cli`` under the runtime's policy with a rule sending drift findings to the log."""
+    import os
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from bastion.cli.main import _register, app
+
+    policy = yaml.safe_load(runtime.settings.policy_path.read_text())
+    monitoring = policy.setdefault("monitoring", {})
+    monitoring["alert_rules"] = [{"name": "drift-log", "checks": ["drift"], "notify": ["log"]}]
+    path = runtime.settings.home / "alerting-policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    _register()
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
+    env |= {
+        "BASTION_HOME": str(runtime.settings.home),
+        "BASTION_DATABASE_URL": runtime.settings.resolved_database_url,
+        "BASTION_POLICY": str(path),
+    }
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
 
 @pytest.mark.parametrize(
     ("args", "code", "words"),

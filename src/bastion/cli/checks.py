@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -98,8 +98,20 @@ def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None] |
         yield lambda rows: bar.advance(task, rows)
 
 
-def _send_alerts(findings: list[Finding]) -> None:
-    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``)."""
+def _record(
+    check: Literal["drift", "performance"], model: str | None, findings: list[Finding], sent: bool
+) -> None:
+    """A check of a model's prediction log is kept for /metrics (bastion.monitoring.signals)."""
+    if model is None:
+        return
+    from bastion.monitoring.signals import record_check
+
+    _from_log(lambda db: record_check(db, check, model, findings, alerted=sent))
+
+
+def _send_alerts(findings: list[Finding]) -> bool:
+    """Route findings through the policy's ``monitoring.alert_rules`` (``--alert``);
+    True when an alert was sent."""
     from bastion.cli.common import load_settings
     from bastion.monitoring.alerts import AlertRouter
     from bastion.monitoring.errors import MonitoringError
@@ -127,6 +139,7 @@ def _send_alerts(findings: list[Finding]) -> None:
             )
         else:
             err.print(escape(text), highlight=False)
+    return any(d.status == "sent" for d in deliveries)
 
 
 ALERT_HELP = "Send the findings through the policy's monitoring.alert_rules (webhooks, log)."

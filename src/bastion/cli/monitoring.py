@@ -26,6 +26,7 @@ from bastion.cli.checks import (
     _from_log,
     _guard,
     _progress,
+    _record,
     _send_alerts,
     _split,
     _write_json,
@@ -259,8 +260,8 @@ def drift_check(
             return drift_html(result)
 
         _write_report(html, report)
-        if alert:
-            _send_alerts(result.findings)
+        sent = _send_alerts(result.findings) if alert else False
+        _record("drift", model, result.findings, sent)
     if failed:
         raise typer.Exit(EXIT_FAILED)
 

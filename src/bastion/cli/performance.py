@@ -26,6 +26,7 @@ from bastion.cli.checks import (
     _from_log,
     _guard,
     _jsonable,
+    _record,
     _send_alerts,
     _split,
     _write_json,
@@ -158,8 +159,8 @@ def performance_check(
         if json_out != "-":
             _print_performance(result, labels)
         _write_json(payload, json_out)
-        if alert:
-            _send_alerts(result.findings)
+        sent = _send_alerts(result.findings) if alert else False
+        _record("performance", model, result.findings, sent)
     if not result.passed:
         raise typer.Exit(EXIT_FAILED)
 

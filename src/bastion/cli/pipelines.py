@@ -1,4 +1,5 @@
-"""``bastion pipelines``: validate, run, resume, retry, cancel and inspect pipeline runs."""
+"""``bastion pipelines``: validate, run (here or on the shared queue), work the queue,
+resume, retry, cancel and inspect pipeline runs."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ STATE_COLOUR = {
     "skipped": "dim",
     "running": "cyan",
     "pending": "dim",
+    "queued": "dim",
+    "up": "green",
+    "dead": "red",
+    "stopped": "dim",
 }
 
 
@@ -84,10 +89,16 @@ def run(
     param: list[str] = typer.Option(None, "--param", help="NAME=VALUE (repeatable)."),
     by: str | None = BY,
     dask: str | None = DASK,
+    queue: bool = typer.Option(
+        False,
+        "--queue",
+        help="Put the run on the shared queue (PostgreSQL) and return at once; a "
+        "`bastion pipelines worker` runs it.",
+    ),
     fmt: OutputFormat = FORMAT_OPTION,
 ) -> None:
     """Run FILE to its end and show each step; exit 1 if the run failed. A killed run
-    resumes with `bastion pipelines resume`."""
+    resumes with `bastion pipelines resume`. With --queue, enqueue it and print its id."""
     from bastion.auth.principal import cli_principal
     from bastion.cli.common import handled
     from bastion.pipelines.spec import load_pipeline
@@ -95,9 +106,99 @@ def run(
     with handled():
         loaded = load_pipeline(file)
     values = _params(param)
+    if queue:
+        _enqueue(loaded, cli_principal(by or login_name()), values, dask, fmt)
+        return
     with _engine(dask) as engine:
         run_id = engine.start(loaded, cli_principal(by or login_name()), values)
         _follow(engine, run_id, run_id, fmt)
+
+
+def _enqueue(
+    loaded: Any, actor: Any, values: dict[str, Any], dask: str | None, fmt: OutputFormat
+) -> None:
+    from bastion.cli.common import console, fail, handled, print_json, runtime
+    from bastion.pipelines.engine import QUEUE, enqueue_run
+
+    if dask is not None:
+        fail("--dask is the worker's option: give it to `bastion pipelines worker`", 2,
+             error_code="invalid_option")  # fmt: skip
+    with handled(), runtime(label="pipelines") as rt:
+        run_id = enqueue_run(rt, loaded, actor, values)
+    if fmt == OutputFormat.json:
+        print_json({"id": run_id, "state": "queued", "queue": QUEUE})
+    else:
+        console.print(f"{run_id} queued on {QUEUE}: `bastion pipelines show {run_id}`")
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(
+        2,
+        "--concurrency",
+        min=1,
+        max=256,
+        help="Runs at a time on each worker (kept with the queue: the last worker "
+        "started sets it for all).",
+    ),
+    worker_id: str | None = typer.Option(
+        None,
+        "--id",
+        help="This worker's executor id, unique among the workers (default: the host "
+        "name); restarted with the same id, it takes its unfinished runs back at once.",
+    ),
+    dask: str | None = DASK,
+) -> None:
+    """Take runs from the shared queue (PostgreSQL) until stopped (SIGTERM or Ctrl-C).
+    Several workers share the queue; each run is taken by one, and the runs of a worker
+    that died go to another."""
+    import signal
+    import threading
+
+    from bastion.cli.common import err_console, handled, runtime
+    from bastion.pipelines.worker import PipelineWorker, default_worker_id
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    executor_id = worker_id or default_worker_id()
+
+    def ready() -> None:
+        err_console.print(
+            f"worker {executor_id}: taking runs, {concurrency} at a time", highlight=False
+        )
+
+    with handled(), runtime(label="pipelines") as rt:
+        unit = PipelineWorker(rt, executor_id=executor_id, concurrency=concurrency,
+                              dask_address=dask)  # fmt: skip
+        unit.serve(stop, ready)
+
+
+@app.command()
+def workers(fmt: OutputFormat = FORMAT_OPTION) -> None:
+    """The queue workers that checked in: up, dead (its runs go to another) or stopped."""
+    from bastion.cli.common import console, handled, key_table, print_json, runtime
+    from bastion.pipelines.worker import list_workers
+
+    with handled(), runtime(label="pipelines") as rt:
+        found = list_workers(rt)
+    if fmt == OutputFormat.json:
+        print_json(found)
+        return
+    rows = [
+        (
+            w["executor"],
+            f"[{STATE_COLOUR.get(w['state'], 'white')}]{w['state']}[/]",
+            w["host"],
+            str(w["pid"]),
+            str(w["concurrency"]),
+            w["seen_at"][:19],
+            w["recovered_by"] or "",
+        )
+        for w in found
+    ]
+    headers = ("worker", "state", "host", "pid", "concurrency", "seen", "recovered by")
+    console.print(key_table(headers, rows, key=("worker", "state"), title="Pipeline workers"))
 
 
 def _follow(engine: PipelineEngine, run_id: str, workflow_id: str, fmt: OutputFormat) -> None:
@@ -118,9 +219,16 @@ def resume(
     step runs again."""
     from dbos import DBOS
 
+    from bastion.pipelines.engine import QUEUE
+
     with _engine(dask) as engine:
         pending = DBOS.list_workflows(status=["PENDING", "ENQUEUED"])
-        ids = [w.workflow_id for w in pending if w.name == "bastion.pipeline.run"]
+        # a queued run belongs to the workers (`bastion pipelines worker`), not to us
+        ids = [
+            w.workflow_id
+            for w in pending
+            if w.name == "bastion.pipeline.run" and w.queue_name != QUEUE
+        ]
         runs = {}
         for workflow_id in ids:
             owner = workflow_id.split(".retry.", 1)[0]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.registry import Collector
 
 OVERHEAD_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5)
 #: Bucket bounds the OpenTelemetry GenAI conventions advise for operation durations and
@@ -39,6 +40,9 @@ class Metrics:
         # In multiprocess mode values go to files; registering them would double-count.
         registry = None if multiprocess_dir else CollectorRegistry()
         self._registry = registry
+        # Read at scrape time from the shared database (the monitoring checks run as
+        # commands no Prometheus scrapes: bastion.monitoring.signals), by name.
+        self._collectors: dict[str, Collector] = {}
         self.http_requests = Counter(
             "bastion_http_requests",
             "HTTP requests served, by route template, method and status class.",
@@ -293,12 +297,23 @@ class Metrics:
             registry=registry,
         )
 
+    def watch(self, name: str, collector: Collector) -> None:
+        """Add ``collector``'s metrics to ``render`` (again under a name: replaced)."""
+        self._collectors[name] = collector
+
     def render(self) -> bytes:
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
                 registry, path=str(self.multiprocess_dir)
             )
-            return generate_latest(registry)
-        assert self._registry is not None
-        return generate_latest(self._registry)
+            body = generate_latest(registry)
+        else:
+            assert self._registry is not None
+            body = generate_latest(self._registry)
+        if self._collectors:
+            extra = CollectorRegistry()
+            for collector in self._collectors.values():
+                extra.register(collector)
+            body += generate_latest(extra)
+        return body

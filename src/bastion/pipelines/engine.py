@@ -13,6 +13,11 @@ workflow (so independent steps run in parallel, each checkpointed on its own), a
 repeats until nothing is ready. A step is one DBOS step with the file's retries
 (exponential backoff); a timeout or unmet criteria are not retried. ``retry`` starts a
 new workflow for the same run: finished steps are kept, the failed ones run again.
+
+A run can also be put on a DBOS queue on PostgreSQL (:func:`enqueue_run`), where any of
+several workers (``bastion pipelines worker``, :mod:`bastion.pipelines.worker`) takes
+it; DBOS hands each queued run to exactly one worker, and every run and step records
+the executor id of the worker that ran it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +58,9 @@ if TYPE_CHECKING:
     from bastion.runtime import Runtime
 
 FINAL_RUN_STATES = frozenset({"succeeded", "failed", "cancelled"})
+#: The DBOS queue the workers share (on PostgreSQL).
+QUEUE = "bastion-pipelines"
+APP_NAME = "bastion"
 #: How often a waiting run looks whether its steps finished (DBOS polls its tables).
 POLL_S = 0.01
 _ENGINE: PipelineEngine | None = None
@@ -62,6 +70,33 @@ _LOCK = threading.Lock()
 class RunNotRetryable(BastionError):
     code = "run_not_retryable"
     status = 409
+
+
+class QueueNeedsPostgres(BastionError):
+    code = "queue_needs_postgresql"
+    status = 400
+
+
+def app_version() -> str:
+    """DBOS only hands a queued run to workers of the same application version."""
+    from bastion import __version__
+
+    return f"bastion-{__version__}"
+
+
+def system_database(settings: Any) -> str:
+    """The URL of DBOS's tables for these settings."""
+    return _system_url(settings.resolved_database_url, settings.home)
+
+
+def require_shared_queue(settings: Any) -> None:
+    """The queue lives in DBOS's tables: only PostgreSQL lets several processes share it."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        raise QueueNeedsPostgres(
+            "a shared pipeline queue needs PostgreSQL: on SQLite each run belongs to the "
+            "process that started it. Set BASTION_DATABASE_URL to a PostgreSQL database, "
+            "or run the pipeline in this process (`bastion pipelines run FILE`)"
+        )
 
 
 def _engine() -> PipelineEngine:
@@ -75,6 +110,8 @@ def _engine() -> PipelineEngine:
 
 @DBOS.workflow(name="bastion.pipeline.run")
 def pipeline_workflow(run_id: str) -> str:
+    # Not a step: a worker that recovers the run records itself again as its runner.
+    _engine().claim(run_id)
     DBOS.run_step({"name": "begin"}, _begin, run_id)
     while True:
         ready: list[dict[str, Any]] = DBOS.run_step({"name": "plan"}, _ready_steps, run_id)
@@ -168,9 +205,16 @@ class PipelineEngine:
         dask_address: str | None = None,
         workers: int = 2,
         builtins: dict[str, Callable[..., dict[str, Any]]] | None = None,
+        executor_id: str | None = None,
+        queues: Sequence[str] = (),
     ) -> None:
+        """``executor_id`` names this process to DBOS (a queue worker's own id; default
+        DBOS's ``local``); ``queues`` are the queues it takes runs from (none: it only
+        runs what it starts)."""
         self.runtime = runtime
         self.dask_address = dask_address
+        self.executor_id = executor_id
+        self.queues = list(queues)
         self.pool = CallablePool(workers)
         self._builtins = builtins
         self._specs: dict[str, LoadedPipeline] = {}
@@ -186,20 +230,18 @@ class PipelineEngine:
                 raise RuntimeError("one pipeline engine per process")
             _ENGINE = self
             settings = self.runtime.settings
-            from bastion import __version__
-
             DBOS(
                 config={
-                    "name": "bastion",
-                    "system_database_url": _system_url(
-                        settings.resolved_database_url, settings.home
-                    ),
+                    "name": APP_NAME,
+                    "system_database_url": system_database(settings),
                     "dbos_system_schema": settings.pipelines_schema,
-                    "application_version": f"bastion-{__version__}",
+                    "application_version": app_version(),
+                    "executor_id": self.executor_id,
                     "log_level": "WARNING",
                     "notification_listener_polling_interval_sec": 0.05,
                 }
             )
+            DBOS.listen_queues(self.queues)
             DBOS.launch()
             self._launched = True
 
@@ -220,38 +262,20 @@ class PipelineEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def executor(self) -> str:
+        """This process's executor id, as DBOS records it."""
+        return str(DBOS.executor_id)
+
     # runs
 
     def start(
         self, loaded: LoadedPipeline, actor: Principal, params: dict[str, Any] | None = None
     ) -> str:
         """Record a run and start its workflow; returns the run id (wait with ``wait``)."""
-        unknown = set(params or {}) - set(loaded.pipeline.params)
-        if unknown:
-            from bastion.errors import InvalidInput
-
-            raise InvalidInput(
-                f"no such parameter in {loaded.pipeline.name}: {', '.join(sorted(unknown))}"
-            )
-        values = dict(loaded.pipeline.params) | dict(params or {})
-        run_id = f"run_{uuid.uuid4().hex[:20]}"
+        values = run_values(loaded, params)
         with self.runtime.db.session() as session:
-            session.add(
-                PipelineRunRow(
-                    id=run_id,
-                    pipeline=loaded.pipeline.name,
-                    digest=loaded.digest,
-                    source=loaded.source[:1000],
-                    spec=loaded.text,
-                    params=values,
-                    state="running",
-                    started_by=actor.user,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                )
-            )
-            for name, step in loaded.pipeline.steps.items():
-                session.add(PipelineStepRow(run_id=run_id, step=name, kind=step.kind))
+            run_id = add_run(session, loaded, actor, values, executor=self.executor)
         self._specs[run_id] = loaded
         self._record(
             "pipeline.run.start",
@@ -340,6 +364,26 @@ class PipelineEngine:
                 raise NotFound(f"no pipeline run {run_id}")
             return run_view(row, list(session.query(PipelineStepRow).filter_by(run_id=run_id)))
 
+    def claim(self, run_id: str) -> None:
+        """Record this process as the run's runner (a queued run, or one recovered from a
+        dead worker, changes hands here; the ledger says who took it)."""
+        executor = self.executor
+        with self.runtime.db.session() as session:
+            row = session.get(PipelineRunRow, run_id)
+            if row is None:
+                raise NotFound(f"no pipeline run {run_id}")
+            before, queued = row.executor, row.state == "queued"
+            row.host, row.pid, row.executor = socket.gethostname(), os.getpid(), executor
+            if queued:
+                row.state = "running"
+        if queued or before != executor:
+            self._record(
+                "pipeline.run.claim",
+                None,
+                run_id,
+                {"executor": executor, "host": socket.gethostname(), "previous": before},
+            )
+
     def mark_run(self, run_id: str, **values: Any) -> None:
         with self.runtime.db.session() as session:
             row = session.get(PipelineRunRow, run_id)
@@ -403,6 +447,7 @@ class PipelineEngine:
             row = session.query(PipelineStepRow).filter_by(run_id=run_id, step=name).one()
             row.state, row.attempts = "running", row.attempts + 1
             row.started_at = row.started_at or utcnow()
+            row.executor = self.executor
         ancestors = {n: rows[n].output or {} for n in rows if rows[n].state == "succeeded"}
         inputs = {need: rows[need].output or {} for need in step.needs}
         values = run["params"] | {"steps": ancestors}
@@ -454,6 +499,7 @@ class PipelineEngine:
                 "output_sha256": _digest(output),
                 "criteria": [v.criterion for v in verdicts],
                 "artifacts": artifacts,
+                "executor": self.executor,
             },
         )
         return output
@@ -485,7 +531,7 @@ class PipelineEngine:
             "pipeline.step.finish",
             None,
             run_id,
-            {"step": name, "error": error[:500]},
+            {"step": name, "error": error[:500], "executor": self.executor},
             outcome="failure",
         )
 
@@ -497,22 +543,124 @@ class PipelineEngine:
         details: dict[str, Any],
         outcome: str = "success",
     ) -> None:
-        from bastion.audit.events import EventIn
+        record_event(self.runtime, action, actor, run_id, details, outcome)
 
-        self.runtime.ledger.append(
-            EventIn(
-                actor=actor.user if actor is not None else "system:pipelines",
-                action=action,
-                resource=f"pipeline-run:{run_id}",
-                outcome=outcome,
-                details=details,
-            )
+
+def run_values(loaded: LoadedPipeline, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The file's parameters with the given ones over them (an unknown one is an error)."""
+    unknown = set(params or {}) - set(loaded.pipeline.params)
+    if unknown:
+        from bastion.errors import InvalidInput
+
+        raise InvalidInput(
+            f"no such parameter in {loaded.pipeline.name}: {', '.join(sorted(unknown))}"
         )
+    return dict(loaded.pipeline.params) | dict(params or {})
+
+
+def add_run(
+    session: Any,
+    loaded: LoadedPipeline,
+    actor: Principal,
+    values: dict[str, Any],
+    *,
+    state: str = "running",
+    executor: str | None,
+) -> str:
+    """Add a run's row and its steps' rows to ``session``; returns the new run id."""
+    run_id = f"run_{uuid.uuid4().hex[:20]}"
+    session.add(
+        PipelineRunRow(
+            id=run_id,
+            pipeline=loaded.pipeline.name,
+            digest=loaded.digest,
+            source=loaded.source[:1000],
+            spec=loaded.text,
+            params=values,
+            state=state,
+            started_by=actor.user,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            executor=executor,
+        )
+    )
+    session.flush()  # the steps' foreign key needs the run first
+    for name, step in loaded.pipeline.steps.items():
+        session.add(PipelineStepRow(run_id=run_id, step=name, kind=step.kind))
+    return run_id
+
+
+def enqueue_run(
+    runtime: Runtime,
+    loaded: LoadedPipeline,
+    actor: Principal,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """Record a run as queued and put it on the shared queue, in one transaction; a
+    worker takes it (``bastion pipelines worker``). Needs PostgreSQL."""
+    from dbos import DBOSClient, EnqueueOptions
+
+    settings = runtime.settings
+    require_shared_queue(settings)
+    values = run_values(loaded, params)
+    url = system_database(settings)
+    DBOS.migrate(url, schema=settings.pipelines_schema)  # a no-op once DBOS's tables exist
+    client = DBOSClient(
+        system_database_url=url,
+        dbos_system_schema=settings.pipelines_schema,
+        application_name=APP_NAME,
+    )
+    try:
+        with runtime.db.session() as session:
+            run_id = add_run(session, loaded, actor, values, state="queued", executor=None)
+            options: EnqueueOptions = {
+                "workflow_name": "bastion.pipeline.run",
+                "queue_name": QUEUE,
+                "workflow_id": run_id,
+                "app_version": app_version(),
+            }
+            client.enqueue_in_transaction(session, options, run_id)
+    finally:
+        client.destroy()
+    record_event(
+        runtime,
+        "pipeline.run.enqueue",
+        actor,
+        run_id,
+        {
+            "pipeline": loaded.pipeline.name,
+            "digest": loaded.digest,
+            "params": values,
+            "queue": QUEUE,
+        },
+    )
+    return run_id
+
+
+def record_event(
+    runtime: Runtime,
+    action: str,
+    actor: Principal | None,
+    run_id: str,
+    details: dict[str, Any],
+    outcome: str = "success",
+) -> None:
+    from bastion.audit.events import EventIn
+
+    runtime.ledger.append(
+        EventIn(
+            actor=actor.user if actor is not None else "system:pipelines",
+            action=action,
+            resource=f"pipeline-run:{run_id}",
+            outcome=outcome,
+            details=details,
+        )
+    )
 
 
 def run_view(row: PipelineRunRow, steps: list[PipelineStepRow]) -> dict[str, Any]:
     state = row.state
-    if state == "running" and row.host == socket.gethostname() and not _alive(row.pid):
+    if state == "running" and row.host == socket.gethostname() and not pid_alive(row.pid):
         state = "crashed"  # its process is gone: `bastion pipelines resume` continues it
     return {
         "id": row.id,
@@ -520,6 +668,7 @@ def run_view(row: PipelineRunRow, steps: list[PipelineStepRow]) -> dict[str, Any
         "digest": row.digest,
         "state": state,
         "params": row.params,
+        "executor": row.executor,
         "started_by": row.started_by,
         "started_at": row.started_at.isoformat(),
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
@@ -530,6 +679,7 @@ def run_view(row: PipelineRunRow, steps: list[PipelineStepRow]) -> dict[str, Any
                 "kind": s.kind,
                 "state": s.state,
                 "attempts": s.attempts,
+                "executor": s.executor,
                 "seconds": (s.finished_at - s.started_at).total_seconds()
                 if s.finished_at and s.started_at
                 else None,
@@ -543,7 +693,7 @@ def run_view(row: PipelineRunRow, steps: list[PipelineStepRow]) -> dict[str, Any
     }
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:

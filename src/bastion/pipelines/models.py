@@ -1,12 +1,16 @@
 """Pipeline runs and their steps: what ran, when, with what result (the evidence).
 
 - ``pipeline_runs``: one row a run: the pipeline's name and file digest, the parameters,
-  who started it, its state (``running``, ``succeeded``, ``failed``, ``cancelled``,
-  ``crashed``), and the process running it (host and pid), so a run whose process died
-  is shown as crashed rather than left "running".
+  who started it, its state (``queued``, ``running``, ``succeeded``, ``failed``,
+  ``cancelled``, ``crashed``), and the process running it (host, pid and the engine's
+  executor id), so a run whose process died is shown as crashed rather than left
+  "running".
 - ``pipeline_steps``: one row a step of a run: state (``pending``, ``running``,
-  ``succeeded``, ``failed``, ``skipped``), attempts, output (JSON), criteria verdicts,
-  artifact digests, the error.
+  ``succeeded``, ``failed``, ``skipped``), attempts, the executor that ran it, output
+  (JSON), criteria verdicts, artifact digests, the error.
+- ``pipeline_workers``: one row a queue worker (``bastion pipelines worker``): its
+  executor id, process, concurrency and when it was last seen, so the other workers can
+  tell that it died and take over its runs.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base, utcnow
 
-RUN_STATES = ("running", "succeeded", "failed", "cancelled", "crashed")
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "crashed")
 STEP_STATES = ("pending", "running", "succeeded", "failed", "skipped")
 
 
@@ -38,6 +42,7 @@ class PipelineRunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    executor: Mapped[str | None] = mapped_column(String(100), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
@@ -51,9 +56,25 @@ class PipelineStepRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    executor: Mapped[str | None] = mapped_column(String(100), default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     verdicts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class PipelineWorkerRow(Base):
+    __tablename__ = "pipeline_workers"
+
+    executor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Set once another worker (or its own restart) took over its unfinished runs.
+    recovered_at: Mapped[datetime | None] = mapped_column(default=None)
+    recovered_by: Mapped[str | None] = mapped_column(String(100), default=None)

@@ -33,6 +33,7 @@ from bastion.db import Database, utcnow
 from bastion.delivery.controller import holder_name
 from bastion.delivery.repository import DeliveryRepository
 from bastion.errors import BastionError
+from bastion.monitoring.signals import CheckKind, record_check
 from bastion.registry.models import ModelVersionRow
 from bastion.serving.errors import NoLabels
 
@@ -206,6 +207,9 @@ class CheckScheduler:
         findings: list[Finding],
     ) -> CheckRun:
         sent = self._alert(model, findings)
+        # what /metrics reports (bastion_monitoring_alerts_total, drifted features)
+        kind: CheckKind = "drift" if check == "drift" else "performance"
+        record_check(self.db, kind, model, findings, alerted=sent > 0)
         status = "failed" if failed else "passed"
         numbers = numbers | {"alerts_sent": sent}
         self._event(model, check, version, status, numbers, "failure" if failed else "success")
