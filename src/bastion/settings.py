@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the server applies the policy's retention (seconds).",
     )
+    clock_check_interval_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How often the server checks legal clocks and alerts on those due "
+        "(seconds); each alert is sent once, across replicas.",
+    )
     audit_queue_max: int = Field(
         default=50_000,
         ge=1,
