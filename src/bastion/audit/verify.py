@@ -125,10 +125,18 @@ def verify_ledger(
     batch: int = 20_000,
     workers: int | None = None,
     parallel_threshold: int = 200_000,
+    since_us: int | None = None,
+    until_us: int | None = None,
 ) -> VerifyReport:
     """Verify every stream (and, given ``anchors``, every anchored checkpoint).
     ``workers`` processes share streams longer than ``parallel_threshold`` rows
-    (default: one per core, at most four)."""
+    (default: one per core, at most four).
+
+    ``since_us`` / ``until_us`` verify only the part of each stream that a period needs:
+    from the last signed checkpoint before ``since_us`` (its signed hash is where the
+    chain is picked up; without one, from the stream's start) to the first checkpoint
+    at or after ``until_us`` (the one that seals the period's end; without one, to the
+    stream's end). Checkpoints and anchors outside that part are not checked."""
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     report = VerifyReport()
     anchored: dict[str, list[SignedCheckpoint]] = {}
@@ -158,14 +166,23 @@ def verify_ledger(
                 )
             ]
             theirs = anchored.get(stream, [])
+            start, end = _window(stream, checkpoints, trusted_keys, chain, since_us, until_us)
+            first = start[0] + 1 if start is not None else 0
+            last = end if end is not None else 2**62
+            if start is not None or end is not None:
+                checkpoints = [cp for cp in checkpoints if first <= cp[0] <= last]
+                theirs = [a for a in theirs if first <= a.seq <= last]
             sr = StreamReport(stream, checkpoints=len(checkpoints), chain=chain)
             sr.anchors = len(theirs)
             report.streams.append(sr)
             lo, hi, count = conn.execute(
-                text("SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events WHERE stream = :s"),
-                {"s": stream},
+                text(
+                    "SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events "
+                    "WHERE stream = :s AND seq >= :a AND seq <= :b"
+                ),
+                {"s": stream, "a": first, "b": last},
             ).one()
-            if not count and not checkpoints and stream not in registered:
+            if not count and not checkpoints and stream not in registered and start is None:
                 # Known only from the anchors: everything of it was deleted.
                 report.problems.append(_missing_stream(stream, theirs))
                 continue
@@ -211,14 +228,40 @@ def verify_ledger(
             else:
                 hasher = hasher_for(chain, chain_key)
                 assert hasher is not None or not count
-                rows = _raw_rows(conn, stream, batch, None)
+                rows = _raw_rows(conn, stream, batch, (first, last))
                 chunks = [
                     _scan(stream, rows, marks, on_progress, hasher, _key_of(chain, chain_key))
                 ]
             report.problems.extend(
-                _stitch(stream, chunks, checkpoints, trusted_keys, sr, chain, theirs)
+                _stitch(stream, chunks, checkpoints, trusted_keys, sr, chain, theirs, start)
             )
     return report
+
+
+def _window(
+    stream: str,
+    checkpoints: list[Checkpoint],
+    trusted: dict[str, Ed25519PublicKey],
+    chain: str,
+    since_us: int | None,
+    until_us: int | None,
+) -> tuple[Checkpoint | None, int | None]:
+    """(the signed checkpoint a period's verification starts from, the seq it ends at)."""
+    start: Checkpoint | None = None
+    if since_us is not None:
+        for cp in checkpoints:  # in seq order: the last one before the period wins
+            if (
+                cp[0] > 0
+                and cp[2] < since_us
+                and _check_signature(stream, cp, trusted, chain) is None
+            ):
+                start = cp
+    end: int | None = None
+    if until_us is not None:
+        after = [cp[0] for cp in checkpoints if cp[2] >= until_us]
+        after = [seq for seq in after if start is None or seq > start[0]]
+        end = min(after) if after else None
+    return start, end
 
 
 def _missing_stream(stream: str, anchors: list[SignedCheckpoint]) -> Problem:
@@ -471,7 +514,10 @@ def _stitch(
     sr: StreamReport,
     chain: str,
     anchors: list[SignedCheckpoint],
+    start: Checkpoint | None = None,
 ) -> list[Problem]:
+    """Join the chunks of a stream and check its checkpoints and anchors; ``start`` is
+    the signed checkpoint a partial verification picks the chain up from."""
     problems: list[Problem] = []
     valid: dict[int, Checkpoint] = {}
     bad: list[Problem] = []
@@ -495,10 +541,21 @@ def _stitch(
         if expected_seq is None:
             sr.first_seq = seq
             first_ts = chunk.first_ts
-            start = valid.get(seq - 1)
+            if start is not None:  # a partial verification: from a signed checkpoint
+                if seq != start[0] + 1:
+                    problems.append(_gap(stream, start[0] + 1, seq, chunk.first_id))
+                elif chunk.first_prev != start[1]:
+                    problems.append(_broken(stream, seq, chunk.first_id))
+                problems.extend(chunk.problems)
+                seen.update(chunk.seen)
+                sr.events += chunk.count
+                expected_seq, expected_prev = chunk.last_seq + 1, chunk.last_hash
+                last_ts = chunk.last_ts
+                continue
             # A v2 checkpoint (with a root) lets the rows before it go only as a seal;
             # ledgers signed before anchoring kept the older rule (any checkpoint).
-            pruned_ok = start is not None and (start[5] is None or start[6] == "seal")
+            before = valid.get(seq - 1)
+            pruned_ok = before is not None and (before[5] is None or before[6] == "seal")
             if seq == 1 and chunk.first_prev != genesis(stream):
                 problems.append(
                     Problem(
@@ -510,7 +567,7 @@ def _stitch(
                     )
                 )
             elif seq != 1 and not (
-                pruned_ok and start is not None and start[1] == chunk.first_prev
+                pruned_ok and before is not None and before[1] == chunk.first_prev
             ):
                 problems.append(
                     Problem(
@@ -532,7 +589,8 @@ def _stitch(
         expected_seq, expected_prev = chunk.last_seq + 1, chunk.last_hash
         last_ts = chunk.last_ts
     sr.last_seq = None if expected_seq is None else expected_seq - 1
-    if sr.events and not any(cp[0] == 0 for cp in checkpoints) and sr.sealed_seq == 0:
+    signed_start = start is not None or any(cp[0] == 0 for cp in checkpoints)
+    if sr.events and not signed_start and sr.sealed_seq == 0:
         problems.append(
             Problem(
                 stream,
