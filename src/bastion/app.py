@@ -73,6 +73,22 @@ async def _refresh_usage(app: FastAPI, interval: float) -> None:
             log.exception("usage refresh failed; the next one will try again")
 
 
+async def _alert_clocks(runtime: Runtime, interval: float) -> None:
+    """Alert on legal clocks close to or past their deadline; each (clock, threshold)
+    once, whichever replica gets there first (:func:`bastion.evidence.clocks.alert_clocks`)."""
+    from bastion.db.base import utcnow
+    from bastion.evidence.clocks import alert_clocks
+
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(
+                alert_clocks, runtime.db, runtime.ledger, runtime.policy.policy, utcnow()
+            )
+        except Exception:
+            log.exception("clock check failed; the next one will try again")
+
+
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     install_guard()  # before anything below imports a compiled detector
     from bastion.api.errors import install_error_handlers
@@ -121,6 +137,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if settings.usage_refresh_interval_s > 0
             else None
         )
+        clock_alerts = asyncio.create_task(_alert_clocks(runtime, settings.clock_check_interval_s))
         controller = asyncio.create_task(
             run_controller(
                 app.state.rollout_controller, runtime.policy.policy.delivery.controller_interval_s
@@ -147,6 +164,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         finally:
             watcher.cancel()
             sweeper.cancel()
+            clock_alerts.cancel()
             controller.cancel()
             if refresher is not None:
                 refresher.cancel()

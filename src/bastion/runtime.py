@@ -29,6 +29,7 @@ from bastion.audit.vault import ContentVault
 from bastion.auth.principal import Principal
 from bastion.auth.service import KeyService
 from bastion.db import Database, create_database
+from bastion.evidence.sources import SourceDigester
 from bastion.files import create_private_file
 from bastion.observability import Metrics
 from bastion.policy import PolicyStore, ReloadOutcome, write_starter_policy
@@ -112,6 +113,15 @@ class Runtime:
     _serving: PredictionService | None = field(default=None, repr=False)
     _sessions: SessionService | None = field(default=None, repr=False)
     _building: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _sources: SourceDigester | None = field(default=None, repr=False)
+
+    def source_of(self, host: str | None) -> str | None:
+        """The keyed digest a call from ``host`` is recorded under (the policy says how
+        much of the address counts, or that none is recorded)."""
+        if self._sources is None:
+            key = self.ledger.chain_key or chain_key(self.settings)
+            self._sources = SourceDigester(key.digest_of)
+        return self._sources.digest(host, self.policy.policy.evidence.access)
 
     def registry(self) -> ModelRegistry:
         """The model registry, built once on first use (opening MLflow costs seconds, and

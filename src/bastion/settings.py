@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Most ledger events one usage refresh transaction reads.",
     )
+    clock_check_interval_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How often the server checks legal clocks and alerts on those due "
+        "(seconds); each alert is sent once, across replicas.",
+    )
     audit_queue_max: int = Field(
         default=50_000,
         ge=1,

@@ -412,3 +412,50 @@ def test_the_chain_mac_is_standard_hmac_sha256(message: bytes) -> None:
     body = _compact(fields._replace(actor=KEY.digest_of("user:a"), resource="abc"))
     expected = hmac.new(mac_key, f"prev\n{body}".encode(), "sha256").hexdigest()
     assert KEY.chain_hash("prev", fields) == expected
+
+
+def checkpoint_ts(lg: Ledger, seq: int) -> int:
+    with lg.db.engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT ts_us FROM audit_checkpoints WHERE stream = :s AND seq = :q"),
+                {"s": lg.main, "q": seq},
+            ).scalar_one()
+        )
+
+
+def test_a_period_is_verified_from_the_checkpoint_before_it_to_the_one_after(
+    ledger: Ledger,
+) -> None:
+    """Rows 21..30 of the main stream: picked up from checkpoint 20's signed hash, sealed
+    by checkpoint 30; tampering outside that part is another period's business."""
+    since, until = checkpoint_ts(ledger, 20) + 1, checkpoint_ts(ledger, 30)
+    trusted = {ledger.signer.key_id: ledger.signer.public}
+
+    def period():  # type: ignore[no-untyped-def]
+        return verify_ledger(
+            ledger.db,
+            trusted,
+            chain_key=KEY,
+            anchors=load_anchors(ledger.anchors),
+            since_us=since,
+            until_us=until,
+        )
+
+    whole = ledger.verify()
+    assert whole.ok
+    part = period()
+    assert part.ok
+    main = next(s for s in part.streams if s.stream == ledger.main)
+    assert (main.first_seq, main.last_seq, main.events) == (21, 30, 10)
+    assert part.events < whole.events
+    edit_row(ledger)  # row 7: before the period
+    assert period().ok and not ledger.verify().ok
+    ledger.sql(
+        "UPDATE audit_events SET outcome = 'failure' WHERE stream = :s AND seq = 25", s=ledger.main
+    )
+    assert {(p.seq, p.kind) for p in period().problems} == {(25, "edited")}
+    ledger.sql("DELETE FROM audit_events WHERE stream = :s AND seq = 21", s=ledger.main)
+    assert ("missing_rows", 21) in {(p.kind, p.seq) for p in period().problems}
+    ledger.sql("DELETE FROM audit_events WHERE stream = :s AND seq >= 28", s=ledger.main)
+    assert "truncated" in {p.kind for p in period().problems}

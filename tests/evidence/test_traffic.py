@@ -173,3 +173,67 @@ def test_every_policy_version_is_kept_and_a_rollback_is_a_recorded_change(runtim
     assert [json.loads(r.details)["version"] for r in actions(runtime, "policy.rollback")] == [1]
     with pytest.raises(UnknownPolicyVersion):
         runtime.rollback_policy(99, "user:ada")
+
+
+class Failing:
+    name = "failing"
+
+    def send(self, alert: Alert) -> None:
+        from bastion.monitoring.alerts import NotifierFailed
+
+        raise NotifierFailed("the webhook answered 503")
+
+
+def router_to(sink: Any) -> AlertRouter:
+    return AlertRouter(
+        [AlertRule(name="clocks", checks=["clock"], notify=[sink.name])], {sink.name: sink}
+    )
+
+
+def test_each_clock_threshold_is_alerted_once_across_replicas(runtime: Any) -> None:
+    import threading
+
+    aware = datetime(2026, 3, 1, tzinfo=UTC)
+    opened = ClockService(runtime.db, runtime.ledger).open(
+        kind="serious_incident", severity="widespread", title="outage", actor="u", aware_at=aware
+    )
+    # two replicas check at the same moment, each with its own notifier
+    sinks = [Collect(), Collect()]
+    replicas = [ClockService(runtime.db, runtime.ledger) for _ in sinks]
+    barrier = threading.Barrier(2)
+
+    def check(i: int) -> None:
+        barrier.wait()
+        replicas[i].alert_due(aware + timedelta(days=1), 3, router_to(sinks[i]).dispatch)
+
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(s.alerts) for s in sinks) == 1
+    # the next checks send nothing more until the clock lapses; then once more, critical
+    later = replicas[0].alert_due(
+        aware + timedelta(days=1, hours=1), 3, router_to(sinks[0]).dispatch
+    )
+    assert later == []
+    lapsed = replicas[1].alert_due(aware + timedelta(days=3), 3, router_to(sinks[1]).dispatch)
+    assert [(f.subject, f.kind) for f in lapsed] == [(f"incident:{opened.id}", "lapsed")]
+    assert replicas[0].alert_due(aware + timedelta(days=4), 3, router_to(sinks[0]).dispatch) == []
+    recorded = actions(runtime, "clock.alert")
+    assert [json.loads(r.details)["threshold"] for r in recorded] == ["due_soon", "lapsed"]
+
+
+def test_a_clock_alert_no_notifier_took_is_tried_again(runtime: Any) -> None:
+    from bastion.evidence.clocks import alert_clocks
+
+    clocks = ClockService(runtime.db, runtime.ledger)
+    aware = datetime(2026, 3, 1, tzinfo=UTC)
+    clocks.open(kind="subject_request", title="access request", actor="u", aware_at=aware)
+    due = aware + timedelta(days=29)
+    assert clocks.alert_due(due, 3, router_to(Failing()).dispatch) == []
+    sink = Collect()
+    assert len(clocks.alert_due(due, 3, router_to(sink).dispatch)) == 1
+    assert len(sink.alerts) == 1
+    # the server's one-iteration check, with the runtime's policy: already alerted
+    assert alert_clocks(runtime.db, runtime.ledger, runtime.policy.policy, due) == []

@@ -6,6 +6,7 @@ every registered route and fails if one declares no permission (or more than one
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -100,6 +101,9 @@ class Guard:
         except (Unauthenticated, PermissionDenied) as exc:
             runtime.metrics.auth_failures.labels(exc.code).inc()
             raise
+        source = runtime.source_of(request.client.host if request.client else None)
+        if source is not None:
+            principal = replace(principal, source=source)
         request.state.principal = principal
         return principal
 

@@ -21,6 +21,9 @@ class Principal:
     permissions: frozenset[Permission]
     #: What this key is narrowed to (models, limits, budgets); None: the policy alone.
     restrictions: KeyRestrictions | None = None
+    #: The keyed digest of the network this request came from (set per request;
+    #: :mod:`bastion.evidence.sources`), None when not recorded.
+    source: str | None = None
 
     @property
     def actor(self) -> str:

@@ -8,7 +8,11 @@ Deadlines, counted from when the provider became aware (or the request was recei
   the next month, the last day when that month is shorter).
 
 Open items are shown in every report; :meth:`ClockService.due_findings` turns items
-close to (or past) their deadline into monitoring findings for the alert notifiers.
+close to (or past) their deadline into monitoring findings for the alert notifiers, and
+:func:`alert_clocks` (run by the server on a schedule, and by ``bastion monitor clocks``)
+sends each (clock, threshold) once: it claims a row of ``evidence_clock_alerts`` before
+sending, so of several replicas (or a replica and a cron job) only one sends it. A claim
+whose every notifier failed is released, so the next check tries again.
 
 Errors: UnknownIncident (404, unknown_incident), IncidentClosed (409, incident_closed),
 BadIncident (400, invalid_incident).
@@ -17,19 +21,25 @@ BadIncident (400, invalid_incident).
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bastion.audit.events import EventIn, Ledger
 from bastion.db import Database
 from bastion.db.base import utcnow
 from bastion.errors import Conflict, InvalidInput, NotFound
-from bastion.evidence.models import IncidentRow
+from bastion.evidence.models import ClockAlertRow, IncidentRow
 from bastion.monitoring.config import Severity
 from bastion.monitoring.findings import Finding
+
+if TYPE_CHECKING:
+    from bastion.monitoring.alerts import Delivery
+    from bastion.policy.schema import Policy
 
 Kind = Literal["serious_incident", "subject_request"]
 IncidentSeverity = Literal["standard", "death", "widespread"]
@@ -205,6 +215,54 @@ class ClockService:
             )
         return findings
 
+    def alert_due(
+        self,
+        now: datetime,
+        warn_days: float,
+        send: Callable[[list[Finding]], list[Delivery]],
+    ) -> list[Finding]:
+        """Send each due finding not alerted before (per clock and threshold); return
+        those this call sent."""
+        sent = []
+        for finding in self.due_findings(now, warn_days):
+            incident = int(finding.subject.partition(":")[2])
+            if not self._claim(incident, finding.kind):
+                continue  # alerted already, here or by another replica
+            deliveries = send([finding])
+            delivered = sum(1 for d in deliveries if d.status == "sent")
+            with self.db.engine.begin() as conn:
+                mine = (ClockAlertRow.incident_id == incident) & (
+                    ClockAlertRow.threshold == finding.kind
+                )
+                if deliveries and not delivered:  # every notifier failed: try again later
+                    conn.execute(delete(ClockAlertRow).where(mine))
+                    continue
+                conn.execute(update(ClockAlertRow).where(mine).values(delivered=delivered))
+            if self._ledger is not None:
+                self._ledger.append(
+                    EventIn(
+                        actor="system",
+                        action="clock.alert",
+                        resource=finding.subject,
+                        outcome="success",
+                        details={"threshold": finding.kind, "notified": delivered},
+                    )
+                )
+            sent.append(finding)
+        return sent
+
+    def _claim(self, incident: int, threshold: str) -> bool:
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(
+                    insert(ClockAlertRow).values(
+                        incident_id=incident, threshold=threshold, sent_at=utcnow(), delivered=0
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
     def _record(self, actor: str, action: str, clock: Clock, extra: dict[str, Any]) -> None:
         if self._ledger is None:
             return
@@ -217,3 +275,15 @@ class ClockService:
                 details={"kind": clock.kind, "severity": clock.severity, **extra},
             )
         )
+
+
+def alert_clocks(
+    db: Database, ledger: Ledger | None, policy: Policy, now: datetime
+) -> list[Finding]:
+    """One check: alert (through the policy's notifiers) on clocks newly due or lapsed."""
+    from bastion.monitoring.alerts import AlertRouter
+
+    router = AlertRouter.from_policy(policy.monitoring)
+    return ClockService(db, ledger).alert_due(
+        now, policy.evidence.clocks.warn_days, router.dispatch
+    )

@@ -4,7 +4,8 @@ anomalies and legal-clock alerts. Every field has a default, so the section is o
     evidence:
       responses: {latency_s: 5, refusal_finish_reasons: [content_filter]}
       access: {baseline_days: 14, volume_factor: 5, min_calls: 50, new_model: true,
-               unusual_hours: true}
+               unusual_hours: true, new_source: true, record_source: true,
+               source_prefix_v4: 24, source_prefix_v6: 48}
       clocks: {warn_days: 3}
 """
 
@@ -28,6 +29,18 @@ class AccessChecks(_Model):
     min_calls: int = Field(50, ge=1, description="no volume alert below this many calls a day")
     new_model: bool = True
     unusual_hours: bool = True
+    new_source: bool = Field(
+        True, description="alert when a key is used from a network it was never used from"
+    )
+    record_source: bool = Field(
+        True, description="record each call's source network, as a keyed digest, in the ledger"
+    )
+    source_prefix_v4: int = Field(
+        24, ge=8, le=32, description="IPv4 prefix a source is counted by (32: the address)"
+    )
+    source_prefix_v6: int = Field(
+        48, ge=16, le=128, description="IPv6 prefix a source is counted by (128: the address)"
+    )
 
 
 class ClockChecks(_Model):

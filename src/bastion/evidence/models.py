@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base, utcnow
@@ -42,3 +42,19 @@ class IncidentRow(Base):
     closed_by: Mapped[str | None] = mapped_column(String(200), default=None)
     resolution: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ClockAlertRow(Base):
+    """One alert per (clock, threshold): the row is claimed before the alert is sent, so
+    of several replicas checking at once only the one whose insert succeeds sends it."""
+
+    __tablename__ = "evidence_clock_alerts"
+    __table_args__ = (UniqueConstraint("incident_id", "threshold"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(Integer)
+    #: due_soon or lapsed
+    threshold: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: how many notifiers took it
+    delivered: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,7 +7,9 @@ not over yet), so the same ledger gives the same bytes. Every rendering (OSCAL J
 HTML, Markdown, PDF) is made from the body and embeds it (PDF: its digest), so
 ``bastion report verify`` can check a file against the ledger.
 
-Proofs in the body: the chain verification result (:func:`bastion.audit.verify_ledger`),
+Proofs in the body: the chain verification result (:func:`bastion.audit.verify_ledger`
+over the period's part of each stream: from the signed checkpoint before the period to
+the first one at or after its end),
 each stream's span in the period with the hash of its last event there, the signed
 checkpoints that fall in the period, each with its signature re-checked, and per
 control the digest of the events it cites (:mod:`bastion.evidence.scan`). The first
@@ -237,8 +239,20 @@ def build_report(
     total = len(framework.controls)
     chain: dict[str, Any] = {"checked": verify_chain}
     if verify_chain:
-        verified = verify_ledger(db, trusted_keys, chain_key=chain_key)
-        chain |= {"ok": verified.ok, "problems": [str(p) for p in verified.problems[:50]]}
+        # The period's part of each chain: from the signed checkpoint before the period
+        # (its hash vouches for everything earlier) to the one that seals its end.
+        verified = verify_ledger(
+            db,
+            trusted_keys,
+            chain_key=chain_key,
+            since_us=to_us(period.start),
+            until_us=to_us(period.end),
+        )
+        chain |= {
+            "ok": verified.ok,
+            "scope": "period",
+            "problems": [str(p) for p in verified.problems[:50]],
+        }
     days = sorted(scan.days)
     families = sorted({f for d in scan.days.values() for f in d})
     body: dict[str, Any] = {

@@ -11,8 +11,9 @@ flags only newer calls. The daily summary covers the whole window asked for.
 Access checks compare each key's last day with its own baseline (the days before):
 volume far above its daily mean, a model it never used, calls at hours it was never
 used at. Each anomaly is an ``access.anomaly`` event with the evidence (counts, models,
-hours) and a finding for the alert notifiers. The source address of a call is not in
-the ledger events yet, so "a new source address" cannot be checked here.
+hours, sources) and a finding for the alert notifiers. A call's source is the keyed
+digest of its network (:mod:`bastion.evidence.sources`): a key used from a network it
+was never used from in its baseline is a ``new_source`` anomaly.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def responses_html(summary: ResponseSummary) -> str:
 @dataclass(frozen=True)
 class Anomaly:
     key: str
-    kind: str  # volume | new_model | unusual_hours
+    kind: str  # volume | new_model | unusual_hours | new_source
     message: str
     evidence: dict[str, Any]
 
@@ -255,6 +256,8 @@ def check_access(
     recent_calls: Counter[str] = Counter()
     recent_models: dict[str, Counter[str]] = defaultdict(Counter)
     recent_hours: dict[str, Counter[int]] = defaultdict(Counter)
+    base_sources: dict[str, set[str]] = defaultdict(set)
+    recent_sources: dict[str, Counter[str]] = defaultdict(Counter)
     for _id, ts_us, _outcome, _rid, details_text, _flags in _calls(db, base_from, now):
         details = json.loads(details_text)
         key = details.get("key")
@@ -262,14 +265,19 @@ def check_access(
             continue
         model = details.get("requested_model") or details.get("served_model") or "unknown"
         moment = datetime.fromtimestamp(ts_us / 1e6, UTC)
+        source = details.get("source")
         if moment < recent_from:
             base_calls[key] += 1
             base_models[key].add(model)
             base_hours[key].add(moment.hour)
+            if source:
+                base_sources[key].add(source)
         else:
             recent_calls[key] += 1
             recent_models[key][model] += 1
             recent_hours[key][moment.hour] += 1
+            if source:
+                recent_sources[key][source] += 1
     anomalies: list[Anomaly] = []
     for key in sorted(recent_calls):
         calls = recent_calls[key]
@@ -313,6 +321,24 @@ def check_access(
                         f"key {key}: calls at {', '.join(f'{h:02d}h' for h in odd)} UTC, "
                         "hours it was never used at before",
                         {"hours": odd, "calls": {f"{h:02d}": recent_hours[key][h] for h in odd}},
+                    )
+                )
+        # Only against a baseline that recorded sources: a key's first calls since
+        # sources are recorded are not all "new".
+        if cfg.new_source and base_sources[key]:
+            fresh = sorted(set(recent_sources[key]) - base_sources[key])
+            if fresh:
+                anomalies.append(
+                    Anomaly(
+                        key,
+                        "new_source",
+                        f"key {key}: used from {len(fresh)} network(s) it was never used "
+                        f"from in {cfg.baseline_days} days",
+                        {
+                            "sources": fresh,
+                            "calls": {s: recent_sources[key][s] for s in fresh},
+                            "known_sources": len(base_sources[key]),
+                        },
                     )
                 )
     if ledger is not None:

@@ -313,6 +313,8 @@ def ledger_event(call: Call, policy: Policy) -> EventIn:
         details["error_code"] = call.error_code
     if call.links:
         details["links"] = call.links
+    if p.source:
+        details["source"] = p.source  # a keyed digest of the caller's network, never the address
     content = None
     if call.sent is not None:
         # What crossed the boundary: the masked prompt and the raw answer.

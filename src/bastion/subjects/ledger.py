@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from bastion.audit.events import CHAIN_HMAC
 from bastion.audit.models import AuditContent, AuditEvent, AuditStream
@@ -75,17 +75,17 @@ def erase_ledger(ctx: SubjectContext) -> dict[str, int]:
                 .values({column.key: ctx.erased_actor})
             )
             changed += int(result.rowcount or 0)
-        legacy = conn.execute(
-            select(AuditEvent.id)
+        legacy = conn.execute(  # counted, not fetched: only streams before the keyed chain
+            select(func.count())
+            .select_from(AuditEvent)
             .where(or_(AuditEvent.actor == ctx.actor, AuditEvent.resource == ctx.actor))
-            .limit(1_000_000)
-        ).all()
+        ).scalar_one()
     keys = ctx.vault.shred(digest)
     return {
         "content_rows": int(content or 0),
         "content_keys": keys,
         "events_pseudonymised": changed,
-        "legacy_events_kept": len(legacy),
+        "legacy_events_kept": int(legacy),
     }
 
 
