@@ -213,6 +213,7 @@ def one_run(n: int, index: int) -> dict[str, Any]:
                 stderr=(home / "serve.log").open("wb"),
             )
             wait_port(bastion_port, bastion)
+            load0 = os.getloadavg()[0]
             cpu0 = {"server": cpu_seconds(server.pid), "bastion": cpu_seconds(bastion.pid)}
             wall0 = time.perf_counter()
             lat = asyncio.run(
@@ -251,6 +252,8 @@ def one_run(n: int, index: int) -> dict[str, Any]:
         for q in ("p50", "p90", "p99")
     }
     row["cpu"] = cpu
+    # Other work on the machine's 2 cores: latencies are only comparable at like loads.
+    row["load_avg_1m"] = {"start": round(load0, 2), "end": round(os.getloadavg()[0], 2)}
     row["bastion_cpu_ms_per_call"] = round(cpu["bastion_s"] * 1000 / len(lat["bastion"]), 3)
     row["bastion_overhead_metric"] = overhead_from_metrics(metrics)
     return row

@@ -37,7 +37,7 @@ async def either(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterator[
 
 def test_fast_path_sits_inside_the_request_context(app: FastAPI) -> None:
     assert [m.cls for m in app.user_middleware] == [RequestContext, FastPath]
-    assert set(FastPath(app).routes) == {"/v1/chat/completions", "/v1/embeddings"}
+    assert set(FastPath(app).routes) == {"/v1/chat/completions", "/v1/embeddings", "/mcp"}
 
 
 async def test_fast_path_answers_without_the_app_behind_it(app: FastAPI, key_for: Any) -> None:
@@ -108,6 +108,8 @@ CASES: list[tuple[str, str, dict[str, Any] | bytes, str | None]] = [
     ("answered", "/v1/chat/completions", CHAT, "admin"),
     ("embeddings", "/v1/embeddings", {"model": "local-embed", "input": ["a", "b"]}, "admin"),
     ("embeddings, not JSON", "/v1/embeddings", b"[", "admin"),
+    ("mcp, no key", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, None),
+    ("mcp, role without mcp:use", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"}, "auditor"),
 ]
 
 # What each case must get, on both paths.
@@ -122,6 +124,8 @@ EXPECTED_STATUS = {
     "answered": 200,
     "embeddings": 200,
     "embeddings, not JSON": 400,
+    "mcp, no key": 401,
+    "mcp, role without mcp:use": 403,
 }
 
 

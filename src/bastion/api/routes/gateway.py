@@ -7,12 +7,13 @@ The two POST routes carry every LLM call, so :class:`FastPath` serves them witho
 FastAPI's routing, dependency solving and per-request telemetry checks (~250 µs of CPU
 per request, measured in-process); the same handlers stay declared as FastAPI routes,
 for the OpenAPI document and the permission audit of every route, and answer when the
-fast path is not installed.
+fast path is not installed. It serves ``POST /mcp`` (every MCP request) the same way.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bastion import jsonio
 from bastion.api.deps import require_caller, requires, route_guard
 from bastion.api.errors import bastion_error_response
+from bastion.api.routes import mcp
 from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -123,13 +125,24 @@ async def embeddings(request: Request, caller: Caller, gateway: GatewayDep) -> R
     return await _embeddings(request, require_caller(caller), gateway)
 
 
-_FAST_HANDLERS = {chat_completions: _chat, embeddings: _embeddings}
+async def _fast_chat(request: Request, caller: Principal) -> Response:
+    return await _chat(request, caller, request.app.state.gateway)
+
+
+async def _fast_embeddings(request: Request, caller: Principal) -> Response:
+    return await _embeddings(request, caller, request.app.state.gateway)
+
+
+_FAST_HANDLERS: dict[Callable[..., Any], mcp.FastHandler] = {
+    chat_completions: _fast_chat,
+    embeddings: _fast_embeddings,
+}
 
 
 class FastPath:
-    """ASGI middleware answering ``POST /v1/chat/completions`` and ``/v1/embeddings``
-    with the routes' own handlers, checks and error shapes, and passing everything else
-    on. Installed inside :class:`~bastion.api.middleware.RequestContext`, so request
+    """ASGI middleware answering ``POST /v1/chat/completions``, ``/v1/embeddings`` and
+    ``/mcp`` with the routes' own handlers, checks and error shapes, and passing
+    everything else on. Installed inside :class:`~bastion.api.middleware.RequestContext`, so request
     ids, the body limit, the access log and HTTP metrics are the same on both paths;
     ``scope["route"]`` is the declared route, so metrics keep its path template."""
 
@@ -137,10 +150,11 @@ class FastPath:
         self.app = app
         # The guard each route declares, not one of our own: the permission audit of
         # every route then also covers what this path checks.
+        handlers = _FAST_HANDLERS | mcp.FAST_HANDLERS
         self.routes = {
-            route.path: (route, route_guard(route), _FAST_HANDLERS[route.endpoint])
-            for route in router.routes
-            if isinstance(route, APIRoute) and route.endpoint in _FAST_HANDLERS
+            route.path: (route, route_guard(route), handlers[route.endpoint])
+            for route in (*router.routes, *mcp.router.routes)
+            if isinstance(route, APIRoute) and route.endpoint in handlers
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,7 +173,7 @@ class FastPath:
         request = Request(scope, receive, send)
         try:
             caller = require_caller(await guard(request))
-            response = await handler(request, caller, request.app.state.gateway)
+            response = await handler(request, caller)
         except BastionError as exc:
             response = bastion_error_response(exc)
         await response(scope, receive, send)

@@ -8,17 +8,21 @@ POST (a GET stream would carry server-initiated messages, which a stateless endp
 never sends; other methods get 405). The
 route is a FastAPI route for its permission (checked like every route's); its response
 hands the untouched request to the SDK. It is left out of the OpenAPI document: MCP is
-described by its own specification, not by a JSON body schema.
+described by its own specification, not by a JSON body schema. Like the gateway's POST
+routes, it is answered by :class:`~bastion.api.routes.gateway.FastPath` with this
+route's own guard, without FastAPI's routing and dependency solving (every tool call
+comes through here).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.types import Receive, Scope, Send
 
-from bastion.api.deps import requires
+from bastion.api.deps import require_caller, requires
 from bastion.api.routing import GUARDED, StrictJSONRoute, errors
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
@@ -42,5 +46,16 @@ class _ToSdk(Response):
 @router.api_route("/mcp", methods=["POST"], include_in_schema=False)
 async def mcp_endpoint(request: Request, caller: Caller) -> Response:
     """MCP over streamable HTTP; the caller is in the request's state for the SDK."""
+    return await _to_sdk(request, require_caller(caller))
+
+
+async def _to_sdk(request: Request, caller: Principal) -> Response:
+    # The guard put the caller in the request's state, where the SDK's handlers find it.
     sessions: McpSessions = request.app.state.mcp_sessions
     return _ToSdk(sessions)
+
+
+FastHandler = Callable[[Request, Principal], Awaitable[Response]]
+
+#: What :class:`~bastion.api.routes.gateway.FastPath` answers for this router's routes.
+FAST_HANDLERS: dict[Callable[..., Any], FastHandler] = {mcp_endpoint: _to_sdk}
