@@ -167,6 +167,13 @@ def ui_requires(permission: Permission, *, session: bool = True) -> UiGuard:
     return UiGuard(permission, session=session)
 
 
+def money(value: float | None) -> str:
+    """Dollars to the micro-dollar, without trailing zeros: ``$0.0042``, ``$0``."""
+    if value is None:
+        return ""
+    return "$" + f"{float(value):,.6f}".rstrip("0").rstrip(".")
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -176,7 +183,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["money"] = lambda v: "" if v is None else f"${float(v):,.6f}".rstrip("0")
+    env.filters["money"] = money
     return env
 
 
