@@ -226,3 +226,13 @@ async def test_plotly_is_served_from_the_package(client: httpx.AsyncClient) -> N
     assert response.headers["content-type"].startswith("text/javascript")
     assert b"plotly.js" in response.content[:2000]
     assert (await client.get("/ui/static/..%2Fframe.py")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0, "$0"), (0.0042, "$0.0042"), (1234.5, "$1,234.5"), (0.0000004, "$0"), (None, "")],
+)
+def test_costs_read_as_dollars(value: float | None, shown: str) -> None:
+    from bastion.web.frame import money
+
+    assert money(value) == shown
