@@ -107,6 +107,7 @@ def test_a_guest_gets_a_page_that_names_the_missing_permission(
     page = watched.page
     for path in ("/ui/monitoring", f"/ui/monitoring/{MODEL}/reports/drift"):
         response = page.goto(path)
+        page.wait_for_load_state("networkidle")  # the favicon too, before moving on
         assert response is not None and response.status == 403
         assert page.locator("[data-testid=missing-permission]").inner_text() == "monitoring:read"
     shoot(page, "monitoring-guest-403")
