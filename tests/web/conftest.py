@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -47,6 +48,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+LOAD_FAILED = re.compile(r"Failed to load resource: the server responded with a status of (\d+)")
 DEMO_KEY = re.compile(r"demo key for (\w+) \((\w+)\): (bst_\S+)")
 
 
@@ -191,6 +193,8 @@ class Watched:
 
     #: Document answers a test expects (a guest's 403 page): not counted as failures.
     expected_statuses: set[int] = field(default_factory=set)
+    #: Paths a test downloads: Chromium reports the navigation a download ends as aborted.
+    downloads: set[str] = field(default_factory=set)
 
 
 def _watch(context: Any) -> Watched:
@@ -198,8 +202,12 @@ def _watch(context: Any) -> Watched:
     watched = Watched(page)
 
     def on_console(msg: Any) -> None:
-        if msg.type == "error":
-            watched.problems.append(f"console error: {msg.text}")
+        if msg.type != "error":
+            return
+        status = LOAD_FAILED.match(msg.text)
+        if status and int(status.group(1)) in watched.expected_statuses:
+            return  # Chromium logs the expected page's status too (a guest's 403)
+        watched.problems.append(f"console error: {msg.text}")
 
     def on_response(response: Any) -> None:
         status = response.status
@@ -211,10 +219,16 @@ def _watch(context: Any) -> Watched:
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: watched.problems.append(f"page error: {exc}"))
-    page.on(
-        "requestfailed",
-        lambda req: watched.problems.append(f"request failed: {req.url} ({req.failure})"),
-    )
+
+    def on_failed(request: Any) -> None:
+        if (
+            request.failure == "net::ERR_ABORTED"
+            and urlsplit(request.url).path in watched.downloads
+        ):
+            return
+        watched.problems.append(f"request failed: {request.url} ({request.failure})")
+
+    page.on("requestfailed", on_failed)
     page.on("response", on_response)
     return watched
 

@@ -34,7 +34,9 @@
       target,
       chart.data || [],
       merge(BASE_LAYOUT, chart.layout),
-      { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] }
+      // No mode bar: it styles itself through a <style> element of its own, which
+      // the page's Content-Security-Policy refuses.
+      { displaylogo: false, responsive: true, displayModeBar: false }
     );
     target.setAttribute("data-drawn", "true");
   }
