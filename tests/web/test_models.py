@@ -21,6 +21,8 @@ from .conftest import Server, Watched
 from .ui import page_token, sign_in
 
 MODEL = "adult-income"
+#: A decision moves MLflow aliases: on a busy 2-core machine it can take a while.
+SLOW_MS = 180_000
 
 
 def new_version(server: Server, tmp: Path, label: str) -> int:
@@ -104,6 +106,7 @@ def test_a_guest_gets_a_page_that_names_the_missing_permission(
     page = watched.page
     for path in ("/ui/models", f"/ui/models/{MODEL}/versions/1/card"):
         response = page.goto(path)
+        page.wait_for_load_state("networkidle")  # the favicon too, before moving on
         assert response is not None and response.status == 403
         assert page.locator("[data-testid=missing-permission]").inner_text() == "models:read"
     shoot(page, "models-guest-403")
@@ -123,7 +126,7 @@ def test_the_approval_flow_by_clicking(
     ana = page_as("analyst").page
     ana.goto(f"/ui/models?name={MODEL}")
     ana.fill(f"[data-testid=reason-{version}]", "ready for staging: metrics and card reviewed")
-    ana.click(f"[data-testid=request-{version}]")
+    ana.click(f"[data-testid=request-{version}]", timeout=SLOW_MS)
     notice = ana.locator("[data-testid=page-notice]").inner_text()
     found = re.search(r"\((pr_[0-9a-f]+)\)", notice)
     assert notice.startswith("Promotion requested") and found, notice
@@ -136,7 +139,7 @@ def test_the_approval_flow_by_clicking(
     ada = page_as("admin").page
     ada.goto(f"/ui/models?name={MODEL}")
     ada.fill(f"[data-testid=notes-{request_id}]", "checked the card; go")
-    ada.click(f"[data-testid=approve-{request_id}]")
+    ada.click(f"[data-testid=approve-{request_id}]", timeout=SLOW_MS)
     assert ada.locator("[data-testid=page-notice]").inner_text().startswith("Request approved")
     assert ada.locator(f"[data-testid=status-{request_id}]").inner_text() == "approved"
     assert ada.locator(f"[data-testid=stage-{version}]").inner_text() == "staging"
@@ -182,7 +185,7 @@ def test_approving_ones_own_request_is_refused_on_the_page(
     ada = watched.page
     ada.goto(f"/ui/models?name={MODEL}")
     ada.fill(f"[data-testid=reason-{version}]", "my own candidate")
-    ada.click(f"[data-testid=request-{version}]")
+    ada.click(f"[data-testid=request-{version}]", timeout=SLOW_MS)
     request_id = re.search(
         r"\((pr_[0-9a-f]+)\)", ada.locator("[data-testid=page-notice]").inner_text()
     )
@@ -191,7 +194,7 @@ def test_approving_ones_own_request_is_refused_on_the_page(
     row = ada.locator(f"[data-testid=pending] tr[data-request={rid}]")
     assert "another approver must decide" in row.inner_text()
     with ada.expect_response(lambda r: r.url.endswith(f"/{rid}/approve")) as answered:
-        ada.click(f"[data-testid=approve-{rid}]")
+        ada.click(f"[data-testid=approve-{rid}]", timeout=SLOW_MS)
     assert answered.value.status == 403
     error = ada.locator("[data-testid=page-error]").inner_text()
     assert "self_approval" in error and "cannot approve it: another approver must" in error

@@ -107,6 +107,7 @@ def test_a_guest_gets_a_page_that_names_the_missing_permission(
     page = watched.page
     for path in ("/ui/monitoring", f"/ui/monitoring/{MODEL}/reports/drift"):
         response = page.goto(path)
+        page.wait_for_load_state("networkidle")  # the favicon too, before moving on
         assert response is not None and response.status == 403
         assert page.locator("[data-testid=missing-permission]").inner_text() == "monitoring:read"
     shoot(page, "monitoring-guest-403")
@@ -131,5 +132,6 @@ async def test_an_empty_registry_says_so(client: httpx.AsyncClient, key_for: Any
     assert (await sign_in(client, key_for("analyst"))).status_code == 303
     r = await client.get("/ui/monitoring")
     assert r.status_code == 200 and "no model is registered yet" in r.text
-    assert "style-src 'self' 'unsafe-inline'" in r.headers["content-security-policy"]
+    # this server's scripts only; inline styles for plotly.js's drawing
     assert "script-src 'self';" in r.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline';" in r.headers["content-security-policy"]
