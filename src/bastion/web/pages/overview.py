@@ -18,14 +18,13 @@ from fastapi.responses import HTMLResponse
 from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.usage.service import Overview, UsageService
-from bastion.web.frame import CSP, render, text_or_none, ui_requires
+from bastion.web.frame import CHART_CSP, render, text_or_none, ui_requires
 
 router = APIRouter(include_in_schema=False)
 
 #: plotly.js styles what it draws through ``<style>`` elements it creates and style
 #: attributes it sets, which ``style-src 'self'`` refuses (the charts stay blank and the
 #: console fills with errors): this page allows inline styles; scripts stay 'self' only.
-CHART_CSP = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 
 Watcher = Annotated[Principal, Depends(ui_requires(Permission.METRICS_READ))]
 GROUPINGS = {"team": "Team", "model": "Model", "team,model": "Team and model"}
