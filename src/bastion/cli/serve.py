@@ -61,6 +61,7 @@ def serve(
     url = f"http://{host}:{port}"
     console.rule("[bold]Bastion")
     console.print(f"Serving on      [bold cyan]{url}[/]   (API docs: {url}/docs)")
+    console.print(f"Dashboard       [bold cyan]{url}/ui[/]   (sign in with an API key)")
     console.print(f"Home            {settings.home.resolve()}")
     console.print(f"Policy          {settings.policy_path.resolve()}")
     console.print(
