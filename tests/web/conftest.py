@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,6 +239,19 @@ def _watch(context: Any) -> Watched:
     page.on("requestfailed", on_failed)
     page.on("response", on_response)
     return watched
+
+
+def assert_forbidden(watched: Watched, pages: Sequence[tuple[str, str]]) -> None:
+    """Each ``(path, permission)`` answers the 403 page naming that permission, with no
+    stack trace (the 403s are expected, so not counted as the page's problems)."""
+    watched.expected_statuses.add(403)
+    page = watched.page
+    for path, permission in pages:
+        response = page.goto(path)
+        page.wait_for_load_state("networkidle")  # the favicon too, before moving on
+        assert response is not None and response.status == 403, path
+        assert page.get_by_test_id("missing-permission").inner_text() == permission
+        assert "Traceback" not in page.content()
 
 
 def sign_in(watched: Watched, server: Server, role: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, Watched
+from .conftest import Server, Watched, assert_forbidden
 from .ui import page_token, sign_in
 
 MODEL = "adult-income"
@@ -102,14 +102,9 @@ def test_a_guest_gets_a_page_that_names_the_missing_permission(
     page_as: Callable[[str], Watched], shoot: Callable[[Any, str], Path]
 ) -> None:
     watched = page_as("guest")
-    watched.expected_statuses.add(403)
-    page = watched.page
-    for path in ("/ui/models", f"/ui/models/{MODEL}/versions/1/card"):
-        response = page.goto(path)
-        page.wait_for_load_state("networkidle")  # the favicon too, before moving on
-        assert response is not None and response.status == 403
-        assert page.locator("[data-testid=missing-permission]").inner_text() == "models:read"
-    shoot(page, "models-guest-403")
+    pages = ("/ui/models", f"/ui/models/{MODEL}/versions/1/card")
+    assert_forbidden(watched, [(path, "models:read") for path in pages])
+    shoot(watched.page, "models-guest-403")
 
 
 @pytest.mark.browser

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Server, Watched
+from .conftest import Server, Watched, assert_forbidden
 from .ui import sign_in
 
 MODEL = "adult-income"
@@ -103,14 +103,9 @@ def test_a_guest_gets_a_page_that_names_the_missing_permission(
     page_as: Callable[[str], Watched], shoot: Callable[[Any, str], Path]
 ) -> None:
     watched = page_as("guest")
-    watched.expected_statuses.add(403)
-    page = watched.page
-    for path in ("/ui/monitoring", f"/ui/monitoring/{MODEL}/reports/drift"):
-        response = page.goto(path)
-        page.wait_for_load_state("networkidle")  # the favicon too, before moving on
-        assert response is not None and response.status == 403
-        assert page.locator("[data-testid=missing-permission]").inner_text() == "monitoring:read"
-    shoot(page, "monitoring-guest-403")
+    pages = ("/ui/monitoring", f"/ui/monitoring/{MODEL}/reports/drift")
+    assert_forbidden(watched, [(path, "monitoring:read") for path in pages])
+    shoot(watched.page, "monitoring-guest-403")
 
 
 # -- in-process, on SQLite and PostgreSQL ------------------------------------------------
