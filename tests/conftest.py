@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -157,12 +158,32 @@ def settings(home: Path, database_url: str):  # type: ignore[no-untyped-def]
     return Settings(home=home, database_url=database_url, policy_reload_interval_s=0.1)
 
 
-@pytest.fixture
-def migrated(settings):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to the head once per session; each test that needs a
+    migrated SQLite database gets a copy (the migrations themselves are tested on empty
+    databases in tests/registry/test_migrations.py)."""
     from bastion.db import create_database, upgrade
 
-    db = create_database(settings.resolved_database_url)
+    path = tmp_path_factory.mktemp("template") / "bastion.db"
+    db = create_database(f"sqlite:///{path}")
     upgrade(db.engine)
+    db.dispose()  # the last connection checkpoints the WAL into the file
+    return path
+
+
+@pytest.fixture
+def migrated(settings, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    from bastion.db import create_database, upgrade
+
+    url = settings.resolved_database_url
+    target = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if target is not None and not target.exists():
+        template: Path = request.getfixturevalue("sqlite_template")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, target)
+    db = create_database(url)
+    upgrade(db.engine)  # a copy of the template is at the head already: this only checks
     db.dispose()
     return settings
 
