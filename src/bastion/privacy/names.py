@@ -31,61 +31,61 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from bastion.privacy import entities as E
 from bastion.privacy.entities import Span
 from bastion.privacy.entities import word_set as _words
 
-_STRONG_CUE = re.compile(
+_STRONG_CUE: Final = re.compile(
     r"(?i)(?<!\w)(?:my name is|name is|name's|names are|named|called|dear|signed|sincerely|"
     r"regards|patient|client|customer|employee|attn|attention|cc|i am|i'm|this is|"
     r"name\s*:)[\s,:.\-]*$"
 )
-_NAME_CUE_LOWER = re.compile(
+_NAME_CUE_LOWER: Final = re.compile(
     r"(?i)(?<!\w)(?:my name is|name is|name's|named|i am|i'm|this is)\s+"
     r"([^\W\d_]+)(?:\s+([^\W\d_]+))?"
 )
 # Where those cues can start, found with str.find (``re`` with IGNORECASE cannot skip
 # ahead): each needle, and how far before it its longest cue begins ("my name").
-_LOWER_CUE_NEEDLES = (("name", 3), ("i am", 0), ("i'm", 0), ("this is", 0))
+_LOWER_CUE_NEEDLES: Final = (("name", 3), ("i am", 0), ("i'm", 0), ("this is", 0))
 #: A word right before a name that makes one likelier ("by", "with", "wife").
-_WEAK_CUE = _words(
+_WEAK_CUE: Final = _words(
     "by with from hi hello hey thanks thank to and or contact ask asked tell told meet met "
     "call email wrote says said for visit visited married son daughter wife husband friend "
     "mother father brother sister colleague manager boss"
 )
 #: The last word of every strong cue above: the regex runs only after one of these.
-_STRONG_LAST = _words(
+_STRONG_LAST: Final = _words(
     "is name's are named called dear signed sincerely regards patient client customer "
     "employee attn attention cc am i'm name"
 )
-_CUE_TRAIL = " \t\n,:.-"
+_CUE_TRAIL: Final = " \t\n,:.-"
 #: How every word of ``_STRONG_LAST`` ends (see ``_Before.strong``).
-_STRONG_ENDINGS = frozenset(w[-2:] for w in _STRONG_LAST)
-_LOCATIVE = _words(
+_STRONG_ENDINGS: Final = frozenset(w[-2:] for w in _STRONG_LAST)
+_LOCATIVE: Final = _words(
     "in at from to near via around outside inside across visit visiting visited live lives "
     "lived living based born moved relocated city town village capital province region "
     "county state country"
 )
-_ADDRESS_AFTER = re.compile(r",\s*[^\W\d_]|\s*\n|,?\s+\d{3,6}(?!\d)|\s*,?\s*$")
+_ADDRESS_AFTER: Final = re.compile(r",\s*[^\W\d_]|\s*\n|,?\s+\d{3,6}(?!\d)|\s*,?\s*$")
 
 
-TITLES = _words(
+TITLES: Final = _words(
     "mr mrs ms miss mx dr doctor prof professor sir dame lady lord madam madame mme mlle "
     "herr frau monsieur señor senor señora senora sra sr srta don doña rev reverend fr "
     "father sister brother captain capt col colonel sgt sergeant officer judge president "
     "senator sen rep gov governor mayor uncle aunt auntie grandma grandpa mister"
 )
-PARTICLES = _words(
+PARTICLES: Final = _words(
     "van von der den de da das do dos del della di du le la bin ibn al el ter ten y st"
 )
 # Sentence-opening words that also cue a name: "Contact Jane Doe", "Ask Bob".
-_OPENERS = _words(
+_OPENERS: Final = _words(
     "contact ask call email message ping tell meet cc by with from hi hello hey thanks visit dear"
 )
 # Capitalised words that start sentences or name things but are not names.
-COMMON = _words(
+COMMON: Final = _words(
     "i a an the this that these those it its he she they we you my your his her our their "
     "me him them us what which who whom whose when where why how yes no not please thanks "
     "hello hi hey dear ok okay and or but if then so because as at by for from in into of "
@@ -165,7 +165,7 @@ COUNTRY_ALIASES = _words("england scotland wales britain holland burma swaziland
     "the bahamas",
 }
 #: Words that qualify a place without being part of its name: "Southern Hungary".
-_PLACE_QUALIFIERS = _words(
+_PLACE_QUALIFIERS: Final = _words(
     "north south east west northern southern eastern western central upper lower greater "
     "rural downtown"
 )
@@ -230,11 +230,21 @@ def _range(start: int, end: int) -> str:
 # What each word is, as bits of one integer: one dictionary look-up per word answers
 # every question the scoring asks of it (the lists are large sets, and a look-up in
 # each of them per word cost more than the scoring itself).
-_GIVEN, _FAMILY, _LISTED_COMMON = 1, 2, 4
-_MAJOR, _CITY, _PLACE_START = 8, 16, 32
-_COMMON, _TITLE, _OPENER, _QUALIFIER = 64, 128, 256, 512
-_KNOWN = _GIVEN | _FAMILY
-_PLACE = _MAJOR | _CITY
+# ``Final`` throughout: mypyc compiles final constants into the code (an ``int`` or a
+# ``str`` inline, others in a C variable) where a plain module global is looked up in
+# the module's dictionary at every use.
+_GIVEN: Final = 1
+_FAMILY: Final = 2
+_LISTED_COMMON: Final = 4
+_MAJOR: Final = 8
+_CITY: Final = 16
+_PLACE_START: Final = 32
+_COMMON: Final = 64
+_TITLE: Final = 128
+_OPENER: Final = 256
+_QUALIFIER: Final = 512
+_KNOWN: Final = _GIVEN | _FAMILY
+_PLACE: Final = _MAJOR | _CITY
 
 
 @lru_cache(maxsize=8)
@@ -329,11 +339,15 @@ class NameRecognizer:
         # A single word that is a place goes to the full scoring even if no name.
         place = _PLACE if locations else 0
         before = _Before(text)
-        for m in _run_pattern().finditer(text):
-            run = m.group()
-            start = m.start()
+        # The runs as strings (``findall`` makes no match objects), each found again by
+        # ``str.find`` from the end of the last: the pattern looks at nothing before a
+        # run, so a run matches wherever its text stands, and the scan took the first
+        # such place.
+        scanned = 0
+        for run in _run_pattern().findall(text):
+            start = text.find(run, scanned)
+            scanned = end = start + len(run)
             if " " in run:
-                end = m.end()
                 if text[end : end + 1] == ":" or text[end : end + 2] == " :":
                     # The last word is a label ("Robin Little IBAN: ...", "Aron van
                     # Ginkel GSM: ..."), not the next part of the name.
@@ -531,12 +545,12 @@ class NameRecognizer:
 
 
 #: A capitalised word that is no known name, right after a strong cue ("Dear Xiomara").
-_LONE_UNKNOWN = 0.55
+_LONE_UNKNOWN: Final = 0.55
 
 # Scores are sums of a few constants, so few distinct values reach ``round`` (which
 # costs as much as scoring a word): each is rounded once. Bounded all the same.
-_ROUNDED: dict[float, float] = {}
-_ROUNDED_MAX = 4096
+_ROUNDED: Final[dict[float, float]] = {}
+_ROUNDED_MAX: Final = 4096
 
 
 def _rounded(score: float) -> float:
@@ -597,14 +611,13 @@ def _cue_word(text: str, start: int) -> tuple[str, str, str]:
     return before, word.casefold(), before[len(stripped) :]
 
 
-_STRONG, _WEAK = 0.4, 0.2
+_STRONG: Final = 0.4
+_WEAK: Final = 0.2
 #: How far before a word its cue is looked for, in characters.
-_WINDOW = 32
-# The word before a position, read in the reversed text: the separators, then the
-# letters and apostrophes of the word. One match in C instead of a loop in Python; it
-# knows ASCII letters only, so a word that goes on in other letters is read by
-# ``_cue_word`` instead.
-_BACKWARDS = re.compile(r"([ \t\n,:.\-]*)([A-Za-z'’]*)")
+_WINDOW: Final = 32
+#: The characters of a word as ``_Before.word`` reads it (ASCII letters, apostrophes); a
+#: word that goes on in other letters is read by ``_cue_word`` instead.
+_WORD_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'’")
 
 
 class _Before:
@@ -612,11 +625,10 @@ class _Before:
     whether a strong cue does ("Dear", "my name is"; checked once per word start, and
     the whole cue regex runs only after one of the cues' last words)."""
 
-    __slots__ = ("_backwards", "_last_start", "_last_word", "_strong", "text")
+    __slots__ = ("_last_start", "_last_word", "_strong", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._backwards = text[::-1]
         self._strong: dict[int, bool] = {}
         self._last_start = -1
         self._last_word = ("", "")
@@ -626,17 +638,23 @@ class _Before:
         separators between it and ``start``: as ``_cue_word`` reads them."""
         if start == self._last_start:
             return self._last_word  # a run scored as a name and as a place asks twice
-        backwards = self._backwards
-        pos = len(backwards) - start
-        limit = pos + _WINDOW
-        m = _BACKWARDS.match(backwards, pos, limit)
-        assert m is not None  # both groups may be empty
-        end = m.end()
-        if end < limit and end < len(backwards) and backwards[end].isalpha():
-            _, word, gap = _cue_word(self.text, start)
+        # Walk back over the separators, then over the ASCII letters and apostrophes of
+        # the word: a few characters, compiled, where a regex match on the reversed text
+        # cost a call and a match object per word.
+        text = self.text
+        low = max(0, start - _WINDOW)
+        i = start - 1
+        while i >= low and text[i] in _CUE_TRAIL:
+            i -= 1
+        gap = text[i + 1 : start]
+        j = i
+        while j >= low and text[j] in _WORD_CHARS:
+            j -= 1
+        if j >= low and text[j].isalpha():
+            # The word goes on in other letters: read it as ``_cue_word`` does.
+            _, word, gap = _cue_word(text, start)
         else:
-            gap, word = m.group(1, 2)
-            word = word[::-1].lstrip("'’").casefold()
+            word = text[j + 1 : i + 1].lstrip("'’").casefold()
         self._last_start, self._last_word = start, (word, gap)
         return word, gap
 
