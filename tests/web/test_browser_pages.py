@@ -46,7 +46,9 @@ def test_calls_chart_draws_and_a_call_opens(page_as: Callable[[str], Watched], s
     page.select_option("#outcome", "refused")
     page.click("[data-testid=call-filters] button")
     page.wait_for_url(re.compile(r".*outcome=refused"))
-    assert page.locator("[data-testid=calls] tbody tr").count() == 1
+    # the harness made one refused call; other tests on this server may have made more
+    shown = page.locator("[data-testid=calls] tbody tr").all_inner_texts()
+    assert shown and all("refused" in row for row in shown)
     page.goto("/ui/gateway/calls?outcome=success")
     page.locator("[data-testid=calls] tbody tr a", has_text="detail").first.click()
     page.wait_for_url(re.compile(r".*/ui/gateway/calls/\d+$"))
