@@ -161,7 +161,9 @@ def test_the_service_reads_the_same_figures_as_a_direct_aggregation(runtime: Any
         if served:
             exact = served[math.ceil(0.95 * len(served)) - 1]
             assert f.latency_p95_ms is not None
-            assert abs(bucket_of(f.latency_p95_ms) - bucket_of(exact)) <= 1
+            # a value check on the histogram, not a timing: within one bucket of exact
+            buckets_apart = abs(bucket_of(f.latency_p95_ms) - bucket_of(exact))
+            assert buckets_apart <= 1
     assert report.totals.requests == len(inside)
     days = {p.day for p in report.series}
     assert min(days) == first and max(days) == last
