@@ -131,6 +131,34 @@ async def test_labels_attach_by_request_id_over_the_api_and_the_cli(
     assert (await client.post("/api/labels", json=body, headers=guest)).status_code == 403
 
 
+async def test_a_label_posted_right_after_its_prediction_matches_though_the_log_is_slow(
+    client: httpx.AsyncClient,
+    runtime: Any,
+    analyst: dict[str, str],
+    served_v1: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The log is written by a background thread; a slow database must not make a
+    label sent straight after its prediction count as unmatched."""
+    from bastion.serving.log import PredictionLog
+
+    write = PredictionLog._write
+
+    def slow_write(self: PredictionLog, group: list[dict[str, Any]]) -> None:
+        import time
+
+        time.sleep(0.3)  # a busy database, not a timing under test
+        write(self, group)
+
+    monkeypatch.setattr(PredictionLog, "_write", slow_write)
+    for rows in (1, 7, 50):
+        r = await client.post(f"/predict/{NAME}", json={"inputs": [ROW] * rows}, headers=analyst)
+        ids = r.json().get("row_ids", [r.json()["request_id"]])  # one row: its request id
+        body = {"labels": [{"request_id": i, "label": n % 2} for n, i in enumerate(ids)]}
+        added = await client.post("/api/labels", json=body, headers=analyst)
+        assert added.json() == {"added": rows, "matched": rows, "unmatched": 0}
+
+
 def _system() -> Any:
     from bastion.auth.principal import SYSTEM
 

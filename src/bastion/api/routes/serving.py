@@ -181,7 +181,11 @@ class LabelsOut(BaseModel):
 @router.post("/api/labels")
 async def labels(body: LabelsIn, request: Request, principal: Labeller) -> LabelsOut:
     """Attach ground truth to logged predictions by request id (a later label replaces)."""
-    db = get_runtime(request).db
+    runtime = get_runtime(request)
     items = [item.model_dump() for item in body.labels]
-    added = await run_in_threadpool(add_labels, db, items)
+    if runtime._serving is not None:
+        # Predictions this server answered are written by a background thread; a label
+        # posted right after its prediction must find it, so wait for what is queued.
+        await run_in_threadpool(runtime._serving.log.flush, 10.0)
+    added = await run_in_threadpool(add_labels, runtime.db, items)
     return LabelsOut(added=added.added, matched=added.matched, unmatched=added.unmatched)
