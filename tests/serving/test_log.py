@@ -131,7 +131,7 @@ async def test_labels_attach_by_request_id_over_the_api_and_the_cli(
     assert (await client.post("/api/labels", json=body, headers=guest)).status_code == 403
 
 
-async def test_a_label_posted_right_after_its_prediction_matches_though_the_log_is_slow(
+async def test_a_prediction_just_answered_is_found_by_labels_and_explain_though_the_log_is_slow(
     client: httpx.AsyncClient,
     runtime: Any,
     analyst: dict[str, str],
@@ -157,6 +157,11 @@ async def test_a_label_posted_right_after_its_prediction_matches_though_the_log_
         body = {"labels": [{"request_id": i, "label": n % 2} for n, i in enumerate(ids)]}
         added = await client.post("/api/labels", json=body, headers=analyst)
         assert added.json() == {"added": rows, "matched": rows, "unmatched": 0}
+    r = await client.post(f"/predict/{NAME}", json={"inputs": [ROW] * 3}, headers=analyst)
+    explained = await client.get(
+        f"/predict/{NAME}/explain/{r.json()['row_ids'][2]}", headers=analyst
+    )
+    assert explained.status_code == 200, explained.text
 
 
 def _system() -> Any:

@@ -314,16 +314,21 @@ class PredictionService:
     def _explain(self, served: Served, frame: pd.DataFrame) -> list[dict[str, Any]]:
         return served.explain(frame)
 
-    def explain_logged(self, model: str, request_id: str) -> dict[str, Any]:
+    def _logged(self, model: str, request_id: str) -> tuple[int, Any] | None:
         with self.db.session() as session:
             row = PredictionRepository(session).prediction(model, request_id)
-            if row is None:
-                raise PredictionNotFound(
-                    f"no logged prediction {request_id!r} of model {model!r}: check the id "
-                    "(row i of a batch is `{request_id}.{i}`); the log is written within a "
-                    "moment of the answer"
-                )
-            version, features = row.version, row.features
+            return None if row is None else (row.version, row.features)
+
+    def explain_logged(self, model: str, request_id: str) -> dict[str, Any]:
+        found = self._logged(model, request_id)
+        if found is None and self.log.flush(10.0):
+            found = self._logged(model, request_id)  # answered a moment ago, now written
+        if found is None:
+            raise PredictionNotFound(
+                f"no logged prediction {request_id!r} of model {model!r}: check the id "
+                "(row i of a batch is `{request_id}.{i}`)"
+            )
+        version, features = found
         served = self.cache.get(model, version)
         if features is None:
             raise FeaturesNotKept(
