@@ -125,6 +125,8 @@ EXPECTED: dict[tuple[str, str], Permission] = {
     ("GET", "/api/documents/{document_id}"): Permission.DOCUMENTS_READ,
     ("DELETE", "/api/documents/{document_id}"): Permission.DOCUMENTS_WRITE,
     ("POST", "/api/search"): Permission.DOCUMENTS_READ,
+    ("POST", "/query"): Permission.DOCUMENTS_READ,
+    ("POST", "/research"): Permission.RESEARCH_RUN,
     ("POST", "/api/query"): Permission.DOCUMENTS_READ,
     ("POST", "/api/research"): Permission.RESEARCH_RUN,
     ("POST", "/mcp"): Permission.MCP_USE,

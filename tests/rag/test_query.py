@@ -1,4 +1,4 @@
-"""POST /api/query through the app: real retrieval, the gateway's local provider (and a
+"""POST /query through the app: real retrieval, the gateway's local provider (and a
 fake OpenAI-compatible upstream on loopback), the grounding check, the ledger."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ async def test_a_real_question_is_answered_from_the_passages_with_citations(
     rag_client: Any, rag_key: Any, rag_runtime: Any
 ) -> None:
     headers = rag_key("analyst")
-    r = await rag_client.post("/api/query", json={"question": ERASURE}, headers=headers)
+    r = await rag_client.post("/query", json={"question": ERASURE}, headers=headers)
     assert r.status_code == 200, r.text
     body = r.json()
     assert "[1]" in body["answer"] and "erasure" in body["answer"]
@@ -40,9 +40,7 @@ async def test_a_real_question_is_answered_from_the_passages_with_citations(
     assert body["prompt"]["name"] == "query" and body["prompt"]["version"] >= 1
     assert body["model"] == "local" and body["tokens"]["prompt"] > 0
     # the same question, the same answer and citations (deterministic offline path)
-    again = (
-        await rag_client.post("/api/query", json={"question": ERASURE}, headers=headers)
-    ).json()
+    again = (await rag_client.post("/query", json={"question": ERASURE}, headers=headers)).json()
     assert (again["answer"], again["citations"]) == (body["answer"], body["citations"])
     assert again["run_id"] != body["run_id"]
 
@@ -50,7 +48,7 @@ async def test_a_real_question_is_answered_from_the_passages_with_citations(
 async def test_one_ledger_event_per_query_linked_to_the_generation(
     rag_client: Any, rag_key: Any, rag_runtime: Any
 ) -> None:
-    r = await rag_client.post("/api/query", json={"question": ERASURE}, headers=rag_key("analyst"))
+    r = await rag_client.post("/query", json={"question": ERASURE}, headers=rag_key("analyst"))
     body = r.json()
     queries = [e for e in _events(rag_runtime, "rag.query") if e.details["run"] == body["run_id"]]
     assert len(queries) == 1
@@ -76,7 +74,7 @@ async def test_nothing_relevant_is_refused_with_the_best_passages(
 ) -> None:
     headers = rag_key("analyst")
     question = {"question": "Who won the football world cup in 2018?"}
-    r = await rag_client.post("/api/query", json=question, headers=headers)
+    r = await rag_client.post("/query", json=question, headers=headers)
     assert r.status_code == 422, r.text
     error = r.json()["error"]
     assert error["code"] == "not_grounded" and error["passages"]
@@ -84,7 +82,7 @@ async def test_nothing_relevant_is_refused_with_the_best_passages(
     refused = [e for e in _events(rag_runtime, "rag.query") if e.outcome == "refused"]
     assert refused and refused[0].details["error_code"] == "not_grounded"
     # not grounded on request: it answers (and the check says what is unsupported)
-    r = await rag_client.post("/api/query", json=question | {"grounded": False}, headers=headers)
+    r = await rag_client.post("/query", json=question | {"grounded": False}, headers=headers)
     assert r.status_code == 200, r.text
 
 
@@ -93,20 +91,20 @@ async def test_a_collection_the_caller_may_not_read_is_never_searched(
 ) -> None:
     guest = rag_key("guest")
     r = await rag_client.post(
-        "/api/query",
+        "/query",
         json={"question": "What is the falcon budget?", "collection": "secret"},
         headers=guest,
     )
     assert r.status_code == 403, r.text
     r = await rag_client.post(
-        "/api/query",
+        "/query",
         json={"question": "What is the falcon budget?", "grounded": False},
         headers=guest,
     )
     assert r.status_code == 200 and "42 million" not in r.text
     admin = rag_key("admin")
     r = await rag_client.post(
-        "/api/query",
+        "/query",
         json={"question": "What is the falcon budget?", "collection": "secret"},
         headers=admin,
     )
@@ -131,7 +129,7 @@ async def test_a_collection_the_caller_may_not_read_is_never_searched(
 async def test_malformed_bodies_get_a_coded_error_naming_the_field(
     rag_client: Any, rag_key: Any, body: Any, status: int, param: str | None
 ) -> None:
-    r = await rag_client.post("/api/query", json=body, headers=rag_key("analyst"))
+    r = await rag_client.post("/query", json=body, headers=rag_key("analyst"))
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert error["code"]
@@ -141,19 +139,19 @@ async def test_malformed_bodies_get_a_coded_error_naming_the_field(
 
 async def test_a_body_that_is_not_json_is_a_400(rag_client: Any, rag_key: Any) -> None:
     headers = rag_key("analyst") | {"content-type": "application/json"}
-    r = await rag_client.post("/api/query", content=b'{"question": ', headers=headers)
+    r = await rag_client.post("/query", content=b'{"question": ', headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
 
 @pytest.mark.parametrize(
     ("role", "route", "status"),
     [
-        (None, "/api/query", 401),
-        (None, "/api/research", 401),
-        ("auditor", "/api/query", 403),
-        ("guest", "/api/research", 403),
-        ("guest", "/api/query", 200),
-        ("analyst", "/api/research", 200),
+        (None, "/query", 401),
+        (None, "/research", 401),
+        ("auditor", "/query", 403),
+        ("guest", "/research", 403),
+        ("guest", "/query", 200),
+        ("analyst", "/research", 200),
     ],
 )
 async def test_permissions_per_route(
@@ -174,7 +172,7 @@ async def test_the_caller_budget_applies_to_the_generation(
     rag_runtime.policy.path.write_text(policy)
     rag_runtime.reload_policy("system", "test")
     r = await rag_client.post(
-        "/api/query",
+        "/query",
         json={"question": ERASURE, "model": "priced"},
         headers=rag_key("analyst", team="risk"),
     )
@@ -202,7 +200,7 @@ async def test_an_upstream_answer_that_strays_from_the_passages_is_flagged(
     rag_runtime.policy.path.write_text(policy)
     assert rag_runtime.reload_policy("system", "test").error is None
     r = await rag_client.post(
-        "/api/query", json={"question": ERASURE, "model": "echo"}, headers=rag_key("analyst")
+        "/query", json={"question": ERASURE, "model": "echo"}, headers=rag_key("analyst")
     )
     assert r.status_code == 200, r.text
     body = r.json()

@@ -1,4 +1,4 @@
-"""POST /api/research: the bounded loop, tool allow-lists and limits, budgets, the
+"""POST /research: the bounded loop, tool allow-lists and limits, budgets, the
 ledger trail of every tool call, the risk check."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def test_a_run_finds_cited_findings_and_records_every_tool_call(
 ) -> None:
     topic = {"topic": "emotion recognition in the workplace"}
     headers = rag_key("analyst")
-    r = await rag_client.post("/api/research", json=topic, headers=headers)
+    r = await rag_client.post("/research", json=topic, headers=headers)
     assert r.status_code == 200, r.text
     body = r.json()
     assert [s["tool"] for s in body["audit_trace"]] == ["risk_check", "search", "read", "summarize"]
@@ -51,7 +51,7 @@ async def test_a_run_finds_cited_findings_and_records_every_tool_call(
     closing = next(e for e in events if e.action == "agent.research")
     assert closing.details["steps"] == 4 and closing.details["prompt"]["name"] == "research"
     # the same topic, the same findings
-    again = (await rag_client.post("/api/research", json=topic, headers=headers)).json()
+    again = (await rag_client.post("/research", json=topic, headers=headers)).json()
     assert again["findings"] == body["findings"]
 
 
@@ -59,7 +59,7 @@ async def test_a_tool_the_role_may_not_use_is_refused_and_recorded(
     rag_client: Any, rag_key: Any, rag_runtime: Any
 ) -> None:
     r = await rag_client.post(
-        "/api/research", json={"topic": "right to erasure"}, headers=rag_key("intern")
+        "/research", json={"topic": "right to erasure"}, headers=rag_key("intern")
     )
     assert r.status_code == 200, r.text
     trace = {s["tool"]: s for s in r.json()["audit_trace"]}
@@ -89,7 +89,7 @@ async def test_arguments_over_the_limits_and_unknown_tools_are_refused(
     rag_client: Any, rag_key: Any, steps: list[Any], code: str
 ) -> None:
     r = await rag_client.post(
-        "/api/research", json={"topic": "fines", "steps": steps}, headers=rag_key("analyst")
+        "/research", json={"topic": "fines", "steps": steps}, headers=rag_key("analyst")
     )
     assert r.status_code == 200, r.text
     (step,) = r.json()["audit_trace"]
@@ -100,7 +100,7 @@ async def test_a_tool_the_policy_registers_runs_for_its_roles(
     rag_client: Any, rag_key: Any
 ) -> None:
     r = await rag_client.post(
-        "/api/research",
+        "/research",
         json={"topic": "personal data breach notification", "steps": ["regulations_search"]},
         headers=rag_key("admin"),
     )
@@ -111,12 +111,10 @@ async def test_a_tool_the_policy_registers_runs_for_its_roles(
 
 async def test_the_run_stops_at_max_steps_and_at_its_budget(rag_client: Any, rag_key: Any) -> None:
     headers = rag_key("analyst")
-    r = await rag_client.post(
-        "/api/research", json={"topic": "fines", "max_steps": 2}, headers=headers
-    )
+    r = await rag_client.post("/research", json={"topic": "fines", "max_steps": 2}, headers=headers)
     assert r.json()["stopped"] == "max_steps" and len(r.json()["audit_trace"]) == 2
     r = await rag_client.post(
-        "/api/research",
+        "/research",
         json={
             "topic": "administrative fines",
             "model": "priced",
@@ -150,7 +148,7 @@ async def test_risk_check_reports_personal_data_and_deny_listed_terms_without_va
     rag_client: Any, rag_key: Any, rag_runtime: Any
 ) -> None:
     r = await rag_client.post(
-        "/api/research",
+        "/research",
         json={"topic": "Project Falcon: mail jane.doe@example.com", "steps": ["risk_check"]},
         headers=rag_key("analyst"),
     )
@@ -174,7 +172,7 @@ async def test_risk_check_reports_personal_data_and_deny_listed_terms_without_va
 async def test_malformed_research_bodies_name_the_field(
     rag_client: Any, rag_key: Any, body: dict[str, Any], param: str
 ) -> None:
-    r = await rag_client.post("/api/research", json=body, headers=rag_key("analyst"))
+    r = await rag_client.post("/research", json=body, headers=rag_key("analyst"))
     assert r.status_code == 422, r.text
     assert param in r.json()["error"]["param"]
 
@@ -197,7 +195,7 @@ async def test_with_a_real_model_the_model_chooses_the_tools_until_the_bound(
     rag_runtime.policy.path.write_text(policy)
     assert rag_runtime.reload_policy("system", "test").error is None
     r = await rag_client.post(
-        "/api/research",
+        "/research",
         json={"topic": "right to erasure", "model": "echo", "max_steps": 3},
         headers=rag_key("analyst"),
     )
@@ -221,7 +219,7 @@ async def test_the_callers_own_budget_stops_the_run(
     rag_runtime.policy.path.write_text(policy)
     assert rag_runtime.reload_policy("system", "test").error is None
     r = await rag_client.post(
-        "/api/research",
+        "/research",
         json={
             "topic": "administrative fines",
             "model": "priced",

@@ -1,4 +1,4 @@
-"""A real ``bastion serve`` on loopback: the prompts are checked at start, /api/query
+"""A real ``bastion serve`` on loopback: the prompts are checked at start, /query
 answers over the wire, and the official ``openai`` SDK gets the local provider's cited
 extractive answer for the versioned query prompt."""
 
@@ -31,10 +31,14 @@ def test_served_query_and_the_sdk_over_loopback(tmp_path: Path) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         question = "What must a controller do after a personal data breach?"
         r = httpx.post(
-            f"{server.url}/api/query", json={"question": question}, headers=headers, timeout=60
+            f"{server.url}/query", json={"question": question}, headers=headers, timeout=60
         )
         assert r.status_code == 200, r.text
         body = r.json()
+        also = httpx.post(
+            f"{server.url}/api/query", json={"question": question}, headers=headers, timeout=60
+        ).json()  # the same route under /api
+        assert also["answer"] == body["answer"] and also["citations"] == body["citations"]
         assert "gdpr/art-33" in {c["document"] for c in body["citations"]}
         assert "personal data breach" in body["answer"]
         assert not body["grounding"]["unsupported"]

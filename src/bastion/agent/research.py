@@ -1,4 +1,4 @@
-"""``POST /api/research``: a bounded agent loop whose every tool call is governed.
+"""``POST /research``: a bounded agent loop whose every tool call is governed.
 
 A run is a sequence of tool calls. With the ``local`` provider (or when the request
 names its ``steps``) the plan is fixed and the run deterministic: ``risk_check`` the

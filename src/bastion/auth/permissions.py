@@ -33,7 +33,7 @@ class Permission(StrEnum):
     DOCUMENTS_READ = "documents:read"
     DOCUMENTS_WRITE = "documents:write"
     SUBJECTS_MANAGE = "subjects:manage"  # export and erase a data subject's data
-    RESEARCH_RUN = "research:run"  # POST /api/research: an agent run over the tools
+    RESEARCH_RUN = "research:run"  # POST /research: an agent run over the tools
     MCP_USE = "mcp:use"  # reach /mcp; which tools is the policy's tools allow-lists
 
 

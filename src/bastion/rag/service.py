@@ -1,6 +1,6 @@
 """Grounded answers: retrieve, generate through the gateway, check, record.
 
-:meth:`Answers.query` is the whole of ``POST /api/query``:
+:meth:`Answers.query` is the whole of ``POST /query``:
 
 1. **retrieve** the best passages from the collections the caller may read;
 2. **refuse** (``422 not_grounded``, with the best passages found) when the request is

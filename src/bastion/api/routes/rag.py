@@ -1,4 +1,5 @@
-"""Grounded answers and research: ``POST /api/query``, ``POST /api/research``.
+"""Grounded answers and research: ``POST /query`` and ``POST /research`` (also served
+as ``/api/query`` and ``/api/research``, beside the other ``/api`` routes).
 
 Thin: the body is validated by its pydantic model (422 naming the field), the service
 does the work. ``not_grounded`` answers 422 with the best passages found beside the
@@ -23,7 +24,6 @@ from bastion.rag.schemas import QueryIn, QueryOut, ResearchIn, ResearchOut
 from bastion.rag.service import Answers
 
 router = APIRouter(
-    prefix="/api",
     tags=["answers"],
     route_class=StrictJSONRoute,
     responses=errors(*GUARDED, 404, 429, 502, 503, 504),
@@ -45,9 +45,16 @@ ResearchDep = Annotated[Research, Depends(get_research)]
 
 
 @router.post(
+    "/api/query",
+    summary="Answer a question from your documents (same as POST /query)",
+    response_model=QueryOut,
+    operation_id="api_query",
+)
+@router.post(
     "/query",
     summary="Answer a question from your documents, with citations and a grounding check",
     response_model=QueryOut,
+    operation_id="query",
 )
 async def query(
     body: QueryIn,
@@ -63,9 +70,16 @@ async def query(
 
 
 @router.post(
+    "/api/research",
+    summary="Research a topic with an audited agent loop (same as POST /research)",
+    response_model=ResearchOut,
+    operation_id="api_research",
+)
+@router.post(
     "/research",
     summary="Research a topic with a bounded, audited agent loop over allow-listed tools",
     response_model=ResearchOut,
+    operation_id="research",
 )
 async def research(
     body: ResearchIn,
