@@ -250,7 +250,7 @@ def test_demo_seed_twice_adds_history_and_stays_offline(env: dict[str, str]) -> 
     outcome = json.loads(first.stderr.strip().splitlines()[-1])
     assert outcome == {"code": 0, "reached": [], "telemetry": False}, first.stderr
     assert "refused by the gates" in first.stdout
-    for who in ("ana (analyst)", "ada (admin)", "gus (guest)"):
+    for who in ("ana (analyst)", "ada (admin)", "gus (guest)", "ida (auditor)"):
         assert f"demo key for {who}" in first.stdout
     second = bastion(env, "demo", "seed")
     assert second.code == 0, second.err

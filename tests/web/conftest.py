@@ -143,7 +143,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     seeded = server.cli("demo", "seed", timeout=600)
     for _user, role, key in DEMO_KEY.findall(seeded):
         server.keys[role] = key
-    assert set(server.keys) >= {"admin", "analyst", "guest"}, seeded
+    assert set(server.keys) >= {"admin", "analyst", "guest", "auditor"}, seeded
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [

@@ -71,13 +71,14 @@ def test_a_guest_gets_a_clear_403_page_on_admin_pages(
     page_as: Callable[[str], Watched], shoot: Any
 ) -> None:
     w = page_as("guest")
-    assert w.page.locator("header nav a").count() == 0
+    assert w.page.locator("header nav a").all_inner_texts() == ["Documents"]
     assert_forbidden(
         w,
         [
             ("/ui/admin", "keys:manage"),
             ("/ui/audit", "audit:read"),
             ("/ui/admin/policy", "policy:read"),
+            ("/ui/evidence", "reports:read"),
         ],
     )
     shoot(w.page, "guest-403-admin")

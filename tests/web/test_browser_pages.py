@@ -1,4 +1,4 @@
-"""Gateway, Audit and Keys & policy in Chromium, for every role that may see them, with
+"""Gateway, Audit, Keys & policy, Documents and Evidence in Chromium, for every role that may see them, with
 screenshots under tests/artifacts/."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ PAGES = {
     "/ui/audit": ["admin"],
     "/ui/admin": ["admin"],
     "/ui/admin/policy": ["admin", "analyst"],
+    "/ui/documents": ["admin", "analyst", "guest"],
+    "/ui/evidence": ["admin", "auditor"],
 }
 
 
@@ -106,3 +108,34 @@ def test_key_create_and_revoke_by_clicking(
     assert page.locator(f"tr[data-key='{secret[:12]}']").count() == 0
     page.goto("/ui/admin?show_revoked=true")
     assert "revoked" in page.locator(f"tr[data-key='{secret[:12]}']").inner_text()
+
+
+def test_a_question_is_answered_on_the_documents_page(
+    page_as: Callable[[str], Watched], shoot: Any
+) -> None:
+    page = page_as("analyst").page
+    page.goto("/ui/documents")
+    page.fill("#question", "How long does a controller have to notify a personal data breach?")
+    page.get_by_test_id("ask").click()
+    page.wait_for_selector("[data-testid=answer-text]")
+    cited = page.get_by_test_id("citations").inner_text()
+    assert "GDPR Art. 33" in cited
+    shoot(page, "documents-answer-analyst")
+
+
+def test_a_compliance_report_shows_its_chart_and_downloads(
+    page_as: Callable[[str], Watched], shoot: Any
+) -> None:
+    w = page_as("auditor")
+    w.downloads.add("/ui/evidence/report/file")
+    page = w.page
+    page.goto("/ui/evidence")
+    page.select_option("#framework", "eu-ai-act")
+    page.get_by_test_id("build-report").click()
+    page.wait_for_url(re.compile(r".*/ui/evidence/report\?framework=eu-ai-act.*"))
+    page.wait_for_selector("#chart-activity[data-drawn=true] .main-svg")
+    assert page.locator("[data-testid=controls] tbody tr").count() >= 9
+    with page.expect_download() as info:
+        page.get_by_test_id("file-html").click()
+    assert "<html" in Path(info.value.path()).read_text()[:2000].lower()
+    shoot(page, "evidence-report-auditor")

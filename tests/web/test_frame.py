@@ -17,8 +17,7 @@ from sqlalchemy import select, update
 from bastion.auth.models import UiSession
 from bastion.auth.sessions import token_digest
 from bastion.db import utcnow
-
-from .ui import page_token, sign_in
+from bastion.testing.ui import page_token, sign_in
 
 pytestmark = pytest.mark.anyio
 
@@ -207,14 +206,32 @@ async def test_the_nav_shows_only_what_the_role_may_see(
     client.cookies.clear()
     await sign_in(client, key_for("admin"))
     page = await client.get("/ui/gateway")
-    for slug in ("gateway", "audit", "admin"):
+    for slug in ("gateway", "audit", "admin", "documents", "evidence"):
         assert f'href="/ui/{slug}"' in page.text
+    client.cookies.clear()
+    await sign_in(client, key_for("auditor"))
+    audit = await client.get("/ui/audit")
+    for slug in ("models", "monitoring", "evidence", "audit"):
+        assert f'href="/ui/{slug}"' in audit.text
+    for slug in ("gateway", "documents", "admin"):
+        assert f'href="/ui/{slug}"' not in audit.text
 
 
-async def test_a_guest_lands_on_a_page_that_says_so(
-    client: httpx.AsyncClient, key_for: Any
+async def test_a_guest_lands_on_the_documents_a_role_with_no_page_on_a_page_that_says_so(
+    client: httpx.AsyncClient, key_for: Any, runtime: Any
 ) -> None:
     await sign_in(client, key_for("guest"))
+    landing = await client.get("/ui")
+    assert landing.status_code == 303 and landing.headers["location"] == "/ui/documents"
+    client.cookies.clear()
+
+    import yaml
+
+    policy = yaml.safe_load(runtime.settings.policy_path.read_text())
+    policy["roles"]["caller"] = {"models": ["local"], "permissions": ["llm:use"]}
+    runtime.settings.policy_path.write_text(yaml.safe_dump(policy))
+    assert runtime.policy.reload().error is None
+    await sign_in(client, key_for("caller"))
     response = await client.get("/ui")
     assert response.status_code == 200
     assert "may not see any dashboard page" in response.text

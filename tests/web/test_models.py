@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bastion.testing.ui import page_token, sign_in
+
 from .conftest import Server, Watched, assert_forbidden
-from .ui import page_token, sign_in
 
 MODEL = "adult-income"
 #: A decision moves MLflow aliases: on a busy 2-core machine it can take a while.

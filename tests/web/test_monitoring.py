@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bastion.testing.ui import sign_in
+
 from .conftest import Server, Watched, assert_forbidden
-from .ui import sign_in
 
 MODEL = "adult-income"
 ROWS = 600

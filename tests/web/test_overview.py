@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .ui import sign_in
+from bastion.testing.ui import sign_in
 
 
 def number(text: str) -> float:

@@ -13,8 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from bastion.audit.models import AuditEvent
-
-from .ui import page_token, sign_in
+from bastion.testing.ui import page_token, sign_in
 
 pytestmark = pytest.mark.anyio
 

@@ -19,9 +19,8 @@ from fastapi.routing import APIRoute
 
 from bastion.api.deps import route_guards
 from bastion.auth.permissions import Permission
+from bastion.testing.ui import csrf_of, sign_in
 from bastion.web.frame import UiGuard
-
-from .ui import csrf_of, sign_in
 
 pytestmark = pytest.mark.anyio
 ROLES = ["admin", "analyst", "guest", "auditor"]

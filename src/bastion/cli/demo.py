@@ -36,13 +36,15 @@ def seed(
             for line in demo.seed(registry, rt.settings.home / "mlartifacts"):
                 console.print(line, highlight=False)
         existing = {(k.user, k.role) for k in rt.keys.list_keys()}
+        roles = rt.policy.policy.roles
         made = []
         for user, role, team in (
             ("ana", "analyst", "risk"),
             ("ada", "admin", "risk"),
             ("gus", "guest", None),
+            ("ida", "auditor", None),  # reads the evidence; only where the policy has the role
         ):
-            if (user, role) not in existing:
+            if (user, role) not in existing and (role in roles or role != "auditor"):
                 made.append(
                     rt.keys.create(
                         cli_principal("demo"), user=user, role=role, team=team, name="demo"

@@ -47,14 +47,15 @@ async def compliance_report(
 ) -> Response:
     caller = require_caller(principal)
     done = await run_in_threadpool(
-        _evidence(runtime).generate, framework, period, format, actor=caller.actor
+        evidence_service(runtime).generate, framework, period, format, actor=caller.actor
     )
     return Response(
         done.content, media_type=done.media_type, headers={"X-Bastion-Report-Digest": done.digest}
     )
 
 
-def _evidence(runtime: Any) -> Any:
+def evidence_service(runtime: Any) -> Any:
+    """The reports and clocks service over the runtime's database, keys and ledger."""
     from bastion.evidence.service import EvidenceService
     from bastion.runtime import chain_key
 
@@ -83,7 +84,7 @@ async def attest(
 ) -> dict[str, str]:
     caller = require_caller(principal)
     await run_in_threadpool(
-        _evidence(runtime).attest,
+        evidence_service(runtime).attest,
         body.framework,
         body.control,
         by=body.by,
@@ -116,7 +117,7 @@ async def list_incidents(
 ) -> dict[str, Any]:
     from bastion.db.base import utcnow
 
-    items = await run_in_threadpool(_evidence(runtime).clocks.items, open_only=open_only)
+    items = await run_in_threadpool(evidence_service(runtime).clocks.items, open_only=open_only)
     now = utcnow()
     return {"data": [c.to_dict(now) for c in items]}
 
@@ -131,7 +132,7 @@ async def open_incident(
 
     caller = require_caller(principal)
     clock = await run_in_threadpool(
-        _evidence(runtime).clocks.open,
+        evidence_service(runtime).clocks.open,
         kind=body.kind,
         title=body.title,
         severity=body.severity,
@@ -153,7 +154,7 @@ async def close_incident(
 
     caller = require_caller(principal)
     clock = await run_in_threadpool(
-        _evidence(runtime).clocks.close,
+        evidence_service(runtime).clocks.close,
         incident_id,
         actor=caller.actor,
         resolution=body.resolution,

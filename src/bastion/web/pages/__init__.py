@@ -39,6 +39,8 @@ PAGES: tuple[PageEntry, ...] = (
     PageEntry("gateway", "Gateway", Permission.METRICS_READ),
     PageEntry("models", "Models", Permission.MODELS_READ),
     PageEntry("monitoring", "Monitoring", Permission.MONITORING_READ),
+    PageEntry("documents", "Documents", Permission.DOCUMENTS_READ),
+    PageEntry("evidence", "Evidence", Permission.REPORTS_READ),
     PageEntry("audit", "Audit", Permission.AUDIT_READ),
     PageEntry("admin", "Keys & policy", Permission.KEYS_MANAGE),
 )
