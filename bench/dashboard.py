@@ -165,6 +165,8 @@ async def time_pages(path: Path, meta: dict[str, Any], requests: int) -> dict[st
         "ui: gateway calls": "/ui/gateway/calls",
         "ui: audit": "/ui/audit",
         "ui: keys & policy": "/ui/admin",
+        "ui: documents": "/ui/documents",
+        "ui: evidence (frameworks, clocks)": "/ui/evidence",
         "api: /api/usage (team, model)": f"/api/usage?{period}&group_by=team,model",
         "api: /api/usage/budgets": "/api/usage/budgets",
         "api: /api/alerts": "/api/alerts",
