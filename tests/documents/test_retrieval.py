@@ -142,6 +142,16 @@ def test_an_exhaustive_lexical_list_is_scaled_from_zero() -> None:
     assert dict(exhaustive)[3] == pytest.approx(0.5 * 0.2 + 0.5 * 0.28 / 0.30)
 
 
+async def test_only_a_lexical_list_holding_every_match_gets_the_zero_floor(docs: Any) -> None:
+    await seed(docs)
+    # "merger" is in both documents: all of them fit in 50, one is cut at a depth of 1.
+    every = await docs.retriever.candidates(["legal", "public"], "merger", 50, ADMIN)
+    assert len(every.lists["bm25"]) == 2 and every.floors == {"bm25": 0.0}
+    cut = await docs.retriever.candidates(["legal", "public"], "merger", 1, ADMIN)
+    assert len(cut.lists["bm25"]) == 1 and cut.floors == {}
+    assert every.lists.keys() == cut.lists.keys() == {"bm25", "dense"}
+
+
 _scores = st.floats(allow_nan=False, allow_infinity=False)
 
 
