@@ -5,8 +5,8 @@ takes that list's floor, 0). Bruch, Gai and Ingber ("An Analysis of Fusion Funct
 for Hybrid Retrieval", ACM TOIS 2023) found this beats reciprocal rank fusion in and out
 of domain, because it keeps how far apart the scores are, not only their order; equal
 weights are its untuned default, not a value fitted to Bastion's benchmark (on
-``bench/retrieval.py`` a weight chosen on three regulations did no better than 0.5 on
-the other three, and natural questions did best at 0.5).
+``bench/retrieval.py`` a weight chosen on three regulations never beat 0.5 at R@5 on the
+other three, on either backend, and its natural questions favour no other weight on both).
 
 The floor a list is scaled from is where its unlisted chunks stand. A list cut at the
 depth asked for has more below it, so its last score is the floor (plain min-max). A
