@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from typing import Any
 
 import httpx
@@ -128,6 +129,91 @@ def test_fusion_properties(bm25: list[tuple[int, float]], dense: list[tuple[int,
         top = bm25[0][0]
         if all(s < bm25[0][1] for k, s in bm25[1:]) and all(s < dense[0][1] for k, s in dense[1:]):
             assert keys[0] == top
+
+
+def test_an_exhaustive_lexical_list_is_scaled_from_zero() -> None:
+    # Chunk 3 matches a query word (BM25 2.0, its last match) and is a near-top dense hit.
+    # Scaled from its own lowest match, BM25 would give 3 the 0 of a chunk that matches no
+    # word; the full list of matches is scaled from 0, what a non-match scores.
+    lists = {"bm25": [(1, 10.0), (3, 2.0)], "dense": [(7, 0.60), (3, 0.58), (9, 0.30)]}
+    assert [k for k, _ in fuse(lists)] == [1, 7, 3, 9]
+    exhaustive = fuse(lists, floors={"bm25": 0.0})
+    assert [k for k, _ in exhaustive] == [3, 1, 7, 9]
+    assert dict(exhaustive)[3] == pytest.approx(0.5 * 0.2 + 0.5 * 0.28 / 0.30)
+
+
+async def test_only_a_lexical_list_holding_every_match_gets_the_zero_floor(docs: Any) -> None:
+    await seed(docs)
+    # "merger" is in both documents: all of them fit in 50, one is cut at a depth of 1.
+    every = await docs.retriever.candidates(["legal", "public"], "merger", 50, ADMIN)
+    assert len(every.lists["bm25"]) == 2 and every.floors == {"bm25": 0.0}
+    cut = await docs.retriever.candidates(["legal", "public"], "merger", 1, ADMIN)
+    assert len(cut.lists["bm25"]) == 1 and cut.floors == {}
+    assert every.lists.keys() == cut.lists.keys() == {"bm25", "dense"}
+
+
+_scores = st.floats(allow_nan=False, allow_infinity=False)
+
+
+def _ranking(keys: list[int], values: list[float]) -> list[tuple[int, float]]:
+    return list(zip(keys, sorted(values, reverse=True), strict=False))
+
+
+@given(
+    keys=st.lists(st.integers(0, 60), min_size=1, max_size=30, unique=True),
+    first=st.lists(_scores, min_size=30, max_size=30),
+    second=st.lists(_scores, min_size=30, max_size=30),
+    floor=st.none() | _scores,
+)
+def test_fusion_of_identical_rankings_keeps_their_order(
+    keys: list[int], first: list[float], second: list[float], floor: float | None
+) -> None:
+    # The same chunks in the same order from both methods, on any two score scales.
+    floors = {} if floor is None else {"bm25": floor}
+    fused = fuse({"bm25": _ranking(keys, first), "dense": _ranking(keys, second)}, floors=floors)
+    assert [k for k, _ in fused] == keys
+
+
+@given(
+    keys=st.lists(st.integers(0, 60), max_size=30, unique=True),
+    values=st.lists(_scores, min_size=30, max_size=30),
+    floor=st.none() | _scores,
+)
+def test_a_method_that_finds_nothing_does_not_reorder_the_other(
+    keys: list[int], values: list[float], floor: float | None
+) -> None:
+    ranked = _ranking(keys, values)
+    floors = {} if floor is None else {"bm25": floor, "dense": floor}
+    for empty in ("dense", "bm25"):
+        other = "bm25" if empty == "dense" else "dense"
+        fused = fuse({other: ranked, empty: []}, floors=floors)
+        assert [k for k, _ in fused] == keys
+        assert fused == fuse({other: ranked}, floors=floors)
+
+
+_any_score = st.floats(allow_nan=True, allow_infinity=True)
+_wild = st.lists(st.tuples(st.integers(0, 40), _any_score), max_size=30, unique_by=lambda t: t[0])
+
+
+@given(
+    bm25=_wild,
+    dense=_wild,
+    floor=st.none() | _any_score,
+    weight=st.floats(0, 10, allow_nan=False),
+)
+def test_fusion_is_deterministic_and_never_nan(
+    bm25: list[tuple[int, float]],
+    dense: list[tuple[int, float]],
+    floor: float | None,
+    weight: float,
+) -> None:
+    # Extreme, infinite and NaN input scores: every fused score is a number in [0, 1].
+    floors = {} if floor is None else {"bm25": floor}
+    weights = {"bm25": weight, "dense": 1.0}
+    fused = fuse({"bm25": bm25, "dense": dense}, weights, floors=floors)
+    assert all(math.isfinite(s) and 0.0 <= s <= 1.0 + 1e-9 for _, s in fused)
+    assert fused == fuse({"dense": list(dense), "bm25": list(bm25)}, dict(weights), floors=floors)
+    assert sorted(k for k, _ in fused) == sorted({k for k, _ in bm25} | {k for k, _ in dense})
 
 
 async def test_api_upload_list_show_search_remove(

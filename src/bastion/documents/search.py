@@ -4,7 +4,19 @@ within the search, then ``0.5 * lexical + 0.5 * dense``; a chunk absent from a l
 takes that list's floor, 0). Bruch, Gai and Ingber ("An Analysis of Fusion Functions
 for Hybrid Retrieval", ACM TOIS 2023) found this beats reciprocal rank fusion in and out
 of domain, because it keeps how far apart the scores are, not only their order; equal
-weights are its untuned default, not a value fitted to Bastion's benchmark.
+weights are its untuned default, not a value fitted to Bastion's benchmark (on
+``bench/retrieval.py`` a weight chosen on three regulations never beat 0.5 at R@5 on the
+other three, on either backend, and its natural questions favour no other weight on both).
+
+The floor a list is scaled from is where its unlisted chunks stand. A list cut at the
+depth asked for has more below it, so its last score is the floor (plain min-max). A
+list that came back shorter than the depth is exhaustive: the lexical search returned
+every chunk that matches a word of the query, and every other chunk scores what a
+non-match scores, 0 (BM25 and ``ts_rank`` alike). Scaling such a list from its own
+lowest match would give that match the same 0 as a chunk that shares no word with the
+query; it is scaled from 0 instead (the "theoretical minimum" of Bruch et al.). This is
+what lets a short query with few matches ("Identification") keep its real matches
+above dense near-misses.
 
 Dense search is exact (a matrix product over the collection's vectors, kept in memory
 per collection and rebuilt when the collection changes); the query is embedded through
@@ -15,8 +27,10 @@ Without an embedding model in the policy, retrieval is BM25 alone.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +53,14 @@ WEIGHTS = {"bm25": 0.5, "dense": 0.5}
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 4000
 METHODS = ("hybrid", "bm25", "dense")
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What fusion starts from: ``(chunk key, score)`` lists per method, best first."""
+
+    lists: dict[str, list[tuple[int, float]]]
+    floors: dict[str, float]
 
 
 class HybridRetriever:
@@ -80,6 +102,21 @@ class HybridRetriever:
         if not collections:
             return []
         depth = max(50, 4 * top_k)
+        found = await self.candidates(collections, query, depth, principal, method=method)
+        fused = fuse(found.lists, floors=found.floors)[:top_k]
+        return await asyncio.to_thread(self._passages, fused, found.lists)
+
+    async def candidates(
+        self,
+        collections: Sequence[str],
+        query: str,
+        depth: int,
+        principal: Principal,
+        *,
+        method: str = "hybrid",
+    ) -> Candidates:
+        """Each method's best ``depth`` chunks of ``collections`` (already checked as
+        readable by the caller), with the floors :func:`fuse` scales them from."""
         lists: dict[str, list[tuple[int, float]]] = {}
         if method in ("hybrid", "bm25"):
             lists["bm25"] = await asyncio.to_thread(self._lexical, collections, query, depth)
@@ -88,8 +125,9 @@ class HybridRetriever:
             dense = await self._dense(collections, model, query, depth, principal)
             if dense is not None:
                 lists["dense"] = dense
-        fused = fuse(lists)[:top_k]
-        return await asyncio.to_thread(self._passages, fused, lists)
+        # A lexical list shorter than the depth is every match: unlisted chunks score 0.
+        floors = {"bm25": 0.0} if len(lists.get("bm25", ())) < depth else {}
+        return Candidates(lists, floors)
 
     async def read(self, ref: str, principal: Principal) -> Reading:
         return await asyncio.to_thread(self._read, ref, principal)
@@ -228,11 +266,17 @@ class HybridRetriever:
 
 
 def fuse(
-    lists: dict[str, list[tuple[int, float]]], weights: dict[str, float] | None = None
+    lists: dict[str, list[tuple[int, float]]],
+    weights: dict[str, float] | None = None,
+    *,
+    floors: dict[str, float] | None = None,
 ) -> list[tuple[int, float]]:
     """Convex combination of each list's min-max normalised scores (higher is better);
     ties broken by the best single rank, then the key. Lists are ``(key, score)``, best
-    first; a method without a weight in ``weights`` gets an equal share."""
+    first; a method without a weight in ``weights`` gets an equal share. ``floors`` gives,
+    for a list that holds every candidate its method would score above the floor, that
+    floor: the list is scaled from it rather than from its own lowest score. Scores are
+    always finite, within [0, 1] (a non-finite input score counts as its list's floor)."""
     lists = {m: ranked for m, ranked in lists.items() if ranked}
     if not lists:
         return []
@@ -243,12 +287,21 @@ def fuse(
     best: dict[int, int] = {}
     for method, ranked in lists.items():
         weight = raw[method] / total
-        values = [score for _, score in ranked]
-        low, high = min(values), max(values)
+        finite = [score for _, score in ranked if math.isfinite(score)]
+        floor = (floors or {}).get(method)
+        if floor is not None and math.isfinite(floor):
+            finite.append(floor)
+        # Halves: the span of two extreme doubles would overflow to inf.
+        low = min(finite) / 2 if finite else 0.0
+        high = max(finite) / 2 if finite else 0.0
         span = high - low
         for rank, (key, score) in enumerate(ranked, start=1):
-            # One score, or all equal: every entry is the list's best.
-            scaled = (score - low) / span if span > 0 else 1.0
+            if not math.isfinite(score):
+                scaled = 0.0
+            elif span > 0:
+                scaled = min(1.0, max(0.0, (score / 2 - low) / span))
+            else:  # one score, or all equal: every entry is the list's best
+                scaled = 1.0
             scores[key] = scores.get(key, 0.0) + weight * scaled
             best[key] = min(best.get(key, rank), rank)
     return sorted(scores.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
