@@ -14,6 +14,12 @@ chunks is turned into a ranking of articles (an article's best chunk); R@1, R@5 
 to its collection: generic titles such as "Scope" repeat across regulations) and over
 all six together (every collection searched at once).
 
+``--postgres URL`` runs it again on that PostgreSQL (in a fresh schema; without pgvector
+dense search is Bastion's in-memory one), ``--pgvector`` on a private PostgreSQL 16 with
+pgvector from the ``pgserver`` wheel (dense search in SQL over HNSW). CPU time per
+search is the bench process's (embedding the query, the in-memory search) and the
+database server's, where the bench started it.
+
 Methods, side by side in the same run: Bastion's hybrid (BM25 + dense, score fusion), its BM25
 alone (FTS5), its dense retrieval alone, and a plain TF-IDF baseline (scikit-learn's
 ``TfidfVectorizer`` over whole articles, cosine). Writes ``bench/results/retrieval.json``.
@@ -131,8 +137,28 @@ def open_home(home: Path, database_url: str | None = None) -> Any:
     return open_runtime(settings, label="bench")
 
 
+def server_cpu_s(pid: int | None) -> float:
+    """CPU seconds of a PostgreSQL server and its backends (0 when not ours to see)."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    server = psutil.Process(pid)
+    for proc in [server, *server.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def bastion_ranks(
-    home: Path, rows: list[dict[str, Any]], database_url: str | None = None
+    home: Path,
+    rows: list[dict[str, Any]],
+    database_url: str | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     from bastion.auth.principal import cli_principal
     from bastion.documents.service import Upload
@@ -161,7 +187,9 @@ async def bastion_ranks(
     ingest_s = time.perf_counter() - started
     out: dict[str, Any] = {"ingest_s": round(ingest_s, 1), "chunks": chunks, "ranks": {}}
     timings: dict[str, list[float]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     for method in ("hybrid", "bm25", "dense"):
+        cpu_started, server_started = time.process_time(), server_cpu_s(server_pid)
         for scope in ["all", *regulations]:
             ranks = []
             for r in rows:
@@ -178,15 +206,25 @@ async def bastion_ranks(
                 timings.setdefault(method, []).append(time.perf_counter() - t)
                 ranks.append(rank_of(r["id"], [p.document for p in found]))
             out["ranks"][(method, scope)] = ranks
+        searches = len(timings[method])
+        cpu[method] = {
+            "bench_process": round((time.process_time() - cpu_started) * 1000 / searches, 2),
+            "database_server": round(
+                (server_cpu_s(server_pid) - server_started) * 1000 / searches, 2
+            ),
+        }
+    out["search_cpu_ms_mean"] = cpu
     out["search_ms_p50"] = {m: round(sorted(v)[len(v) // 2] * 1000, 2) for m, v in timings.items()}
+    out["load_average_1m"] = round(os.getloadavg()[0], 2)
     await gateway.aclose()
     rt.close()
     return out
 
 
 @contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    """A fresh schema on ``url`` (dropped afterwards); yields a URL whose search_path is it."""
+def postgres_schema(url: str, then: str = "") -> Iterator[str]:
+    """A fresh schema on ``url`` (dropped afterwards); yields a URL whose search_path is it
+    (followed by ``then``: ``public`` where pgvector lives)."""
     import uuid
     from urllib.parse import quote
 
@@ -198,7 +236,8 @@ def postgres_schema(url: str) -> Iterator[str]:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
         sep = "&" if "?" in url else "?"
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+        path = f"{schema},{then}" if then else schema
+        yield f"{url}{sep}options={quote(f'-csearch_path={path}')}"
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -224,6 +263,8 @@ def tabulate(found: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any
         "chunks": found["chunks"],
         "ingest_s": found["ingest_s"],
         "search_ms_p50": found["search_ms_p50"],
+        "search_cpu_ms_mean": found["search_cpu_ms_mean"],
+        "load_average_1m": found["load_average_1m"],
         "scores": table,
         "hybrid_beats_every_single_method": wins,
         "ratios_all": {
@@ -247,7 +288,8 @@ def show(name: str, part: dict[str, Any]) -> None:
         print(f"{scope:<10} {row['hybrid']['n']:>4}  {cells}{note}")
     print(
         f"ingest {part['ingest_s']} s for {part['chunks']} chunks; "
-        f"search p50 ms {part['search_ms_p50']}"
+        f"search p50 ms {part['search_ms_p50']}; CPU ms a search "
+        f"{part['search_cpu_ms_mean']}; load {part['load_average_1m']}"
     )
 
 
@@ -256,6 +298,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="keep the SQLite index here")
     parser.add_argument(
         "--postgres", default=None, help="also run on this PostgreSQL URL (in a fresh schema)"
+    )
+    parser.add_argument(
+        "--pgvector",
+        action="store_true",
+        help="also run on a private PostgreSQL with pgvector (pgserver, dev group)",
     )
     args = parser.parse_args()
     if not DATA.is_file():
@@ -272,6 +319,12 @@ def main() -> None:
             with postgres_schema(args.postgres) as url:
                 found = asyncio.run(bastion_ranks(Path(tmp) / "pg-home", rows, url))
             backends["postgresql"] = tabulate(found, rows)
+        if args.pgvector:
+            from bastion.testing.postgres import PrivatePostgres
+
+            with PrivatePostgres() as server, postgres_schema(server.url, "public") as url:
+                found = asyncio.run(bastion_ranks(Path(tmp) / "pgv-home", rows, url, server.pid()))
+            backends["postgresql+pgvector"] = tabulate(found, rows)
     result = {
         "benchmark": "retrieval",
         "task": "article title -> article (known answer), EU regulations",

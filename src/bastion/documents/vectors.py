@@ -21,7 +21,8 @@ pgvector's documentation recommends for vectors of several sizes in one column. 
 first vectors of a size build that size's index (the migration does it for the sizes it
 backfills; ingestion for a size seen later) — an index, never a table or a column.
 
-HNSW is approximate and pgvector 0.6 filters after the index scan: a search runs with
+HNSW needs pgvector 0.5 or later; with an older one every search is an exact scan in
+SQL. HNSW is approximate and pgvector 0.6 filters after the index scan: a search runs with
 ``hnsw.ef_search`` well above the depth asked for, and when the index returns fewer rows
 than asked for (a small collection, or one the filter thinned out) it is run again as an
 exact scan, so a search never comes back short. Chunks leave the table with their
@@ -106,6 +107,7 @@ class VectorIndex:
         self.db = db
         self._enabled: bool | None = enabled
         self._indexed: set[int] = set()
+        self._hnsw: bool | None = None
         self._lock = threading.Lock()
 
     def enabled(self) -> bool:
@@ -151,6 +153,11 @@ class VectorIndex:
 
     def _ensure_index(self, session: Session, dims: int) -> None:
         if dims in self._indexed or dims > HNSW_MAX_DIMS:
+            return
+        if self._hnsw is None:
+            found = session.execute(text("SELECT 1 FROM pg_am WHERE amname = 'hnsw'")).first()
+            self._hnsw = found is not None
+        if not self._hnsw:  # pgvector before 0.5: exact scans in SQL
             return
         exists = session.execute(text(f"SELECT to_regclass('{index_name(dims)}')")).scalar()
         if exists is None:

@@ -65,6 +65,13 @@ class PrivatePostgres:
         assert self.root is not None
         return f"postgresql+psycopg://postgres@/postgres?host={self.root}"
 
+    def pid(self) -> int | None:
+        """The postmaster's process id (first line of ``postmaster.pid``)."""
+        if self.root is None:
+            return None
+        pidfile = self.data / "postmaster.pid"
+        return int(pidfile.read_text().split()[0]) if pidfile.is_file() else None
+
     def start(self) -> PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="bastion-pg-"))
         try:

@@ -119,8 +119,10 @@ def _backfill(bind: sa.Connection) -> None:
             )
         if params:
             bind.execute(insert, params)
+    # pgvector before 0.5 has no HNSW: searches are then exact scans in SQL.
+    hnsw = bind.execute(sa.text("SELECT 1 FROM pg_am WHERE amname = 'hnsw'")).first()
     for dims in sorted(sizes):
-        if dims <= HNSW_MAX_DIMS:
+        if hnsw is not None and dims <= HNSW_MAX_DIMS:
             op.execute(_create_index(dims))
 
 
