@@ -34,7 +34,7 @@ TABLE = "doc_chunk_vectors"
 HNSW_MAX_DIMS = 2000
 
 
-def _literal(vector: np.ndarray) -> str:  # type: ignore[type-arg]
+def _literal(vector: np.ndarray) -> str:
     return "[" + ",".join(repr(float(x)) for x in vector) + "]"
 
 
