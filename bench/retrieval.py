@@ -22,6 +22,12 @@ score a held-back set); and the fusion weight chosen on three regulations and sc
 the other three, both ways round, against the untuned 0.5; and R@1/R@5 of a 5-passage
 hybrid search, what ``/query`` asks for by default (it fuses fewer candidates).
 
+``--postgres URL`` runs it again on that PostgreSQL (in a fresh schema; without pgvector
+dense search is Bastion's in-memory one), ``--pgvector`` on a private PostgreSQL 16 with
+pgvector from the ``pgserver`` wheel (dense search in SQL over HNSW). CPU time per
+search is the bench process's (embedding the query, the in-memory search) and the
+database server's, where the bench started it.
+
 Methods, side by side in the same run: Bastion's hybrid (BM25 + dense, score fusion), its BM25
 alone (FTS5), its dense retrieval alone, and a plain TF-IDF baseline (scikit-learn's
 ``TfidfVectorizer`` over whole articles, cosine). Writes ``bench/results/retrieval.json``
@@ -217,11 +223,29 @@ def open_home(home: Path, database_url: str | None = None) -> Any:
     return open_runtime(settings, label="bench")
 
 
+def server_cpu_s(pid: int | None) -> float:
+    """CPU seconds of a PostgreSQL server and its backends (0 when not ours to see)."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    total = 0.0
+    server = psutil.Process(pid)
+    for proc in [server, *server.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def bastion_ranks(
     home: Path,
     rows: list[dict[str, Any]],
     sets: dict[str, list[dict[str, str]]],
     database_url: str | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     from bastion.auth.principal import cli_principal
     from bastion.documents.search import fuse
@@ -256,6 +280,7 @@ async def bastion_ranks(
     }
     timings: dict[str, list[float]] = {}
     cpu_times: dict[str, float] = {}
+    server_started = server_cpu_s(server_pid)
     found: dict[tuple[str, str, str], list[str]] = {}  # a query asked once per method and scope
     for method in ("hybrid", "bm25", "dense"):
         for name, queries in sets.items():
@@ -296,6 +321,12 @@ async def bastion_ranks(
     out["search_cpu_ms_mean"] = {
         m: round(cpu_times[m] / len(v) * 1000, 2) for m, v in timings.items()
     }
+    if server_pid is not None:  # the database server's CPU over every search above
+        searches = sum(len(v) for v in timings.values())
+        out["search_server_cpu_ms_mean"] = round(
+            (server_cpu_s(server_pid) - server_started) * 1000 / searches, 2
+        )
+    out["load_average_1m"] = round(os.getloadavg()[0], 2)
     # The weight of BM25 against dense, chosen on half the regulations and scored on the
     # other half: the same candidates (per regulation, the depth a 50-passage search asks
     # for) fused with each weight on the grid.
@@ -359,8 +390,9 @@ def weight_split(weighted: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextmanager
-def postgres_schema(url: str) -> Iterator[str]:
-    """A fresh schema on ``url`` (dropped afterwards); yields a URL whose search_path is it."""
+def postgres_schema(url: str, then: str = "") -> Iterator[str]:
+    """A fresh schema on ``url`` (dropped afterwards); yields a URL whose search_path is it
+    (followed by ``then``: ``public`` where pgvector lives)."""
     import uuid
     from urllib.parse import quote
 
@@ -372,7 +404,8 @@ def postgres_schema(url: str) -> Iterator[str]:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
         sep = "&" if "?" in url else "?"
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+        path = f"{schema},{then}" if then else schema
+        yield f"{url}{sep}options={quote(f'-csearch_path={path}')}"
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -418,6 +451,8 @@ def tabulate(
         "scores_titles_v1": tables["titles_v1"],
         "hybrid_beats_every_single_method_titles_v1": wins["titles_v1"],
         "scores_natural": tables["natural"],
+        "load_average_1m": found["load_average_1m"],
+        "search_server_cpu_ms_mean": found.get("search_server_cpu_ms_mean"),
         "ratios_all": {
             f"hybrid/{m} r@5": round(
                 tables["titles"]["all"]["hybrid"]["r@5"]
@@ -468,6 +503,12 @@ def show(name: str, part: dict[str, Any]) -> None:
     print(
         f"ingest {part['ingest_s']} s ({part['ingest_cpu_s']} s CPU) for {part['chunks']} "
         f"chunks; search p50 ms {part['search_ms_p50']}, CPU ms mean {part['search_cpu_ms_mean']}"
+        + (
+            f" (+ {part['search_server_cpu_ms_mean']} ms in the database server)"
+            if part["search_server_cpu_ms_mean"] is not None
+            else ""
+        )
+        + f"; load {part['load_average_1m']}"
     )
 
 
@@ -476,6 +517,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="keep the SQLite index here")
     parser.add_argument(
         "--postgres", default=None, help="also run on this PostgreSQL URL (in a fresh schema)"
+    )
+    parser.add_argument(
+        "--pgvector",
+        action="store_true",
+        help="also run on a private PostgreSQL with pgvector (pgserver, dev group)",
     )
     args = parser.parse_args()
     if not DATA.is_file():
@@ -494,6 +540,14 @@ def main() -> None:
             with postgres_schema(args.postgres) as url:
                 found = asyncio.run(bastion_ranks(Path(tmp) / "pg-home", rows, sets, url))
             backends["postgresql"] = tabulate(found, rows, sets)
+        if args.pgvector:
+            from bastion.testing.postgres import PrivatePostgres
+
+            with PrivatePostgres() as server, postgres_schema(server.url, "public") as url:
+                found = asyncio.run(
+                    bastion_ranks(Path(tmp) / "pgv-home", rows, sets, url, server.pid())
+                )
+            backends["postgresql+pgvector"] = tabulate(found, rows, sets)
     result = {
         "benchmark": "retrieval",
         "task": "article title -> article (known answer), EU regulations",

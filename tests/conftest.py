@@ -134,6 +134,39 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[str]:
+    """A private PostgreSQL with pgvector for the session (``bastion.testing.postgres``:
+    pgserver's binaries, a unix socket in a temporary folder); skipped with the reason
+    where it cannot start (an error in CI)."""
+    from bastion.testing.postgres import PostgresUnavailable, PrivatePostgres
+
+    try:
+        server = PrivatePostgres().start()
+    except PostgresUnavailable as exc:
+        unavailable(f"no PostgreSQL with pgvector: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: str) -> Iterator[str]:
+    """A URL on the pgvector server whose search_path is a fresh schema (then ``public``,
+    where the extension lives), dropped after the test."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pgvector_server)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{pgvector_server}&options={quote(f'-csearch_path={schema},public')}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

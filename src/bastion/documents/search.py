@@ -19,7 +19,8 @@ what lets a short query with few matches ("Identification") keep its real matche
 above dense near-misses.
 
 Dense search is exact (a matrix product over the collection's vectors, kept in memory
-per collection and rebuilt when the collection changes); the query is embedded through
+per collection and rebuilt when the collection changes), or on PostgreSQL with pgvector
+runs in SQL over an HNSW index (:mod:`bastion.documents.vectors`); the query is embedded through
 the gateway as the caller, so the caller's budget pays for it and the ledger records it.
 Without an embedding model in the policy, retrieval is BM25 alone.
 """
@@ -41,6 +42,7 @@ from bastion.documents.errors import CollectionNotFound, DocumentNotFound
 from bastion.documents.models import ChunkRow, DocumentRow
 from bastion.documents.repository import DocumentRepository
 from bastion.documents.retrieval import Passage, Reading
+from bastion.documents.vectors import VectorIndex
 from bastion.errors import InvalidInput
 from bastion.policy import PolicyStore
 
@@ -66,10 +68,17 @@ class Candidates:
 class HybridRetriever:
     """The :class:`~bastion.documents.retrieval.Retriever` Bastion runs."""
 
-    def __init__(self, db: Database, policy: PolicyStore, embedder: Embedder | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: PolicyStore,
+        embedder: Embedder | None,
+        vectors: VectorIndex | None = None,
+    ) -> None:
         self.db = db
         self.policy_store = policy
         self.embedder = embedder
+        self.vectors = vectors if vectors is not None else VectorIndex(db)
         self._vectors: dict[tuple[str, str], tuple[tuple[int, int], list[int], Any]] = {}
         self._lock = threading.Lock()
 
@@ -162,6 +171,8 @@ class HybridRetriever:
         depth: int,
         principal: Principal,
     ) -> list[tuple[int, float]] | None:
+        if await asyncio.to_thread(self.vectors.enabled):
+            return await self._dense_sql(collections, model, query, depth, principal)
         pks, matrix = await asyncio.to_thread(self._matrix, collections, model)
         if matrix is None or self.embedder is None:
             return None
@@ -173,6 +184,21 @@ class HybridRetriever:
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.argsort(-scores[best], kind="stable")]
         return [(pks[i], float(scores[i])) for i in best]
+
+    async def _dense_sql(
+        self,
+        collections: Sequence[str],
+        model: str,
+        query: str,
+        depth: int,
+        principal: Principal,
+    ) -> list[tuple[int, float]] | None:
+        """pgvector: the same answer as the exact path, from the database's index."""
+        has = await asyncio.to_thread(self.vectors.has, collections, model)
+        if not has or self.embedder is None:
+            return None
+        vector = (await self.embedder.embed(model, [query], principal))[0]
+        return await asyncio.to_thread(self.vectors.search, collections, model, vector, depth)
 
     def _matrix(self, collections: Sequence[str], model: str) -> tuple[list[int], Any]:
         all_pks: list[int] = []

@@ -37,6 +37,7 @@ from bastion.documents.errors import (
 from bastion.documents.models import ChunkRow, DocumentRow
 from bastion.documents.parsing import Landmark, Parsed, parse
 from bastion.documents.repository import CollectionSummary, DocumentRepository
+from bastion.documents.vectors import VectorIndex
 from bastion.policy import PolicyStore
 
 if TYPE_CHECKING:
@@ -112,12 +113,15 @@ class DocumentService:
         ledger: Ledger,
         embedder: Embedder | None,
         guard_for: Callable[[], PrivacyGuard],
+        vectors: VectorIndex | None = None,
     ) -> None:
         self.db = db
         self.policy_store = policy
         self.ledger = ledger
         self.embedder = embedder
         self.guard_for = guard_for
+        #: pgvector's side table where the database has one (else a no-op).
+        self.vectors = vectors if vectors is not None else VectorIndex(db)
 
     # --- ingestion ------------------------------------------------------------------
 
@@ -251,6 +255,8 @@ class DocumentService:
             repo = DocumentRepository(session)
             replaced = repo.document(doc_id) is not None
             repo.replace_document(row, rows)
+            if vectors is not None and model is not None:
+                self.vectors.store(session, rows, model, vectors)
         status = "replaced" if replaced else "added"
         return IngestedDocument(doc_id, doc.name, status, len(rows), item.found)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from bastion.documents.embeddings import GatewayEmbedder
 from bastion.documents.search import HybridRetriever
 from bastion.documents.service import DocumentService
+from bastion.documents.vectors import VectorIndex
 from bastion.gateway.service import Gateway
 from bastion.runtime import Runtime
 
@@ -19,11 +20,13 @@ class Documents:
 
 def build_documents(runtime: Runtime, gateway: Gateway) -> Documents:
     embedder = GatewayEmbedder(gateway)
+    vectors = VectorIndex(runtime.db)  # one check of the schema for both
     service = DocumentService(
         runtime.db,
         runtime.policy,
         runtime.ledger,
         embedder.pacing(),
         lambda: gateway.guard(runtime.policy.policy),
+        vectors,
     )
-    return Documents(service, HybridRetriever(runtime.db, runtime.policy, embedder))
+    return Documents(service, HybridRetriever(runtime.db, runtime.policy, embedder, vectors))
