@@ -81,6 +81,8 @@ class Upstream:
         self._listed_at = 0.0
         self._listing: asyncio.Lock = asyncio.Lock()
         self._wire = WireCaller(config) if config.url is not None else None
+        self.post_directly = True
+        self.posted = 0  # tools/calls sent as one direct POST
 
     # --- connection -------------------------------------------------------------------
 
@@ -174,14 +176,16 @@ class Upstream:
         """``tools/call``: one POST on a kept-alive connection where the server allows it
         (:mod:`bastion.toolgate.wire`), else the SDK client; the same failures either way."""
         client = await self.client()
-        if self._wire is None or not can_post(client, self.config):
+        if self._wire is None or not self.post_directly or not can_post(client, self.config):
             return await self.request(
                 "tools/call", lambda c: c.call_tool(tool, arguments), timeout_s
             )
         timeout = timeout_s or self.config.timeout_s
         try:
             async with asyncio.timeout(timeout):
-                return await self._wire.call_tool(client, tool, arguments)
+                result = await self._wire.call_tool(client, tool, arguments)
+            self.posted += 1
+            return result
         except Exception as exc:
             raise await self._failure(exc, "tools/call", timeout) from None
 
@@ -268,6 +272,8 @@ class Upstreams:
 
     def __init__(self) -> None:
         self._by_name: dict[str, Upstream] = {}
+        #: False: every tools/call through the SDK client (tests compare both paths).
+        self.post_directly = True
 
     def get(self, name: str, config: McpServer) -> Upstream:
         upstream = self._by_name.get(name)
@@ -275,6 +281,7 @@ class Upstreams:
             if upstream is not None:
                 _close_later(upstream)
             upstream = self._by_name[name] = Upstream(name, config)
+        upstream.post_directly = self.post_directly
         return upstream
 
     async def aclose(self) -> None:

@@ -1,0 +1,102 @@
+"""A ``tools/call`` to a streamable-HTTP server goes out as one direct POST
+(:mod:`bastion.toolgate.wire`); it must answer exactly as the SDK client's path does:
+the same results, the same JSON-RPC errors, the same refusals, the same ledger events
+and the same arguments reaching the server. Each case runs both ways, the SDK's client
+as the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp.shared.exceptions import MCPError
+
+from .conftest import Served, approve
+
+pytestmark = pytest.mark.anyio
+
+EMAIL = "jane.doe@example.com"
+
+#: (role, tool, arguments): allowed, masked, refused by each check, failing upstream.
+CASES: list[tuple[str, str, dict[str, Any]]] = [
+    ("admin", "remote.echo", {"text": "hello"}),
+    ("admin", "remote.echo", {"text": f"write to {EMAIL} or +1 415 555 0100"}),
+    ("guest", "remote.echo", {"text": f"from a guest, {EMAIL}"}),
+    ("admin", "remote.add", {"a": 2, "b": 40}),
+    ("guest", "remote.add", {"a": 1, "b": 2}),  # not on the guest's allow-list
+    ("admin", "remote.add", {"a": "two", "b": 2}),  # the tool's schema says no
+    ("admin", "remote.echo", {"text": "about Project Falcon"}),  # deny-listed
+    ("admin", "remote.weather", {"city": "Oslo"}),  # definition changed since approval
+    ("admin", "remote.nothing", {}),  # no such tool
+    ("admin", "remote.hang", {}),  # the server never answers
+]
+
+#: Ledger fields that are measurements of this one call, not its decisions.
+TIMINGS = {"latency_ms", "upstream_ms", "overhead_ms"}
+
+
+async def _outcome(served: Served, role: str, tool: str, args: dict[str, Any]) -> Any:
+    async with served.client(role) as client:
+        try:
+            result = await client.call_tool(tool, args)
+        except MCPError as exc:
+            return ("error", exc.error.code, exc.error.message, exc.error.data)
+        return ("result", result.model_dump(mode="json", exclude_none=True))
+
+
+def _last_event(served: Served) -> dict[str, Any]:
+    from bastion.audit import EventFilter
+
+    event = list(served.runtime.audit.export(EventFilter(action="mcp.tools.call")))[-1]
+    details = {k: v for k, v in event.details.items() if k not in TIMINGS}
+    return {
+        "outcome": event.outcome,
+        "resource": event.resource,
+        "flags": sorted(event.flags),
+        "details": details,
+    }
+
+
+async def _change_pin(served: Served, server: str, tool: str) -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    repo = served.app.state.toolgate.repository
+    pins = await run_in_threadpool(repo.pins_for, server)
+    definitions = {
+        name: ("0" * 64 if name == tool else pin.digest, pin.definition)
+        for name, pin in pins.items()
+    }
+    await run_in_threadpool(repo.replace_pins, server, definitions, "user:admin-user")
+    served.app.state.toolgate.forget_pins()
+
+
+async def test_a_direct_post_answers_as_the_sdk_client_does(served: Served) -> None:
+    await approve(served, "remote")
+    await _change_pin(served, "remote", "weather")
+    gate = served.app.state.toolgate
+    seen: dict[tuple[str, str, str], Any] = {}
+    for role, tool, args in CASES:
+        answers = {}
+        for direct in (True, False):
+            gate.upstreams.post_directly = direct
+            before = len(served.received_lines())
+            answer = await _outcome(served, role, tool, args)
+            answers[direct] = (answer, _last_event(served), served.received_lines()[before:])
+        case = f"{role} {tool} {args}"
+        assert answers[True] == answers[False], case
+        seen[(role, tool, str(args))] = answers[True][0]
+    # The cases cover what they claim: results, refusals with their codes, a timeout.
+    codes = {a[3]["code"] for a in seen.values() if a[0] == "error" and isinstance(a[3], dict)}
+    assert {
+        "mcp_tool_not_allowed",
+        "mcp_invalid_arguments",
+        "mcp_tool_definition_changed",
+        "mcp_tool_not_found",
+        "mcp_upstream_timeout",
+    } <= codes, codes
+    assert sum(a[0] == "result" for a in seen.values()) >= 4
+    masked = seen[("admin", "remote.echo", str(CASES[1][2]))]
+    assert EMAIL not in str(masked) and "<EMAIL" in str(masked)
+    # And the direct POST was really taken for the calls that reached the server.
+    upstream = gate.upstreams.get("remote", gate.policy.mcp.servers["remote"])
+    assert upstream.posted >= 4  # the four answered calls
