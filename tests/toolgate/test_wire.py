@@ -1,11 +1,14 @@
-"""A ``tools/call`` to a streamable-HTTP server goes out as one direct POST
-(:mod:`bastion.toolgate.wire`); it must answer exactly as the SDK client's path does:
-the same results, the same JSON-RPC errors, the same refusals, the same ledger events
-and the same arguments reaching the server. Each case runs both ways, the SDK's client
+"""The hot ``tools/call`` path: answered on ``/mcp`` without the SDK's per-request
+server machinery (:mod:`bastion.toolgate.fastface`) and sent to a streamable-HTTP
+server as one direct POST (:mod:`bastion.toolgate.wire`). Either must answer exactly as
+the SDK's paths do: the same results, the same JSON-RPC errors and HTTP statuses, the
+same refusals, the same ledger events and the same arguments reaching the server. Each
+case runs every way, the SDK's client (or raw HTTP, for requests it would never send)
 as the caller."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -75,16 +78,18 @@ async def test_a_direct_post_answers_as_the_sdk_client_does(served: Served) -> N
     await _change_pin(served, "remote", "weather")
     gate = served.app.state.toolgate
     seen: dict[tuple[str, str, str], Any] = {}
+    sessions = served.app.state.mcp_sessions
     for role, tool, args in CASES:
         answers = {}
-        for direct in (True, False):
+        for fast, direct in ((False, False), (True, True), (True, False), (False, True)):
+            sessions.fast = fast
             gate.upstreams.post_directly = direct
             before = len(served.received_lines())
             answer = await _outcome(served, role, tool, args)
-            answers[direct] = (answer, _last_event(served), served.received_lines()[before:])
-        case = f"{role} {tool} {args}"
-        assert answers[True] == answers[False], case
-        seen[(role, tool, str(args))] = answers[True][0]
+            answers[fast, direct] = (answer, _last_event(served), served.received_lines()[before:])
+        for way, answered in answers.items():
+            assert answered == answers[False, False], (role, tool, args, way)
+        seen[(role, tool, str(args))] = answers[True, True][0]
     # The cases cover what they claim: results, refusals with their codes, a timeout.
     codes = {a[3]["code"] for a in seen.values() if a[0] == "error" and isinstance(a[3], dict)}
     assert {
@@ -99,4 +104,70 @@ async def test_a_direct_post_answers_as_the_sdk_client_does(served: Served) -> N
     assert EMAIL not in str(masked) and "<EMAIL" in str(masked)
     # And the direct POST was really taken for the calls that reached the server.
     upstream = gate.upstreams.get("remote", gate.policy.mcp.servers["remote"])
-    assert upstream.posted >= 4  # the four answered calls
+    assert upstream.posted >= 8  # the four answered calls, twice
+    assert sessions.answered >= 20  # the ten cases, twice
+
+
+def _envelope(name: Any, version: str = "2026-07-28", meta: bool = True) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": {"text": f"hi {EMAIL}"}}
+    if meta:
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": version,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    return {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+
+
+def _headers(name: str = "remote.echo", version: str = "2026-07-28") -> dict[str, str]:
+    return {
+        "accept": "application/json, text/event-stream",
+        "content-type": "application/json",
+        "mcp-protocol-version": version,
+        "mcp-method": "tools/call",
+        "mcp-name": name,
+    }
+
+
+#: Raw requests, well-formed and not: (headers, body); the fast path answers the first
+#: kind and hands the rest to the SDK, and either way the answer is the SDK's.
+RAW: list[tuple[dict[str, str], Any]] = [
+    (_headers(), _envelope("remote.echo")),
+    (_headers("remote.nothing"), _envelope("remote.nothing")),
+    (_headers("remote.other"), _envelope("remote.echo")),  # Mcp-Name disagrees
+    (_headers(), _envelope("remote.echo", meta=False)),  # no _meta envelope
+    (_headers(version="2099-01-01"), _envelope("remote.echo", version="2099-01-01")),
+    (_headers(), _envelope(42)),  # a name that is not a string
+    (_headers(), {**_envelope("remote.echo"), "id": None}),
+    (_headers() | {"accept": "text/html"}, _envelope("remote.echo")),
+    (_headers() | {"content-type": "text/plain"}, _envelope("remote.echo")),
+    (_headers(), "{not json"),
+    (
+        _headers() | {"mcp-method": "tools/list"},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/list",
+            "params": {"_meta": _envelope("x")["params"]["_meta"]},
+        },
+    ),
+]
+
+
+async def test_raw_requests_get_the_sdks_answers_on_the_fast_path(served: Served) -> None:
+    import httpx
+
+    await approve(served, "remote")
+    sessions = served.app.state.mcp_sessions
+    auth = {"Authorization": f"Bearer {served.keys['admin']}"}
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
+        for headers, body in RAW:
+            answers = []
+            for fast in (False, True):
+                sessions.fast = fast
+                content = body if isinstance(body, str) else json.dumps(body)
+                response = await http.post("/mcp", content=content, headers=headers | auth)
+                answers.append(
+                    (response.status_code, response.headers.get("content-type"), response.text)
+                )
+            assert answers[0] == answers[1], (headers, body)
+    assert sessions.answered == 2  # the two well-formed calls; the rest went to the SDK

@@ -541,9 +541,7 @@ class ToolGate:
             masked, counts, flags = protect_arguments(guard, arguments, vault)
             call.flags.update(flags)
             call.decisions["privacy"] = _privacy_decision(config.privacy.arguments, counts)
-            result = await self._forward(
-                call, upstream.request(method, lambda c: send(c, masked))
-            )
+            result = await self._forward(call, upstream.request(method, lambda c: send(c, masked)))
             result, result_flags = check_result(guard, result, vault)
             call.flags.update(result_flags)
             call.result_digest = json_digest(result.model_dump(mode="json", exclude_none=True))

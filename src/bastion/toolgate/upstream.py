@@ -189,11 +189,11 @@ class Upstream:
         except Exception as exc:
             raise await self._failure(exc, "tools/call", timeout) from None
 
-    async def _failure(self, exc: Exception, what: str, timeout: float) -> Exception:
+    async def _failure(self, exc: Exception, what: str, limit_s: float) -> Exception:
         """What a failed request becomes (anything unforeseen is re-raised as it is)."""
         if isinstance(exc, TimeoutError):
             return ToolServerFailure(
-                "timeout", f"the MCP server {self.name!r} did not answer {what} in {timeout:g}s"
+                "timeout", f"the MCP server {self.name!r} did not answer {what} in {limit_s:g}s"
             )
         if isinstance(exc, MCPError):
             if exc.code == REQUEST_TIMEOUT:

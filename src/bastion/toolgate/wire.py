@@ -18,13 +18,13 @@ other request, goes through the SDK client (:mod:`bastion.toolgate.upstream`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from typing import Any
 
 import aiohttp
 import mcp_types as types
-from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MODERN_PROTOCOL_VERSIONS
 from mcp_types import (
@@ -73,9 +73,7 @@ class WireCaller:
                 connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
                 headers=dict(self.config.headers),
                 skip_auto_headers=("User-Agent",),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=self.config.connect_timeout_s
-                ),
+                timeout=aiohttp.ClientTimeout(total=None, connect=self.config.connect_timeout_s),
             )
         return self._http
 
@@ -105,10 +103,8 @@ class WireCaller:
         }
         raw = await self._post(json.dumps(body, separators=(",", ":")), headers, request_id)
         version = session._negotiated_version or "2025-11-25"
-        try:
+        with contextlib.suppress(KeyError):  # a method the version does not define
             _methods.validate_server_result("tools/call", version, raw)
-        except KeyError:
-            pass
         result = session._call_tool_adapter.validate_python(raw, by_name=False)
         if not isinstance(result, types.CallToolResult):
             # An input_required (or claimed) answer: the SDK path raises for it too.
