@@ -35,13 +35,13 @@ from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
-    MODERN_PROTOCOL_VERSIONS,
     InboundLadderRejection,
     classify_inbound_request,
     find_duplicated_routing_header,
 )
 from mcp_types import JSONRPCError, JSONRPCRequest, JSONRPCResponse
 from mcp_types import methods as _methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send

@@ -26,7 +26,6 @@ from typing import Any
 import aiohttp
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
-from mcp.shared.inbound import MODERN_PROTOCOL_VERSIONS
 from mcp_types import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -37,6 +36,7 @@ from mcp_types import (
     jsonrpc_message_adapter,
 )
 from mcp_types import methods as _methods
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from bastion.gateway.upstream import sse_events
