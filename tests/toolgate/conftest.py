@@ -62,6 +62,8 @@ mcp:
       url: "http://127.0.0.1:{port}/mcp"
       refresh_s: 0
       privacy: {{arguments: mask, results: flag, restore: false}}
+      tools:
+        hang: {{timeout_s: 0.5}}
     broken:
       url: "http://127.0.0.1:{port}/garbage"
       timeout_s: 1
@@ -115,7 +117,11 @@ def mcp_http_server() -> Iterator[int]:
         yield port
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a `hang` call still open keeps it waiting
+            proc.kill()
+            proc.wait(10)
 
 
 class _Uvicorn(uvicorn.Server):

@@ -67,7 +67,7 @@ def scope_principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
     return principal
 
 
-async def _guarded(work: Awaitable[T]) -> T:
+async def guarded(work: Awaitable[T]) -> T:
     try:
         return await work
     except BastionError as exc:
@@ -87,44 +87,44 @@ def build_server(gate: ToolGate, principal_of: PrincipalOf = scope_principal) ->
     async def list_tools(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        tools = await _guarded(gate.list_tools(principal_of(ctx)))
+        tools = await guarded(gate.list_tools(principal_of(ctx)))
         return types.ListToolsResult(tools=tools)
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        return await _guarded(
+        return await guarded(
             gate.call_tool(principal_of(ctx), params.name, dict(params.arguments or {}))
         )
 
     async def list_prompts(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        return types.ListPromptsResult(prompts=await _guarded(gate.list_prompts(principal_of(ctx))))
+        return types.ListPromptsResult(prompts=await guarded(gate.list_prompts(principal_of(ctx))))
 
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
-        return await _guarded(gate.get_prompt(principal_of(ctx), params.name, params.arguments))
+        return await guarded(gate.get_prompt(principal_of(ctx), params.name, params.arguments))
 
     async def list_resources(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
         return types.ListResourcesResult(
-            resources=await _guarded(gate.list_resources(principal_of(ctx)))
+            resources=await guarded(gate.list_resources(principal_of(ctx)))
         )
 
     async def list_templates(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
         return types.ListResourceTemplatesResult(
-            resource_templates=await _guarded(gate.list_resource_templates(principal_of(ctx)))
+            resource_templates=await guarded(gate.list_resource_templates(principal_of(ctx)))
         )
 
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        return await _guarded(gate.read_resource(principal_of(ctx), str(params.uri)))
+        return await guarded(gate.read_resource(principal_of(ctx), str(params.uri)))
 
     return Server(
         "bastion",

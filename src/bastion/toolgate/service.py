@@ -314,13 +314,7 @@ class ToolGate:
             call.decisions["privacy"] = _privacy_decision(
                 config.privacy_for(tool).arguments, counts
             )
-            result = await self._forward(
-                call,
-                upstream,
-                "tools/call",
-                lambda c: c.call_tool(tool, masked),
-                rule.timeout_s,
-            )
+            result = await self._forward(call, upstream.call_tool(tool, masked, rule.timeout_s))
             result, result_flags = check_result(guard, result, vault)
             call.flags.update(result_flags)
             call.result_digest = json_digest(result.model_dump(mode="json", exclude_none=True))
@@ -401,18 +395,11 @@ class ToolGate:
                 raise InvalidArguments(f"the argument {arg!r} {problem}")
         call.decisions["arguments"] = "valid"
 
-    async def _forward(
-        self,
-        call: ToolCall,
-        upstream: Upstream,
-        what: str,
-        send: Callable[[Client], Awaitable[R]],
-        timeout_s: float | None = None,
-    ) -> R:
+    async def _forward(self, call: ToolCall, work: Awaitable[R]) -> R:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await upstream.request(what, send, timeout_s)
+            return await work
         except ToolServerFailure as exc:
             outcome = exc.kind
             raise
@@ -554,7 +541,7 @@ class ToolGate:
             masked, counts, flags = protect_arguments(guard, arguments, vault)
             call.flags.update(flags)
             call.decisions["privacy"] = _privacy_decision(config.privacy.arguments, counts)
-            result = await self._forward(call, upstream, method, lambda c: send(c, masked))
+            result = await self._forward(call, upstream.request(method, lambda c: send(c, masked)))
             result, result_flags = check_result(guard, result, vault)
             call.flags.update(result_flags)
             call.result_digest = json_digest(result.model_dump(mode="json", exclude_none=True))

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TextIO, TypeVar
 
+import aiohttp
 import anyio
 import httpx2
 import mcp_types as types
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 
 from bastion.toolgate.config import McpServer
 from bastion.toolgate.errors import ToolServerFailure
+from bastion.toolgate.wire import WireCaller, can_post
 from mcp import Client, StdioServerParameters
 
 log = logging.getLogger("bastion.mcp")
@@ -78,6 +80,9 @@ class Upstream:
         self._tools: list[types.Tool] | None = None
         self._listed_at = 0.0
         self._listing: asyncio.Lock = asyncio.Lock()
+        self._wire = WireCaller(config) if config.url is not None else None
+        self.post_directly = True
+        self.posted = 0  # tools/calls sent as one direct POST
 
     # --- connection -------------------------------------------------------------------
 
@@ -148,6 +153,8 @@ class Upstream:
     async def aclose(self) -> None:
         async with self._lock:
             await self._disconnect()
+        if self._wire is not None:
+            await self._wire.aclose()
 
     # --- requests -----------------------------------------------------------------------
 
@@ -160,34 +167,66 @@ class Upstream:
         try:
             with anyio.fail_after(timeout):
                 return await send(client)
-        except TimeoutError:
-            raise ToolServerFailure(
-                "timeout", f"the MCP server {self.name!r} did not answer {what} in {timeout:g}s"
-            ) from None
-        except MCPError as exc:
+        except Exception as exc:
+            raise await self._failure(exc, what, timeout) from None
+
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], timeout_s: float | None = None
+    ) -> types.CallToolResult:
+        """``tools/call``: one POST on a kept-alive connection where the server allows it
+        (:mod:`bastion.toolgate.wire`), else the SDK client; the same failures either way."""
+        client = await self.client()
+        if self._wire is None or not self.post_directly or not can_post(client, self.config):
+            return await self.request(
+                "tools/call", lambda c: c.call_tool(tool, arguments), timeout_s
+            )
+        timeout = timeout_s or self.config.timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self._wire.call_tool(client, tool, arguments)
+            self.posted += 1
+            return result
+        except Exception as exc:
+            raise await self._failure(exc, "tools/call", timeout) from None
+
+    async def _failure(self, exc: Exception, what: str, limit_s: float) -> Exception:
+        """What a failed request becomes (anything unforeseen is re-raised as it is)."""
+        if isinstance(exc, TimeoutError):
+            return ToolServerFailure(
+                "timeout", f"the MCP server {self.name!r} did not answer {what} in {limit_s:g}s"
+            )
+        if isinstance(exc, MCPError):
             if exc.code == REQUEST_TIMEOUT:
-                raise ToolServerFailure(
+                return ToolServerFailure(
                     "timeout", f"the MCP server {self.name!r} did not answer {what} in time"
-                ) from None
+                )
             if exc.code == CONNECTION_CLOSED:
                 await self._dropped()
-                raise ToolServerFailure(
+                return ToolServerFailure(
                     "connect", f"the connection to the MCP server {self.name!r} closed"
-                ) from None
-            raise ToolServerFailure(
+                )
+            return ToolServerFailure(
                 "error",
                 f"the MCP server {self.name!r} answered {what} with an error "
                 f"({exc.code}): {exc.message[:300]}",
-            ) from None
-        except ValidationError:
-            raise ToolServerFailure(
+            )
+        if isinstance(exc, ValidationError):
+            return ToolServerFailure(
                 "malformed", f"the MCP server {self.name!r} answered {what} with a malformed result"
-            ) from None
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError, httpx2.HTTPError):
+            )
+        if isinstance(
+            exc,
+            anyio.ClosedResourceError
+            | anyio.BrokenResourceError
+            | OSError
+            | httpx2.HTTPError
+            | aiohttp.ClientError,
+        ):
             await self._dropped()
-            raise ToolServerFailure(
+            return ToolServerFailure(
                 "connect", f"the connection to the MCP server {self.name!r} failed"
-            ) from None
+            )
+        return exc
 
     async def _dropped(self) -> None:
         async with self._lock:
@@ -233,6 +272,8 @@ class Upstreams:
 
     def __init__(self) -> None:
         self._by_name: dict[str, Upstream] = {}
+        #: False: every tools/call through the SDK client (tests compare both paths).
+        self.post_directly = True
 
     def get(self, name: str, config: McpServer) -> Upstream:
         upstream = self._by_name.get(name)
@@ -240,6 +281,7 @@ class Upstreams:
             if upstream is not None:
                 _close_later(upstream)
             upstream = self._by_name[name] = Upstream(name, config)
+        upstream.post_directly = self.post_directly
         return upstream
 
     async def aclose(self) -> None:
