@@ -44,6 +44,7 @@ def test_the_compiled_pipeline_scores_exactly_as_scikit_learn(
     served: Served, income_v1: Model
 ) -> None:
     assert served.compiled is not None
+    assert served.compiled.logistic  # one decision_function call for both answers
     rows = records(income_v1.trained.test.head(2000))
     rows = rows + _unknown_and_missing(rows[:300], served.schema)
     frame = payloads.frame(rows, served.schema)

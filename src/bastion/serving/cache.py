@@ -71,7 +71,7 @@ class Served:
         the compiled pipeline when there is one, else as a DataFrame."""
         if self.compiled is None:
             return self.predict(payloads.frame(records, self.schema))
-        return self._final(self.compiled.final, self.compiled.transform(records))
+        return self.compiled.predict(records)
 
     def predict(self, rows: pd.DataFrame) -> tuple[list[Any], list[float] | None]:
         """Predictions (as JSON values) and, for a binary classifier, the positive

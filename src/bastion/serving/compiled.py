@@ -16,21 +16,25 @@ state and builds the matrix ``ColumnTransformer.transform`` would build, with th
 floating-point operations in the same order (IEEE subtraction and division are
 correctly rounded in Python as in NumPy), the same layout (CSR or dense, the same
 column order, no stored zeros) and the same dtype. The pipeline's final estimator then
-scores that matrix with its own ``predict`` / ``predict_proba``, unchanged.
+scores that matrix with its own ``predict`` / ``predict_proba``, unchanged; a binary
+``LogisticRegression`` with one ``decision_function`` call, whose sign and logistic
+give both answers as its ``predict`` and ``predict_proba`` compute them (each of those
+validates the matrix and computes the decision function again).
 
 It is used only when it is safe, and checked before use: any other step, transformer,
 option or column type (``drop=``, infrequent categories, ``set_output``, passthrough
 columns, non-float64 outputs, float32 inputs, ...) means no compiled form, and the
 pipeline scores as usual. At load, the compiled matrix for the model's input example
 (and for that example with its optional values missing) must equal scikit-learn's own
-output exactly — format, dtype, indices and values — or it is not used.
+output exactly — format, dtype, indices and values — or it is not used; the logistic
+shortcut must give the very answers of ``predict`` and ``predict_proba`` there too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bastion.serving.payloads import Column
@@ -105,6 +109,27 @@ class CompiledPipeline:
     width: int
     sparse: bool
     final: Any
+    #: The final step is a binary ``LogisticRegression``: one ``decision_function``
+    #: call gives both answers, by the rules its ``predict`` and ``predict_proba`` apply.
+    logistic: bool = False
+
+    def predict(self, rows: Sequence[dict[str, Any]]) -> tuple[list[Any], list[float] | None]:
+        """Predictions and, for a binary classifier, the positive class's probability,
+        as the pipeline's ``predict`` and ``predict_proba`` give them."""
+        import numpy as np
+
+        X = self.transform(rows)
+        if self.logistic:
+            from scipy.special import expit
+
+            decision = self.final.decision_function(X)  # validates X: NaN is refused
+            predictions = self.final.classes_.take((decision > 0).astype(np.intp))
+            return predictions.tolist(), [float(p) for p in expit(decision)]
+        predictions = np.asarray(self.final.predict(X)).tolist()
+        proba = getattr(self.final, "predict_proba", None)
+        if proba is None or len(getattr(self.final, "classes_", ())) != 2:
+            return predictions, None
+        return predictions, [float(p) for p in np.asarray(proba(X))[:, 1]]
 
     def transform(self, rows: Sequence[dict[str, Any]]) -> Any:
         """The matrix ``ColumnTransformer.transform`` gives for these (checked) rows."""
@@ -152,10 +177,21 @@ def compile_pipeline(
         return None
     try:
         compiled = _compile(model, {c.name: c for c in schema})
-        _verify(compiled, model, schema, example)
+        variants = _verify(compiled, model, schema, example)
     except _Unsupported:
         return None
+    if _binary_logistic(compiled.final, compiled.width):
+        shortcut = replace(compiled, logistic=True)
+        if all(_same_answers(shortcut, compiled, rows) for rows in variants):
+            return shortcut
     return compiled
+
+
+def _same_answers(a: CompiledPipeline, b: CompiledPipeline, rows: list[dict[str, Any]]) -> bool:
+    try:
+        return a.predict(rows) == b.predict(rows)
+    except Exception:
+        return False
 
 
 def _compile(model: Any, columns: dict[str, Column]) -> CompiledPipeline:
@@ -190,8 +226,18 @@ def _compile(model: Any, columns: dict[str, Column]) -> CompiledPipeline:
     final = model.steps[1][1]
     if final is None or isinstance(final, str):
         raise _Unsupported
-    return CompiledPipeline(
-        tuple(blocks), sum(b.width for b in blocks), bool(ct.sparse_output_), final
+    width = sum(b.width for b in blocks)
+    return CompiledPipeline(tuple(blocks), width, bool(ct.sparse_output_), final)
+
+
+def _binary_logistic(final: Any, width: int) -> bool:
+    from sklearn.linear_model import LogisticRegression
+
+    return (
+        type(final) is LogisticRegression
+        and len(final.classes_) == 2
+        and getattr(final, "coef_", None) is not None
+        and final.coef_.shape == (1, width)
     )
 
 
@@ -261,9 +307,11 @@ def _one_hot(encoder: Any, names: tuple[str, ...]) -> _OneHot:
     return _OneHot(names, tuple(index), tuple(offsets), tuple(missing), width, strict)
 
 
-def _verify(compiled: CompiledPipeline, model: Any, schema: Sequence[Column], example: Any) -> None:
+def _verify(
+    compiled: CompiledPipeline, model: Any, schema: Sequence[Column], example: Any
+) -> list[list[dict[str, Any]]]:
     """Raise :class:`_Unsupported` unless the compiled matrix equals scikit-learn's on
-    the example, as given and with its optional values missing."""
+    the example, as given and with its optional values missing (the rows returned)."""
     import numpy as np
     import scipy.sparse as sp
 
@@ -305,6 +353,7 @@ def _verify(compiled: CompiledPipeline, model: Any, schema: Sequence[Column], ex
             )
         if not same:
             raise _Unsupported
+    return variants
 
 
 def _missing(value: Any) -> bool:
