@@ -243,7 +243,7 @@ def _binary_logistic(final: Any, width: int) -> bool:
 
 def _has_output_config(obj: Any) -> bool:
     config = getattr(obj, "_sklearn_output_config", None) or {}
-    return config.get("transform", "default") != "default"
+    return bool(config.get("transform", "default") != "default")
 
 
 def _column_names(names: Any, columns: dict[str, Column]) -> tuple[str, ...]:
