@@ -6,11 +6,13 @@ A scikit-learn pipeline spends most of a one-row prediction in per-call overhead
 ledger's writer commits in groups, the batcher scores in groups: a request's rows join
 the pending group; the first request of a group schedules the scoring task, which
 yields once to the event loop (so every request already read joins in) and scores all
-pending rows as one DataFrame, then hands each request its slice. No timer, no waiting
+pending rows in one call (:meth:`Served.predict_records`: the compiled pipeline, or one
+DataFrame), then hands each request its slice. No timer, no waiting
 for a batch to fill: an idle server scores a lone request at once.
 
 A batch the model refuses as a whole is scored again request by request, so one
 request's bad rows fail only that request (:class:`PredictionFailed`, 422).
+:attr:`Batcher.group_sizes` counts the groups scored by their number of requests.
 """
 
 from __future__ import annotations
