@@ -2,13 +2,18 @@
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \\
         uv run python bench/serving.py [--rounds 3] [--seconds 10] [--concurrency 8]
-                                       [--no-sequential]
+                                       [--no-sequential] [--quick]
+
+(``--quick``: one round of 3 s, for iterating; not for the committed figures.)
 
 The model is the worked example's income classifier (UCI Adult, logistic regression in a
 scikit-learn pipeline), saved once as an MLflow model folder with its signature. Bastion
 serves it from its registry, in production, with the prediction log on (every row
 written through the batched writer into SQLite, with its features, score and route) and
-its traffic plan consulted (none configured: production). MLflow serves the same folder
+its traffic plan consulted (none configured: production); the pipeline's preprocessing
+runs compiled from its fitted transformers (:mod:`bastion.serving.compiled`, checked bit
+for bit against scikit-learn when the model loads; the result says whether it was used),
+its LogisticRegression as itself. MLflow serves the same folder
 with ``mlflow models serve --env-manager local -w 1`` (one uvicorn worker, as Bastion's
 one process). Both answer the same rows, one row per request, from the Adult test split;
 the bench checks that both give the same predictions before timing.
@@ -20,7 +25,8 @@ times MLflow and Bastion one after the other, alternating which goes first; the 
 gives medians over the rounds, with CPU time of each server's process tree (user +
 system, from /proc) per request. Then the same with one client (``--sequential``, on by
 default): no two requests overlap, so Bastion's adaptive batching has nothing to batch.
-The client runs on the same two cores as the servers.
+The client runs on the same two cores as the servers; the 1-minute load average is
+recorded before each timed run (the machine is shared: compare CPU per request too).
 Writes ``bench/results/serving.json``.
 """
 
@@ -211,6 +217,7 @@ def measure(
 ) -> dict[str, Any]:
     # warm-up: a short burst not timed
     asyncio.run(closed_loop(url, bodies, headers, concurrency, 1.0))
+    load = os.getloadavg()[0]
     before = cpu_ticks(server.proc.pid)
     started = time.perf_counter()
     latencies, errors = asyncio.run(closed_loop(url, bodies, headers, concurrency, seconds))
@@ -223,6 +230,7 @@ def measure(
         "p50_ms": pct(latencies, 0.50) * 1000,
         "p99_ms": pct(latencies, 0.99) * 1000,
         "server_cpu_ms_per_request": cpu_s * 1000 / max(1, len(latencies)),
+        "loadavg_1m_before": load,
     }
 
 
@@ -238,8 +246,12 @@ def main() -> None:
         default=True,
         help="also time one client at a time (nothing to batch)",
     )
+    parser.add_argument("--quick", action="store_true", help="one round of 3 s (iterating)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds = 1, 3.0
     os.environ.update(THREADS)
+    load_before = os.getloadavg()
 
     import httpx
 
@@ -309,6 +321,11 @@ def main() -> None:
                     for i, (m, r) in enumerate(zip(m_list, reference, strict=True))
                 ),
             }
+            from bastion.serving.cache import load_served
+
+            compiled = load_served(NAME, 1, folder).compiled
+            agreement["bastion_compiled_pipeline"] = compiled is not None
+            agreement["bastion_compiled_logistic"] = bool(compiled and compiled.logistic)
             print(f"agreement: {agreement}", file=sys.stderr)
             if agreement["bastion_differs_from_pyfunc"]:
                 raise SystemExit("Bastion's predictions differ from MLflow's pyfunc.predict")
@@ -361,6 +378,8 @@ def main() -> None:
         "settings": vars(args) | {"threads": THREADS, "request_rows": 1},
         "agreement": agreement,
         "bastion_rows_logged": logged,
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
         "summary": summary,
         "ratios_bastion_over_mlflow": ratios,
         "aims": {
@@ -395,6 +414,10 @@ def main() -> None:
             f"{ratio['cpu_per_request']:>11.2f}x   (Bastion / MLflow; prediction log on)"
         )
     print(f"{logged} prediction log rows written by Bastion during the run")
+    print(
+        "1-min load average before/after: "
+        f"{result['loadavg_before'][0]:.1f} / {result['loadavg_after'][0]:.1f} (2 shared cores)"
+    )
 
 
 def _logged_rows(home: Path) -> int:

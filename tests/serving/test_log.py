@@ -274,3 +274,61 @@ async def test_a_traffic_plan_routes_by_key_and_shadows_are_logged_never_returne
     assert (shadow.arm, shadow.version, shadow.outcome) == ("shadow", v2, "ok")
     assert shadow.route_key_digest == rows[keyed.json()["request_id"]].route_key_digest
     assert shadow.route_key_digest not in (None, "u-1")
+
+
+def _log_row(request_id: str) -> dict[str, Any]:
+    from bastion.db import utcnow
+
+    return {
+        "request_id": request_id,
+        "model": NAME,
+        "version": 1,
+        "arm": "production",
+        "created_at": utcnow(),
+        "latency_ms": 1.0,
+        "outcome": "ok",
+        "error_code": None,
+        "prediction": 1,
+        "score": 0.9,
+        "features": None,
+        "features_digest": "d" * 64,
+        "route_key_digest": None,
+    }
+
+
+def test_rows_queued_together_are_written_as_one_group_and_none_is_lost_on_close(
+    runtime: Any,
+) -> None:
+    """Requests do not wake the writer row by row: what queues while it lingers is one
+    insert, one transaction; flush and close end the linger."""
+    from bastion.serving.log import PredictionLog
+
+    writer = PredictionLog(runtime.db, linger_s=3600)  # only flush and close end it here
+    for i in range(20):
+        writer.append(_log_row(f"group-{i}"))
+    assert writer.flush(30)
+    assert (writer.written, writer.groups, writer.dropped) == (20, 1, 0)
+    for i in range(20, 25):
+        writer.append(_log_row(f"group-{i}"))
+    writer.close()
+    assert (writer.written, writer.groups) == (25, 2)
+    with runtime.db.session() as session:
+        ids = set(session.scalars(select(PredictionRow.request_id)))
+    assert ids == {f"group-{i}" for i in range(25)}
+
+
+def test_the_writer_writes_on_its_own_once_the_linger_is_over(runtime: Any) -> None:
+    import time
+
+    from bastion.serving.log import PredictionLog
+
+    writer = PredictionLog(runtime.db, linger_s=0.01)
+    try:
+        for i in range(3):
+            writer.append(_log_row(f"alone-{i}"))
+        deadline = time.monotonic() + 60  # a bound on a busy machine, not a figure
+        while writer.written < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert writer.written == 3  # no flush asked for it
+    finally:
+        writer.close()

@@ -6,20 +6,23 @@ A scikit-learn pipeline spends most of a one-row prediction in per-call overhead
 ledger's writer commits in groups, the batcher scores in groups: a request's rows join
 the pending group; the first request of a group schedules the scoring task, which
 yields once to the event loop (so every request already read joins in) and scores all
-pending rows as one DataFrame, then hands each request its slice. No timer, no waiting
+pending rows in one call (:meth:`Served.predict_records`: the compiled pipeline, or one
+DataFrame), then hands each request its slice. No timer, no waiting
 for a batch to fill: an idle server scores a lone request at once.
 
 A batch the model refuses as a whole is scored again request by request, so one
 request's bad rows fail only that request (:class:`PredictionFailed`, 422).
+:attr:`Batcher.group_sizes` counts the groups scored by their number of requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bastion.errors import BastionError
-from bastion.serving import payloads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,8 +44,17 @@ class PredictionFailed(BastionError):
 
 
 def scored(served: Served, frame: pd.DataFrame) -> Scored:
+    return _guarded(served, served.predict, frame)
+
+
+def scored_records(served: Served, rows: list[dict[str, Any]]) -> Scored:
+    """Score rows already checked against ``served.schema``."""
+    return _guarded(served, served.predict_records, rows)
+
+
+def _guarded(served: Served, predict: Callable[[Any], Scored], data: Any) -> Scored:
     try:
-        return served.predict(frame)
+        return predict(data)
     except Exception as exc:
         raise PredictionFailed(
             f"{served.name} v{served.version} could not score these rows "
@@ -56,6 +68,8 @@ class Batcher:
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[Scored]]] = []
         self._running = False
         self._task: asyncio.Task[None] | None = None
+        #: How many groups of each size (requests scored together) were scored.
+        self.group_sizes: Counter[int] = Counter()
 
     async def score(self, rows: list[dict[str, Any]]) -> Scored:
         loop = asyncio.get_running_loop()
@@ -84,10 +98,11 @@ class Batcher:
             self._running = False
 
     def _score(self, group: list[tuple[list[dict[str, Any]], asyncio.Future[Scored]]]) -> None:
+        self.group_sizes[len(group)] += 1
         if len(group) > 1:
             rows = [row for part, _ in group for row in part]
             try:
-                predictions, scores = scored(self.served, payloads.frame(rows, self.served.schema))
+                predictions, scores = scored_records(self.served, rows)
             except PredictionFailed:
                 pass  # one request's rows, probably: each on its own below
             else:
@@ -104,6 +119,6 @@ class Batcher:
             if future.done():
                 continue
             try:
-                future.set_result(scored(self.served, payloads.frame(part, self.served.schema)))
+                future.set_result(scored_records(self.served, part))
             except BastionError as exc:
                 future.set_exception(exc)

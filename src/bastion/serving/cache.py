@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bastion.errors import NotFound
+from bastion.serving import payloads
 from bastion.serving.errors import ModelLoadFailed, NotExplainable, NothingServed
 from bastion.serving.payloads import Column
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bastion.serving.compiled import CompiledPipeline
     from bastion.serving.explaining import CodedModel
 
 log = logging.getLogger("bastion.serving")
@@ -57,14 +59,23 @@ class Served:
     schema: tuple[Column, ...] | None
     raw: Any = None  # the scikit-learn estimator, when that is the flavour
     background: pd.DataFrame | None = None
+    #: The pipeline with its preprocessing compiled (:mod:`bastion.serving.compiled`).
+    compiled: CompiledPipeline | None = None
     _coded: CodedModel | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def predict_records(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[list[Any], list[float] | None]:
+        """:meth:`predict` for records already checked against :attr:`schema`: through
+        the compiled pipeline when there is one, else as a DataFrame."""
+        if self.compiled is None:
+            return self.predict(payloads.frame(records, self.schema))
+        return self.compiled.predict(records)
 
     def predict(self, rows: pd.DataFrame) -> tuple[list[Any], list[float] | None]:
         """Predictions (as JSON values) and, for a binary classifier, the positive
         class's probability."""
-        import numpy as np
-
         if self.raw is None:
             return _jsonable(self.pyfunc.predict(rows)), None
         model, data = self.raw, rows
@@ -73,6 +84,12 @@ class Served:
             # final step's predict and predict_proba on the same transformed rows.
             data = model[:-1].transform(rows)
             model = model[-1]
+        return self._final(model, data)
+
+    @staticmethod
+    def _final(model: Any, data: Any) -> tuple[list[Any], list[float] | None]:
+        import numpy as np
+
         predictions = _jsonable(model.predict(data))
         scores = None
         proba = getattr(model, "predict_proba", None)
@@ -170,7 +187,12 @@ def load_served(name: str, version: int, path: Path) -> Served:
 
         if isinstance(example, pd.DataFrame) and not example.empty:
             background = example
-    return Served(name, version, pyfunc, schema, raw, background)
+    compiled = None
+    if raw is not None:
+        from bastion.serving.compiled import compile_pipeline
+
+        compiled = compile_pipeline(raw, schema, background)
+    return Served(name, version, pyfunc, schema, raw, background, compiled)
 
 
 @dataclass
