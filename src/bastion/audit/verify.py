@@ -137,99 +137,156 @@ def verify_ledger(
     chain is picked up; without one, from the stream's start) to the first checkpoint
     at or after ``until_us`` (the one that seals the period's end; without one, to the
     stream's end). Checkpoints and anchors outside that part are not checked."""
+    return start_verification(
+        db,
+        trusted_keys,
+        chain_key=chain_key,
+        anchors=anchors,
+        on_progress=on_progress,
+        batch=batch,
+        workers=workers,
+        parallel_threshold=parallel_threshold,
+        since_us=since_us,
+        until_us=until_us,
+    ).result()
+
+
+def start_verification(
+    db: Database,
+    trusted_keys: dict[str, Ed25519PublicKey],
+    *,
+    chain_key: ChainKey | None = None,
+    anchors: list[SignedCheckpoint] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    batch: int = 20_000,
+    workers: int | None = None,
+    parallel_threshold: int = 200_000,
+    since_us: int | None = None,
+    until_us: int | None = None,
+) -> PendingVerification:
+    """:func:`verify_ledger` in two halves: the large streams' ranges are handed to the
+    worker processes now, and :meth:`PendingVerification.result` verifies the rest and
+    stitches. In between, this process is free (a report scans its period meanwhile)."""
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-    report = VerifyReport()
     anchored: dict[str, list[SignedCheckpoint]] = {}
     for anchor in anchors or []:
         anchored.setdefault(anchor.stream, []).append(anchor)
-    plans: list[_Plan] = []
     with db.engine.connect() as conn:
         streams = sorted(set(_stream_ids(conn)) | set(anchored))
         registered = {
             str(r[0]): str(r[1]) for r in conn.execute(select(AuditStream.id, AuditStream.chain))
         }
-        for stream in streams:
-            plans.append(
-                _plan(
-                    conn,
-                    stream,
-                    registered,
-                    anchored.get(stream, []),
-                    trusted_keys,
-                    chain_key,
-                    since_us,
-                    until_us,
-                )
+        plans = [
+            _plan(
+                conn,
+                stream,
+                registered,
+                anchored.get(stream, []),
+                trusted_keys,
+                chain_key,
+                since_us,
+                until_us,
             )
-        report.streams.extend(p.sr for p in plans if p.sr is not None)
-        in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
-        big = [
-            p
-            for p in plans
-            if p.scan and workers > 1 and p.count >= parallel_threshold and not in_memory
+            for stream in streams
         ]
+    pending = PendingVerification(db, trusted_keys, chain_key, plans, batch, on_progress)
+    in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
+    big = [
+        p
+        for p in plans
+        if p.scan and workers > 1 and p.count >= parallel_threshold and not in_memory
+    ]
+    if big:
         # One pool for every large stream: its ranges are queued together, so the
         # workers stay busy from the first range to the last (a pool per stream paid a
         # start and an idle tail for each).
-        futures: dict[str, list[Future[_Chunk]]] = {}
-        pool: ProcessPoolExecutor | None = None
+        url = db.engine.url.render_as_string(hide_password=False)
+        # fork: workers start in milliseconds with everything imported; the parent's
+        # connections are not used by them (each opens its own engine).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        pool = pending.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        key_bytes = chain_key.key if chain_key is not None else None
         try:
-            if big:
-                url = db.engine.url.render_as_string(hide_password=False)
-                # fork: workers start in milliseconds with everything imported; the
-                # parent's connections are not used by them (each opens its own engine).
-                methods = multiprocessing.get_all_start_methods()
-                context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-                key_bytes = chain_key.key if chain_key is not None else None
-                for p in big:
-                    futures[p.stream] = [
-                        pool.submit(
-                            _scan_range, url, p.stream, a, b, p.marks, batch, p.chain, key_bytes
-                        )
-                        for a, b in _ranges(p.lo, p.hi, workers * 4)
-                    ]
-            for p in plans:
-                report.problems.extend(p.problems)
-                if not p.scan:
-                    continue
-                assert p.sr is not None
-                if p.stream in futures:
-                    chunks = []
-                    for future in futures[p.stream]:
-                        chunks.append(future.result())
-                        if on_progress is not None:
-                            on_progress(chunks[-1].count)
-                else:
-                    hasher = hasher_for(p.chain, chain_key)
-                    assert hasher is not None or not p.count
-                    rows = _raw_rows(conn, p.stream, batch, (p.first, p.last))
-                    chunks = [
-                        _scan(
-                            p.stream,
-                            rows,
-                            p.marks,
-                            on_progress,
-                            hasher,
-                            _key_of(p.chain, chain_key),
-                        )
-                    ]
-                report.problems.extend(
-                    _stitch(
-                        p.stream,
-                        chunks,
-                        p.checkpoints,
-                        trusted_keys,
-                        p.sr,
-                        p.chain,
-                        p.theirs,
-                        p.start,
+            for p in big:
+                pending.futures[p.stream] = [
+                    pool.submit(
+                        _scan_range, url, p.stream, a, b, p.marks, batch, p.chain, key_bytes
                     )
-                )
+                    for a, b in _ranges(p.lo, p.hi, workers * 4)
+                ]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return pending
+
+
+class PendingVerification:
+    """A verification whose large streams are being read by worker processes."""
+
+    def __init__(
+        self,
+        db: Database,
+        trusted_keys: dict[str, Ed25519PublicKey],
+        chain_key: ChainKey | None,
+        plans: list[_Plan],
+        batch: int,
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        self.db = db
+        self.trusted_keys = trusted_keys
+        self.chain_key = chain_key
+        self.plans = plans
+        self.batch = batch
+        self.on_progress = on_progress
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: dict[str, list[Future[_Chunk]]] = {}
+
+    def cancel(self) -> None:
+        """Stop the workers (the result is no longer wanted)."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+    def result(self) -> VerifyReport:
+        """Wait for the workers, verify the small streams here, stitch every stream."""
+        report = VerifyReport()
+        report.streams.extend(p.sr for p in self.plans if p.sr is not None)
+        chain_key, on_progress = self.chain_key, self.on_progress
+        try:
+            with self.db.engine.connect() as conn:
+                for p in self.plans:
+                    report.problems.extend(p.problems)
+                    if not p.scan:
+                        continue
+                    assert p.sr is not None
+                    if p.stream in self.futures:
+                        chunks = []
+                        for future in self.futures[p.stream]:
+                            chunks.append(future.result())
+                            if on_progress is not None:
+                                on_progress(chunks[-1].count)
+                    else:
+                        hasher = hasher_for(p.chain, chain_key)
+                        assert hasher is not None or not p.count
+                        rows = _raw_rows(conn, p.stream, self.batch, (p.first, p.last))
+                        key = _key_of(p.chain, chain_key)
+                        chunks = [_scan(p.stream, rows, p.marks, on_progress, hasher, key)]
+                    report.problems.extend(
+                        _stitch(
+                            p.stream,
+                            chunks,
+                            p.checkpoints,
+                            self.trusted_keys,
+                            p.sr,
+                            p.chain,
+                            p.theirs,
+                            p.start,
+                        )
+                    )
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-    return report
+            self.cancel()
+        return report
 
 
 @dataclass
