@@ -85,7 +85,7 @@ def _mark(action: str) -> str | None:
     return None
 
 
-def _spans(streams: dict[str, StreamSpan], rows: list[Any]) -> None:
+def _spans(streams: dict[str, StreamSpan], rows: Sequence[Any]) -> None:
     """Each stream's events, first and last seq and last hash, from a batch in id order:
     counted in C, the first and last rows found by a short walk from each end."""
     counts = Counter(map(itemgetter(1), rows))
