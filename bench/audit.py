@@ -1528,8 +1528,9 @@ def reports_main(args: argparse.Namespace) -> int:
         "aim_report_s": REPORT_AIM_S,
         "skipped": skipped,
         "note": "report = EvidenceService.generate(eu-ai-act, OSCAL JSON): one scan of the "
-        "period + verify_ledger over the whole ledger + checkpoints + render; scan and "
-        "verify are its two parts timed alone in the same run (verify is the peer)",
+        "period, run while worker processes verify the period's part of the chain (here the "
+        "whole ledger), + checkpoints + render; scan and verify are its two parts timed "
+        "alone in the same run (verify is the peer)",
         "build": {},
         "timings": {},
     }

@@ -285,6 +285,31 @@ def test_tampering_is_caught_and_named_with_anchors(
     assert kinds <= KINDS
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("tamper", "named"), TAMPERING, ids=[fn.__name__ for fn, _ in TAMPERING])
+def test_parallel_verification_names_every_tampering_as_one_pass_does(
+    ledger: Ledger, tamper: Callable[[Ledger], None], named: set[str]
+) -> None:
+    # Worker processes verify seq ranges of every stream from one pool; stitched, they
+    # must say exactly what one pass says: same problems, same order, same words.
+    tamper(ledger)
+
+    def verify(workers: int):  # type: ignore[no-untyped-def]
+        return verify_ledger(
+            ledger.db,
+            {ledger.signer.key_id: ledger.signer.public},
+            chain_key=KEY,
+            anchors=load_anchors(ledger.anchors),
+            workers=workers,
+            parallel_threshold=1,
+        )
+
+    one, many = verify(1), verify(2)
+    assert [str(p) for p in many.problems] == [str(p) for p in one.problems]
+    assert many.streams == one.streams
+    assert {p.kind for p in many.problems} & named
+
+
 # Without anchors the keyed chain still catches what needs recomputing hashes, as long
 # as the attacker lacks the key; what only the anchors can show is listed apart.
 ONLY_ANCHORS = {

@@ -506,6 +506,29 @@ def test_parallel_verification_finds_what_one_pass_finds(
     assert ((first.kind, first.seq) if first else None) == expected
 
 
+@pytest.mark.slow
+def test_a_verification_started_in_workers_ends_as_one_pass_while_the_caller_reads(
+    tmp_path: Path, signer: Signer
+) -> None:
+    # A report hands the chain to the workers, scans the ledger itself, then collects:
+    # the caller's own reading in between must not change what the workers find.
+    from bastion.audit.verify import start_verification
+
+    db = create_database(f"sqlite:///{tmp_path / 'p.db'}")
+    upgrade(db.engine)
+    fill(db, signer, n=30, checkpoint_every=10)
+    run(db, "UPDATE audit_events SET outcome = 'failure' WHERE seq = 12")
+    pending = start_verification(db, trusted(signer), workers=2, parallel_threshold=1)  # type: ignore[arg-type]
+    with db.engine.connect() as conn:
+        read = conn.execute(sa.text("SELECT COUNT(*) FROM audit_events")).scalar_one()
+    many = pending.result()
+    one = verify_ledger(db, trusted(signer), workers=1)  # type: ignore[arg-type]
+    db.dispose()
+    assert read == 30
+    assert [str(p) for p in many.problems] == [str(p) for p in one.problems]
+    assert (many.first_problem.kind, many.first_problem.seq) == ("edited", 12)  # type: ignore[union-attr]
+
+
 def test_a_stream_forged_whole_is_caught(db: Database, signer: Signer) -> None:
     from bastion.audit.events import genesis
 

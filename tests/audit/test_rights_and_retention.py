@@ -116,6 +116,29 @@ def test_export_then_erase_keeps_the_chain_verifiable(anchored: Settings, tmp_pa
     assert "ledger verified" in out
 
 
+def test_an_erasure_gives_its_large_page_cache_back(anchored: Settings) -> None:
+    # SQLite: the erasure's transaction reads with a 256 MB page cache; the pooled
+    # connection it used must not keep that much memory once it is back in the pool.
+    rt = open_runtime(anchored)
+    try:
+        if not rt.db.is_sqlite:
+            pytest.skip("a SQLite page cache setting")
+        with rt.db.engine.connect() as conn:
+            default = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+        call(rt, "carol", "carol's question")
+        done = rt.subjects().erase("carol", reason="ticket 7", requested_by="carol", actor="dpo")
+        conns = [rt.db.engine.connect() for _ in range(5)]  # every pooled connection
+        try:
+            sizes = {c.exec_driver_sql("PRAGMA cache_size").scalar() for c in conns}
+        finally:
+            for c in conns:
+                c.close()
+    finally:
+        rt.close()
+    assert done.removed["ledger"]["events_pseudonymised"] == 1
+    assert sizes == {default}
+
+
 def test_retention_seals_old_events_and_verification_and_proofs_still_hold(
     anchored: Settings, tmp_path: Path
 ) -> None:

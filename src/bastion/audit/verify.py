@@ -28,7 +28,7 @@ import multiprocessing
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from hashlib import sha256
 from json.encoder import encode_basestring
@@ -137,8 +137,37 @@ def verify_ledger(
     chain is picked up; without one, from the stream's start) to the first checkpoint
     at or after ``until_us`` (the one that seals the period's end; without one, to the
     stream's end). Checkpoints and anchors outside that part are not checked."""
+    return start_verification(
+        db,
+        trusted_keys,
+        chain_key=chain_key,
+        anchors=anchors,
+        on_progress=on_progress,
+        batch=batch,
+        workers=workers,
+        parallel_threshold=parallel_threshold,
+        since_us=since_us,
+        until_us=until_us,
+    ).result()
+
+
+def start_verification(
+    db: Database,
+    trusted_keys: dict[str, Ed25519PublicKey],
+    *,
+    chain_key: ChainKey | None = None,
+    anchors: list[SignedCheckpoint] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    batch: int = 20_000,
+    workers: int | None = None,
+    parallel_threshold: int = 200_000,
+    since_us: int | None = None,
+    until_us: int | None = None,
+) -> PendingVerification:
+    """:func:`verify_ledger` in two halves: the large streams' ranges are handed to the
+    worker processes now, and :meth:`PendingVerification.result` verifies the rest and
+    stitches. In between, this process is free (a report scans its period meanwhile)."""
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
-    report = VerifyReport()
     anchored: dict[str, list[SignedCheckpoint]] = {}
     for anchor in anchors or []:
         anchored.setdefault(anchor.stream, []).append(anchor)
@@ -147,95 +176,215 @@ def verify_ledger(
         registered = {
             str(r[0]): str(r[1]) for r in conn.execute(select(AuditStream.id, AuditStream.chain))
         }
-        for stream in streams:
-            chain = registered.get(stream, CHAIN_SHA256)
-            checkpoints = [
-                cast(Checkpoint, tuple(row))
-                for row in conn.execute(
-                    select(
-                        AuditCheckpoint.seq,
-                        AuditCheckpoint.hash,
-                        AuditCheckpoint.ts_us,
-                        AuditCheckpoint.key_id,
-                        AuditCheckpoint.signature,
-                        AuditCheckpoint.root,
-                        AuditCheckpoint.kind,
-                    )
-                    .where(AuditCheckpoint.stream == stream)
-                    .order_by(AuditCheckpoint.seq)
-                )
-            ]
-            theirs = anchored.get(stream, [])
-            start, end = _window(stream, checkpoints, trusted_keys, chain, since_us, until_us)
-            first = start[0] + 1 if start is not None else 0
-            last = end if end is not None else 2**62
-            if start is not None or end is not None:
-                checkpoints = [cp for cp in checkpoints if first <= cp[0] <= last]
-                theirs = [a for a in theirs if first <= a.seq <= last]
-            sr = StreamReport(stream, checkpoints=len(checkpoints), chain=chain)
-            sr.anchors = len(theirs)
-            report.streams.append(sr)
-            lo, hi, count = conn.execute(
-                text(
-                    "SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events "
-                    "WHERE stream = :s AND seq >= :a AND seq <= :b"
-                ),
-                {"s": stream, "a": first, "b": last},
-            ).one()
-            if not count and not checkpoints and stream not in registered and start is None:
-                # Known only from the anchors: everything of it was deleted.
-                report.problems.append(_missing_stream(stream, theirs))
-                continue
-            if stream not in registered:
-                report.problems.append(
-                    Problem(
-                        stream,
-                        None,
-                        None,
-                        "unregistered_stream",
-                        "events name a stream no writer registered",
-                    )
-                )
-            key_bytes = chain_key.key if chain_key is not None else None
-            if count and hasher_for(chain, chain_key) is None:
-                report.problems.append(
-                    Problem(
-                        stream,
-                        None,
-                        None,
-                        "no_chain_key",
-                        f"the stream is chained with {chain}: give the chain key "
-                        "(BASTION_AUDIT_CHAIN_KEY or the secret key) to verify it",
-                    )
-                )
-                continue
-            marks = frozenset(cp[0] for cp in checkpoints) | {a.seq for a in theirs}
-            in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
-            if workers > 1 and count >= parallel_threshold and not in_memory:
-                ranges = _ranges(int(lo), int(hi), workers * 4)
-                url = db.engine.url.render_as_string(hide_password=False)
-                # fork: workers start in milliseconds with everything imported; the
-                # parent's connections are not used by them (each opens its own engine).
-                methods = multiprocessing.get_all_start_methods()
-                context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-                with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                    chunks = []
-                    args = [(url, stream, a, b, marks, batch, chain, key_bytes) for a, b in ranges]
-                    for chunk in pool.map(_scan_range, *zip(*args, strict=True)):
-                        chunks.append(chunk)
-                        if on_progress is not None:
-                            on_progress(chunk.count)
-            else:
-                hasher = hasher_for(chain, chain_key)
-                assert hasher is not None or not count
-                rows = _raw_rows(conn, stream, batch, (first, last))
-                chunks = [
-                    _scan(stream, rows, marks, on_progress, hasher, _key_of(chain, chain_key))
-                ]
-            report.problems.extend(
-                _stitch(stream, chunks, checkpoints, trusted_keys, sr, chain, theirs, start)
+        plans = [
+            _plan(
+                conn,
+                stream,
+                registered,
+                anchored.get(stream, []),
+                trusted_keys,
+                chain_key,
+                since_us,
+                until_us,
             )
-    return report
+            for stream in streams
+        ]
+    pending = PendingVerification(db, trusted_keys, chain_key, plans, batch, on_progress)
+    in_memory = db.is_sqlite and db.engine.url.database in (None, "", ":memory:")
+    big = [
+        p
+        for p in plans
+        if p.scan and workers > 1 and p.count >= parallel_threshold and not in_memory
+    ]
+    if big:
+        # One pool for every large stream: its ranges are queued together, so the
+        # workers stay busy from the first range to the last (a pool per stream paid a
+        # start and an idle tail for each).
+        url = db.engine.url.render_as_string(hide_password=False)
+        # fork: workers start in milliseconds with everything imported; the parent's
+        # connections are not used by them (each opens its own engine).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        pool = pending.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        key_bytes = chain_key.key if chain_key is not None else None
+        try:
+            for p in big:
+                pending.futures[p.stream] = [
+                    pool.submit(
+                        _scan_range, url, p.stream, a, b, p.marks, batch, p.chain, key_bytes
+                    )
+                    for a, b in _ranges(p.lo, p.hi, workers * 4)
+                ]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return pending
+
+
+class PendingVerification:
+    """A verification whose large streams are being read by worker processes."""
+
+    def __init__(
+        self,
+        db: Database,
+        trusted_keys: dict[str, Ed25519PublicKey],
+        chain_key: ChainKey | None,
+        plans: list[_Plan],
+        batch: int,
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        self.db = db
+        self.trusted_keys = trusted_keys
+        self.chain_key = chain_key
+        self.plans = plans
+        self.batch = batch
+        self.on_progress = on_progress
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: dict[str, list[Future[_Chunk]]] = {}
+
+    def cancel(self) -> None:
+        """Stop the workers (the result is no longer wanted)."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+    def result(self) -> VerifyReport:
+        """Wait for the workers, verify the small streams here, stitch every stream."""
+        report = VerifyReport()
+        report.streams.extend(p.sr for p in self.plans if p.sr is not None)
+        chain_key, on_progress = self.chain_key, self.on_progress
+        try:
+            with self.db.engine.connect() as conn:
+                for p in self.plans:
+                    report.problems.extend(p.problems)
+                    if not p.scan:
+                        continue
+                    assert p.sr is not None
+                    if p.stream in self.futures:
+                        chunks = []
+                        for future in self.futures[p.stream]:
+                            chunks.append(future.result())
+                            if on_progress is not None:
+                                on_progress(chunks[-1].count)
+                    else:
+                        hasher = hasher_for(p.chain, chain_key)
+                        assert hasher is not None or not p.count
+                        rows = _raw_rows(conn, p.stream, self.batch, (p.first, p.last))
+                        key = _key_of(p.chain, chain_key)
+                        chunks = [_scan(p.stream, rows, p.marks, on_progress, hasher, key)]
+                    report.problems.extend(
+                        _stitch(
+                            p.stream,
+                            chunks,
+                            p.checkpoints,
+                            self.trusted_keys,
+                            p.sr,
+                            p.chain,
+                            p.theirs,
+                            p.start,
+                        )
+                    )
+        finally:
+            self.cancel()
+        return report
+
+
+@dataclass
+class _Plan:
+    """What verifying one stream takes: its part (seq first..last), its checkpoints and
+    anchors there, and the problems found before reading a row."""
+
+    stream: str
+    chain: str = CHAIN_SHA256
+    sr: StreamReport | None = None
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    theirs: list[SignedCheckpoint] = field(default_factory=list)
+    start: Checkpoint | None = None
+    first: int = 0
+    last: int = 2**62
+    lo: int = 0
+    hi: int = 0
+    count: int = 0
+    marks: frozenset[int] = frozenset()
+    problems: list[Problem] = field(default_factory=list)
+    #: whether its rows are to be read (False: a problem already says it cannot be)
+    scan: bool = False
+
+
+def _plan(
+    conn: Connection,
+    stream: str,
+    registered: dict[str, str],
+    theirs: list[SignedCheckpoint],
+    trusted_keys: dict[str, Ed25519PublicKey],
+    chain_key: ChainKey | None,
+    since_us: int | None,
+    until_us: int | None,
+) -> _Plan:
+    chain = registered.get(stream, CHAIN_SHA256)
+    checkpoints = [
+        cast(Checkpoint, tuple(row))
+        for row in conn.execute(
+            select(
+                AuditCheckpoint.seq,
+                AuditCheckpoint.hash,
+                AuditCheckpoint.ts_us,
+                AuditCheckpoint.key_id,
+                AuditCheckpoint.signature,
+                AuditCheckpoint.root,
+                AuditCheckpoint.kind,
+            )
+            .where(AuditCheckpoint.stream == stream)
+            .order_by(AuditCheckpoint.seq)
+        )
+    ]
+    start, end = _window(stream, checkpoints, trusted_keys, chain, since_us, until_us)
+    first = start[0] + 1 if start is not None else 0
+    last = end if end is not None else 2**62
+    if start is not None or end is not None:
+        checkpoints = [cp for cp in checkpoints if first <= cp[0] <= last]
+        theirs = [a for a in theirs if first <= a.seq <= last]
+    plan = _Plan(stream, chain, checkpoints=checkpoints, theirs=theirs, start=start)
+    plan.first, plan.last = first, last
+    sr = plan.sr = StreamReport(stream, checkpoints=len(checkpoints), chain=chain)
+    sr.anchors = len(theirs)
+    lo, hi, count = conn.execute(
+        text(
+            "SELECT MIN(seq), MAX(seq), COUNT(*) FROM audit_events "
+            "WHERE stream = :s AND seq >= :a AND seq <= :b"
+        ),
+        {"s": stream, "a": first, "b": last},
+    ).one()
+    if not count and not checkpoints and stream not in registered and start is None:
+        # Known only from the anchors: everything of it was deleted.
+        plan.problems.append(_missing_stream(stream, theirs))
+        return plan
+    if stream not in registered:
+        plan.problems.append(
+            Problem(
+                stream,
+                None,
+                None,
+                "unregistered_stream",
+                "events name a stream no writer registered",
+            )
+        )
+    if count and hasher_for(chain, chain_key) is None:
+        plan.problems.append(
+            Problem(
+                stream,
+                None,
+                None,
+                "no_chain_key",
+                f"the stream is chained with {chain}: give the chain key "
+                "(BASTION_AUDIT_CHAIN_KEY or the secret key) to verify it",
+            )
+        )
+        return plan
+    plan.scan = True
+    plan.lo, plan.hi, plan.count = int(lo or 0), int(hi or 0), int(count)
+    plan.marks = frozenset(cp[0] for cp in checkpoints) | {a.seq for a in theirs}
+    return plan
 
 
 def _window(

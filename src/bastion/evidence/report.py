@@ -33,7 +33,7 @@ from bastion import __version__
 from bastion.audit.events import canonical_json
 from bastion.audit.models import AuditCheckpoint, AuditStream
 from bastion.audit.signing import verify_signature
-from bastion.audit.verify import verify_ledger
+from bastion.audit.verify import start_verification
 from bastion.errors import InvalidInput
 from bastion.evidence.clocks import Clock
 from bastion.evidence.mapping import LoadedFramework
@@ -184,7 +184,26 @@ def build_report(
     framework = loaded.framework
     as_of = min(now, period.end)
     selectors = [s for c in framework.controls for s in c.evidence]
-    scan = scan_period(db, selectors, period.start, period.end)
+    # The period's part of each chain: from the signed checkpoint before the period
+    # (its hash vouches for everything earlier) to the one that seals its end. Its large
+    # streams go to worker processes first, so this process scans while they verify.
+    pending = (
+        start_verification(
+            db,
+            trusted_keys,
+            chain_key=chain_key,
+            since_us=to_us(period.start),
+            until_us=to_us(period.end),
+        )
+        if verify_chain
+        else None
+    )
+    try:
+        scan = scan_period(db, selectors, period.start, period.end)
+    except BaseException:
+        if pending is not None:
+            pending.cancel()
+        raise
     attested: dict[str, list[dict[str, Any]]] = {}
     for a in attestations:
         attested.setdefault(a["control"], []).append(
@@ -238,16 +257,8 @@ def build_report(
         controls.append(entry)
     total = len(framework.controls)
     chain: dict[str, Any] = {"checked": verify_chain}
-    if verify_chain:
-        # The period's part of each chain: from the signed checkpoint before the period
-        # (its hash vouches for everything earlier) to the one that seals its end.
-        verified = verify_ledger(
-            db,
-            trusted_keys,
-            chain_key=chain_key,
-            since_us=to_us(period.start),
-            until_us=to_us(period.end),
-        )
+    if pending is not None:
+        verified = pending.result()
         chain |= {
             "ok": verified.ok,
             "scope": "period",

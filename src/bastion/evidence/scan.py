@@ -17,6 +17,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
 
 from bastion.db import Database
 from bastion.evidence.mapping import Selector
@@ -83,6 +85,26 @@ def _mark(action: str) -> str | None:
     return None
 
 
+def _spans(streams: dict[str, StreamSpan], rows: Sequence[Any]) -> None:
+    """Each stream's events, first and last seq and last hash, from a batch in id order:
+    counted in C, the first and last rows found by a short walk from each end."""
+    counts = Counter(map(itemgetter(1), rows))
+    for name, n in counts.items():
+        span = streams.get(name)
+        if span is None:
+            seq = next(row[2] for row in rows if row[1] == name)
+            span = streams[name] = StreamSpan(name, first_seq=seq)
+        span.events += n
+    wanted = set(counts)
+    for row in reversed(rows):
+        if row[1] in wanted:
+            wanted.discard(row[1])
+            span = streams[row[1]]
+            span.last_seq, span.last_hash = row[2], row[8]
+            if not wanted:
+                break
+
+
 def scan_period(
     db: Database,
     selectors: Sequence[Selector],
@@ -100,10 +122,25 @@ def scan_period(
         column_of[s.details_contains] if s.details_contains is not None else None for s in selectors
     ]
     listing = [s.list_actors for s in selectors]
-    cache: dict[tuple[str, str, str], tuple[tuple[int, ...], str, str | None]] = {}
+    # per distinct (action, outcome, flags): its index, the selectors it hits with no
+    # further test (counted per combination, digested per row), and the others
+    cache: dict[tuple[str, str, str], tuple[int, tuple[Any, ...], tuple[int, ...]]] = {}
+    combos: list[tuple[str, str | None, tuple[int, ...]]] = []
+    combo_rows: list[int] = []
     streams: dict[str, StreamSpan] = {}
     per_day: Counter[tuple[int, str]] = Counter()
     marks_per_day: Counter[tuple[int, str]] = Counter()
+    day = -1
+    today: list[int] = []  # rows per combination on ``day``
+
+    def close_day() -> None:
+        for k, n in enumerate(today):
+            if n:
+                family, mark, _ = combos[k]
+                per_day[(day, family)] += n
+                if mark is not None:
+                    marks_per_day[(day, mark)] += n
+
     total = 0
     after = 0
     sql = _query(db.engine.dialect.name, fragments)
@@ -117,17 +154,12 @@ def scan_period(
                 break
             after = rows[-1][0]
             total += len(rows)
+            _spans(streams, rows)
             for row in rows:
-                stream, seq, ts_us, actor, action, outcome, flags, row_hash = row[1:9]
-                span = streams.get(stream)
-                if span is None:
-                    span = streams[stream] = StreamSpan(stream, first_seq=seq)
-                span.events += 1
-                span.last_seq = seq
-                span.last_hash = row_hash
-                key = (action, outcome, flags)
+                key = (row[5], row[6], row[7])
                 known = cache.get(key)
                 if known is None:
+                    action, outcome, flags = key
                     parsed = tuple(json.loads(flags))
                     # a details test is decided per row below: pass it here
                     hits = tuple(
@@ -135,16 +167,29 @@ def scan_period(
                         for i, s in enumerate(selectors)
                         if s.matches(action, outcome, parsed, s.details_contains or "")
                     )
-                    known = cache[key] = (hits, action.partition(".")[0], _mark(action))
-                hits, family, mark = known
-                day = ts_us // DAY_US
-                per_day[(day, family)] += 1
-                if mark is not None:
-                    marks_per_day[(day, mark)] += 1
-                if not hits:
+                    plain = tuple(i for i in hits if detail_col[i] is None and not listing[i])
+                    known = cache[key] = (
+                        len(combos),
+                        tuple(tallies[i].digest.update for i in plain),
+                        tuple(i for i in hits if i not in plain),
+                    )
+                    combos.append((action.partition(".")[0], _mark(action), plain))
+                    combo_rows.append(0)
+                    today.append(0)
+                k, updates, others = known
+                row_day = row[3] // DAY_US
+                if row_day != day:
+                    close_day()
+                    day = row_day
+                    today = [0] * len(combos)
+                today[k] += 1
+                if not updates and not others:
                     continue
-                line = f"{stream}:{seq}:{row_hash}\n".encode()
-                for i in hits:
+                combo_rows[k] += 1
+                line = f"{row[1]}:{row[2]}:{row[8]}\n".encode()
+                for update in updates:
+                    update(line)
+                for i in others:
                     col = detail_col[i]
                     if col is not None and not row[col]:
                         continue
@@ -152,10 +197,14 @@ def scan_period(
                     tally.count += 1
                     tally.digest.update(line)
                     if listing[i]:
-                        tally.actors[actor] += 1
+                        tally.actors[row[4]] += 1
         raw.rollback()
     finally:
         raw.close()
+    close_day()
+    for (_family, _mark_name, plain), n in zip(combos, combo_rows, strict=True):
+        for i in plain:
+            tallies[i].count += n
     names: dict[int, str] = {}
 
     def name(day: int) -> str:

@@ -10,9 +10,11 @@ keyed chain chained the identifier itself: their events keep it (counted as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, delete, func, or_, select, update
 
 from bastion.audit.events import CHAIN_HMAC
 from bastion.audit.models import AuditContent, AuditEvent, AuditStream
@@ -60,9 +62,34 @@ def export_content(ctx: SubjectContext) -> list[dict[str, Any]]:
     return out
 
 
+#: SQLite page cache (KiB) for an erasure's transaction: the subject's rows are spread
+#: over the whole ledger, and the default 2 MB cache spills the pages the updates dirty
+#: to the WAL mid-statement and reads them back. Measured at 26,000 events of 1 M (two
+#: pairs, load 5-8): the statements' CPU 0.75 -> 0.53 s, the commit's CPU up as much
+#: (the same pages are written, once, at commit), wall 5.3-6.4 -> 4.1-4.3 s. The time
+#: left is the write of those pages: about a quarter of the ledger's pages hold a row
+#: of the subject.
+ERASE_CACHE_KIB = 262_144
+
+
+@contextmanager
+def _large_cache(conn: Connection) -> Iterator[None]:
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    # on the driver's connection: SQLAlchemy's transaction is not begun by a pragma
+    raw: Any = conn.connection.dbapi_connection
+    before = raw.execute("PRAGMA cache_size").fetchone()[0]
+    raw.execute(f"PRAGMA cache_size = -{ERASE_CACHE_KIB}")
+    try:
+        yield
+    finally:  # the connection goes back to the pool: give it its own cache back
+        raw.execute(f"PRAGMA cache_size = {int(before)}")
+
+
 def erase_ledger(ctx: SubjectContext) -> dict[str, int]:
     digest = ctx.content_subject
-    with ctx.db.engine.begin() as conn:
+    with ctx.db.engine.connect() as conn, _large_cache(conn), conn.begin():
         content = conn.execute(
             delete(AuditContent).where(AuditContent.subject.in_([digest, ctx.user]))
         ).rowcount
