@@ -100,7 +100,7 @@ def test_start_up_and_status_say_that_gpt_falls_back_to_local(offline: dict[str,
     assert providers["openai"]["state"] == "missing_key"
     assert report["database"]["schema"] == "current"
     assert report["counters"]["backend"] == "in-process"
-    assert report["api_keys"]["active"] == 3
+    assert report["api_keys"]["active"] == 4  # the demo's ana, ada, gus and ida
     assert report["policy"]["valid"] is True
     text = run(offline["env"], "status")
     assert text.returncode == 0 and "local (fallback)" in text.stdout

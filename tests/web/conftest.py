@@ -2,7 +2,7 @@
 
 - ``server`` (session): ``bastion db upgrade`` + ``bastion demo seed`` in a temporary
   home, then ``bastion serve`` on a free loopback port; ``server.keys`` holds the demo
-  keys by role (``admin`` ada, ``analyst`` ana, ``guest`` gus), ``server.url`` its root.
+  keys by role (``admin`` ada, ``analyst`` ana, ``guest`` gus, ``auditor`` ida), ``server.url`` its root.
   A few gateway calls (``local`` model) are made so the ledger has traffic to show.
 - ``browser`` (session): Chromium from ``/usr/bin/chromium`` through Playwright, never
   a downloaded browser (``make browser`` installs the Debian package).
