@@ -11,7 +11,9 @@ reason when absent). For each article with enough sentences:
   (same vocabulary: the hard case), one from another regulation;
 * **altered answer**: one sentence with a fact changed (a number, or the actor named:
   "Commission" for "Board"): what a fluent model gets wrong most, and what word
-  overlap cannot see.
+  overlap cannot see;
+* **negated answer**: one sentence said the other way round ("shall apply" → "shall not
+  apply", or the "not" taken away), which shares every word with its passage.
 
 Both answers come verbatim and *compressed* (a fifth of the words of each sentence
 dropped, as a model that paraphrases by omission would). A sentence is positive when it
@@ -67,11 +69,22 @@ class Example:
     texts: list[str]
 
 
+_KEEP = frozenset(["not", "no", "never", "nor", "neither", "cannot", "none"])
+
+
 def _compress(text: str, rng: random.Random) -> str:
     words = text.split()
     if len(words) < 8:
         return text
-    keep = [w for i, w in enumerate(words) if i < 2 or i == len(words) - 1 or rng.random() > 0.2]
+    # Dropping "not" or "no" would say the opposite, not the same in fewer words: kept.
+    keep = [
+        w
+        for i, w in enumerate(words)
+        if i < 2
+        or i == len(words) - 1
+        or rng.random() > 0.2
+        or w.lower().strip("()[],.;:") in _KEEP
+    ]
     return " ".join(keep)
 
 
@@ -96,6 +109,26 @@ def _alter(body: Sequence[str], rng: random.Random) -> tuple[int, str] | None:
             if actor in sentence:
                 other = rng.choice([a for a in _ACTORS if a != actor])
                 return k, sentence.replace(actor, other, 1)
+    return None
+
+
+_MODAL = re.compile(r"\b(shall|must|may|will|should|is|are|does|do)\b( not\b)?")
+
+
+def _negate(body: Sequence[str], rng: random.Random) -> tuple[int, str] | None:
+    """One sentence said the other way round: "not" put after its first modal verb
+    ("shall apply" → "shall not apply"), or taken away ("shall not" → "shall"); None
+    when no sentence has a modal."""
+    order = list(range(len(body)))
+    rng.shuffle(order)
+    for k in order:
+        m = _MODAL.search(body[k])
+        if m is None:
+            continue
+        sentence = body[k]
+        if m.group(2):
+            return k, sentence[: m.end(1)] + sentence[m.end(2) :]
+        return k, sentence[: m.end(1)] + " not" + sentence[m.end(1) :]
     return None
 
 
@@ -132,14 +165,15 @@ def build(rows: list[dict[str, Any]]) -> list[Example]:
         for variant in ("verbatim", "compressed"):
             body = chosen if variant == "verbatim" else [_compress(s, rng) for s in chosen]
             examples.append(_example(split[i], variant, "none", passages, body, cited, None))
-            altered = _alter(body, rng)
-            if altered is not None:
-                position, changed = altered
-                swapped = list(body)
-                swapped[position] = changed
-                examples.append(
-                    _example(split[i], variant, "altered_fact", passages, swapped, cited, position)
-                )
+            for kind, alter in (("altered_fact", _alter), ("negated", _negate)):
+                altered = alter(body, rng)
+                if altered is not None:
+                    position, changed = altered
+                    swapped = list(body)
+                    swapped[position] = changed
+                    examples.append(
+                        _example(split[i], variant, kind, passages, swapped, cited, position)
+                    )
             for kind, pool in (("same_regulation", same), ("other_regulation", other)):
                 if not pool:
                     continue
@@ -194,7 +228,9 @@ def bastion_scores(checker: GroundingChecker) -> Callable[[Example], list[float]
     def score(ex: Example) -> list[float]:
         g = checker.check(ex.answer, ex.passages)
         assert len(g.verdicts) == len(ex.labels), (ex.answer, len(g.verdicts))
-        return [v.score if not v.missing else -1.0 for v in g.verdicts]
+        # a sentence the checker refuses outright (a required token missing, a word
+        # said the other way round) scores below any threshold
+        return [-1.0 if v.missing or "negation" in v.reasons else v.score for v in g.verdicts]
 
     return score
 
@@ -296,7 +332,7 @@ def evaluate(
     test_scores, test_labels = flat("test")
     result["test"] = prf([s < threshold for s in test_scores], test_labels)
     for variant in ("verbatim", "compressed"):
-        for swap in ("same_regulation", "other_regulation", "altered_fact"):
+        for swap in ("same_regulation", "other_regulation", "altered_fact", "negated"):
             s, y = flat(
                 "test", lambda e, v=variant, w=swap: e.variant == v and e.swap in ("none", w)
             )
@@ -349,7 +385,7 @@ def main() -> None:
     print(f"{len(examples)} answers, {total} sentences, {positives} swapped in (unsupported)")
     header = (
         f"{'method':44} {'thr':>5} {'P':>6} {'R':>6} {'F1':>6} {'same R':>7} {'fact R':>7} "
-        f"{'µs/sent':>8}"
+        f"{'neg R':>6} {'µs/sent':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -357,13 +393,15 @@ def main() -> None:
         t = r["test"]
         hard = r["test_compressed_same_regulation"]["recall"]
         fact = r["test_verbatim_altered_fact"]["recall"]
+        negated = r["test_verbatim_negated"]["recall"]
         print(
             f"{r['method']:44} {r['threshold']:5.2f} {t['precision']:6.3f} {t['recall']:6.3f} "
-            f"{t['f1']:6.3f} {hard:7.3f} {fact:7.3f} {r['cpu_us_per_sentence']:8.1f}"
+            f"{t['f1']:6.3f} {hard:7.3f} {fact:7.3f} {negated:6.3f} {r['cpu_us_per_sentence']:8.1f}"
         )
     print("(test half; thresholds chosen on the development half. same R: recall on compressed")
     print(" answers with a sentence swapped in from the same regulation; fact R: recall on")
-    print(" verbatim answers with one number or actor changed)")
+    print(" verbatim answers with one number or actor changed; neg R: recall on verbatim")
+    print(" answers with one sentence said the other way round)")
 
 
 if __name__ == "__main__":

@@ -158,3 +158,69 @@ def test_relevance_is_a_share(question: str, passage: str) -> None:
     value = relevance(question, passage)
     assert 0.0 <= value <= 1.0 and not math.isnan(value)
     assert relevance(question, question) in (0.0, 1.0)
+
+
+SCOPE = (
+    "Material scope 2. This Regulation does not apply to the processing of personal data "
+    "by a natural person in the course of a purely personal or household activity. "
+    "3. Regulation (EC) No 45/2001 applies to the processing of personal data by the "
+    "Union institutions."
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "supported"),
+    [
+        # the passage's own polarity, in its words or inflected otherwise
+        ("The Regulation does not apply to processing by a natural person [1].", True),
+        (
+            "The Regulation doesn't apply to the processing of personal data by a natural "
+            "person in a purely personal activity [1].",
+            True,
+        ),
+        # the other way round: shares every content word, says the opposite
+        (
+            "The Regulation applies to processing by a natural person in the course of a purely "
+            "personal activity [1].",
+            False,
+        ),
+        (
+            "Regulation (EC) No 45/2001 does not apply to processing by the Union institutions [1].",
+            False,
+        ),
+        (
+            "Regulation (EC) No 45/2001 never applies to processing of personal data by the Union "
+            "institutions [1].",
+            False,
+        ),
+    ],
+)
+def test_a_sentence_said_the_other_way_round_is_unsupported(answer: str, supported: bool) -> None:
+    (verdict,) = check(answer, [SCOPE]).verdicts
+    assert verdict.supported is supported, verdict
+    assert ("negation" in verdict.reasons) is (not supported)
+
+
+_MODAL_SENTENCES = st.sampled_from(
+    [
+        "The controller shall {} inform the supervisory authority of the breach",
+        "Providers must {} keep the technical documentation for ten years",
+        "The notified body may {} suspend the certificate of the system",
+        "Member States will {} lay down the rules on penalties for infringements",
+    ]
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(template=_MODAL_SENTENCES, cue=st.sampled_from(["not", "never"]), flip=st.booleans())
+def test_any_modal_statement_flipped_is_flagged_and_unflipped_is_not(
+    template: str, cue: str, flip: bool
+) -> None:
+    # The class: an answer that reuses a passage word for word but adds or drops the
+    # negation. Either way round, only the flipped one is unsupported.
+    plain, negated = template.format("").replace("  ", " "), template.format(cue)
+    passage, same = (negated, negated) if flip else (plain, plain)
+    other = plain if flip else negated
+    assert check(f"{same} [1].", [passage + "."]).verdicts[0].supported
+    verdict = check(f"{other} [1].", [passage + "."]).verdicts[0]
+    assert not verdict.supported and "negation" in verdict.reasons

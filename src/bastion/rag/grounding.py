@@ -14,7 +14,10 @@ Per sentence of the answer (citation markers ``[n]`` resolve to passage ``n``, 1
    separates a sentence that reuses a passage's vocabulary from one that says what the
    passage says. With an embedder, the best cosine similarity to an evidence sentence
    is blended in too. A sentence is supported when its score reaches the threshold.
-4. An optional **judge** (an LLM or NLI model, any callable) decides the sentences
+4. **Negation.** A word the sentence denies that its evidence only affirms ("shall
+   not apply" against "shall apply"), or the reverse, makes it unsupported: the two
+   share every word, so overlap alone would pass it.
+5. An optional **judge** (an LLM or NLI model, any callable) decides the sentences
    whose score falls near the threshold; none is needed.
 
 Deterministic (no randomness, sets iterated in sorted order, ties broken by position),
@@ -36,6 +39,7 @@ from bastion.rag.text import (
     citations,
     names,
     numbers,
+    polarity,
     quotes,
     sentences,
     strip_citations,
@@ -151,6 +155,23 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def _denied(claim: str, evidence: str) -> list[str]:
+    """Words the claim says the other way round from its main evidence sentence (the
+    one that covers most of it): the claim denies a word the evidence states with no
+    negation anywhere ("shall not apply" against "shall apply"), or states plainly a
+    word the evidence denies while the claim has no negation at all. Overlap alone
+    cannot see this: the two share every content word. Only a whole flip counts, so a
+    paraphrase that moves a negation ("may choose not to apply the measures" / "… not
+    to the measures") is not flagged."""
+    said_no, said_yes = polarity(claim)
+    evidence_no, evidence_yes = polarity(evidence)
+    if said_no and not evidence_no:
+        return sorted(said_no & evidence_yes)
+    if evidence_no and not said_no:
+        return sorted(evidence_no & said_yes)
+    return []
+
+
 class GroundingChecker:
     """Checks answers against passages; holds the threshold and the optional helpers."""
 
@@ -247,10 +268,13 @@ class GroundingChecker:
             similarity = max(_cosine(vectors[0], v) for v in vectors[1:])
             score = 0.5 * score + 0.5 * max(0.0, similarity)
         score = round(min(1.0, max(0.0, score)), 4)
-        supported = score >= self.threshold and not missing
+        denied = _denied(claim, chosen[0].span.text) if chosen else []
+        supported = score >= self.threshold and not missing and not denied
         if missing:
             reasons.append("missing_tokens")
-        elif not supported:
+        if denied:
+            reasons.append("negation")
+        if not supported and not missing and not denied:
             reasons.append("low_overlap")
         evidence = tuple(
             Evidence(u.passage, u.span.start, u.span.end, u.span.text)

@@ -222,6 +222,57 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1]
 
 
+#: Words that deny what follows them ("shall not apply", "no person", "never").
+_NEGATIONS = frozenset(
+    ["not", "no", "never", "nor", "neither", "cannot", "none", "nothing", "nobody", "nowhere"]
+)
+#: How many words after a negation its scope reaches to find the word it denies.
+_NEGATION_REACH = 4
+
+
+def _root(word: str) -> str:
+    """An inflection-free form for matching one word across two sentences ("applies",
+    "applied", "apply" → "apply"; "processes", "processing" → "process")."""
+    for suffix, replacement in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + replacement
+    if word.endswith("es") and word[-3:-2] in ("s", "x", "z", "h") and len(word) > 4:
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def polarity(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The content words of ``text`` (inflections removed) said negatively — the first
+    content word within a few words after "not", "no", "never", a "n't" … — and those
+    said plainly; a word said both ways is in both sets. A capitalised "No" inside a
+    sentence is a numbering ("Regulation (EC) No 45/2001"), and numbers are skipped in
+    a negation's reach ("not below 13 years" denies "years")."""
+    tokens = _WORD.findall(text)
+    negated: set[str] = set()
+    plain: set[str] = set()
+    reach = 0
+    for i, token in enumerate(tokens):
+        word = token.lower()
+        if word in _NEGATIONS or word.endswith(("n't", "n’t")):
+            numbering = (
+                token == "No" and i > 0 or (i + 1 < len(tokens) and tokens[i + 1][:1].isdigit())
+            )
+            if not numbering:
+                reach = _NEGATION_REACH
+                continue
+        if word in _STOPWORDS or len(word) <= 1 or word[:1].isdigit():
+            reach = max(0, reach - 1)
+            continue
+        if reach:
+            negated.add(_root(word))
+            reach = 0
+        else:
+            plain.add(_root(word))
+    return frozenset(negated), frozenset(plain)
+
+
 def numbers(text: str) -> set[str]:
     """The numbers a text states ("2016/679" gives 2016 and 679; "4 %" gives 4%)."""
     return {m.group(0).replace(" ", "").replace(",", "") for m in _NUMBER.finditer(text)}

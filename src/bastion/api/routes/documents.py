@@ -1,8 +1,10 @@
 """Documents over HTTP: collections, uploads, documents, search.
 
-Uploads are the file's bytes as the request body, named by ``?filename=`` (its
-extension picks the parser, or ``?format=`` names it): ``curl --data-binary @gdpr.pdf
-'…/api/collections/regs/documents?filename=gdpr.pdf'``.
+An upload is either a multipart form, one or more file parts named by their own file
+names (``curl -F file=@gdpr.pdf -F file=@ai-act.md …/api/collections/regs/documents``,
+``httpx``/``requests`` ``files=``), or the file's bytes as the request body named by
+``?filename=`` (``curl --data-binary @gdpr.pdf '…/documents?filename=gdpr.pdf'``). The
+extension picks the parser, or ``?format=`` names it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, parse_options_header
 from pydantic import BaseModel, Field
 
 from bastion.api.deps import require_caller, requires
@@ -18,6 +22,7 @@ from bastion.auth.permissions import Permission
 from bastion.auth.principal import Principal
 from bastion.documents.search import MAX_QUERY_CHARS, MAX_TOP_K, HybridRetriever
 from bastion.documents.service import DocumentService, Upload
+from bastion.errors import InvalidInput
 
 router = APIRouter(
     tags=["documents"],
@@ -136,21 +141,55 @@ def list_documents(
     return [DocumentOut(**_document(r)) for r in rows]
 
 
+#: Files one multipart upload may carry (each is parsed and indexed in one request).
+MAX_UPLOAD_FILES = 100
+
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "One or more files; each part's file name "
+                            "picks its parser",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            },
+            "application/octet-stream": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "The file itself, named by ?filename=",
+                }
+            },
+        },
+    }
+}
+
+
 @router.post(
     "/api/collections/{name}/documents",
-    summary="Add a document (the request body is the file)",
-    responses=errors(415),
+    summary="Add documents (a multipart form of files, or the request body is the file)",
+    responses=errors(413, 415),
+    openapi_extra=_UPLOAD_BODY,
 )
 async def ingest_document(
     name: CollectionPath,
     request: Request,
     service: DocumentsDep,
     caller: Writer,
-    filename: Annotated[str, Query(min_length=1, max_length=500)],
+    filename: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
     format: Annotated[Literal["markdown", "text", "html", "pdf", "jsonl"] | None, Query()] = None,
 ) -> IngestOut:
-    data = await request.body()
-    report = await service.ingest(name, [Upload(filename, data, format)], require_caller(caller))
+    uploads = await _uploads(request, filename, format)
+    report = await service.ingest(name, uploads, require_caller(caller))
     return IngestOut(
         collection=report.collection,
         added=report.count("added"),
@@ -192,3 +231,55 @@ async def search_documents(
         body.collection, body.query, body.top_k, require_caller(caller), method=body.method
     )
     return [PassageOut(**{k: v for k, v in p.__dict__.items() if k != "metadata"}) for p in found]
+
+
+async def _uploads(request: Request, filename: str | None, format: str | None) -> list[Upload]:
+    """The files of an upload request: a multipart form's file parts, or the body."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "multipart/form-data":
+        if filename is None:
+            raise InvalidInput(
+                "name the file with ?filename= (its extension picks the parser), "
+                "or send a multipart form with file parts",
+                param="filename",
+            )
+        return [Upload(filename, await request.body(), format)]
+    # A form cut short (a dropped connection, a client that gave up) may still parse,
+    # missing its last file: only a form that reaches its closing delimiter is read. The
+    # body is bounded by the server's body limit, and the parser reads it from memory.
+    _, options = parse_options_header(request.headers["content-type"])
+    boundary = options.get(b"boundary", b"")
+    body = await request.body()
+    if not boundary or not body.rstrip(b"\r\n").endswith(b"--" + boundary + b"--"):
+        raise InvalidInput(
+            "the multipart form is incomplete (no closing boundary): send it again whole"
+        )
+    try:
+        form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_UPLOAD_FILES)
+    except MultiPartException as exc:  # cut short, no boundary, too many parts …
+        raise InvalidInput(f"the multipart form could not be read: {exc.message}") from exc
+    uploads: list[Upload] = []
+    try:
+        for field, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                if field in ("file", "files"):  # curl -F file=<a.md: content without a name
+                    raise InvalidInput(
+                        f"the part {field!r} has no file name: send it as a file "
+                        "(curl -F file=@a.md), its name picks the parser",
+                        param=field,
+                    )
+                continue  # other plain fields are not files
+            # A browser may send the client's path ("C:\\Users\\me\\a.pdf"): its name only.
+            given = (value.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+            name = given or filename
+            if not name:
+                raise InvalidInput(
+                    f"the file part {field!r} has no file name: give one (it picks the parser)",
+                    param=field,
+                )
+            uploads.append(Upload(name, await value.read(), format))
+    finally:
+        await form.close()
+    if not uploads:
+        raise InvalidInput("the multipart form holds no file part", param="file")
+    return uploads
