@@ -249,15 +249,15 @@ def polarity(text: str) -> tuple[frozenset[str], frozenset[str]]:
     said plainly; a word said both ways is in both sets. A capitalised "No" inside a
     sentence is a numbering ("Regulation (EC) No 45/2001"), and numbers are skipped in
     a negation's reach ("not below 13 years" denies "years")."""
-    tokens = _WORD.findall(text)
+    words = _WORD.findall(text)
     negated: set[str] = set()
     plain: set[str] = set()
     reach = 0
-    for i, token in enumerate(tokens):
-        word = token.lower()
+    for i, said in enumerate(words):
+        word = said.lower()
         if word in _NEGATIONS or word.endswith(("n't", "n’t")):
-            numbering = (
-                token == "No" and i > 0 or (i + 1 < len(tokens) and tokens[i + 1][:1].isdigit())
+            numbering = (said == "No" and i > 0) or (
+                i + 1 < len(words) and words[i + 1][:1].isdigit()
             )
             if not numbering:
                 reach = _NEGATION_REACH

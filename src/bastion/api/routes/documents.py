@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, parse_options_header
 from pydantic import BaseModel, Field
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 
 from bastion.api.deps import require_caller, requires
 from bastion.api.routing import GUARDED, StrictJSONRoute, errors
