@@ -455,7 +455,7 @@ class LedgerWriter:
         key = self.chain_key
         if key is None or not is_personal(value):
             return value
-        digest = key.digest_of(value)
+        digest = key.ident(value)  # cached: people repeat
         ensured = self._named.get(digest)
         if digest not in names and (
             ensured is None or time.monotonic() - ensured > IDENTITY_RECHECK_S
