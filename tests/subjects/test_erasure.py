@@ -256,3 +256,28 @@ def rows_naming_in(settings: Settings, name: str) -> list[str]:
     finally:
         db.dispose()
     return [repr(tuple(r)) for r in rows if name in repr(tuple(r))]
+
+
+def test_a_cleanup_that_never_ran_is_done_by_the_retention_sweep(anchored: Settings) -> None:
+    rt = open_runtime(anchored)
+    try:
+        call(rt, "erin.brock", "erin's question")
+        call(rt, "finn.young", "finn's question")
+        rt.subjects().erase("erin.brock", reason="t", requested_by="dpo", actor="user:dpo")
+        # The process stops before its cleanup: erin's sealed rows stay, unreadable.
+        dry = rt.retention().sweep(
+            content_days=None, events_days=None, actor="system", dry_run=True
+        )
+        swept = rt.retention().sweep(content_days=None, events_days=None, actor="system")
+        again = rt.retention().sweep(content_days=None, events_days=None, actor="system")
+        finn = rt.subjects().export("finn.young", actor="system")
+        with rt.db.engine.connect() as conn:
+            left = conn.execute(sa.text("SELECT COUNT(*) FROM audit_content")).scalar()
+    finally:
+        rt.close()
+    assert (dry.unreadable_rows, swept.unreadable_rows, again.unreadable_rows) == (2, 2, 0)
+    assert left == 2
+    assert [c["body"] for c in finn["sections"]["stored_content"]] == [
+        "finn's question",
+        "answer to finn's question",
+    ]
