@@ -600,10 +600,12 @@ ERASED = [ACTORS[8], ACTORS[9], ACTORS[10], ACTORS[11], ACTORS[12]]
 
 
 def generate_keyed(
-    n: int, end_us: int, seed: int, signer: Any, anchors: Path
+    n: int, end_us: int, seed: int, signer: Any, anchors: Path, *, names_in_rows: bool = False
 ) -> tuple[list[str], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(streams, event rows, checkpoint rows, content rows), as the keyed writer writes
-    them; every checkpoint also written to ``anchors``."""
+    them (a person as ``erased:<digest>``, the name in ``audit_identities``; with
+    ``names_in_rows``, as it wrote them before: the name in the row); every checkpoint
+    also written to ``anchors``."""
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from bastion.audit import ChainKey, Digester
@@ -625,6 +627,7 @@ def generate_keyed(
     actions = rng.choices(ACTIONS, ACTION_WEIGHTS, k=n)
     outcomes = rng.choices(OUTCOMES, OUTCOME_WEIGHTS, k=n)
     subject_keys = {a: AESGCM.generate_key(256) for a in ACTORS}
+    stored = {a: key.erased(f"user:{a}") for a in ACTORS}
     rows: list[tuple[Any, ...]] = []
     contents: list[tuple[Any, ...]] = []
     checkpoints: list[tuple[Any, ...]] = []
@@ -668,7 +671,7 @@ def generate_keyed(
             stream=stream,
             seq=seq,
             ts_us=ts_us,
-            actor=f"user:{name}",
+            actor=f"user:{name}" if names_in_rows else stored[name],
             action=action,
             resource=_resource(rng, action, model),
             outcome=outcome,
@@ -704,7 +707,12 @@ def worker_build_keyed(cfg: dict[str, Any]) -> dict[str, Any]:
     db = fresh_database(target)
     end_us = time.time_ns() // 1000
     streams, rows, checkpoints, contents, subject_keys = generate_keyed(  # type: ignore[misc]
-        cfg["events"], end_us, cfg["seed"], signer, anchors
+        cfg["events"],
+        end_us,
+        cfg["seed"],
+        signer,
+        anchors,
+        names_in_rows=cfg.get("names_in_rows", False),
     )
     created = datetime.now(UTC)
     stream_rows = [
@@ -762,9 +770,22 @@ def worker_build_keyed(cfg: dict[str, Any]) -> dict[str, Any]:
     vault = ContentVault(db, CONTENT_KEK, key.digest_of)
     from sqlalchemy import insert
 
-    from bastion.audit.models import AuditSubjectKey
+    from bastion.audit.models import AuditIdentity, AuditSubjectKey
 
     with db.engine.begin() as c:
+        if not cfg.get("names_in_rows", False):
+            first_us = min(r[2] for r in rows)
+            c.execute(
+                insert(AuditIdentity),
+                [
+                    {
+                        "digest": key.digest_of(f"user:{a}"),
+                        "name": f"user:{a}",
+                        "since_us": first_us,
+                    }
+                    for a in ACTORS
+                ],
+            )
         c.execute(
             insert(AuditSubjectKey),
             [
@@ -814,8 +835,11 @@ def worker_verify_keyed(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def worker_erase(cfg: dict[str, Any]) -> dict[str, Any]:
+    from sqlalchemy import func, or_, select
+
     from bastion.audit import ChainKey, Digester, LedgerWriter, load_or_create_signer, verify_ledger
     from bastion.audit.anchors import AnchorPublisher, load_anchors
+    from bastion.audit.models import AuditEvent
     from bastion.audit.vault import ContentVault
     from bastion.subjects.service import SubjectService
 
@@ -840,7 +864,18 @@ def worker_erase(cfg: dict[str, Any]) -> dict[str, Any]:
         cfg["user"], reason="bench", requested_by="the data subject", actor="user:dpo"
     )
     wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    # The physical cleanup (deleting the rows the erasure left unreadable), apart.
+    clean0, clean_cpu0 = time.perf_counter(), _cpu()
+    cleaned = subjects.clean_up(done, actor="user:dpo")
+    clean_wall, clean_cpu = time.perf_counter() - clean0, _cpu() - clean_cpu0
     ledger.close()
+    with db.engine.connect() as conn:  # no row may still name the person
+        actor = f"user:{cfg['user']}"
+        naming = conn.execute(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(or_(AuditEvent.actor == actor, AuditEvent.resource == actor))
+        ).scalar_one()
     report = verify_ledger(
         db, {signer.key_id: signer.public}, chain_key=key, anchors=load_anchors(anchors)
     )
@@ -850,6 +885,10 @@ def worker_erase(cfg: dict[str, Any]) -> dict[str, Any]:
         "removed": done.removed["ledger"],
         "wall_s": wall,
         "cpu_s": cpu,
+        "cleanup": cleaned.get("ledger", {}),
+        "cleanup_wall_s": clean_wall,
+        "cleanup_cpu_s": clean_cpu,
+        "rows_still_naming": naming,
         "verified_after": report.ok,
         "first_problem": str(report.first_problem) if report.first_problem else None,
         "events_after": report.events,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bastion.audit import EventIn
 
@@ -42,6 +43,16 @@ async def test_an_officer_exports_and_erases_a_person(  # type: ignore[no-untype
     assert erased.json()["removed"]["ledger"]["content_rows"] == 1
     after = await client.get("/api/subjects/zoe/export", headers=admin_headers)
     assert after.json()["sections"]["stored_content"] == []
+    assert after.json()["sections"]["ledger_events"] == []
+    # The unreadable rows are deleted after the response, and that is recorded.
+    with runtime.db.engine.connect() as conn:
+        left = conn.execute(sa.text("SELECT COUNT(*) FROM audit_content")).scalar()
+    cleanups = await client.get(
+        "/api/audit/events", params={"action": "subject.cleanup"}, headers=admin_headers
+    )
+    assert left == 0
+    [cleanup] = cleanups.json()["data"]
+    assert cleanup["details"]["deleted"] == {"ledger": {"content_rows": 1}}
 
 
 @pytest.mark.parametrize("role", ["analyst", "guest"])

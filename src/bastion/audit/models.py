@@ -105,3 +105,22 @@ class AuditSubjectKey(Base):
     subject: Mapped[str] = mapped_column(String(64), primary_key=True)
     wrapped: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditIdentity(Base):
+    """The name behind a pseudonymised identifier in ``audit_events``.
+
+    On keyed streams a person's identifier (``user:<name>``) is stored in ``actor`` and
+    ``resource`` as ``erased:<keyed digest>`` from the moment it is written (the digest
+    the chain already covers); this row lets display and lookup by name find it.
+    Erasing the person deletes this row: their events are then unlinked without a
+    write to the events table. ``since_us``: the name applies to events from then on,
+    so a person who comes back after an erasure is not linked to their erased events.
+    """
+
+    __tablename__ = "audit_identities"
+
+    #: The keyed digest (:meth:`bastion.audit.events.ChainKey.digest_of`) of ``name``.
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), index=True)
+    since_us: Mapped[int] = mapped_column(BigInteger)

@@ -1,23 +1,104 @@
-"""Reading the ledger: filtered pages with an opaque cursor, and streamed export."""
+"""Reading the ledger: filtered pages with an opaque cursor, and streamed export.
+
+A person's identifier (``user:<name>``) is stored in keyed streams' rows as
+``erased:<keyed digest>``, with the name in ``audit_identities`` (see
+:class:`bastion.audit.models.AuditIdentity`): pages show the name while that row
+exists, and a filter by the name finds both those rows and rows written before, which
+hold the name itself. Once the person is erased, their rows show ``erased:<digest>``.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, delete, func, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 
-from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent
+from bastion.audit.events import ERASED
+from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditIdentity
 from bastion.db import Database
 from bastion.errors import InvalidInput
 
 
 class BadCursor(InvalidInput):
     code = "invalid_cursor"
+
+
+#: How the ledger names a person: identifiers with this prefix are stored as digests.
+PERSONAL = "user:"
+
+#: digest -> (name, since_us) of the pseudonymised identifiers a set of rows holds.
+Names = dict[str, tuple[str, int]]
+
+
+def is_personal(value: str) -> bool:
+    return value.startswith(PERSONAL)
+
+
+def insert_identities(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """Write names of pseudonymised identifiers; one already there is kept as it is."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(AuditIdentity).on_conflict_do_nothing(), rows)
+
+
+def names_of(conn: Connection, rows: list[AuditEvent]) -> Names:
+    digests = {
+        value[len(ERASED) :]
+        for row in rows
+        for value in (row.actor, row.resource)
+        if value.startswith(ERASED)
+    }
+    if not digests:
+        return {}
+    found = conn.execute(
+        select(AuditIdentity.digest, AuditIdentity.name, AuditIdentity.since_us).where(
+            AuditIdentity.digest.in_(sorted(digests))
+        )
+    )
+    return {digest: (name, since) for digest, name, since in found}
+
+
+def display_names(db: Database, values: Iterable[str]) -> dict[str, str]:
+    """The names of those of ``values`` that are pseudonymised identifiers whose person
+    is not erased (for listings that count events by actor)."""
+    digests = sorted({v[len(ERASED) :] for v in values if v.startswith(ERASED)})
+    if not digests:
+        return {}
+    with db.engine.connect() as conn:
+        found = conn.execute(
+            select(AuditIdentity.digest, AuditIdentity.name).where(
+                AuditIdentity.digest.in_(digests)
+            )
+        )
+        return {ERASED + digest: name for digest, name in found}
+
+
+def _shown(value: str, ts_us: int, names: Names) -> str:
+    if not value.startswith(ERASED):
+        return value
+    found = names.get(value[len(ERASED) :])
+    return found[0] if found is not None and ts_us >= found[1] else value
+
+
+def naming(conn: Connection, column: Any, value: str) -> ColumnElement[bool]:
+    """Rows whose ``column`` names ``value``: as written before, or as its digest from
+    the time its name was recorded (an erased person's rows no longer match)."""
+    if not is_personal(value):
+        return column == value  # type: ignore[no-any-return]
+    found = conn.execute(
+        select(AuditIdentity.digest, AuditIdentity.since_us).where(AuditIdentity.name == value)
+    ).all()
+    if not found:
+        return column == value  # type: ignore[no-any-return]
+    return or_(
+        column == value,
+        *(and_(column == ERASED + digest, AuditEvent.ts_us >= since) for digest, since in found),
+    )
 
 
 @dataclass(frozen=True)
@@ -51,15 +132,18 @@ class EventView:
     hash: str
 
     @classmethod
-    def of(cls, row: AuditEvent) -> EventView:
+    def of(cls, row: AuditEvent, names: Names | None = None) -> EventView:
+        """The row as shown: a pseudonymised identifier by its name, given ``names``
+        (:func:`names_of`) that holds it."""
+        names = names or {}
         return cls(
             id=row.id,
             stream=row.stream,
             seq=row.seq,
             time=datetime.fromtimestamp(row.ts_us / 1_000_000, UTC).isoformat(),
-            actor=row.actor,
+            actor=_shown(row.actor, row.ts_us, names),
             action=row.action,
-            resource=row.resource,
+            resource=_shown(row.resource, row.ts_us, names),
             outcome=row.outcome,
             request_id=row.request_id,
             details=json.loads(row.details),
@@ -111,10 +195,14 @@ class EventRepository:
 
     def _filtered(self, f: EventFilter) -> Select[AuditEvent]:
         query = select(AuditEvent)
+        for column, value in ((AuditEvent.actor, f.actor), (AuditEvent.resource, f.resource)):
+            if value is not None and is_personal(value):
+                with self.db.engine.connect() as conn:  # the name's digest, if held apart
+                    query = query.where(naming(conn, column, value))
+            elif value is not None:
+                query = query.where(column == value)
         for column, value in (
-            (AuditEvent.actor, f.actor),
             (AuditEvent.action, f.action),
-            (AuditEvent.resource, f.resource),
             (AuditEvent.outcome, f.outcome),
             (AuditEvent.stream, f.stream),
         ):
@@ -148,10 +236,11 @@ class EventRepository:
             query = query.order_by(AuditEvent.ts_us.asc(), AuditEvent.id.asc())
         with self.db.session() as session:
             rows = list(session.scalars(query.limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            names = names_of(session.connection(), rows)
         next_cursor = encode_cursor(rows[-1].ts_us, rows[-1].id, order) if more and rows else None
-        return Page([EventView.of(r) for r in rows], next_cursor)
+        return Page([EventView.of(r, names) for r in rows], next_cursor)
 
     def stream_all(self, f: EventFilter, batch: int = 5_000) -> Iterator[EventView]:
         """Every matching event, oldest first, in bounded memory."""
@@ -162,16 +251,19 @@ class EventRepository:
             )
             with self.db.session() as session:
                 rows = list(session.scalars(query))
+                names = names_of(session.connection(), rows)
             if not rows:
                 return
             for row in rows:
-                yield EventView.of(row)
+                yield EventView.of(row, names)
             last = rows[-1].id
 
     def by_id(self, event_id: int) -> EventView | None:
         with self.db.session() as session:
             row = session.get(AuditEvent, event_id)
-            return EventView.of(row) if row is not None else None
+            if row is None:
+                return None
+            return EventView.of(row, names_of(session.connection(), [row]))
 
     def cursor_at(self, event_id: int, order: Literal["asc", "desc"] = "desc") -> str | None:
         """The cursor that continues a page after event ``event_id``."""

@@ -27,8 +27,15 @@ from sqlalchemy import delete, func, insert, select
 from bastion.audit.anchors import AnchorPublisher, SignedCheckpoint
 from bastion.audit.events import CHAIN_SHA256, EventIn, Ledger
 from bastion.audit.merkle import Frontier
-from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
+from bastion.audit.models import (
+    AuditCheckpoint,
+    AuditContent,
+    AuditEvent,
+    AuditStream,
+    AuditSubjectKey,
+)
 from bastion.audit.signing import Signer
+from bastion.audit.vault import PREFIX
 from bastion.db import Database
 
 #: EU AI Act Art. 19(1): automatically generated logs kept at least six months.
@@ -46,6 +53,8 @@ class StreamSweep:
 class SweepResult:
     dry_run: bool
     content_rows: int = 0
+    #: Content sealed under a key an erasure shredded, left by an interrupted cleanup.
+    unreadable_rows: int = 0
     events: int = 0
     streams: list[StreamSweep] = field(default_factory=list)
 
@@ -87,6 +96,7 @@ class RetentionSweeper:
         try:
             if content_days is not None:
                 result.content_rows = self._content(now - timedelta(days=content_days), dry_run)
+            result.unreadable_rows = self._unreadable(dry_run)
             if events_days is not None:
                 cutoff_us = int((now - timedelta(days=events_days)).timestamp() * 1_000_000)
                 for stream, chain in self._streams():
@@ -101,6 +111,7 @@ class RetentionSweeper:
             raise
         summary = details | {
             "content_rows": result.content_rows,
+            "unreadable_content_rows": result.unreadable_rows,
             "events": result.events,
             "sealed": {s.stream: s.sealed_seq for s in result.streams},
         }
@@ -114,6 +125,22 @@ class RetentionSweeper:
                 return int(conn.scalar(query) or 0)
             result = conn.execute(delete(AuditContent).where(AuditContent.created_at < cutoff))
             return int(result.rowcount or 0)
+
+    def _unreadable(self, dry_run: bool) -> int:
+        """Sealed content whose subject's key is gone (an erasure's cleanup that did not
+        finish): unreadable already, deleted here."""
+        with self.db.engine.begin() as conn:
+            orphans = conn.scalars(
+                select(AuditContent.subject)
+                .distinct()
+                .where(AuditContent.subject.not_in(select(AuditSubjectKey.subject)))
+            ).all()
+            if not orphans:
+                return 0
+            where = (AuditContent.subject.in_(orphans), AuditContent.body.startswith(PREFIX))
+            if dry_run:
+                return int(conn.scalar(select(func.count()).where(*where)) or 0)
+            return int(conn.execute(delete(AuditContent).where(*where)).rowcount or 0)
 
     def _streams(self) -> list[tuple[str, str]]:
         with self.db.engine.connect() as conn:

@@ -53,6 +53,7 @@ from bastion.audit.anchors import AnchorPublisher, SignedCheckpoint
 from bastion.audit.events import (
     CHAIN_HMAC,
     CHAIN_SHA256,
+    ERASED,
     ChainFields,
     ChainKey,
     Digester,
@@ -65,6 +66,7 @@ from bastion.audit.events import (
 )
 from bastion.audit.merkle import EMPTY_ROOT, Frontier
 from bastion.audit.models import AuditCheckpoint, AuditContent, AuditEvent, AuditStream
+from bastion.audit.repository import insert_identities, is_personal
 from bastion.audit.signing import Signer
 from bastion.audit.vault import ContentVault
 from bastion.db import Database, utcnow
@@ -84,6 +86,9 @@ _WAL = object()
 #: Loop commits between two WAL checkpoints by the thread: a commit writes about seven
 #: pages (the table and its indexes), SQLite's own default is a checkpoint per 1,000.
 WAL_CHECKPOINT_EVERY = 100
+#: Seconds after which a writer writes a person's ``audit_identities`` row again (a
+#: no-op when it is there): an erasure in another process may have deleted it.
+IDENTITY_RECHECK_S = 60.0
 # SQLITE_BUSY and SQLITE_LOCKED, the primary codes under their extended ones.
 _SQLITE_WAITS = (5, 6)
 #: The largest group a loop commits itself; a bigger turn's worth goes to the thread.
@@ -217,6 +222,10 @@ class LedgerWriter:
         #: Of those, committed on an event loop (SQLite, nothing else being written).
         self.groups_inline = 0
         self._registered = False
+        #: Keyed digests whose ``audit_identities`` row this writer ensured, and when
+        #: (monotonic): ensured again after IDENTITY_RECHECK_S, since an erasure in
+        #: another process deletes it.
+        self._named: dict[str, float] = {}
         #: One committer at a time: the thread, or a loop committing its own group.
         self._lock = threading.Lock()
         self._events = _EventInsert(db.engine)
@@ -436,8 +445,32 @@ class LedgerWriter:
         self.last_error = type(exc).__name__
         log.exception("ledger writer step failed; the writer carries on")
 
+    def forget_identity(self, digest: str) -> None:
+        """An erasure deleted ``digest``'s name: write it again with the next event."""
+        self._named.pop(digest, None)
+
+    def _stored(self, value: str, ts_us: int, names: dict[str, dict[str, object]]) -> str:
+        """How a keyed stream stores an identifier: a person's as ``erased:<digest>``
+        (the digest the chain covers), their name kept apart in ``audit_identities``."""
+        key = self.chain_key
+        if key is None or not is_personal(value):
+            return value
+        digest = key.ident(value)  # cached: people repeat
+        ensured = self._named.get(digest)
+        if digest not in names and (
+            ensured is None or time.monotonic() - ensured > IDENTITY_RECHECK_S
+        ):
+            names[digest] = {"digest": digest, "name": value, "since_us": ts_us}
+        return ERASED + digest
+
     def _prepare(
-        self, ev: EventIn, seq: int, head: str, ts_us: int, created: object
+        self,
+        ev: EventIn,
+        seq: int,
+        head: str,
+        ts_us: int,
+        created: object,
+        names: dict[str, dict[str, object]],
     ) -> tuple[dict[str, object], list[dict[str, object]]]:
         details = canonical_json(ev.details)
         flags = canonical_json(sorted(set(ev.flags)))
@@ -446,9 +479,9 @@ class LedgerWriter:
             stream=self.stream,
             seq=seq,
             ts_us=ts_us,
-            actor=ev.actor,
+            actor=self._stored(ev.actor, ts_us, names),
             action=ev.action,
-            resource=ev.resource,
+            resource=self._stored(ev.resource, ts_us, names),
             outcome=ev.outcome,
             request_id=ev.request_id,
             details=details,
@@ -478,13 +511,14 @@ class LedgerWriter:
         seq, head, last_ts = self._seq, self._head, self._last_ts
         events: list[dict[str, object]] = []
         contents: list[dict[str, object]] = []
+        names: dict[str, dict[str, object]] = {}
         live: list[tuple[_Pending, Receipt]] = []
         created = utcnow()
         frontier = self._frontier.copy()
         for pending in batch:
             ts_us = max(_now_us(), last_ts)
             try:
-                row, rows = self._prepare(pending.event, seq + 1, head, ts_us, created)
+                row, rows = self._prepare(pending.event, seq + 1, head, ts_us, created, names)
             except (TypeError, ValueError, AttributeError) as exc:
                 answers.give(pending, ValueError(f"ledger event is not serialisable: {exc}"))
                 continue
@@ -502,7 +536,7 @@ class LedgerWriter:
         due = self._due_checkpoint(seq, head, last_ts, frontier)
         if due is not None:
             checkpoints.append(due)
-        plain = self._registered and not contents and not checkpoints
+        plain = self._registered and not contents and not checkpoints and not names
         if inline and not plain:
             return False
         try:
@@ -512,7 +546,7 @@ class LedgerWriter:
             elif plain:
                 self._write_plain(events)
             else:
-                self._write_group(events, contents, checkpoints)
+                self._write_group(events, contents, checkpoints, list(names.values()))
         except Exception as exc:
             # The class only: SQL error texts can carry the row's values.
             self.last_error = type(exc).__name__
@@ -527,6 +561,9 @@ class LedgerWriter:
         self._seq, self._head, self._last_ts = seq, head, last_ts
         self._frontier = frontier
         self._registered = True
+        ensured = time.monotonic()
+        for digest in names:
+            self._named[digest] = ensured
         self.last_error = None
         self.groups_committed += 1
         self.groups_inline += inline
@@ -548,6 +585,7 @@ class LedgerWriter:
         events: list[dict[str, object]],
         contents: list[dict[str, object]],
         checkpoints: list[dict[str, object]],
+        names: list[dict[str, object]],
     ) -> None:
         if contents and self.vault is not None:
             # Before the group's transaction: a new subject's key is committed on its own
@@ -557,6 +595,8 @@ class LedgerWriter:
             if not self._registered:
                 # Registered with its first group, so read-only runs leave no empty streams.
                 conn.execute(_INSERT_STREAM, [self._stream_row()])
+            if names:  # before the events naming them, in the same transaction
+                insert_identities(conn, names)
             conn.execute(_INSERT_EVENT, events)
             if contents:
                 conn.execute(_INSERT_CONTENT, contents)

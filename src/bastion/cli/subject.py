@@ -62,15 +62,20 @@ def erase(
             )
         except SubjectError as exc:
             fail(str(exc), 2, error_code=exc.code)
+        ledger = done.removed.get("ledger", {})
+        if not as_json:
+            console.print(
+                f"erased {done.subject}: {ledger.get('content_rows', 0)} content rows, "
+                f"{ledger.get('content_keys', 0)} keys destroyed, "
+                f"{ledger.get('events_pseudonymised', 0)} events pseudonymised"
+            )
+        # The erasure is done and recorded; the rows it left unreadable go now.
+        cleaned = rt.subjects().clean_up(done, actor=f"user:{by}")
     if as_json:
-        print_json({"subject": done.subject, "removed": done.removed})
+        print_json({"subject": done.subject, "removed": done.removed, "cleaned_up": cleaned})
         return
-    ledger = done.removed.get("ledger", {})
-    console.print(
-        f"erased {done.subject}: {ledger.get('content_rows', 0)} content rows, "
-        f"{ledger.get('content_keys', 0)} keys destroyed, "
-        f"{ledger.get('events_pseudonymised', 0)} event fields pseudonymised"
-    )
+    rows = cleaned.get("ledger", {}).get("content_rows", 0)
+    console.print(f"cleanup: {rows} unreadable content rows deleted")
     if ledger.get("legacy_events_kept"):
         console.print(
             f"[yellow]notice[/]: {ledger['legacy_events_kept']} events written before the keyed "

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 #: The newest migration under ``migrations/versions`` (its ``revision``).
-HEAD = "0019"
+HEAD = "0020"
 
 
 def stored_revision(engine: Engine) -> str | None:

@@ -1,50 +1,71 @@
 """The ledger's part of a subject's data: events naming them, and their stored content.
 
-Erasing: content rows deleted and the subject's content key shredded (copies of the
-content anywhere become unreadable); on keyed streams the identifier in ``actor`` and
-``resource`` is replaced by ``erased:<keyed digest>``, which the chain already covered
-instead of the identifier, so the chain still verifies. Streams written before the
-keyed chain chained the identifier itself: their events keep it (counted as
-``legacy_events_kept``), since replacing it would break their chain.
+Erasing makes the person's data unreadable and unlinkable without rewriting the pages
+their rows live on (``docs/audit.md``, erasure):
+
+- content: the subject's content key is shredded (crypto-shredding): every copy of
+  their sealed content, backups included, is unreadable from then on. The sealed rows
+  are deleted afterwards, in bounded batches, as the erasure's physical cleanup
+  (:func:`purge_unreadable`); content stored before encryption (plaintext, keyed by
+  the user's name) is deleted at once.
+- events: keyed streams store a person's identifier as ``erased:<keyed digest>`` from
+  the start, with the name in ``audit_identities`` (privacy by design): erasure deletes
+  that one row. Rows written before that hold the identifier itself: on keyed streams
+  it is replaced by ``erased:<keyed digest>``, which the chain already covered
+  instead of the identifier, so the chain still verifies. Streams written before the
+  keyed chain chained the identifier itself: their events keep it (counted as
+  ``legacy_events_kept``), since replacing it would break their chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, or_, select, update
 
 from bastion.audit.events import CHAIN_HMAC
-from bastion.audit.models import AuditContent, AuditEvent, AuditStream
-from bastion.audit.repository import EventView
-from bastion.subjects.registry import SubjectContext, register_eraser, register_exporter
+from bastion.audit.models import AuditContent, AuditEvent, AuditIdentity, AuditStream
+from bastion.audit.repository import EventView, names_of, naming
+from bastion.db import Database
+from bastion.subjects.registry import (
+    Erased,
+    SubjectContext,
+    register_eraser,
+    register_exporter,
+)
 
-
-def _names(ctx: SubjectContext) -> list[str]:
-    return [ctx.actor, ctx.erased_actor]
+#: Content rows deleted per transaction by the cleanup: short transactions, so the
+#: ledger's writer never waits long for SQLite's write lock.
+PURGE_BATCH = 2_000
 
 
 def export_events(ctx: SubjectContext) -> list[dict[str, Any]]:
-    names = _names(ctx)
-    query = (
-        select(AuditEvent)
-        .where(or_(AuditEvent.actor.in_(names), AuditEvent.resource.in_(names)))
-        .order_by(AuditEvent.ts_us, AuditEvent.id)
-    )
+    """The events naming the person (by name, or by digest while their name is held);
+    once they are erased, none."""
     with ctx.db.session() as session:
-        return [EventView.of(row).to_dict() for row in session.scalars(query)]
+        conn = session.connection()
+        query = (
+            select(AuditEvent)
+            .where(
+                or_(
+                    naming(conn, AuditEvent.actor, ctx.actor),
+                    naming(conn, AuditEvent.resource, ctx.actor),
+                )
+            )
+            .order_by(AuditEvent.ts_us, AuditEvent.id)
+        )
+        rows = list(session.scalars(query))
+        names = names_of(conn, rows)
+        return [EventView.of(row, names).to_dict() for row in rows]
 
 
 def export_content(ctx: SubjectContext) -> list[dict[str, Any]]:
+    """The person's stored content, decrypted. Once their key is shredded, rows sealed
+    under it are no one's readable data and are not listed (the cleanup deletes them)."""
     digest = ctx.content_subject
     key = ctx.vault.key_for(digest, create=False)
-    query = (
-        select(AuditContent)
-        .where(AuditContent.subject.in_([digest, ctx.user]))
-        .order_by(AuditContent.id)
-    )
+    subjects = [digest, ctx.user] if key is not None else [ctx.user]
+    query = select(AuditContent).where(AuditContent.subject.in_(subjects)).order_by(AuditContent.id)
     out = []
     with ctx.db.session() as session:
         for row in session.scalars(query):
@@ -62,58 +83,79 @@ def export_content(ctx: SubjectContext) -> list[dict[str, Any]]:
     return out
 
 
-#: SQLite page cache (KiB) for an erasure's transaction: the subject's rows are spread
-#: over the whole ledger, and the default 2 MB cache spills the pages the updates dirty
-#: to the WAL mid-statement and reads them back. Measured at 26,000 events of 1 M (two
-#: pairs, load 5-8): the statements' CPU 0.75 -> 0.53 s, the commit's CPU up as much
-#: (the same pages are written, once, at commit), wall 5.3-6.4 -> 4.1-4.3 s. The time
-#: left is the write of those pages: about a quarter of the ledger's pages hold a row
-#: of the subject.
-ERASE_CACHE_KIB = 262_144
+def _count(conn: Connection, *conditions: Any) -> int:
+    query = select(func.count()).select_from(AuditEvent).where(*conditions)
+    return int(conn.execute(query).scalar_one())
 
 
-@contextmanager
-def _large_cache(conn: Connection) -> Iterator[None]:
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    # on the driver's connection: SQLAlchemy's transaction is not begun by a pragma
-    raw: Any = conn.connection.dbapi_connection
-    before = raw.execute("PRAGMA cache_size").fetchone()[0]
-    raw.execute(f"PRAGMA cache_size = -{ERASE_CACHE_KIB}")
-    try:
-        yield
-    finally:  # the connection goes back to the pool: give it its own cache back
-        raw.execute(f"PRAGMA cache_size = {int(before)}")
-
-
-def erase_ledger(ctx: SubjectContext) -> dict[str, int]:
+def erase_ledger(ctx: SubjectContext) -> Erased:
     digest = ctx.content_subject
-    with ctx.db.engine.connect() as conn, _large_cache(conn), conn.begin():
-        content = conn.execute(
-            delete(AuditContent).where(AuditContent.subject.in_([digest, ctx.user]))
+    erased = ctx.erased_actor
+    with ctx.db.engine.begin() as conn:
+        forgotten = conn.execute(
+            delete(AuditIdentity).where(
+                or_(
+                    AuditIdentity.digest == ctx.chain_key.digest_of(ctx.actor),
+                    AuditIdentity.name == ctx.actor,
+                )
+            )
         ).rowcount
+        plaintext = conn.execute(  # stored before encryption: not covered by the key
+            delete(AuditContent).where(AuditContent.subject == ctx.user)
+        ).rowcount
+        sealed = conn.execute(
+            select(func.count(), func.max(AuditContent.id)).where(AuditContent.subject == digest)
+        ).one()
         keyed = select(AuditStream.id).where(AuditStream.chain == CHAIN_HMAC)
         changed = 0
         for column in (AuditEvent.actor, AuditEvent.resource):
+            # Rows written before identities were held apart (zero once they age out).
             result = conn.execute(
                 update(AuditEvent)
                 .where(column == ctx.actor, AuditEvent.stream.in_(keyed))
-                .values({column.key: ctx.erased_actor})
+                .values({column.key: erased})
             )
             changed += int(result.rowcount or 0)
-        legacy = conn.execute(  # counted, not fetched: only streams before the keyed chain
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(or_(AuditEvent.actor == ctx.actor, AuditEvent.resource == ctx.actor))
-        ).scalar_one()
+        legacy = _count(  # only streams before the keyed chain can still hold the name
+            conn, or_(AuditEvent.actor == ctx.actor, AuditEvent.resource == ctx.actor)
+        )
+        unlinked = _count(conn, AuditEvent.actor == erased) + _count(
+            conn, AuditEvent.resource == erased
+        )
     keys = ctx.vault.shred(digest)
-    return {
-        "content_rows": int(content or 0),
+    count, upto = int(sealed[0]), sealed[1]
+    counts = {
+        "content_rows": count + int(plaintext or 0),
         "content_keys": keys,
-        "events_pseudonymised": changed,
-        "legacy_events_kept": int(legacy),
+        "identities_forgotten": int(forgotten or 0),
+        "events_pseudonymised": unlinked,
+        "events_rewritten": changed,
+        "legacy_events_kept": legacy,
     }
+    if not count:
+        return Erased(counts)
+    return Erased(counts, lambda: {"content_rows": purge_unreadable(ctx.db, digest, int(upto))})
+
+
+def purge_unreadable(db: Database, digest: str, upto_id: int, batch: int = PURGE_BATCH) -> int:
+    """Delete ``digest``'s content rows up to ``upto_id`` (those sealed under the key an
+    erasure shredded; a person who came back has a new key and later rows), ``batch``
+    rows a transaction. Returns how many were deleted."""
+    deleted = 0
+    while True:
+        with db.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    select(AuditContent.id)
+                    .where(AuditContent.subject == digest, AuditContent.id <= upto_id)
+                    .order_by(AuditContent.id)
+                    .limit(batch)
+                ).scalars()
+            )
+            if not ids:
+                return deleted
+            conn.execute(delete(AuditContent).where(AuditContent.id.in_(ids)))
+        deleted += len(ids)
 
 
 register_exporter("ledger_events", export_events)

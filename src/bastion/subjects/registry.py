@@ -1,8 +1,10 @@
 """The per-domain exporters and erasers of a data subject's data.
 
 An exporter returns JSON-ready data (a list of records) for one section of the export
-bundle; an eraser destroys or pseudonymises what its domain holds and returns counts
-for the erasure record. Feedback, predictions and any later domain register theirs
+bundle; an eraser makes what its domain holds about the person unreadable and
+unlinkable and returns counts for the erasure record, or an :class:`Erased` that also
+carries a physical cleanup to run once the erasure is recorded (deleting rows that are
+already unreadable, in bounded batches). Feedback, predictions and any later domain register theirs
 beside the ledger's (:mod:`bastion.subjects.ledger`).
 """
 
@@ -39,8 +41,15 @@ class SubjectContext:
         return self.vault.subject_digest(self.user)
 
 
+@dataclass(frozen=True)
+class Erased:
+    counts: dict[str, int]
+    #: Deletes what the erasure left unreadable; returns counts for the cleanup record.
+    cleanup: Callable[[], dict[str, int]] | None = None
+
+
 Exporter = Callable[[SubjectContext], Any]
-Eraser = Callable[[SubjectContext], dict[str, int]]
+Eraser = Callable[[SubjectContext], dict[str, int] | Erased]
 
 EXPORTERS: dict[str, Exporter] = {}
 ERASERS: dict[str, Eraser] = {}

@@ -5,7 +5,8 @@ SubjectError (400, invalid_subject) — an empty or malformed user name or reaso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from bastion.audit.events import ChainKey, EventIn, Ledger
 from bastion.audit.vault import ContentVault
 from bastion.db import Database
 from bastion.errors import InvalidInput
-from bastion.subjects.registry import ERASERS, EXPORTERS, SubjectContext
+from bastion.subjects.registry import ERASERS, EXPORTERS, Erased, SubjectContext
 
 
 class SubjectError(InvalidInput):
@@ -24,6 +25,10 @@ class SubjectError(InvalidInput):
 class ErasureResult:
     subject: str  # the keyed digest the ledger records the erasure under
     removed: dict[str, dict[str, int]]
+    #: Physical cleanups still to run (:meth:`SubjectService.clean_up`), by eraser.
+    cleanups: dict[str, Callable[[], dict[str, int]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
 
 class SubjectService:
@@ -63,8 +68,9 @@ class SubjectService:
         }
 
     def erase(self, user: str, *, reason: str, requested_by: str, actor: str) -> ErasureResult:
-        """Destroy content and keys, pseudonymise identifiers; record who asked, who did
-        it and what was removed (intent first, outcome after)."""
+        """Make the person's content unreadable (keys destroyed) and their events
+        unlinked from them; record who asked, who did it and what was removed (intent
+        first, outcome after). Rows left unreadable are deleted by :meth:`clean_up`."""
         ctx = self._context(user)
         reason = reason.strip()
         if not reason or len(reason) > 500:
@@ -78,9 +84,16 @@ class SubjectService:
         asked = {"requested_by": asker, "reason": reason}
         self.ledger.append(EventIn(actor, "subject.erase", resource, "started", asked))
         removed: dict[str, dict[str, int]] = {}
+        cleanups: dict[str, Callable[[], dict[str, int]]] = {}
         try:
             for name, eraser in sorted(ERASERS.items()):
-                removed[name] = eraser(ctx)
+                done = eraser(ctx)
+                if isinstance(done, Erased):
+                    removed[name] = done.counts
+                    if done.cleanup is not None:
+                        cleanups[name] = done.cleanup
+                else:
+                    removed[name] = done
         except Exception as exc:
             failed = asked | {"removed": removed, "error": type(exc).__name__}
             self.ledger.append(EventIn(actor, "subject.erase", resource, "failure", failed))
@@ -88,4 +101,25 @@ class SubjectService:
         self.ledger.append(
             EventIn(actor, "subject.erase", resource, "success", asked | {"removed": removed})
         )
-        return ErasureResult(resource, removed)
+        forget = getattr(self.ledger, "forget_identity", None)
+        if forget is not None:  # this process's writer writes the name again if it returns
+            forget(self.chain_key.digest_of(ctx.actor))
+        return ErasureResult(resource, removed, cleanups)
+
+    def clean_up(self, erased: ErasureResult, *, actor: str) -> dict[str, dict[str, int]]:
+        """Delete, in bounded batches, what an erasure left unreadable; recorded as the
+        erasure's cleanup (``subject.cleanup``). Safe to skip: nothing it deletes can be
+        read, and retention removes it in time."""
+        deleted: dict[str, dict[str, int]] = {}
+        try:
+            for name, cleanup in sorted(erased.cleanups.items()):
+                deleted[name] = cleanup()
+        except Exception as exc:
+            failed = {"deleted": deleted, "error": type(exc).__name__}
+            self.ledger.append(EventIn(actor, "subject.cleanup", erased.subject, "failure", failed))
+            raise
+        if deleted:
+            self.ledger.append(
+                EventIn(actor, "subject.cleanup", erased.subject, "success", {"deleted": deleted})
+            )
+        return deleted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,7 +44,9 @@ async def export(user: str, request: Request, principal: Officer) -> dict[str, A
 
 
 @router.post("/{user}/erase", summary="Erase a person's content and keys; pseudonymise events")
-async def erase(user: str, body: EraseIn, request: Request, principal: Officer) -> EraseOut:
+async def erase(
+    user: str, body: EraseIn, request: Request, principal: Officer, background: BackgroundTasks
+) -> EraseOut:
     caller = require_caller(principal)
     subjects = get_runtime(request).subjects()
     done = await run_in_threadpool(
@@ -52,4 +54,7 @@ async def erase(user: str, body: EraseIn, request: Request, principal: Officer) 
             user, reason=body.reason, requested_by=body.requested_by, actor=caller.actor
         )
     )
+    # Answered once the data is unreadable and the erasure recorded; the rows it left
+    # unreadable are deleted after the response (recorded as subject.cleanup).
+    background.add_task(subjects.clean_up, done, actor=caller.actor)
     return EraseOut(subject=done.subject, removed=done.removed)
