@@ -64,7 +64,7 @@ async def test_keys_are_stored_only_as_digests(
 async def test_expired_key_is_refused(
     client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Any
 ) -> None:
-    soon = datetime.now(UTC) + timedelta(seconds=1)
+    soon = datetime.now(UTC) + timedelta(hours=1)  # moved into the past below
     body = (
         await client.post(
             "/api/keys",
