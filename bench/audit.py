@@ -1651,6 +1651,7 @@ def reports_main(args: argparse.Namespace) -> int:
         "verify s (peer)",
         "report/verify",
         "events/s",
+        "load",
         "aim",
     ):
         table.add_column(col, justify="right" if col != "backend" else "left")
@@ -1663,6 +1664,7 @@ def reports_main(args: argparse.Namespace) -> int:
             f"{t['verify']['wall_s']:.2f}",
             f"{t['report_over_verify']:.2f}x",
             f"{t['events_per_s']:,.0f}",
+            f"{_median(t['report']['runs'], 'loadavg_1m_before'):.1f}",
             "met" if t["meets_aim"] else "MISSED",
         )
     Console(width=140).print(table)
