@@ -895,8 +895,28 @@ def worker_erase(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def build_once(kind: str, cfg: dict[str, Any], keep: Path | None, name: str) -> dict[str, Any]:
+    """Run a build worker, or, under ``--keep``, reuse what an earlier run built there
+    (its build figures are read back from ``<keep>/<name>.json``)."""
+    record = keep / f"{name}.json" if keep is not None else None
+    if record is not None and record.exists():
+        print(f"  reusing {name} from {keep}")
+        return dict(json.loads(record.read_text(encoding="utf-8"))) | {"reused": True}
+    out = run_worker(kind, cfg)
+    if record is not None:
+        record.write_text(json.dumps(out), encoding="utf-8")
+    return out
+
+
 def run_rights(
-    backends: dict[str, dict[str, Any]], events: int, runs: int, tmp: Path, key_path: str
+    backends: dict[str, dict[str, Any]],
+    events: int,
+    runs: int,
+    tmp: Path,
+    key_path: str,
+    *,
+    keep: Path | None = None,
+    parts: frozenset[str] = frozenset({"verify", "erasure"}),
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"aims": RIGHTS_AIMS, "build": {}, "verify": {}, "erasure": {}}
     for backend, targets in backends.items():
@@ -908,7 +928,11 @@ def run_rights(
         anchors = str(tmp / f"anchors-{backend}")
         base = {"target": target, "key_path": key_path, "anchors": anchors}
         print(f"building a keyed, anchored ledger of {events:,} events on {backend} …")
-        out["build"][backend] = run_worker("build_keyed", base | {"events": events, "seed": 19})
+        out["build"][backend] = build_once(
+            "build_keyed", base | {"events": events, "seed": 19}, keep, f"keyed-{backend}-{events}"
+        )
+        if "verify" not in parts:
+            continue
         variants: dict[str, list[dict[str, Any]]] = {"with anchors": [], "without anchors": []}
         for _ in range(runs):
             for name in variants:  # alternated
@@ -928,6 +952,8 @@ def run_rights(
         v["anchored_vs_unanchored"] = (
             v["with anchors"]["events_per_s"] / v["without anchors"]["events_per_s"]
         )
+        if "erasure" not in parts:
+            continue
         erasures = [
             run_worker("erase", base | {"user": ERASED[r % len(ERASED)]}) for r in range(runs)
         ]
@@ -943,16 +969,28 @@ def run_rights(
 def render_rights(rights: dict[str, Any]) -> None:
     print("\nanchored verification (keyed chain, Merkle roots, anchors) and erasure")
     print(
-        f"{'backend':<11} {'with anchors ev/s':>18} {'without ev/s':>13} {'ratio':>6} "
-        f"{'erase 1 subject s':>18} {'verified after':>15}"
+        f"{'backend':<11} {'with anchors ev/s':>18} {'wall s':>7} {'cpu s':>6} {'load':>5} "
+        f"{'without ev/s':>13} {'ratio':>6} {'erase 1 subject s':>18} {'verified after':>15}"
     )
-    for backend, v in rights["verify"].items():
-        e = rights["erasure"][backend]
-        print(
-            f"{backend:<11} {v['with anchors']['events_per_s']:>18,.0f} "
-            f"{v['without anchors']['events_per_s']:>13,.0f} {v['anchored_vs_unanchored']:>6.2f} "
+    for backend in rights["build"]:
+        v = rights["verify"].get(backend)
+        e = rights["erasure"].get(backend)
+        if v is not None:
+            w = v["with anchors"]
+            load = _median(w["runs"], "loadavg_1m_before")
+            verified = (
+                f"{w['events_per_s']:>18,.0f} {w['wall_s']:>7.2f} {w['cpu_s']:>6.2f} {load:>5.1f} "
+                f"{v['without anchors']['events_per_s']:>13,.0f} "
+                f"{v['anchored_vs_unanchored']:>6.2f}"
+            )
+        else:
+            verified = f"{'(not run)':>18} {'':>7} {'':>6} {'':>5} {'':>13} {'':>6}"
+        erased = (
             f"{e['wall_s']:>18.3f} {e['all_verified_after']!s:>15}"
+            if e is not None
+            else f"{'(not run)':>18} {'':>15}"
         )
+        print(f"{backend:<11} {verified} {erased}")
     print(f"aims: {rights['aims']}")
 
 
@@ -1029,6 +1067,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only the compliance-report figures (issue 19), in bench/results/audit_reports.json",
     )
     parser.add_argument("--report-events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build the 1 M-event ledgers in this directory (and PostgreSQL schemas) once and "
+        "reuse them on later runs with the same --keep; the erasure part changes the keyed "
+        "ledger, so reuse it with --rights-parts verify",
+    )
+    parser.add_argument(
+        "--rights-parts",
+        default="verify,erasure",
+        help="which parts of the rights section to run: verify and/or erasure; a part not "
+        "run keeps its figures from the results file",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("cfg", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1039,7 +1090,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return reports_main(args)
 
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="bastion-bench-audit-"))
+    keep: Path | None = args.keep.resolve() if args.keep is not None else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    tmp = keep or Path(tempfile.mkdtemp(prefix="bastion-bench-audit-"))
     key_path = str(tmp / "signing.pem")
     backends: dict[str, dict[str, Any]] = {}
     backends["sqlite"] = {"append": {"backend": "sqlite", "path": str(tmp / "append.db")}}
@@ -1084,12 +1138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     sections = set(args.sections.split(","))
     if sections == {"rights"}:
+        parts = frozenset(args.rights_parts.split(","))
         try:
-            rights = run_rights(backends, args.events, args.runs, tmp, key_path)
+            rights = run_rights(
+                backends, args.events, args.runs, tmp, key_path, keep=keep, parts=parts
+            )
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if "postgresql" in backends:
-                pg_admin(args.pg_url, [f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA}_keyed CASCADE"])
+            if keep is None:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if "postgresql" in backends:
+                    pg_admin(args.pg_url, [f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA}_keyed CASCADE"])
         rights["machine"] = info
         rights["command"] = results["command"]
         rights["skipped"] = skipped
@@ -1097,6 +1155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         render_rights(rights)
         if not args.no_write:
             previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+            for part in {"verify", "erasure"} - parts:  # not run: its earlier figures stay
+                rights[part] = previous.get("rights", {}).get(part, {})
             previous["rights"] = rights
             RESULTS.write_text(json.dumps(previous, indent=2) + "\n", encoding="utf-8")
             print(f"wrote the rights section of {RESULTS.relative_to(ROOT)}")
@@ -1221,17 +1281,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "runs": qr,
             }
         if "rights" in sections:
-            results["rights"] = run_rights(backends, args.events, args.runs, tmp, key_path)
+            results["rights"] = run_rights(
+                backends, args.events, args.runs, tmp, key_path, keep=keep
+            )
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
         if "postgresql" in backends:
             pg_admin(
                 args.pg_url,
                 [
                     f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE",
                     f"DROP SCHEMA IF EXISTS {APPEND_SCHEMA} CASCADE",
-                    f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA}_keyed CASCADE",
-                ],
+                ]
+                + (
+                    [f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA}_keyed CASCADE"] if keep is None else []
+                ),
             )
     results["total_wall_s"] = time.perf_counter() - started
     end_commit = machine()["git_commit"]
@@ -1537,7 +1602,10 @@ WORKERS["report_time"] = worker_report_time
 
 
 def reports_main(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="bastion-bench-reports-"))
+    keep: Path | None = args.keep.resolve() if args.keep is not None else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    tmp = keep or Path(tempfile.mkdtemp(prefix="bastion-bench-reports-"))
     key_path = str(tmp / "signing.pem")
     targets: dict[str, dict[str, Any]] = {
         "sqlite": {"backend": "sqlite", "path": str(tmp / "quarter.db")}
@@ -1576,9 +1644,11 @@ def reports_main(args: argparse.Namespace) -> int:
     try:
         for backend, target in targets.items():
             print(f"building a quarter of {args.report_events:,} events on {backend}…")
-            results["build"][backend] = run_worker(
+            results["build"][backend] = build_once(
                 "report_build",
                 {"target": target, "key_path": key_path, "events": args.report_events, "seed": 19},
+                keep,
+                f"quarter-{backend}-{args.report_events}",
             )
             runs: dict[str, list[dict[str, Any]]] = {"report": [], "scan": [], "verify": []}
             for _ in range(args.runs):
@@ -1601,9 +1671,10 @@ def reports_main(args: argparse.Namespace) -> int:
             t["events_per_s"] = args.report_events / t["report"]["wall_s"]
             t["meets_aim"] = t["report"]["wall_s"] < REPORT_AIM_S
     finally:
-        if "postgresql" in targets:
-            pg_admin(args.pg_url, ["DROP SCHEMA IF EXISTS bench_reports CASCADE"])
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep is None:
+            if "postgresql" in targets:
+                pg_admin(args.pg_url, ["DROP SCHEMA IF EXISTS bench_reports CASCADE"])
+            shutil.rmtree(tmp, ignore_errors=True)
     from rich.console import Console
     from rich.table import Table
 
@@ -1619,6 +1690,7 @@ def reports_main(args: argparse.Namespace) -> int:
         "verify s (peer)",
         "report/verify",
         "events/s",
+        "load",
         "aim",
     ):
         table.add_column(col, justify="right" if col != "backend" else "left")
@@ -1631,6 +1703,7 @@ def reports_main(args: argparse.Namespace) -> int:
             f"{t['verify']['wall_s']:.2f}",
             f"{t['report_over_verify']:.2f}x",
             f"{t['events_per_s']:,.0f}",
+            f"{_median(t['report']['runs'], 'loadavg_1m_before'):.1f}",
             "met" if t["meets_aim"] else "MISSED",
         )
     Console(width=140).print(table)

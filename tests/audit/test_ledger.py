@@ -698,3 +698,37 @@ def test_verification_fast_path_agrees_with_the_reference_hash(
     edited = (7, *fields[1:4], action + "x", *fields[5:], prev, good[-1])
     chunk = _scan("s1", [[edited]], frozenset(), None, hasher, key if keyed else None)
     assert [p.kind for p in chunk.problems] == ["edited"]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    streams=st.lists(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x17F), min_size=1, max_size=12),
+        max_size=8,
+        unique=True,
+    ),
+    rows_each=st.integers(1, 3),
+)
+def test_every_stream_with_events_is_found_by_skipping_along_the_index(
+    db: Database, streams: list[str], rows_each: int
+) -> None:
+    # The verifier finds the events' streams by jumping from one to the next along
+    # (stream, seq) instead of reading every entry: it must find exactly the same set.
+    from bastion.audit.verify import _stream_ids
+
+    with db.engine.connect() as conn, conn.begin() as tx:
+        for stream in streams:
+            for seq in range(1, rows_each + 1):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO audit_events (stream, seq, ts_us, actor, action, resource, "
+                        "outcome, details, flags, prev_hash, hash) VALUES "
+                        "(:s, :q, 1, 'a', 'x', 'r', 'success', '{}', '[]', 'p', 'h')"
+                    ),
+                    {"s": stream, "q": seq},
+                )
+        found = _stream_ids(conn)
+        tx.rollback()
+    assert found == sorted(set(streams))

@@ -192,3 +192,27 @@ def test_legal_clocks_show_in_the_report(service: EvidenceService, seeded: str) 
     assert clock["id"] == opened.id and clock["status"] == "open"
     assert 9.9 < clock["days_left"] <= 10
     assert by_id(body)["art-73"]["evidence"][0]["count"] == 1
+
+
+def test_selectors_asking_the_same_question_are_tallied_as_each_alone(
+    service: EvidenceService, seeded: str
+) -> None:
+    # Two controls citing the same evidence are tallied once and the tally copied:
+    # counts, digests and actors must be what each selector gives on its own.
+    from bastion.evidence.mapping import Selector
+    from bastion.evidence.report import parse_period
+    from bastion.evidence.scan import scan_period
+
+    period = parse_period(seeded)
+    calls = Selector(name="calls", actions=["llm.*"])
+    again = Selector(name="model calls logged", actions=["llm.*"], min_count=5)
+    refused = Selector(name="refused", actions=["llm.*"], outcomes=["refused"])
+    approvers = Selector(name="approvers", actions=["model.promotion.*"], list_actors=True)
+    both = [calls, approvers, again, refused, approvers.model_copy(update={"name": "who"})]
+    together = scan_period(service.db, both, period.start, period.end).tallies
+    alone = [scan_period(service.db, [s], period.start, period.end).tallies[0] for s in both]
+    assert [(t.count, t.digest.hexdigest(), t.actors) for t in together] == [
+        (t.count, t.digest.hexdigest(), t.actors) for t in alone
+    ]
+    assert [t.count for t in together] == [17, 2, 17, 2, 2]
+    assert together[0].digest is not together[2].digest

@@ -113,6 +113,29 @@ def scan_period(
     *,
     batch: int = 50_000,
 ) -> Scan:
+    """One tally per selector. Selectors that ask the same question (two controls citing
+    the same evidence) are tallied once, and the tally copied."""
+    first: dict[str, int] = {}
+    same = [first.setdefault(_question(s), i) for i, s in enumerate(selectors)]
+    unique = [selectors[i] for i in sorted(set(same))]
+    scan = _scan_period(db, unique, start, end, batch)
+    position = {i: k for k, i in enumerate(sorted(set(same)))}
+    tallies = [scan.tallies[position[i]] for i in same]
+    scan.tallies = [
+        SelectorTally(t.count, t.digest.copy(), Counter(t.actors)) if i != k else t
+        for k, (i, t) in enumerate(zip(same, tallies, strict=True))
+    ]
+    return scan
+
+
+def _question(selector: Selector) -> str:
+    """What a selector asks of the ledger (its name and threshold aside)."""
+    return json.dumps([selector.query(), selector.list_actors], sort_keys=True)
+
+
+def _scan_period(
+    db: Database, selectors: Sequence[Selector], start: datetime, end: datetime, batch: int
+) -> Scan:
     start_us, end_us = to_us(start), to_us(end)
     tallies = [SelectorTally() for _ in selectors]
     fragments = sorted({s.details_contains for s in selectors if s.details_contains is not None})
