@@ -171,3 +171,37 @@ async def test_raw_requests_get_the_sdks_answers_on_the_fast_path(served: Served
                 )
             assert answers[0] == answers[1], (headers, body)
     assert sessions.answered == 2  # the two well-formed calls; the rest went to the SDK
+
+
+async def test_every_case_gets_the_sdk_s_bytes_on_the_fast_path(served: Served) -> None:
+    """Byte for byte, over raw HTTP: each case of CASES (allowed, masked, refused by each
+    check, an upstream that never answers) answered by the fast path and by the SDK."""
+    import httpx
+
+    await approve(served, "remote")
+    await _change_pin(served, "remote", "weather")
+    sessions = served.app.state.mcp_sessions
+    before = sessions.answered
+    kinds: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=served.url, timeout=60) as http:
+        for role, tool, args in CASES:
+            auth = {"Authorization": f"Bearer {served.keys[role]}"}
+            body = _envelope(tool)
+            body["params"]["arguments"] = args
+            answers = []
+            for fast in (False, True):
+                sessions.fast = fast
+                response = await http.post(
+                    "/mcp", content=json.dumps(body), headers=_headers(tool) | auth
+                )
+                answers.append(
+                    (response.status_code, response.headers.get("content-type"), response.content)
+                )
+            assert answers[0] == answers[1], (role, tool, args)
+            kinds.append(json.loads(answers[1][2]))
+    assert sessions.answered - before == len(CASES)  # every case took the fast path once
+    # The cases are what they claim: results (one masked) and errors of each kind.
+    assert sum("result" in k for k in kinds) >= 3
+    assert "<EMAIL" in json.dumps(kinds[1]["result"])
+    codes = {k["error"]["data"]["code"] for k in kinds if "error" in k}
+    assert {"mcp_tool_not_allowed", "mcp_upstream_timeout", "denylist_blocked"} <= codes, codes

@@ -111,6 +111,9 @@ class ToolGate:
         self.upstreams = upstreams or Upstreams()
         self.guards = ToolGuards(privacy_keys or PrivacyKeys())
         self._pins: dict[str, tuple[float, dict[str, Pin]]] = {}
+        #: A listed tool's digest, by the object: a listing is kept and reused, so each
+        #: call's pin check hashes its definition once per listing, not once per call.
+        self._digests: dict[int, tuple[types.Tool, str]] = {}
         self._alerted: set[tuple[str, str, str]] = set()
 
     @property
@@ -146,11 +149,23 @@ class ToolGate:
         else:
             self._pins.pop(server, None)
 
+    def _digest(self, tool: types.Tool) -> str:
+        """``definitions.digest(tool)``, kept while that very object is (models are not
+        changed in place here: a new listing is new objects)."""
+        cached = self._digests.get(id(tool))
+        if cached is not None and cached[0] is tool:
+            return cached[1]
+        if len(self._digests) > 4096:
+            self._digests.clear()
+        value = definitions.digest(tool)
+        self._digests[id(tool)] = (tool, value)
+        return value
+
     async def _pin_state(self, server: str, tool: types.Tool) -> str:
         pin = (await self.pins(server)).get(tool.name)
         if pin is None:
             return "not_approved"
-        if pin.digest == definitions.digest(tool):
+        if pin.digest == self._digest(tool):
             return "approved"
         await self._changed(server, tool, pin)
         return "changed"
@@ -591,10 +606,24 @@ def _tool_limits(principal: Principal, name: str, rule: ToolRule) -> Access:
 
 
 _VALIDATORS: dict[str, Any] = {}
+#: The same, by the schema object of a listing (kept with it, so its id stays its own):
+#: the canonical key costs more than the validation of small arguments.
+_VALIDATORS_BY_ID: dict[int, tuple[dict[str, Any], Any]] = {}
 
 
 def _validator(schema: dict[str, Any]) -> Any:
     """A compiled validator per schema (schemas repeat on every call of a tool)."""
+    known = _VALIDATORS_BY_ID.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    validator = _validator_for(schema)
+    if len(_VALIDATORS_BY_ID) > 1000:
+        _VALIDATORS_BY_ID.clear()
+    _VALIDATORS_BY_ID[id(schema)] = (schema, validator)
+    return validator
+
+
+def _validator_for(schema: dict[str, Any]) -> Any:
     key = json.dumps(schema, sort_keys=True, default=str)
     validator = _VALIDATORS.get(key)
     if validator is None:
