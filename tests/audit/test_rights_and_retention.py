@@ -7,61 +7,30 @@ and PostgreSQL and ends where an auditor would: the CLI's ``audit verify --ancho
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from typer.testing import CliRunner
 
-from bastion.audit import AuditService, EventFilter, EventIn
+from bastion.audit import AuditService, EventFilter
 from bastion.audit.proofs import check_proof
-from bastion.cli.main import app
-from bastion.db import create_database, upgrade
-from bastion.runtime import Runtime, open_runtime, signer_for
+from bastion.db import create_database
+from bastion.runtime import open_runtime, signer_for
 from bastion.settings import Settings
+from bastion.testing.audit import anchored_settings, record_chat, run_cli
 
 
 @pytest.fixture
 def anchored(settings: Settings, tmp_path: Path) -> Settings:
-    settings = settings.model_copy(update={"audit_anchor_dir": tmp_path / "anchors"})
-    db = create_database(settings.resolved_database_url)
-    upgrade(db.engine)
-    db.dispose()
-    return settings
-
-
-def call(rt: Runtime, user: str, prompt: str) -> None:
-    rt.ledger.append(
-        EventIn(
-            f"user:{user}",
-            "llm.chat",
-            "model:m",
-            "success",
-            {"tokens": 3},
-            content={"prompt": prompt, "response": f"answer to {prompt}"},
-            store_content=True,
-            subject=user,
-        )
-    )
-
-
-def cli(settings: Settings, *args: str) -> tuple[int, str, str]:
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
-    env |= {
-        "BASTION_HOME": str(settings.home),
-        "BASTION_DATABASE_URL": settings.resolved_database_url,
-    }
-    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+    return anchored_settings(settings, tmp_path / "anchors")
 
 
 def test_content_is_encrypted_at_rest_with_a_key_per_subject(anchored: Settings) -> None:
     rt = open_runtime(anchored)
     try:
-        call(rt, "alice", "my card is 4111 1111 1111 1111")
-        call(rt, "bob", "hello")
+        record_chat(rt, "alice", "my card is 4111 1111 1111 1111")
+        record_chat(rt, "bob", "hello")
         with rt.db.engine.connect() as conn:
             bodies = conn.execute(sa.text("SELECT subject, body FROM audit_content")).all()
             keys = conn.execute(sa.text("SELECT COUNT(*) FROM audit_subject_keys")).scalar_one()
@@ -76,9 +45,9 @@ def test_content_is_encrypted_at_rest_with_a_key_per_subject(anchored: Settings)
 def test_export_then_erase_keeps_the_chain_verifiable(anchored: Settings, tmp_path: Path) -> None:
     rt = open_runtime(anchored)
     try:
-        call(rt, "alice", "alice's first question")
-        call(rt, "alice", "alice's second question")
-        call(rt, "bob", "bob's question")
+        record_chat(rt, "alice", "alice's first question")
+        record_chat(rt, "alice", "alice's second question")
+        record_chat(rt, "bob", "bob's question")
         bundle = rt.subjects().export("alice", actor="user:dpo")
         done = rt.subjects().erase(
             "alice", reason="GDPR Art. 17 request #42", requested_by="alice", actor="user:dpo"
@@ -109,7 +78,7 @@ def test_export_then_erase_keeps_the_chain_verifiable(anchored: Settings, tmp_pa
     assert success["removed"]["ledger"]["content_rows"] == 4
     assert all(e.actor == "user:dpo" for e in erasures.events)
 
-    code, out, err = cli(anchored, "audit", "verify", "--anchors", str(tmp_path / "anchors"))
+    code, out, err = run_cli(anchored, "audit", "verify", "--anchors", str(tmp_path / "anchors"))
     assert code == 0, err
     assert "ledger verified" in out
 
@@ -120,7 +89,7 @@ def test_retention_seals_old_events_and_verification_and_proofs_still_hold(
     rt = open_runtime(anchored)
     try:
         for i in range(12):
-            call(rt, "carol", f"question {i}")
+            record_chat(rt, "carol", f"question {i}")
     finally:
         rt.close()  # a closed stream of 12 events, anchored
     rt = open_runtime(anchored)
@@ -138,7 +107,7 @@ def test_retention_seals_old_events_and_verification_and_proofs_still_hold(
             actor="user:ops",
             now=datetime.now(UTC) + timedelta(days=400),
         )
-        call(rt, "dave", "after the sweep")
+        record_chat(rt, "dave", "after the sweep")
         with rt.db.engine.connect() as conn:
             left = conn.execute(sa.text("SELECT COUNT(*) FROM audit_content")).scalar_one()
     finally:
@@ -147,7 +116,7 @@ def test_retention_seals_old_events_and_verification_and_proofs_still_hold(
     assert swept.events >= 12 and swept.content_rows == 24
     assert left == 2  # dave's, stored after the sweep
 
-    code, out, err = cli(anchored, "audit", "verify", "--anchors", str(tmp_path / "anchors"))
+    code, out, err = run_cli(anchored, "audit", "verify", "--anchors", str(tmp_path / "anchors"))
     assert code == 0, err
 
     # The sweep itself is in the ledger, and an event after the seal can still be proven.
@@ -165,9 +134,11 @@ def test_retention_seals_old_events_and_verification_and_proofs_still_hold(
     finally:
         db.dispose()
     assert "success" in sweeps
-    code, out, err = cli(anchored, "audit", "prove", str(latest), "-o", str(tmp_path / "p.json"))
+    code, out, err = run_cli(
+        anchored, "audit", "prove", str(latest), "-o", str(tmp_path / "p.json")
+    )
     assert code == 0, err
-    code, out, err = cli(anchored, "audit", "check-proof", str(tmp_path / "p.json"))
+    code, out, err = run_cli(anchored, "audit", "check-proof", str(tmp_path / "p.json"))
     assert code == 0 and "proof holds" in out, err
 
 
@@ -177,14 +148,14 @@ def test_a_prefix_deleted_without_a_seal_is_still_caught(
     rt = open_runtime(anchored)
     try:
         for i in range(5):
-            call(rt, "erin", f"q{i}")
+            record_chat(rt, "erin", f"q{i}")
     finally:
         rt.close()
     db = create_database(anchored.resolved_database_url)
     with db.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_events WHERE seq <= 2"))
     db.dispose()
-    code, _out, err = cli(anchored, "audit", "verify", "--anchors", str(tmp_path / "anchors"))
+    code, _out, err = run_cli(anchored, "audit", "verify", "--anchors", str(tmp_path / "anchors"))
     assert code == 1 and "missing_rows" in err
 
 
@@ -192,7 +163,7 @@ def test_a_tampered_proof_is_rejected(anchored: Settings, tmp_path: Path) -> Non
     rt = open_runtime(anchored)
     try:
         for i in range(9):
-            call(rt, "frank", f"q{i}")
+            record_chat(rt, "frank", f"q{i}")
     finally:
         rt.close()
     db = create_database(anchored.resolved_database_url)
@@ -241,26 +212,26 @@ async def test_the_server_sweeps_on_its_schedule_and_records_each_sweep(
 def test_the_cli_exports_erases_and_sweeps(anchored: Settings, tmp_path: Path) -> None:
     rt = open_runtime(anchored)
     try:
-        call(rt, "gus", "gus's question")
+        record_chat(rt, "gus", "gus's question")
     finally:
         rt.close()
     out_file = tmp_path / "gus.json"
-    code, out, err = cli(anchored, "subject", "export", "gus", "-o", str(out_file))
+    code, out, err = run_cli(anchored, "subject", "export", "gus", "-o", str(out_file))
     assert code == 0, err
     bundle = json.loads(out_file.read_text())
     assert bundle["sections"]["stored_content"][0]["body"] == "gus's question"
 
-    code, out, err = cli(anchored, "subject", "erase", "gus", "--reason", "ticket 9")
+    code, out, err = run_cli(anchored, "subject", "erase", "gus", "--reason", "ticket 9")
     assert code == 0, err
     assert "2 content rows" in out and "1 keys" in out and "pseudonymised" in out
 
-    code, out, err = cli(anchored, "subject", "erase", "  ", "--reason", "ticket 9")
+    code, out, err = run_cli(anchored, "subject", "erase", "  ", "--reason", "ticket 9")
     assert code == 2 and "invalid_subject" in err
 
-    code, out, err = cli(anchored, "retention", "sweep", "--dry-run", "--json")
+    code, out, err = run_cli(anchored, "retention", "sweep", "--dry-run", "--json")
     assert code == 0, err
     assert json.loads(out)["dry_run"] is True
 
-    code, out, err = cli(anchored, "audit", "verify")
+    code, out, err = run_cli(anchored, "audit", "verify")
     assert code == 0, err
     assert "checked without anchors" in out

@@ -6,7 +6,6 @@ written before identities were held apart (holding the name itself) are erased t
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -15,37 +14,17 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from bastion.audit import EventFilter, EventIn
-from bastion.cli.main import app
-from bastion.db import create_database, upgrade
+from bastion.db import create_database
 from bastion.runtime import Runtime, chain_key, open_runtime
 from bastion.settings import Settings
+from bastion.testing.audit import anchored_settings, record_chat, run_cli
 
 
 @pytest.fixture
 def anchored(settings: Settings, tmp_path: Path) -> Settings:
-    settings = settings.model_copy(update={"audit_anchor_dir": tmp_path / "anchors"})
-    db = create_database(settings.resolved_database_url)
-    upgrade(db.engine)
-    db.dispose()
-    return settings
-
-
-def call(rt: Runtime, user: str, prompt: str) -> None:
-    rt.ledger.append(
-        EventIn(
-            f"user:{user}",
-            "llm.chat",
-            "model:m",
-            "success",
-            {"tokens": 3},
-            content={"prompt": prompt, "response": f"answer to {prompt}"},
-            store_content=True,
-            subject=user,
-        )
-    )
+    return anchored_settings(settings, tmp_path / "anchors")
 
 
 def grant(rt: Runtime, admin: str, user: str) -> None:
@@ -90,22 +69,13 @@ def write_as_before(rt: Runtime, name: str) -> int:
 
 
 def verify(settings: Settings) -> tuple[int, str, str]:
-    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("BASTION_")}
-    env |= {
-        "BASTION_HOME": str(settings.home),
-        "BASTION_DATABASE_URL": settings.resolved_database_url,
-    }
-    anchors = str(settings.audit_anchor_dir)
-    result = CliRunner().invoke(
-        app, ["audit", "verify", "--anchors", anchors], env=env, catch_exceptions=False
-    )
-    return result.exit_code, result.stdout, result.stderr
+    return run_cli(settings, "audit", "verify", "--anchors", str(settings.audit_anchor_dir))
 
 
 def test_identifiers_are_stored_as_digests_and_shown_by_name(anchored: Settings) -> None:
     rt = open_runtime(anchored)
     try:
-        call(rt, "alice.liddell", "a question")
+        record_chat(rt, "alice.liddell", "a question")
         grant(rt, "dora.admin", "alice.liddell")
         raw = rows_naming(rt, "alice.liddell")
         by_actor = rt.audit.page(EventFilter(actor="user:alice.liddell")).events
@@ -123,8 +93,8 @@ def test_erasure_leaves_nothing_that_names_or_reads_the_person(anchored: Setting
     rt = open_runtime(anchored)
     try:
         for i in range(3):
-            call(rt, "alice.liddell", f"alice's question {i}")
-        call(rt, "bob.marley", "bob's question")
+            record_chat(rt, "alice.liddell", f"alice's question {i}")
+        record_chat(rt, "bob.marley", "bob's question")
         grant(rt, "dora.admin", "alice.liddell")
         # One of her rows as written before this release: the name itself in the row.
         assert write_as_before(rt, "alice.liddell") == 3
@@ -170,9 +140,9 @@ def test_a_person_who_comes_back_is_not_linked_to_their_erased_events(
 ) -> None:
     rt = open_runtime(anchored)
     try:
-        call(rt, "carol.king", "before")
+        record_chat(rt, "carol.king", "before")
         done = rt.subjects().erase("carol.king", reason="t", requested_by="dpo", actor="user:dpo")
-        call(rt, "carol.king", "after")  # before the cleanup runs
+        record_chat(rt, "carol.king", "after")  # before the cleanup runs
         rt.subjects().clean_up(done, actor="user:dpo")
         mine = rt.audit.page(EventFilter(actor="user:carol.king")).events
         bundle = rt.subjects().export("carol.king", actor="user:dpo")
@@ -213,7 +183,7 @@ def test_erasing_any_subjects_of_any_ledger(
             if as_resource:
                 grant(rt, names[actor], names[resource])
             elif stored:
-                call(rt, names[actor], f"q{tag}")
+                record_chat(rt, names[actor], f"q{tag}")
             else:
                 rt.ledger.append(EventIn(f"user:{names[actor]}", "llm.chat", "model:m", "success"))
         if legacy:
@@ -261,8 +231,8 @@ def rows_naming_in(settings: Settings, name: str) -> list[str]:
 def test_a_cleanup_that_never_ran_is_done_by_the_retention_sweep(anchored: Settings) -> None:
     rt = open_runtime(anchored)
     try:
-        call(rt, "erin.brock", "erin's question")
-        call(rt, "finn.young", "finn's question")
+        record_chat(rt, "erin.brock", "erin's question")
+        record_chat(rt, "finn.young", "finn's question")
         rt.subjects().erase("erin.brock", reason="t", requested_by="dpo", actor="user:dpo")
         # The process stops before its cleanup: erin's sealed rows stay, unreadable.
         dry = rt.retention().sweep(
