@@ -3,7 +3,6 @@ that stores its content for a subject, and the CLI run against an installation."
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from bastion.audit import EventIn
@@ -45,10 +44,11 @@ def run_cli(settings: Settings, *args: str) -> tuple[int, str, str]:
     from typer.testing import CliRunner
 
     from bastion.cli.main import app
+    from bastion.settings import Settings
 
-    # The caller's own BASTION_* settings are unset: the run sees this installation only.
-    inherited = [k for k in os.environ if k.startswith("BASTION_")]  # noqa: TID251
-    env: dict[str, str | None] = dict.fromkeys(inherited)
+    # Every setting's variable unset: the run sees this installation only, whatever the
+    # caller's environment holds.
+    env: dict[str, str | None] = {f"BASTION_{name.upper()}": None for name in Settings.model_fields}
     env |= {
         "BASTION_HOME": str(settings.home),
         "BASTION_DATABASE_URL": settings.resolved_database_url,
