@@ -70,7 +70,9 @@ def watched(runtime: Any, registry: ModelRegistry, served_v1: int, income_v1: Mo
             ]
         },
     )
-    start = utcnow().replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=DAYS - 1)
+    # A day apart, the last a minute ago: three calendar days whatever the time of day,
+    # none in the future (noon today was ahead of a run before noon, and left out).
+    start = utcnow() - timedelta(minutes=1) - timedelta(days=DAYS - 1)
     for day in range(DAYS):
         log_day(runtime, income_v1, served_v1, start + timedelta(days=day), shift=day == DAYS - 1)
     return served_v1
