@@ -157,19 +157,18 @@ def _normal(text: str) -> str:
 
 def _denied(claim: str, evidence: str) -> list[str]:
     """Words the claim says the other way round from its main evidence sentence (the
-    one that covers most of it): the claim denies a word the evidence states with no
-    negation anywhere ("shall not apply" against "shall apply"), or states plainly a
-    word the evidence denies while the claim has no negation at all. Overlap alone
-    cannot see this: the two share every content word. Only a whole flip counts, so a
-    paraphrase that moves a negation ("may choose not to apply the measures" / "… not
-    to the measures") is not flagged."""
-    said_no, said_yes = polarity(claim)
-    evidence_no, evidence_yes = polarity(evidence)
-    if said_no and not evidence_no:
-        return sorted(said_no & evidence_yes)
-    if evidence_no and not said_no:
-        return sorted(evidence_no & said_yes)
-    return []
+    one that covers most of it). Overlap alone cannot see this: the two share every
+    content word. A word counts as flipped when one side only denies it and the other
+    only states it ("shall not apply" against "shall apply"), and the two hold a
+    different number of negations — a negation added or taken away, not one moved by
+    a paraphrase ("may choose not to apply the measures" / "… not to the measures")."""
+    said = polarity(claim)
+    found = polarity(evidence)
+    if said.negations == found.negations:
+        return []
+    flipped = {t for t in said.negated - said.plain if t in found.plain - found.negated}
+    flipped |= {t for t in said.plain - said.negated if t in found.negated - found.plain}
+    return sorted(flipped)
 
 
 class GroundingChecker:

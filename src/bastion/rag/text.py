@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 _STOPWORDS = frozenset(
     [
@@ -243,7 +244,13 @@ def _root(word: str) -> str:
     return word
 
 
-def polarity(text: str) -> tuple[frozenset[str], frozenset[str]]:
+class Polarity(NamedTuple):
+    negated: frozenset[str]  # content words said negatively
+    plain: frozenset[str]  # content words said plainly
+    negations: int  # how many negations the text holds
+
+
+def polarity(text: str) -> Polarity:
     """The content words of ``text`` (inflections removed) said negatively — the first
     content word within a few words after "not", "no", "never", a "n't" … — and those
     said plainly; a word said both ways is in both sets. A capitalised "No" inside a
@@ -253,6 +260,7 @@ def polarity(text: str) -> tuple[frozenset[str], frozenset[str]]:
     negated: set[str] = set()
     plain: set[str] = set()
     reach = 0
+    negations = 0
     for i, said in enumerate(words):
         word = said.lower()
         if word in _NEGATIONS or word.endswith(("n't", "n’t")):
@@ -261,6 +269,7 @@ def polarity(text: str) -> tuple[frozenset[str], frozenset[str]]:
             )
             if not numbering:
                 reach = _NEGATION_REACH
+                negations += 1
                 continue
         if word in _STOPWORDS or len(word) <= 1 or word[:1].isdigit():
             reach = max(0, reach - 1)
@@ -270,7 +279,7 @@ def polarity(text: str) -> tuple[frozenset[str], frozenset[str]]:
             reach = 0
         else:
             plain.add(_root(word))
-    return frozenset(negated), frozenset(plain)
+    return Polarity(frozenset(negated), frozenset(plain), negations)
 
 
 def numbers(text: str) -> set[str]:
