@@ -164,7 +164,8 @@ SCOPE = (
     "Material scope 2. This Regulation does not apply to the processing of personal data "
     "by a natural person in the course of a purely personal or household activity. "
     "3. Regulation (EC) No 45/2001 applies to the processing of personal data by the "
-    "Union institutions."
+    "Union institutions. 4. The controller shall ensure that such tasks do not result "
+    "in a conflict of interests."
 )
 
 
@@ -191,6 +192,13 @@ SCOPE = (
         (
             "Regulation (EC) No 45/2001 never applies to processing of personal data by the Union "
             "institutions [1].",
+            False,
+        ),
+        # a sentence that holds another negation: the one added is still seen
+        ("The controller shall ensure that such tasks do not result in a conflict [1].", True),
+        (
+            "The controller shall not ensure that such tasks do not result in a conflict of "
+            "interests [1].",
             False,
         ),
     ],
