@@ -7,6 +7,7 @@ written before identities were held apart (holding the name itself) are erased t
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 
 from bastion.audit import EventFilter, EventIn
 from bastion.db import create_database
+from bastion.evidence.mapping import Selector
+from bastion.evidence.scan import scan_period
 from bastion.runtime import Runtime, chain_key, open_runtime
 from bastion.settings import Settings
 from bastion.testing.audit import anchored_settings, record_chat, run_cli
@@ -147,8 +150,15 @@ def test_a_person_who_comes_back_is_not_linked_to_their_erased_events(
         mine = rt.audit.page(EventFilter(actor="user:carol.king")).events
         bundle = rt.subjects().export("carol.king", actor="user:dpo")
         everyone = rt.audit.page(EventFilter(action="llm.chat"), order="asc").events
+        # a report's listing of who acted counts only her new event under her name
+        calls = Selector(name="calls", actions=["llm.*"], list_actors=True)
+        now = datetime.now(UTC)
+        found = scan_period(rt.db, [calls], now - timedelta(days=1), now + timedelta(days=1))
+        (tally,) = found.tallies
+        listed = dict(tally.actors)
     finally:
         rt.close()
+    assert listed == {"user:carol.king": 1, everyone[0].actor: 1}
     assert len(mine) == 1
     assert [c["body"] for c in bundle["sections"]["stored_content"]] == ["after", "answer to after"]
     assert len(bundle["sections"]["ledger_events"]) == 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -63,19 +63,16 @@ def names_of(conn: Connection, rows: list[AuditEvent]) -> Names:
     return {digest: (name, since) for digest, name, since in found}
 
 
-def display_names(db: Database, values: Iterable[str]) -> dict[str, str]:
-    """The names of those of ``values`` that are pseudonymised identifiers whose person
-    is not erased (for listings that count events by actor)."""
-    digests = sorted({v[len(ERASED) :] for v in values if v.startswith(ERASED)})
-    if not digests:
-        return {}
+def identities(db: Database) -> Names:
+    """Every pseudonymised identifier whose person is not erased, as stored
+    (``erased:<digest>``) -> (name, since_us): for listings that tally events by actor.
+    A person who came back after an erasure shares their digest with their erased
+    events; only events from ``since_us`` on are theirs to show."""
     with db.engine.connect() as conn:
         found = conn.execute(
-            select(AuditIdentity.digest, AuditIdentity.name).where(
-                AuditIdentity.digest.in_(digests)
-            )
+            select(AuditIdentity.digest, AuditIdentity.name, AuditIdentity.since_us)
         )
-        return {ERASED + digest: name for digest, name in found}
+        return {ERASED + digest: (name, since) for digest, name, since in found}
 
 
 def _shown(value: str, ts_us: int, names: Names) -> str:

@@ -32,7 +32,6 @@ from sqlalchemy import select
 from bastion import __version__
 from bastion.audit.events import canonical_json
 from bastion.audit.models import AuditCheckpoint, AuditStream
-from bastion.audit.repository import display_names
 from bastion.audit.signing import verify_signature
 from bastion.audit.verify import start_verification
 from bastion.errors import InvalidInput
@@ -230,14 +229,10 @@ def build_report(
                 "digest": digest,
             }
             if selector.list_actors:
-                # People are stored as their digests; listed by name unless erased.
-                shown = display_names(db, tally.actors)
-                actors: Counter[str] = Counter()
-                for stored, n in tally.actors.items():
-                    actors[shown.get(stored, stored)] += n
+                # the scan lists people by name unless erased (scan.identities)
                 item["actors"] = [
                     {"actor": name, "events": n}
-                    for name, n in sorted(actors.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
+                    for name, n in sorted(tally.actors.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
                 ]
             items.append(item)
         met = sum(1 for i in items if i["met"])

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+from bastion.audit.repository import identities
 from bastion.db import Database
 from bastion.evidence.mapping import Selector
 
@@ -145,6 +146,14 @@ def _scan_period(
         column_of[s.details_contains] if s.details_contains is not None else None for s in selectors
     ]
     listing = [s.list_actors for s in selectors]
+    # People are stored as their digests: listed by name from the time the name applies
+    # (a person who came back after an erasure is not linked to their erased events).
+    people = identities(db) if any(listing) else {}
+
+    def shown(actor: str, ts_us: int) -> str:
+        found = people.get(actor)
+        return found[0] if found is not None and ts_us >= found[1] else actor
+
     # per distinct (action, outcome, flags): its index, the selectors it hits with no
     # further test (counted per combination, digested per row), and the others
     cache: dict[tuple[str, str, str], tuple[int, tuple[Any, ...], tuple[int, ...]]] = {}
@@ -220,7 +229,7 @@ def _scan_period(
                     tally.count += 1
                     tally.digest.update(line)
                     if listing[i]:
-                        tally.actors[row[4]] += 1
+                        tally.actors[shown(row[4], row[3])] += 1
         raw.rollback()
     finally:
         raw.close()
